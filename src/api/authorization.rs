@@ -1,0 +1,553 @@
+//! The `Authorization` custom resource: one desired GHES OAuth token, the account that owns it, and
+//! the Secret it is written to.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, ResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duration::Duration;
+use super::labels::MANAGED_BY;
+use super::patterns::{CLIENT_ID, DNS_SUBDOMAIN, HTTP_URL, SCOPE, SECRET_KEY};
+
+/// Spec of an Authorization: one OAuth token on a GitHub Enterprise Server, issued for the user of
+/// an Account or ClusterAccount and kept in a Secret in this namespace.
+// Clippy reads the repeated `type_ = "string"` of the printer columns as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "oauth.ghes.io",
+    version = "v1alpha1",
+    kind = "Authorization",
+    namespaced,
+    status = "AuthorizationStatus",
+    shortname = "ghauth",
+    category = "ghes",
+    derive = "PartialEq",
+    doc = "An OAuth token on a GitHub Enterprise Server, issued for the user of an Account or ClusterAccount, written to a Secret in the same namespace, kept in line with this spec and rotated on schedule.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether the Secret holds a live token matching the spec"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        description = "Why the Authorization is or is not ready",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Account",
+        type_ = "string",
+        json_path = ".spec.accountRef.name",
+        description = "The Account or ClusterAccount whose user owns the token"
+    ),
+    printcolumn(
+        name = "Scopes",
+        type_ = "string",
+        json_path = ".spec.scopes",
+        description = "The OAuth scopes requested"
+    ),
+    printcolumn(
+        name = "Last-8",
+        type_ = "string",
+        json_path = ".status.tokenLastEight",
+        description = "The last eight characters of the current token"
+    ),
+    printcolumn(
+        name = "Next-Rotation",
+        type_ = "string",
+        json_path = ".status.nextRotationAt",
+        description = "When the token is next rotated"
+    ),
+    printcolumn(
+        name = "Expires",
+        type_ = "string",
+        json_path = ".status.expiresAt",
+        description = "When GHES expires the current token",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.app) == has(oldSelf.app)",
+        "message": "spec.app cannot be added or removed: a personal token and an OAuth app's token are different authorizations; create a new Authorization instead"
+    }
+]))]
+pub struct AuthorizationSpec {
+    /// The Account (in this namespace) or ClusterAccount whose GHES user owns the token. Immutable:
+    /// to move a token to another account, create a new Authorization.
+    #[schemars(extend("x-kubernetes-validations" = [
+        {
+            "rule": "self == oldSelf",
+            "message": "accountRef is immutable: the token belongs to that account's user; create a new Authorization to use another account"
+        }
+    ]))]
+    pub account_ref: AccountRef,
+
+    /// The OAuth app to issue the token for. Absent: a personal token of the account's user. Cannot
+    /// be added or removed after creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<OAuthApp>,
+
+    /// The OAuth scopes of the token, such as `repo`, `read:org` or `admin:repo_hook`. GHES
+    /// normalizes scopes (implied scopes, order), so they are compared as sets. Default: none (a
+    /// token that can read public information only).
+    #[serde(default)]
+    #[schemars(
+        extend("x-kubernetes-list-type" = "set"),
+        length(max = 64),
+        inner(pattern(SCOPE), length(max = 64))
+    )]
+    pub scopes: Vec<String>,
+
+    /// A note that tells the token's purpose on GHES, at most 255 characters. Default:
+    /// `<namespace>/<name>` of this Authorization. GHES requires notes of personal tokens to be
+    /// unique per user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub note: Option<String>,
+
+    /// A URL that tells more about the token's purpose (`http://` or `https://`), at most 2048
+    /// characters. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(HTTP_URL), length(max = 2048))]
+    pub note_url: Option<String>,
+
+    /// Where the token is written: a Secret in this namespace, created and owned by the operator.
+    /// Default: a Secret named like this Authorization, with the token under the key `token`.
+    #[serde(default)]
+    pub secret: TokenSecret,
+
+    /// When to replace the token with a new one. Default: never (rotate on demand by changing the
+    /// `oauth.ghes.io/rotate` annotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<Rotation>,
+
+    /// What happens on GHES when this Authorization is deleted: `Delete` revokes the token (and a
+    /// previous one still in its grace period); `Orphan` leaves it on GHES. The Secret is deleted
+    /// either way. Default: `Delete`.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// A reference to the Account or ClusterAccount that owns a token.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountRef {
+    /// `Account` (in the Authorization's namespace) or `ClusterAccount` (cluster-scoped; it must
+    /// allow this namespace in its allowedNamespaces). Default: `Account`.
+    #[serde(default)]
+    pub kind: AccountKind,
+
+    /// Name of the Account or ClusterAccount.
+    #[schemars(pattern(DNS_SUBDOMAIN), length(min = 1, max = 253))]
+    pub name: String,
+}
+
+impl AccountRef {
+    /// A reference to the `Account` of the given name.
+    pub fn account(name: impl Into<String>) -> Self {
+        Self {
+            kind: AccountKind::Account,
+            name: name.into(),
+        }
+    }
+
+    /// A reference to the `ClusterAccount` of the given name.
+    pub fn cluster_account(name: impl Into<String>) -> Self {
+        Self {
+            kind: AccountKind::ClusterAccount,
+            name: name.into(),
+        }
+    }
+}
+
+/// The two kinds of account an Authorization can reference.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum AccountKind {
+    /// A namespaced `Account`, usable from its own namespace only.
+    #[default]
+    Account,
+    /// A cluster-scoped `ClusterAccount`, usable from the namespaces it allows.
+    ClusterAccount,
+}
+
+impl AccountKind {
+    /// The Kubernetes kind name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Account => "Account",
+            Self::ClusterAccount => "ClusterAccount",
+        }
+    }
+}
+
+impl std::fmt::Display for AccountKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The OAuth app a token is issued for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthApp {
+    /// The app's client ID, as shown on its settings page on GHES (at most 20 characters:
+    /// letters, digits, `.`, `_`, `-`). Immutable: create a new Authorization for another app.
+    #[schemars(
+        pattern(CLIENT_ID),
+        length(min = 1, max = 20),
+        extend("x-kubernetes-validations" = [
+            {
+                "rule": "self == oldSelf",
+                "message": "app.clientId is immutable: a token belongs to one app; create a new Authorization for another app"
+            }
+        ])
+    )]
+    pub client_id: String,
+
+    /// The Secret (in the Authorization's namespace) that holds the app's client secret.
+    pub client_secret_ref: ClientSecretRef,
+}
+
+/// A key of a Secret in the Authorization's namespace that holds an OAuth app's client secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientSecretRef {
+    /// Name of the Secret.
+    #[schemars(pattern(DNS_SUBDOMAIN), length(min = 1, max = 253))]
+    pub name: String,
+
+    /// Key in the Secret's data that holds the client secret. Default: `clientSecret`.
+    #[serde(default = "default_client_secret_key")]
+    #[schemars(pattern(SECRET_KEY), length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// The Secret the token is written to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenSecret {
+    /// Name of the Secret, in the Authorization's namespace. Default: the Authorization's name. The
+    /// operator never takes over a Secret it did not create (Ready=False, reason SecretConflict).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(DNS_SUBDOMAIN), length(min = 1, max = 253))]
+    pub name: Option<String>,
+
+    /// Key in the Secret's data that holds the token. Default: `token`.
+    #[serde(default = "default_token_key")]
+    #[schemars(pattern(SECRET_KEY), length(min = 1, max = 253))]
+    pub key: String,
+
+    /// Labels added to the Secret. The operator sets `app.kubernetes.io/managed-by` itself, so
+    /// that key is not allowed here. Default: none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {
+            "rule": "!('app.kubernetes.io/managed-by' in self)",
+            "message": "the operator sets the app.kubernetes.io/managed-by label itself; remove it from secret.labels"
+        }
+    ]))]
+    pub labels: BTreeMap<String, String>,
+
+    /// Annotations added to the Secret. Default: none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Default for TokenSecret {
+    fn default() -> Self {
+        Self {
+            name: None,
+            key: default_token_key(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+impl TokenSecret {
+    /// The Secret's name: `name` when set, else the Authorization's name.
+    pub fn name_or<'a>(&'a self, resource_name: &'a str) -> &'a str {
+        self.name.as_deref().unwrap_or(resource_name)
+    }
+
+    /// The labels to put on the Secret: the user's, plus the operator's `managed-by` label (which
+    /// wins, so the operator's Secret watch always finds its Secrets).
+    pub fn labels_with_managed_by(&self) -> BTreeMap<String, String> {
+        let mut labels = self.labels.clone();
+        labels.insert(
+            MANAGED_BY.to_owned(),
+            super::labels::MANAGED_BY_VALUE.to_owned(),
+        );
+        labels
+    }
+}
+
+/// When a token is replaced with a new one. Each field is optional; the earliest trigger wins.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.gracePeriod) || !has(self.period) || duration(self.gracePeriod) < duration(self.period)",
+        "message": "rotation.gracePeriod must be shorter than rotation.period"
+    }
+]))]
+pub struct Rotation {
+    /// Rotate the token this long after it was issued, as a Go duration such as `720h` or `168h`;
+    /// must be greater than zero. Default: no periodic rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "duration(self) > duration('0s')", "message": "rotation.period must be greater than zero"}
+    ]))]
+    pub period: Option<Duration>,
+
+    /// How long the previous token stays valid after a rotation, so that its consumers can pick up
+    /// the new one, as a Go duration such as `1h`; must be shorter than period. Default: `0s`
+    /// (revoked as soon as the Secret holds the new token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_period: Option<Duration>,
+
+    /// For tokens that GHES expires: rotate this long before the expiry, as a Go duration such as
+    /// `24h`. Default: `24h`, or half the token's lifetime when that is shorter (this applies even
+    /// when rotation is absent, so an expiring token is always replaced in time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_before_expiry: Option<Duration>,
+}
+
+/// What happens on GHES when an Authorization is deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Revoke the token on GHES.
+    #[default]
+    Delete,
+    /// Leave the token on GHES.
+    Orphan,
+}
+
+/// Observed state of an Authorization.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizationStatus {
+    /// Ready=True means the Secret holds a live token matching the spec; Synced reports the last
+    /// reconcile against GHES. Reasons and messages say what to fix when they are False.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// The metadata.generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The GHES id of the current authorization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_id: Option<i64>,
+
+    /// The fingerprint that identifies the current authorization on GHES. Recorded before a token
+    /// is created, so a crash between the GHES call and the status update cannot create a second
+    /// token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+
+    /// The scopes GHES reports for the current token (after its normalization).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub scopes: Vec<String>,
+
+    /// The last eight characters of the current token, to recognize it without revealing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_last_eight: Option<String>,
+
+    /// SHA-256 of the current token (lowercase hex), as GHES reports it; used to check that the
+    /// Secret still holds that token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashed_token: Option<String>,
+
+    /// The name of the Secret that holds the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+
+    /// When the current token was issued (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<Time>,
+
+    /// When GHES expires the current token (RFC 3339); absent when it does not expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+
+    /// When the operator next rotates the token (RFC 3339); absent when no rotation is scheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation_at: Option<Time>,
+
+    /// The token replaced by the last rotation, kept valid until revokeAfter so that its consumers
+    /// can switch over; absent outside a rotation's grace period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<PreviousAuthorization>,
+}
+
+/// A token replaced by a rotation and still valid during its grace period.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousAuthorization {
+    /// The GHES id of the previous authorization.
+    pub authorization_id: i64,
+
+    /// When the operator revokes the previous authorization (RFC 3339).
+    pub revoke_after: Time,
+}
+
+fn default_client_secret_key() -> String {
+    "clientSecret".to_owned()
+}
+
+fn default_token_key() -> String {
+    "token".to_owned()
+}
+
+/// How long before its expiry a token is rotated when `rotation.renewBeforeExpiry` is unset.
+pub const DEFAULT_RENEW_BEFORE_EXPIRY: std::time::Duration =
+    std::time::Duration::from_secs(24 * 3600);
+
+impl AuthorizationSpec {
+    /// The Secret's name: `spec.secret.name` when set, else the Authorization's name.
+    pub fn secret_name<'a>(&'a self, resource_name: &'a str) -> &'a str {
+        self.secret.name_or(resource_name)
+    }
+
+    /// The note sent to GHES: `spec.note` when set, else `<namespace>/<name>`.
+    pub fn note_or_default(&self, namespace: &str, name: &str) -> String {
+        match &self.note {
+            Some(note) => note.clone(),
+            None => format!("{namespace}/{name}"),
+        }
+    }
+
+    /// The rotation period, if periodic rotation is configured.
+    pub fn rotation_period(&self) -> Option<std::time::Duration> {
+        self.rotation
+            .as_ref()
+            .and_then(|r| r.period.as_ref())
+            .map(Duration::as_std)
+    }
+
+    /// How long the previous token stays valid after a rotation (zero when unset).
+    pub fn grace_period(&self) -> std::time::Duration {
+        self.rotation
+            .as_ref()
+            .and_then(|r| r.grace_period.as_ref())
+            .map(Duration::as_std)
+            .unwrap_or_default()
+    }
+
+    /// How long before its expiry a token is rotated: `rotation.renewBeforeExpiry`, else
+    /// [`DEFAULT_RENEW_BEFORE_EXPIRY`]. The caller caps it at half the token's lifetime.
+    pub fn renew_before_expiry(&self) -> std::time::Duration {
+        self.rotation
+            .as_ref()
+            .and_then(|r| r.renew_before_expiry.as_ref())
+            .map_or(DEFAULT_RENEW_BEFORE_EXPIRY, Duration::as_std)
+    }
+
+    /// Whether this is a personal token (no OAuth app).
+    pub fn is_personal(&self) -> bool {
+        self.app.is_none()
+    }
+}
+
+impl Authorization {
+    /// The Secret's name: `spec.secret.name` when set, else this resource's name.
+    pub fn secret_name(&self) -> String {
+        self.spec.secret_name(&self.name_any()).to_owned()
+    }
+
+    /// The note sent to GHES: `spec.note` when set, else `<namespace>/<name>`.
+    pub fn note(&self) -> String {
+        self.spec
+            .note_or_default(&self.namespace().unwrap_or_default(), &self.name_any())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_yaml(yaml: &str) -> AuthorizationSpec {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn minimal_spec_gets_every_default() {
+        let spec = from_yaml("accountRef: {name: ghes-bot}\n");
+        assert_eq!(spec.account_ref, AccountRef::account("ghes-bot"));
+        assert!(spec.app.is_none() && spec.is_personal());
+        assert!(spec.scopes.is_empty());
+        assert_eq!(spec.secret, TokenSecret::default());
+        assert_eq!(spec.secret.key, "token");
+        assert!(spec.rotation.is_none());
+        assert_eq!(spec.deletion_policy, DeletionPolicy::Delete);
+    }
+
+    #[test]
+    fn app_client_secret_key_defaults_to_client_secret() {
+        let spec = from_yaml(
+            "accountRef: {kind: ClusterAccount, name: shared}\n\
+             app: {clientId: 0123abcd, clientSecretRef: {name: oauth-app}}\n",
+        );
+        assert_eq!(spec.account_ref, AccountRef::cluster_account("shared"));
+        let app = spec.app.unwrap();
+        assert_eq!(app.client_secret_ref.key, "clientSecret");
+    }
+
+    #[test]
+    fn secret_name_and_note_fall_back_to_the_resource() {
+        let mut auth = Authorization::new("ci-bot", from_yaml("accountRef: {name: bot}\n"));
+        auth.metadata.namespace = Some("team-a".into());
+        assert_eq!(auth.secret_name(), "ci-bot");
+        assert_eq!(auth.note(), "team-a/ci-bot");
+
+        auth.spec.secret.name = Some("ci-bot-token".into());
+        auth.spec.note = Some("CI bot".into());
+        assert_eq!(auth.secret_name(), "ci-bot-token");
+        assert_eq!(auth.spec.secret_name("ignored"), "ci-bot-token");
+        assert_eq!(auth.note(), "CI bot");
+    }
+
+    #[test]
+    fn managed_by_label_always_wins() {
+        let mut secret = TokenSecret::default();
+        secret
+            .labels
+            .insert(MANAGED_BY.into(), "someone-else".into());
+        secret.labels.insert("team".into(), "a".into());
+        let labels = secret.labels_with_managed_by();
+        assert_eq!(labels[MANAGED_BY], "ghes-oauth-operator");
+        assert_eq!(labels["team"], "a");
+    }
+
+    #[test]
+    fn status_serializes_without_empty_fields() {
+        let status = AuthorizationStatus::default();
+        assert_eq!(serde_json::to_string(&status).unwrap(), "{}");
+    }
+
+    #[test]
+    fn unknown_deletion_policy_is_refused() {
+        assert!(
+            serde_yaml::from_str::<AuthorizationSpec>(
+                "accountRef: {name: bot}\ndeletionPolicy: Retain\n"
+            )
+            .is_err()
+        );
+    }
+}
