@@ -1,0 +1,865 @@
+//! The reqwest implementation of [`GhesApi`]: Basic auth, two-factor codes, paging, typed
+//! errors, retries with jittered backoff, a per-client rate limit, timeouts, and a `User-Agent`
+//! naming the operator and its version.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::{HeaderMap, Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+use url::Url;
+
+use super::error::{FieldError, GhesError, is_login_lockout};
+use super::otp::TotpSeed;
+use super::paging::{MAX_PAGES, PER_PAGE, next_link};
+use super::rate_limit::RateLimiter;
+use super::retry::{RetryPolicy, rate_limit_exhausted, server_requested_wait};
+use super::secret::SecretValue;
+use super::types::{
+    AppAuthorizationRequest, Authorization, AuthorizationUpdate, GetOrCreated, Grant,
+    NewAuthorization, ScopeChange,
+};
+use super::{GhesApi, Operation, RequestObserver};
+
+/// `User-Agent` sent with every request.
+pub const USER_AGENT: &str = concat!(
+    "ghes-oauth-operator/",
+    env!("CARGO_PKG_VERSION"),
+    " (+https://github.com/ghes-oauth-operator)"
+);
+
+/// The REST API version these endpoints are described for.
+const API_VERSION: &str = "2022-11-28";
+
+/// Who the client logs in as.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    /// Login name.
+    pub username: String,
+    /// Password (or a token of the user, where GHES accepts one).
+    pub password: SecretValue,
+    /// TOTP seed, for accounts with two-factor authentication.
+    pub totp: Option<TotpSeed>,
+}
+
+/// Everything a client needs; one client serves one account.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// API root, e.g. `https://ghes.example.com/api/v3`.
+    pub api_root: Url,
+    /// Login.
+    pub credentials: Credentials,
+    /// Extra PEM certificates trusted besides the system roots. TLS is always verified.
+    pub ca_bundle: Option<String>,
+    /// Average request rate allowed.
+    pub requests_per_second: f64,
+    /// Requests allowed at once.
+    pub burst: u32,
+    /// Timeout of one request, from sending to the end of the body.
+    pub timeout: Duration,
+    /// Timeout of establishing a connection.
+    pub connect_timeout: Duration,
+    /// Retries.
+    pub retry: RetryPolicy,
+    /// Told about every response and rate-limit wait (metrics).
+    pub observer: Option<Arc<dyn RequestObserver>>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("api_root", &self.api_root.as_str())
+            .field("credentials", &self.credentials)
+            .field("ca_bundle", &self.ca_bundle.as_ref().map(|_| "<PEM>"))
+            .field("requests_per_second", &self.requests_per_second)
+            .field("burst", &self.burst)
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientConfig {
+    /// A configuration with the defaults: 5 requests a second, burst 10, 30 s timeout.
+    pub fn new(api_root: Url, credentials: Credentials) -> Self {
+        Self {
+            api_root,
+            credentials,
+            ca_bundle: None,
+            requests_per_second: 5.0,
+            burst: 10,
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+            observer: None,
+        }
+    }
+}
+
+/// The API root for a server: `{server}/api/v3`, or `api_url` when given.
+pub fn api_root(server: &str, api_url: Option<&str>) -> Result<Url, GhesError> {
+    let (field, raw) = match api_url {
+        Some(api_url) => ("apiUrl", api_url.to_owned()),
+        None => (
+            "server",
+            format!("{}/api/v3", server.trim().trim_end_matches('/')),
+        ),
+    };
+    let url = Url::parse(raw.trim())
+        .map_err(|error| GhesError::Config(format!("{field} is not a valid URL: {error}")))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(GhesError::Config(format!(
+            "{field} must be an https:// URL, got scheme {:?}",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none() {
+        return Err(GhesError::Config(format!("{field} has no host")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(GhesError::Config(format!(
+            "{field} must not contain credentials; use the credentials Secret"
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(GhesError::Config(format!(
+            "{field} must not have a query or fragment"
+        )));
+    }
+    Ok(url)
+}
+
+/// A GHES client over HTTP(S).
+pub struct HttpGhesClient {
+    http: reqwest::Client,
+    root: Url,
+    credentials: Credentials,
+    limiter: RateLimiter,
+    retry: RetryPolicy,
+    observer: Option<Arc<dyn RequestObserver>>,
+    /// Set once GHES has asked for a two-factor code: later requests send one up front.
+    otp_expected: AtomicBool,
+    /// Set when GHES refused the credentials: no further request is sent with them.
+    refused: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for HttpGhesClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpGhesClient")
+            .field("root", &self.root.as_str())
+            .field("username", &self.credentials.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A response that passed status classification.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: bytes_body::Body,
+}
+
+mod bytes_body {
+    /// Response bytes, kept private so no code path formats them into an error by accident.
+    pub struct Body(pub Vec<u8>);
+}
+
+impl HttpGhesClient {
+    /// Builds a client. Fails on a bad CA bundle, never on network problems.
+    pub fn new(config: ClientConfig) -> Result<Self, GhesError> {
+        let mut root = config.api_root.clone();
+        // Normalize the root to end without a slash so paths can be appended.
+        let trimmed = root.path().trim_end_matches('/').to_owned();
+        root.set_path(&trimmed);
+        let mut builder = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            // Never follow redirects: Basic credentials must not travel to another location.
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = config
+            .ca_bundle
+            .as_deref()
+            .filter(|pem| !pem.trim().is_empty())
+        {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|_| GhesError::Config("caBundle is not a valid PEM bundle".into()))?;
+            if certificates.is_empty() {
+                return Err(GhesError::Config(
+                    "caBundle holds no PEM certificate".into(),
+                ));
+            }
+            builder = builder.tls_certs_merge(certificates);
+        }
+        let http = builder
+            .build()
+            .map_err(|error| GhesError::Config(format!("cannot build the HTTP client: {error}")))?;
+        Ok(Self {
+            http,
+            root,
+            credentials: config.credentials,
+            limiter: RateLimiter::new(config.requests_per_second, config.burst),
+            retry: config.retry,
+            observer: config.observer,
+            otp_expected: AtomicBool::new(false),
+            refused: Mutex::new(None),
+        })
+    }
+
+    /// The API root this client talks to.
+    pub fn api_root(&self) -> &Url {
+        &self.root
+    }
+
+    /// A URL under the API root from literal segments; each segment is percent-encoded.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.root.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    fn refused_reason(&self) -> Option<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn refuse(&self, reason: &str) {
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_owned());
+    }
+
+    fn observe_response(&self, operation: Operation, status: Option<u16>) {
+        if let Some(observer) = &self.observer {
+            observer.on_response(operation, status);
+        }
+    }
+
+    fn observe_wait(&self, operation: Operation, waited: Duration) {
+        if let (Some(observer), false) = (&self.observer, waited.is_zero()) {
+            observer.on_rate_limit_wait(operation, waited);
+        }
+    }
+
+    /// Sends one logical request, with two-factor answers, retries and rate limiting.
+    async fn execute(
+        &self,
+        operation: Operation,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<Answer, GhesError> {
+        if let Some(reason) = self.refused_reason() {
+            return Err(GhesError::InvalidCredentials {
+                message: format!(
+                    "{reason}; no further request is sent until the credentials change"
+                ),
+            });
+        }
+        let idempotent = operation.is_idempotent();
+        let mut retries = 0u32;
+        let mut otp_challenges = 0u32;
+        loop {
+            let waited = self.limiter.acquire().await;
+            self.observe_wait(operation, waited);
+            let send_otp = self.otp_expected.load(Ordering::Relaxed);
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .basic_auth(
+                    &self.credentials.username,
+                    Some(self.credentials.password.expose()),
+                )
+                .header(http::header::ACCEPT, "application/vnd.github+json")
+                .header("X-GitHub-Api-Version", API_VERSION);
+            if send_otp && let Some(seed) = &self.credentials.totp {
+                request = request.header("X-GitHub-OTP", seed.current_code());
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let started = Instant::now();
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(error) => {
+                    self.observe_response(operation, None);
+                    // A refused connection never reached GHES: safe to send again even for POST.
+                    let sent = !error.is_connect();
+                    let message = describe_transport_error(&error);
+                    tracing::debug!(
+                        operation = operation.as_str(),
+                        %method,
+                        path = url.path(),
+                        error = %message,
+                        attempt = retries + 1,
+                        "GHES request failed"
+                    );
+                    if (idempotent || !sent) && retries < self.retry.max_retries {
+                        tokio::time::sleep(self.retry.backoff(retries)).await;
+                        retries += 1;
+                        continue;
+                    }
+                    return Err(GhesError::Transient {
+                        status: None,
+                        message: format!("{} {}: {message}", method, url.path()),
+                        outcome_unknown: sent && !idempotent,
+                    });
+                }
+            };
+            let status = response.status();
+            let headers = response.headers().clone();
+            self.observe_response(operation, Some(status.as_u16()));
+            tracing::debug!(
+                operation = operation.as_str(),
+                %method,
+                path = url.path(),
+                status = status.as_u16(),
+                attempt = retries + 1,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "GHES request"
+            );
+            if rate_limit_exhausted(&headers)
+                && let Some(wait) = server_requested_wait(&headers)
+            {
+                // The budget is spent: hold every request of this client until the reset.
+                self.limiter.pause_until(Instant::now() + wait);
+            }
+            let body = match response.bytes().await {
+                Ok(bytes) => bytes.to_vec(),
+                Err(error) => {
+                    if status.is_success() && !idempotent {
+                        return Err(GhesError::Transient {
+                            status: Some(status.as_u16()),
+                            message: format!(
+                                "{} {}: the response body was lost: {}",
+                                method,
+                                url.path(),
+                                describe_transport_error(&error)
+                            ),
+                            outcome_unknown: true,
+                        });
+                    }
+                    if retries < self.retry.max_retries {
+                        tokio::time::sleep(self.retry.backoff(retries)).await;
+                        retries += 1;
+                        continue;
+                    }
+                    return Err(GhesError::Transient {
+                        status: Some(status.as_u16()),
+                        message: format!("{} {}: reading the response failed", method, url.path()),
+                        outcome_unknown: !idempotent,
+                    });
+                }
+            };
+            if status.is_success() {
+                return Ok(Answer {
+                    status,
+                    headers,
+                    body: bytes_body::Body(body),
+                });
+            }
+            let message = error_message(&body);
+            match status.as_u16() {
+                401 => {
+                    if let Some(method_name) = otp_challenge(&headers) {
+                        match &self.credentials.totp {
+                            Some(_) if otp_challenges == 0 => {
+                                // Answer the challenge once; not a retry, GHES expects it.
+                                otp_challenges += 1;
+                                self.otp_expected.store(true, Ordering::Relaxed);
+                                continue;
+                            }
+                            Some(_) => {
+                                let detail = "; the code generated from the TOTP seed was refused: check the seed and this machine's clock".to_owned();
+                                self.refuse("GHES refused the two-factor code");
+                                return Err(GhesError::OtpRequired {
+                                    method: method_name,
+                                    detail,
+                                });
+                            }
+                            None => {
+                                self.refuse("GHES requires a two-factor code and no TOTP seed is configured");
+                                return Err(GhesError::OtpRequired {
+                                    method: method_name,
+                                    detail: "; add the account's base32 TOTP seed to its credentials Secret".into(),
+                                });
+                            }
+                        }
+                    }
+                    self.refuse("GHES rejected the credentials (401)");
+                    return Err(GhesError::InvalidCredentials { message });
+                }
+                403 | 429 if status.as_u16() == 429 || is_rate_limit(&headers, &message) => {
+                    let wait = server_requested_wait(&headers)
+                        .unwrap_or_else(|| self.retry.backoff(retries));
+                    if retries < self.retry.max_retries && wait <= self.retry.max_wait {
+                        tracing::info!(
+                            operation = operation.as_str(),
+                            wait_ms = wait.as_millis() as u64,
+                            "GHES rate limit: waiting"
+                        );
+                        self.observe_wait(operation, wait);
+                        tokio::time::sleep(wait).await;
+                        retries += 1;
+                        continue;
+                    }
+                    return Err(GhesError::RateLimited { retry_after: wait });
+                }
+                403 => {
+                    if is_login_lockout(&message) {
+                        self.refuse("GHES locked the login after too many failed attempts (403)");
+                    }
+                    return Err(GhesError::Forbidden { message });
+                }
+                400 => return Err(GhesError::BadRequest { message }),
+                404 => {
+                    return Err(GhesError::NotFound {
+                        what: format!("{} {}", method, url.path()),
+                    });
+                }
+                410 => return Err(GhesError::ApiDisabled { message }),
+                422 => {
+                    return Err(GhesError::Validation {
+                        message,
+                        errors: field_errors(&body),
+                    });
+                }
+                500..=599 => {
+                    if idempotent && retries < self.retry.max_retries {
+                        tokio::time::sleep(self.retry.backoff(retries)).await;
+                        retries += 1;
+                        continue;
+                    }
+                    return Err(GhesError::Transient {
+                        status: Some(status.as_u16()),
+                        message: format!("{} {}: {} {message}", method, url.path(), status),
+                        outcome_unknown: !idempotent,
+                    });
+                }
+                _ => {
+                    return Err(GhesError::Protocol(format!(
+                        "{} {} answered {status}: {message}",
+                        method,
+                        url.path()
+                    )));
+                }
+            }
+        }
+    }
+
+    /// A request whose answer is one JSON object.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        operation: Operation,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, T), GhesError> {
+        let answer = self.execute(operation, method, url, body).await?;
+        let value = parse(operation, &answer.body.0)?;
+        Ok((answer.status, value))
+    }
+
+    /// A request whose answer is `204 No Content`.
+    async fn call_no_content(&self, operation: Operation, url: Url) -> Result<(), GhesError> {
+        self.execute(operation, Method::DELETE, url, None).await?;
+        Ok(())
+    }
+
+    /// Lists every item, following `rel="next"` links; ceil(N/100) requests for N items.
+    async fn list_all<T: DeserializeOwned>(
+        &self,
+        operation: Operation,
+        segments: &[&str],
+        client_id: Option<&str>,
+    ) -> Result<Vec<T>, GhesError> {
+        let mut url = self.url(segments);
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("per_page", &PER_PAGE.to_string());
+            if let Some(client_id) = client_id {
+                query.append_pair("client_id", client_id);
+            }
+        }
+        let mut items = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let answer = self.execute(operation, Method::GET, url, None).await?;
+            let page: Vec<T> = parse(operation, &answer.body.0)?;
+            items.extend(page);
+            match next_link(&answer.headers) {
+                None => return Ok(items),
+                Some(next) => url = self.checked_next_url(&next)?,
+            }
+        }
+        Err(GhesError::Protocol(format!(
+            "{} kept answering with a next page after {MAX_PAGES} pages",
+            operation.as_str()
+        )))
+    }
+
+    /// A `Link` target must stay under the API root: credentials never go anywhere else.
+    fn checked_next_url(&self, next: &str) -> Result<Url, GhesError> {
+        let url = Url::parse(next).map_err(|_| {
+            GhesError::Protocol("the Link header's next URL is not a valid URL".into())
+        })?;
+        let same_origin = url.scheme() == self.root.scheme()
+            && url.host_str() == self.root.host_str()
+            && url.port_or_known_default() == self.root.port_or_known_default();
+        if !same_origin || !url.path().starts_with(self.root.path()) {
+            return Err(GhesError::Protocol(format!(
+                "the Link header's next page {}://{}{} is outside the API root; not following it",
+                url.scheme(),
+                url.host_str().unwrap_or(""),
+                url.path()
+            )));
+        }
+        Ok(url)
+    }
+
+    async fn get_or_create(
+        &self,
+        operation: Operation,
+        url: Url,
+        body: Value,
+    ) -> Result<GetOrCreated, GhesError> {
+        let (status, authorization): (_, Authorization) =
+            self.call(operation, Method::PUT, url, Some(&body)).await?;
+        let created = status == StatusCode::CREATED;
+        if created && authorization.token.is_none() {
+            return Err(GhesError::Protocol(format!(
+                "{} answered 201 Created without a token",
+                operation.as_str()
+            )));
+        }
+        Ok(GetOrCreated {
+            authorization,
+            created,
+        })
+    }
+}
+
+#[async_trait]
+impl GhesApi for HttpGhesClient {
+    async fn list_grants(&self, client_id: Option<&str>) -> Result<Vec<Grant>, GhesError> {
+        self.list_all(
+            Operation::ListGrants,
+            &["applications", "grants"],
+            client_id,
+        )
+        .await
+    }
+
+    async fn get_grant(&self, grant_id: u64) -> Result<Grant, GhesError> {
+        let url = self.url(&["applications", "grants", &grant_id.to_string()]);
+        let (_, grant) = self
+            .call(Operation::GetGrant, Method::GET, url, None)
+            .await?;
+        Ok(grant)
+    }
+
+    async fn delete_grant(&self, grant_id: u64) -> Result<(), GhesError> {
+        let url = self.url(&["applications", "grants", &grant_id.to_string()]);
+        self.call_no_content(Operation::DeleteGrant, url).await
+    }
+
+    async fn list_authorizations(
+        &self,
+        client_id: Option<&str>,
+    ) -> Result<Vec<Authorization>, GhesError> {
+        self.list_all(
+            Operation::ListAuthorizations,
+            &["authorizations"],
+            client_id,
+        )
+        .await
+    }
+
+    async fn create_authorization(
+        &self,
+        request: &NewAuthorization,
+    ) -> Result<Authorization, GhesError> {
+        let mut body = Map::new();
+        body.insert("scopes".into(), json!(request.scopes));
+        insert_opt(&mut body, "note", request.note.as_deref());
+        insert_opt(&mut body, "note_url", request.note_url.as_deref());
+        insert_opt(&mut body, "fingerprint", request.fingerprint.as_deref());
+        if let Some(app) = &request.app {
+            body.insert("client_id".into(), json!(app.client_id));
+            body.insert("client_secret".into(), json!(app.client_secret.expose()));
+        }
+        let body = Value::Object(body);
+        let url = self.url(&["authorizations"]);
+        let (_, authorization): (_, Authorization) = self
+            .call(
+                Operation::CreateAuthorization,
+                Method::POST,
+                url,
+                Some(&body),
+            )
+            .await?;
+        if authorization.token.is_none() {
+            return Err(GhesError::Protocol(
+                "create-authorization answered without a token".into(),
+            ));
+        }
+        Ok(authorization)
+    }
+
+    async fn get_or_create_for_app(
+        &self,
+        client_id: &str,
+        fingerprint: Option<&str>,
+        request: &AppAuthorizationRequest,
+    ) -> Result<GetOrCreated, GhesError> {
+        let mut body = app_request_body(request);
+        insert_opt(&mut body, "fingerprint", fingerprint);
+        let url = self.url(&["authorizations", "clients", client_id]);
+        self.get_or_create(Operation::GetOrCreateForApp, url, Value::Object(body))
+            .await
+    }
+
+    async fn get_or_create_for_app_and_fingerprint(
+        &self,
+        client_id: &str,
+        fingerprint: &str,
+        request: &AppAuthorizationRequest,
+    ) -> Result<GetOrCreated, GhesError> {
+        if fingerprint.is_empty() {
+            return Err(GhesError::Config(
+                "the fingerprint must not be empty".into(),
+            ));
+        }
+        let url = self.url(&["authorizations", "clients", client_id, fingerprint]);
+        self.get_or_create(
+            Operation::GetOrCreateForAppAndFingerprint,
+            url,
+            Value::Object(app_request_body(request)),
+        )
+        .await
+    }
+
+    async fn get_authorization(&self, id: u64) -> Result<Authorization, GhesError> {
+        let url = self.url(&["authorizations", &id.to_string()]);
+        let (_, authorization) = self
+            .call(Operation::GetAuthorization, Method::GET, url, None)
+            .await?;
+        Ok(authorization)
+    }
+
+    async fn update_authorization(
+        &self,
+        id: u64,
+        update: &AuthorizationUpdate,
+    ) -> Result<Authorization, GhesError> {
+        let mut body = Map::new();
+        match &update.scopes {
+            Some(ScopeChange::Replace(scopes)) => {
+                body.insert("scopes".into(), json!(scopes));
+            }
+            Some(ScopeChange::Add(scopes)) => {
+                body.insert("add_scopes".into(), json!(scopes));
+            }
+            Some(ScopeChange::Remove(scopes)) => {
+                body.insert("remove_scopes".into(), json!(scopes));
+            }
+            None => {}
+        }
+        insert_opt(&mut body, "note", update.note.as_deref());
+        insert_opt(&mut body, "note_url", update.note_url.as_deref());
+        insert_opt(&mut body, "fingerprint", update.fingerprint.as_deref());
+        let url = self.url(&["authorizations", &id.to_string()]);
+        let (_, authorization) = self
+            .call(
+                Operation::UpdateAuthorization,
+                Method::PATCH,
+                url,
+                Some(&Value::Object(body)),
+            )
+            .await?;
+        Ok(authorization)
+    }
+
+    async fn delete_authorization(&self, id: u64) -> Result<(), GhesError> {
+        let url = self.url(&["authorizations", &id.to_string()]);
+        self.call_no_content(Operation::DeleteAuthorization, url)
+            .await
+    }
+}
+
+fn app_request_body(request: &AppAuthorizationRequest) -> Map<String, Value> {
+    let mut body = Map::new();
+    body.insert(
+        "client_secret".into(),
+        json!(request.client_secret.expose()),
+    );
+    body.insert("scopes".into(), json!(request.scopes));
+    insert_opt(&mut body, "note", request.note.as_deref());
+    insert_opt(&mut body, "note_url", request.note_url.as_deref());
+    body
+}
+
+fn insert_opt(body: &mut Map<String, Value>, key: &str, value: Option<&str>) {
+    if let Some(value) = value {
+        body.insert(key.into(), json!(value));
+    }
+}
+
+/// Parses a JSON body. The error names the operation and position but never quotes the body,
+/// which may hold a token.
+fn parse<T: DeserializeOwned>(operation: Operation, body: &[u8]) -> Result<T, GhesError> {
+    serde_json::from_slice(body).map_err(|error| {
+        GhesError::Protocol(format!(
+            "{} response is not the expected JSON ({:?} error at line {} column {})",
+            operation.as_str(),
+            error.classify(),
+            error.line(),
+            error.column()
+        ))
+    })
+}
+
+/// GHES's `message` from an error body, or a placeholder. Bounded in length.
+fn error_message(body: &[u8]) -> String {
+    let message = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|value| value.get("message")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "no message".to_owned());
+    message.chars().take(300).collect()
+}
+
+fn field_errors(body: &[u8]) -> Vec<FieldError> {
+    #[derive(serde::Deserialize)]
+    struct ValidationBody {
+        #[serde(default)]
+        errors: Vec<FieldError>,
+    }
+    serde_json::from_slice::<ValidationBody>(body)
+        .map(|parsed| parsed.errors)
+        .unwrap_or_default()
+}
+
+/// `X-GitHub-OTP: required; app` → `Some("app")`.
+fn otp_challenge(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("x-github-otp")?.to_str().ok()?;
+    let mut parts = value.split(';').map(str::trim);
+    if !parts.next()?.eq_ignore_ascii_case("required") {
+        return None;
+    }
+    Some(parts.next().unwrap_or("app").to_owned())
+}
+
+/// A 403 is a rate limit when GHES says so in its headers or message; anything else is a refusal.
+fn is_rate_limit(headers: &HeaderMap, message: &str) -> bool {
+    rate_limit_exhausted(headers)
+        || headers.contains_key(http::header::RETRY_AFTER)
+        || message.to_ascii_lowercase().contains("rate limit")
+}
+
+fn describe_transport_error(error: &reqwest::Error) -> String {
+    // reqwest's Display includes the URL, which holds no secret (credentials travel in headers).
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else if error.is_body() || error.is_decode() {
+        "response body broken"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(error);
+    let mut detail = String::new();
+    while let Some(cause) = source {
+        detail = cause.to_string();
+        source = cause.source();
+    }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_root_from_server_or_override() {
+        assert_eq!(
+            api_root("https://ghes.example.com/", None)
+                .expect("valid")
+                .as_str(),
+            "https://ghes.example.com/api/v3"
+        );
+        assert_eq!(
+            api_root("https://x", Some("https://api.example.com/v3"))
+                .expect("valid")
+                .as_str(),
+            "https://api.example.com/v3"
+        );
+        let error = api_root("ftp://ghes", None).expect_err("scheme");
+        assert!(error.to_string().contains("server must be an https:// URL"));
+        let error = api_root("https://u:p@ghes", None).expect_err("userinfo");
+        assert!(error.to_string().contains("must not contain credentials"));
+        let error = api_root("x", Some("not a url")).expect_err("apiUrl");
+        assert!(error.to_string().contains("apiUrl is not a valid URL"));
+    }
+
+    #[test]
+    fn otp_challenge_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(otp_challenge(&headers), None);
+        headers.insert(
+            "x-github-otp",
+            http::HeaderValue::from_static("required; sms"),
+        );
+        assert_eq!(otp_challenge(&headers).as_deref(), Some("sms"));
+    }
+
+    #[test]
+    fn path_segments_are_escaped() {
+        let client = HttpGhesClient::new(ClientConfig::new(
+            Url::parse("https://ghes.example.com/api/v3/").expect("url"),
+            Credentials {
+                username: "bot".into(),
+                password: SecretValue::new("pw"),
+                totp: None,
+            },
+        ))
+        .expect("client");
+        let url = client.url(&["authorizations", "clients", "abc", "fp/../x y"]);
+        assert_eq!(
+            url.as_str(),
+            "https://ghes.example.com/api/v3/authorizations/clients/abc/fp%2F..%2Fx%20y"
+        );
+        assert!(
+            client
+                .checked_next_url("https://evil.example.com/api/v3/authorizations?page=2")
+                .is_err()
+        );
+        assert!(
+            client
+                .checked_next_url("https://ghes.example.com/other?page=2")
+                .is_err()
+        );
+        assert!(
+            client
+                .checked_next_url("https://ghes.example.com/api/v3/authorizations?page=2")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn parse_errors_never_quote_the_body() {
+        let body = br#"{"id": "ghp_secretsecretsecret"}"#;
+        let error = parse::<Authorization>(Operation::GetAuthorization, body).expect_err("bad");
+        assert!(!error.to_string().contains("ghp_"), "{error}");
+    }
+}
