@@ -1,7 +1,15 @@
 //! ghes-oauth-operator: declarative GitHub Enterprise Server OAuth authorizations for Kubernetes.
 //!
+//! The crate is a library with one thin binary (`src/main.rs`). Its modules, as a table of contents:
+//!
 //! - [`api`]: the custom resources (`Authorization`, `Account`, `ClusterAccount`) and CRD generation.
-//! - [`ghes`]: the GHES OAuth Authorizations API client.
+//! - [`ghes`]: the GHES OAuth Authorizations API: a trait, its reqwest implementation, wire types,
+//!   typed errors, two-factor codes, paging and client-side rate limiting.
+//! - [`emulator`]: a stateful GHES emulator used by the tests, `demo` and `emulator` subcommand.
+//! - [`cli`]: the command line.
+//! - [`demo`]: the `demo` subcommand.
+//! - [`telemetry`]: logging set-up (plain or JSON).
 
 pub mod api;
+pub mod emulator;
 pub mod ghes;
