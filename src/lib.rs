@@ -11,5 +11,8 @@
 //! - [`telemetry`]: logging set-up (plain or JSON).
 
 pub mod api;
+pub mod cli;
+pub mod demo;
 pub mod emulator;
 pub mod ghes;
+pub mod telemetry;

@@ -1,0 +1,37 @@
+//! Logging: `tracing` to stderr, as plain text for people or JSON lines for log pipelines.
+//! The level comes from `--log-level` unless `RUST_LOG` gives a fuller filter.
+
+use clap::ValueEnum;
+use tracing_subscriber::EnvFilter;
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the global subscriber. `level` is an `EnvFilter` directive such as `info` or
+/// `ghes_oauth_operator=debug,kube=warn`; `RUST_LOG`, when set, wins.
+pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(directives),
+        _ => EnvFilter::try_new(level),
+    }
+    .map_err(|error| format!("invalid log level {level:?}: {error}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Plain => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
+    installed.map_err(|error| format!("cannot install the logger: {error}"))
+}
