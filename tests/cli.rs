@@ -1,0 +1,181 @@
+//! The binary as a user runs it: `emulator` from the command line driven over HTTP, `crds`,
+//! `demo`, `version`, `run`, and bad flags.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ghes-oauth-operator");
+
+/// Kills the child when the test ends, whatever happens.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_emulator(extra: &[&str]) -> (Running, String) {
+    let mut child = Command::new(BIN)
+        .args(["emulator", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the emulator");
+    let stdout = child.stdout.take().expect("stdout");
+    let running = Running(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the listening line");
+    let url = line
+        .trim()
+        .strip_prefix("GHES emulator listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (running, url)
+}
+
+#[tokio::test]
+async fn emulator_subcommand_serves_the_api_to_plain_http_clients() {
+    let (_emulator, api) = start_emulator(&[
+        "--user",
+        "octo:s3cret",
+        "--app",
+        "Iv1.0123456789abcdef:app-secret:CI Bot",
+    ]);
+    assert!(
+        api.starts_with("http://127.0.0.1:") && api.ends_with("/api/v3"),
+        "{api}"
+    );
+    let http = reqwest::Client::new();
+
+    let created = http
+        .put(format!(
+            "{api}/authorizations/clients/Iv1.0123456789abcdef/fp-1"
+        ))
+        .basic_auth("octo", Some("s3cret"))
+        .json(&serde_json::json!({"client_secret": "app-secret", "scopes": ["repo"]}))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(created.status(), 201);
+    let body: serde_json::Value = created.json().await.expect("json");
+    assert!(
+        body["token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("gho_"))
+    );
+
+    let denied = http
+        .get(format!("{api}/authorizations"))
+        .basic_auth("octo", Some("wrong"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(denied.status(), 401);
+
+    let log: serde_json::Value = http
+        .get(api.replace("/api/v3", "/_emulator/requests"))
+        .send()
+        .await
+        .expect("hook")
+        .json()
+        .await
+        .expect("json");
+    let statuses: Vec<u64> = log
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|r| r["status"].as_u64())
+        .collect();
+    assert_eq!(statuses, [201, 401]);
+}
+
+#[test]
+fn emulator_rejects_malformed_user_flags_naming_the_problem() {
+    let output = Command::new(BIN)
+        .args([
+            "emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--user",
+            "no-password",
+        ])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--user"), "{stderr}");
+}
+
+#[test]
+fn crds_prints_the_committed_files() {
+    let output = Command::new(BIN).arg("crds").output().expect("run");
+    assert!(output.status.success());
+    let printed = String::from_utf8(output.stdout).expect("utf-8");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+    for name in [
+        "oauth.ghes.io_accounts.yaml",
+        "oauth.ghes.io_authorizations.yaml",
+        "oauth.ghes.io_clusteraccounts.yaml",
+    ] {
+        let committed = std::fs::read_to_string(format!("{dir}/{name}")).expect("committed CRD");
+        assert!(
+            printed.contains(&committed),
+            "{name} differs from `crds` output"
+        );
+    }
+}
+
+#[test]
+fn demo_runs_to_completion() {
+    let started = Instant::now();
+    let output = Command::new(BIN)
+        .arg("demo")
+        .env("LOG_LEVEL", "warn")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("app token"), "{stdout}");
+    assert!(stdout.contains("GHES calls in total"), "{stdout}");
+    assert!(started.elapsed() < Duration::from_secs(120));
+}
+
+#[test]
+fn version_and_unfinished_run() {
+    let version = Command::new(BIN).arg("version").output().expect("run");
+    assert!(version.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("ghes-oauth-operator {}", env!("CARGO_PKG_VERSION"))
+    );
+    let run = Command::new(BIN).arg("run").output().expect("run");
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("not part of this build yet"));
+}
+
+#[test]
+fn json_logs_are_json() {
+    let output = Command::new(BIN)
+        .args(["--log-format", "json", "--log-level", "info", "demo"])
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "the demo logs at info");
+    for line in lines {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        assert!(parsed.get("level").is_some(), "{line}");
+    }
+}
