@@ -56,6 +56,19 @@ fn string_list(map: &Object, name: &str) -> Result<Option<Option<Vec<String>>>, 
     }
 }
 
+/// The `note_url` property: GHES stores it as a URI, so anything else is 422 `invalid`.
+fn note_url(map: &Object) -> Result<Option<Option<String>>, ApiError> {
+    let value = string(map, "note_url")?;
+    if let Some(Some(url)) = &value
+        && url::Url::parse(url).is_err()
+    {
+        return Err(ApiError::ValidationFailed(vec![
+            FieldError::new("note_url", "invalid").with_message("note_url is not a valid URL."),
+        ]));
+    }
+    Ok(value)
+}
+
 /// Body of `POST /authorizations` and of the get-or-create `PUT`s.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CreateBody {
@@ -73,7 +86,7 @@ impl CreateBody {
                 client_id: text("client_id")?,
                 scopes: string_list(&map, "scopes")?.flatten().unwrap_or_default(),
                 note: text("note")?,
-                note_url: text("note_url")?,
+                note_url: note_url(&map)?.flatten(),
                 fingerprint: text("fingerprint")?,
                 created_at: None,
             },
@@ -104,7 +117,7 @@ pub(crate) fn parse_patch(body: &[u8]) -> Result<AuthorizationPatch, ApiError> {
     Ok(AuthorizationPatch {
         scopes,
         note: string(&map, "note")?,
-        note_url: string(&map, "note_url")?,
+        note_url: note_url(&map)?,
         fingerprint: string(&map, "fingerprint")?,
     })
 }
@@ -128,6 +141,14 @@ mod tests {
             axum::http::StatusCode::UNPROCESSABLE_ENTITY
         );
         assert!(CreateBody::parse(b"[]").is_err());
+        assert_eq!(
+            CreateBody::parse(br#"{"note_url":"not a uri"}"#)
+                .unwrap_err()
+                .status(),
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert!(parse_patch(br#"{"note_url":"relative/path"}"#).is_err());
+        assert!(parse_patch(br#"{"note_url":"https://example.com/x"}"#).is_ok());
     }
 
     #[test]
