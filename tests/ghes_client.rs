@@ -590,3 +590,22 @@ async fn unreachable_server_is_transient() {
         "a refused connection never reached GHES"
     );
 }
+
+#[tokio::test]
+async fn a_lost_answer_after_processing_is_an_unknown_outcome_and_the_token_exists() {
+    let emulator = emulator().await;
+    let client = client(&emulator);
+    emulator
+        .inject(Fault::reset().times(1).method("POST").after_processing())
+        .expect("fault");
+    let error = client
+        .create_authorization(&personal("lost-answer", &["repo"]))
+        .await
+        .expect_err("answer lost");
+    assert!(error.outcome_unknown(), "{error:?}");
+    assert_eq!(calls(&emulator), ["POST 0"]);
+    // GHES did create it: only a lookup by fingerprint can find it now.
+    let listed = client.list_authorizations(None).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].fingerprint.as_deref(), Some("fp-lost-answer"));
+}

@@ -67,6 +67,11 @@ pub struct Fault {
     /// Only requests whose path starts with this (e.g. `/api/v3/authorizations`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_prefix: Option<String>,
+    /// Strike after the request was carried out: its effect stays, but the latency holds the
+    /// answer, or the reset or status replaces it. This is the lost answer of a real outage:
+    /// GHES created the token, the client never heard.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_processing: bool,
 }
 
 /// A fault description that cannot work.
@@ -100,6 +105,7 @@ impl Fault {
             seed: None,
             method: None,
             path_prefix: None,
+            after_processing: false,
         }
     }
 
@@ -161,6 +167,12 @@ impl Fault {
     /// Send exhausted rate-limit headers resetting in `secs`.
     pub fn ratelimit_reset_in(mut self, secs: u64) -> Self {
         self.ratelimit_reset_in = Some(secs);
+        self
+    }
+
+    /// Strikes after the request was carried out (see [`Fault::after_processing`]).
+    pub fn after_processing(mut self) -> Self {
+        self.after_processing = true;
         self
     }
 
@@ -335,11 +347,20 @@ pub(crate) async fn inject(
     let Some(fault) = fault else {
         return next.run(request).await;
     };
+    // Either the request still to serve, or (after_processing) the answer it already got.
+    let pending = if fault.after_processing {
+        Err(next.run(request).await)
+    } else {
+        Ok((request, next))
+    };
     if let Some(ms) = fault.latency_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     match fault.kind {
-        FaultKind::Latency => next.run(request).await,
+        FaultKind::Latency => match pending {
+            Ok((request, next)) => next.run(request).await,
+            Err(served) => served,
+        },
         FaultKind::Reset => connection_reset(),
         FaultKind::Status => {
             let limit = emulator
