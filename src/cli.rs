@@ -27,8 +27,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the controller (not part of this build yet).
-    Run,
+    /// Run the controllers against the cluster of the current kubeconfig (or in-cluster).
+    Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD with --out.
     Crds(CrdsArgs),
     /// Serve the GHES emulator (OAuth Authorizations API under /api/v3) for tests and demos.
@@ -37,6 +37,40 @@ pub enum Command {
     Demo,
     /// Print the version.
     Version,
+}
+
+/// `run` options.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Namespaces to watch, comma-separated or repeated; empty watches all namespaces.
+    #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Reconciles running at once per controller.
+    #[arg(long, env = "CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Timeout of one GHES request, in seconds.
+    #[arg(long, env = "GHES_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub ghes_timeout: u64,
+    /// Name of this instance in Events (the pod name in a cluster).
+    #[arg(long, env = "POD_NAME")]
+    pub instance: Option<String>,
+}
+
+impl RunArgs {
+    /// The controller options these flags describe.
+    pub fn options(&self) -> crate::controller::RunOptions {
+        crate::controller::RunOptions {
+            namespaces: self
+                .namespaces
+                .iter()
+                .map(|ns| ns.trim().to_owned())
+                .filter(|ns| !ns.is_empty())
+                .collect(),
+            concurrency: self.concurrency,
+            ghes_timeout: std::time::Duration::from_secs(self.ghes_timeout),
+            instance: self.instance.clone(),
+        }
+    }
 }
 
 /// `crds` options.
@@ -116,9 +150,13 @@ fn parse_rate_limit(value: &str) -> Result<RateLimit, String> {
 /// Carries out one subcommand; the error is the message to print.
 pub async fn execute(command: Command) -> Result<(), String> {
     match command {
-        Command::Run => Err(
-            "the controller is not part of this build yet; `demo` and `emulator` work today".into(),
-        ),
+        Command::Run(args) => {
+            let client = kube::Client::try_default()
+                .await
+                .map_err(|error| format!("cannot reach Kubernetes: {error}"))?;
+            crate::controller::run(client, args.options(), shutdown_signal()).await;
+            Ok(())
+        }
         Command::Crds(args) => match args.out {
             None => {
                 let yaml = crate::api::crds_yaml().map_err(|error| error.to_string())?;

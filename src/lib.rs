@@ -6,12 +6,14 @@
 //! - [`ghes`]: the GHES OAuth Authorizations API: a trait, its reqwest implementation, wire types,
 //!   typed errors, two-factor codes, paging and client-side rate limiting.
 //! - [`emulator`]: a stateful GHES emulator used by the tests, `demo` and `emulator` subcommand.
+//! - [`controller`]: the reconcilers of Authorizations, Accounts and ClusterAccounts.
 //! - [`cli`]: the command line.
 //! - [`demo`]: the `demo` subcommand.
 //! - [`telemetry`]: logging set-up (plain or JSON).
 
 pub mod api;
 pub mod cli;
+pub mod controller;
 pub mod demo;
 pub mod emulator;
 pub mod ghes;

@@ -365,6 +365,13 @@ pub struct AuthorizationStatus {
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub scopes: Vec<String>,
 
+    /// The scopes last requested from GHES for the current token (spec.scopes when they were
+    /// sent). A difference from spec.scopes means the spec changed; a difference between GHES's
+    /// scopes and `scopes` means somebody changed the token on GHES. Both are repaired.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub requested_scopes: Vec<String>,
+
     /// The last eight characters of the current token, to recognize it without revealing it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_last_eight: Option<String>,

@@ -1,0 +1,165 @@
+//! Reconciling an Account or ClusterAccount: read its credentials, list its authorizations once
+//! per sync interval (which also proves the credentials work), and report Ready, the login and
+//! the count in status. Invalid credentials stop every call for the account until its Secret
+//! changes: the registry keeps the refused client, which sends nothing more.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use super::accounts::AccountKey;
+use super::context::Context;
+use super::error::{Error, Result};
+use super::status::apply_status;
+use crate::api::conditions::{self, ConditionStatus, READY};
+use crate::api::{AccountResource, AccountStatus};
+
+/// How soon an account that is not ready looks again (reading its Secret; GHES is only called
+/// when the Secret or spec changed).
+const NOT_READY_RECHECK: Duration = Duration::from_secs(30);
+
+/// An account resource the controller can write status to.
+pub trait AccountObject:
+    AccountResource + Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync
+{
+    /// The API for this object (namespaced or cluster-wide).
+    fn api(&self, client: kube::Client) -> Api<Self>;
+}
+
+impl AccountObject for crate::api::Account {
+    fn api(&self, client: kube::Client) -> Api<Self> {
+        Api::namespaced(client, &self.namespace().unwrap_or_default())
+    }
+}
+
+impl AccountObject for crate::api::ClusterAccount {
+    fn api(&self, client: kube::Client) -> Api<Self> {
+        Api::all(client)
+    }
+}
+
+/// Entry point for one Account or ClusterAccount.
+pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> Result<Action> {
+    let key = AccountKey::of(account.as_ref());
+    let stored = account.account_status().cloned().unwrap_or_default();
+    let mut status = stored.clone();
+    status.observed_generation = account.meta().generation;
+    let outcome = sync(account.as_ref(), &ctx, &mut status).await;
+    let (condition_status, reason, message, requeue) = match &outcome {
+        Ok(next) => (
+            ConditionStatus::True,
+            "Synced",
+            format!(
+                "logged in as {}; {} authorizations",
+                status.login.as_deref().unwrap_or("?"),
+                status.authorization_count.unwrap_or_default()
+            ),
+            *next,
+        ),
+        Err(error) => (
+            ConditionStatus::False,
+            error.reason(),
+            error.to_string(),
+            NOT_READY_RECHECK,
+        ),
+    };
+    let condition = conditions::new_condition(
+        READY,
+        condition_status,
+        reason,
+        &message,
+        account.meta().generation,
+        Time(Timestamp::now()),
+    );
+    conditions::set_condition(&mut status.conditions, condition);
+    if status != stored {
+        apply_status(&account.api(ctx.client.clone()), account.as_ref(), &status).await?;
+        let was_ready = conditions::is_true(&stored.conditions, READY);
+        let reference = account.object_ref(&());
+        match &outcome {
+            Err(error)
+                if was_ready || stored.conditions.is_empty() || reason_changed(&stored, reason) =>
+            {
+                ctx.publish(
+                    &reference,
+                    EventType::Warning,
+                    error.reason(),
+                    "Sync",
+                    error.to_string(),
+                )
+                .await;
+            }
+            Ok(_) if !was_ready => {
+                ctx.publish(
+                    &reference,
+                    EventType::Normal,
+                    "Ready",
+                    "Sync",
+                    message.clone(),
+                )
+                .await;
+            }
+            _ => {}
+        }
+    }
+    match outcome {
+        Ok(_) => {
+            ctx.reset_backoff(&key.to_string());
+            Ok(Action::requeue(requeue))
+        }
+        Err(error) if error.is_config() => Ok(Action::requeue(NOT_READY_RECHECK)),
+        Err(error) => Err(error),
+    }
+}
+
+fn reason_changed(stored: &AccountStatus, reason: &str) -> bool {
+    conditions::find_condition(&stored.conditions, READY).is_none_or(|c| c.reason != reason)
+}
+
+/// Builds or reuses the client and lists the account's authorizations when the last listing is
+/// older than the sync interval. Returns when to list next.
+async fn sync<A: AccountObject>(
+    account: &A,
+    ctx: &Context,
+    status: &mut AccountStatus,
+) -> Result<Duration> {
+    let entry = ctx.accounts.entry_for(&ctx.client, account).await?;
+    let interval = entry.sync_interval;
+    let now = Timestamp::now();
+    // List when the last listing is older than the interval. Before the first one, any
+    // listing will do (an Authorization may be making it right now).
+    let due = entry
+        .listed_at()
+        .is_some_and(|listed| now.duration_since(listed).unsigned_abs() >= interval);
+    let snapshot = if due {
+        entry.sync(Some(now)).await
+    } else {
+        entry.ensure_synced().await
+    }
+    .map_err(Error::Ghes)?;
+    status.login = Some(
+        snapshot
+            .login
+            .clone()
+            .unwrap_or_else(|| entry.username.clone()),
+    );
+    status.authorization_count = i64::try_from(snapshot.authorizations.len()).ok();
+    status.last_sync_time = Some(Time(snapshot.listed_at));
+    let age = now.duration_since(snapshot.listed_at).unsigned_abs();
+    Ok(interval.saturating_sub(age).max(Duration::from_secs(1)))
+}
+
+/// Requeue after a transient failure.
+pub fn error_policy<A: AccountObject>(account: Arc<A>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = AccountKey::of(account.as_ref()).to_string();
+    let delay = ctx.next_backoff(&key);
+    tracing::warn!(account = %key, reason = error.reason(), %error, "account sync failed");
+    Action::requeue(delay)
+}

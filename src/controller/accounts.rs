@@ -1,0 +1,435 @@
+//! The account registry: one GHES client per account and credentials, and the account's
+//! snapshot of its authorizations, listed once per sync interval and shared by all its
+//! Authorizations so that steady state costs ceil(N/100) GHES calls per interval, not N.
+//!
+//! A client is replaced only when the account's spec or its credentials Secret changes; a
+//! client that GHES refused (401) refuses every later call itself, so a bad password is sent
+//! once and never again until the Secret changes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{Api, Client, Resource, ResourceExt};
+use url::Url;
+
+use super::error::{Error, ROLE_CREDENTIALS, Result};
+use super::secret;
+use crate::api::{Account, AccountKind, AccountRef, AccountResource, ClusterAccount};
+use crate::ghes::{
+    Authorization as GhesAuthorization, ClientConfig, Credentials, GhesApi, GhesError,
+    HttpGhesClient, SecretValue, TotpSeed,
+};
+
+/// Identifies an account: kind, namespace (Accounts only) and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AccountKey {
+    /// `Account` or `ClusterAccount`.
+    pub kind: AccountKind,
+    /// Namespace of an Account; `None` for a ClusterAccount.
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+impl AccountKey {
+    /// The key of an account resource.
+    pub fn of<A: AccountResource + Resource>(account: &A) -> Self {
+        Self {
+            kind: A::KIND,
+            namespace: account.meta().namespace.clone(),
+            name: account.name_any(),
+        }
+    }
+}
+
+impl std::fmt::Display for AccountKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(namespace) => write!(f, "{} {namespace}/{}", self.kind.as_str(), self.name),
+            None => write!(f, "{} {}", self.kind.as_str(), self.name),
+        }
+    }
+}
+
+/// The account's authorizations as of one listing, plus what this process changed since.
+#[derive(Debug, Default)]
+struct View {
+    /// When the last complete listing started; `None` before the first one.
+    listed_at: Option<Timestamp>,
+    /// The last complete listing, by id.
+    listed: HashMap<u64, GhesAuthorization>,
+    /// Created or updated by this process, with the time it was recorded.
+    recent: HashMap<u64, (Timestamp, GhesAuthorization)>,
+    /// Deleted by this process, with the time.
+    deleted: HashMap<u64, Timestamp>,
+    /// The login GHES reports for this account's user.
+    login: Option<String>,
+}
+
+/// A consistent copy of what the account currently knows about its authorizations.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// When the listing behind it started.
+    pub listed_at: Timestamp,
+    /// Every known live authorization.
+    pub authorizations: HashMap<u64, GhesAuthorization>,
+    /// The login, when GHES reported one.
+    pub login: Option<String>,
+}
+
+impl Snapshot {
+    /// The authorization with this id, if it is live.
+    pub fn get(&self, id: u64) -> Option<&GhesAuthorization> {
+        self.authorizations.get(&id)
+    }
+
+    /// The authorization of this app (or personal, `None`) and fingerprint, if live.
+    pub fn by_fingerprint(
+        &self,
+        client_id: Option<&str>,
+        fingerprint: &str,
+    ) -> Option<&GhesAuthorization> {
+        self.authorizations.values().find(|authorization| {
+            authorization.fingerprint.as_deref() == Some(fingerprint)
+                && match client_id {
+                    Some(client_id) => authorization.app.client_id == client_id,
+                    None => is_personal(authorization),
+                }
+        })
+    }
+}
+
+/// Whether an authorization is a personal token (no OAuth app).
+pub fn is_personal(authorization: &GhesAuthorization) -> bool {
+    authorization.app.client_id.chars().all(|c| c == '0')
+}
+
+/// One account's client and view.
+pub struct AccountEntry {
+    /// The account.
+    pub key: AccountKey,
+    /// Identity of the spec and credentials this client was built from.
+    version: String,
+    /// The GHES client.
+    pub client: Arc<dyn GhesApi>,
+    /// The login from the credentials Secret.
+    pub username: String,
+    /// How often the account lists its authorizations.
+    pub sync_interval: Duration,
+    view: Mutex<View>,
+    /// Serializes listings so concurrent reconciles share one.
+    sync_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for AccountEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountEntry")
+            .field("key", &self.key)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccountEntry {
+    fn view(&self) -> std::sync::MutexGuard<'_, View> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current snapshot, `None` before the first listing.
+    pub fn snapshot(&self) -> Option<Snapshot> {
+        let view = self.view();
+        let listed_at = view.listed_at?;
+        let mut authorizations = view.listed.clone();
+        for (id, (_, authorization)) in &view.recent {
+            authorizations.insert(*id, authorization.clone());
+        }
+        for id in view.deleted.keys() {
+            authorizations.remove(id);
+        }
+        Some(Snapshot {
+            listed_at,
+            authorizations,
+            login: view.login.clone(),
+        })
+    }
+
+    /// When the last complete listing started.
+    pub fn listed_at(&self) -> Option<Timestamp> {
+        self.view().listed_at
+    }
+
+    /// Lists the account's authorizations now (one listing at a time per account; a caller that
+    /// waited for another's listing which started after `not_before` reuses it).
+    pub async fn sync(&self, not_before: Option<Timestamp>) -> Result<Snapshot, GhesError> {
+        let _guard = self.sync_lock.lock().await;
+        if let (Some(not_before), Some(snapshot)) = (not_before, self.snapshot())
+            && snapshot.listed_at >= not_before
+        {
+            return Ok(snapshot);
+        }
+        let started = Timestamp::now();
+        let listed = self.client.list_authorizations(None).await?;
+        {
+            let mut view = self.view();
+            view.login = listed
+                .iter()
+                .find_map(|a| a.user.as_ref().map(|u| u.login.clone()))
+                .or_else(|| view.login.clone());
+            view.listed = listed.into_iter().map(|a| (a.id, a)).collect();
+            // Keep only what this process recorded after the listing started: the listing
+            // already reflects everything before.
+            view.recent.retain(|_, (at, _)| *at >= started);
+            view.deleted.retain(|_, at| *at >= started);
+            view.listed_at = Some(started);
+        }
+        self.snapshot()
+            .ok_or_else(|| GhesError::Protocol("the listing left no snapshot".into()))
+    }
+
+    /// The snapshot, listing first when there is none yet.
+    pub async fn ensure_synced(&self) -> Result<Snapshot, GhesError> {
+        match self.snapshot() {
+            Some(snapshot) => Ok(snapshot),
+            None => self.sync(Some(Timestamp::UNIX_EPOCH)).await,
+        }
+    }
+
+    /// Records an authorization this process created or updated.
+    pub fn record(&self, authorization: &GhesAuthorization) {
+        let mut view = self.view();
+        view.deleted.remove(&authorization.id);
+        let mut stored = authorization.clone();
+        stored.token = None;
+        view.recent
+            .insert(authorization.id, (Timestamp::now(), stored));
+    }
+
+    /// Records an authorization this process deleted (or found gone).
+    pub fn forget(&self, id: u64) {
+        let mut view = self.view();
+        view.recent.remove(&id);
+        view.deleted.insert(id, Timestamp::now());
+    }
+}
+
+/// Options of every client the registry builds.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Timeout of one request.
+    pub timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// All accounts' clients and views.
+#[derive(Default)]
+pub struct AccountRegistry {
+    entries: Mutex<HashMap<AccountKey, Arc<AccountEntry>>>,
+    options: ClientOptions,
+}
+
+impl AccountRegistry {
+    /// An empty registry.
+    pub fn new(options: ClientOptions) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            options,
+        }
+    }
+
+    /// The entry of an account for its current spec and credentials: reads the credentials
+    /// Secret, and builds a new client only when either changed.
+    pub async fn entry_for<A>(&self, client: &Client, account: &A) -> Result<Arc<AccountEntry>>
+    where
+        A: AccountResource + Resource,
+    {
+        let key = AccountKey::of(account);
+        let reference = account.credentials_secret_ref();
+        let namespace = account.credentials_namespace().unwrap_or_default();
+        let (password, secret) = secret::read_value(
+            client,
+            &namespace,
+            &reference.name,
+            &reference.password_key,
+            ROLE_CREDENTIALS,
+        )
+        .await?;
+        let username = secret::value_of(&secret, &reference.username_key).map_err(|detail| {
+            Error::MissingSecret(super::error::MissingSecret::Key {
+                role: ROLE_CREDENTIALS,
+                namespace: namespace.clone(),
+                name: reference.name.clone(),
+                key: reference.username_key.clone(),
+                detail,
+            })
+        })?;
+        let version = format!(
+            "{}/{}/{}",
+            account.meta().generation.unwrap_or_default(),
+            secret.uid().unwrap_or_default(),
+            secret.resource_version().unwrap_or_default()
+        );
+        if let Some(entry) = self.lookup(&key)
+            && entry.version == version
+        {
+            return Ok(entry);
+        }
+        let totp = match &reference.totp_secret_key {
+            None => None,
+            Some(key) => {
+                let seed = secret::value_of(&secret, key).map_err(|detail| {
+                    Error::MissingSecret(super::error::MissingSecret::Key {
+                        role: ROLE_CREDENTIALS,
+                        namespace: namespace.clone(),
+                        name: reference.name.clone(),
+                        key: key.clone(),
+                        detail,
+                    })
+                })?;
+                Some(TotpSeed::parse(seed.expose()).map_err(|error| {
+                    Error::InvalidSpec(format!(
+                        "credentials Secret {namespace}/{} key {key:?}: {error}",
+                        reference.name
+                    ))
+                })?)
+            }
+        };
+        let settings = account.settings();
+        let api_root = Url::parse(&settings.api_root()).map_err(|error| {
+            Error::InvalidSpec(format!(
+                "spec.server/spec.apiUrl is not a valid URL: {error}"
+            ))
+        })?;
+        let mut config = ClientConfig::new(
+            api_root,
+            Credentials {
+                username: username.expose().to_owned(),
+                password: SecretValue::new(password.expose()),
+                totp,
+            },
+        );
+        config.ca_bundle = settings.ca_bundle.clone();
+        config.requests_per_second = settings.requests_per_second;
+        config.burst = settings.burst;
+        config.timeout = self.options.timeout;
+        let http = HttpGhesClient::new(config)
+            .map_err(|error| Error::InvalidSpec(format!("{key}: {error}")))?;
+        let entry = Arc::new(AccountEntry {
+            key: key.clone(),
+            version,
+            client: Arc::new(http),
+            username: username.expose().to_owned(),
+            sync_interval: settings.sync_interval.as_std(),
+            view: Mutex::new(View::default()),
+            sync_lock: tokio::sync::Mutex::new(()),
+        });
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        // Another reconcile may have built the same client meanwhile: keep one per version, so
+        // a refused password is sent once, not once per caller.
+        if let Some(existing) = entries.get(&key)
+            && existing.version == entry.version
+        {
+            return Ok(existing.clone());
+        }
+        tracing::info!(account = %key, "GHES client ready for the account's current credentials");
+        entries.insert(key, entry.clone());
+        Ok(entry)
+    }
+
+    /// The current entry of an account, if any.
+    pub fn lookup(&self, key: &AccountKey) -> Option<Arc<AccountEntry>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// Forgets accounts that no longer exist.
+    pub fn retain(&self, live: &HashSet<AccountKey>) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|key, _| live.contains(key));
+    }
+
+    /// Forgets one account.
+    pub fn remove(&self, key: &AccountKey) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    /// Resolves an Authorization's account reference, applying the namespace rules: an Account
+    /// only from its own namespace, a ClusterAccount only where `allowedNamespaces` allows.
+    pub async fn resolve(
+        &self,
+        client: &Client,
+        namespace: &str,
+        reference: &AccountRef,
+    ) -> Result<Arc<AccountEntry>> {
+        match reference.kind {
+            AccountKind::Account => {
+                let account = Api::<Account>::namespaced(client.clone(), namespace)
+                    .get_opt(&reference.name)
+                    .await?
+                    .ok_or_else(|| Error::AccountNotFound {
+                        kind: "Account",
+                        name: reference.name.clone(),
+                        namespace: Some(namespace.to_owned()),
+                    })?;
+                self.entry_for(client, &account).await
+            }
+            AccountKind::ClusterAccount => {
+                let account = Api::<ClusterAccount>::all(client.clone())
+                    .get_opt(&reference.name)
+                    .await?
+                    .ok_or_else(|| Error::AccountNotFound {
+                        kind: "ClusterAccount",
+                        name: reference.name.clone(),
+                        namespace: None,
+                    })?;
+                let labels = Api::<Namespace>::all(client.clone())
+                    .get_opt(namespace)
+                    .await?
+                    .map(|ns| ns.labels().clone())
+                    .unwrap_or_default();
+                let not_allowed = |detail: String| Error::NamespaceNotAllowed {
+                    name: reference.name.clone(),
+                    namespace: namespace.to_owned(),
+                    detail,
+                };
+                match account.spec.allows_namespace(&labels) {
+                    Ok(true) => {}
+                    Ok(false) if account.spec.allowed_namespaces.is_none() => {
+                        return Err(not_allowed(
+                            "its spec.allowedNamespaces is not set, which allows no namespace"
+                                .into(),
+                        ));
+                    }
+                    Ok(false) => {
+                        return Err(not_allowed(
+                            "the namespace's labels do not match spec.allowedNamespaces".into(),
+                        ));
+                    }
+                    Err(error) => {
+                        return Err(not_allowed(format!(
+                            "spec.allowedNamespaces is not a valid selector: {error}"
+                        )));
+                    }
+                }
+                self.entry_for(client, &account).await
+            }
+        }
+    }
+}

@@ -1,0 +1,783 @@
+//! Reconciling an Authorization: resolve → locate the live GHES authorization → issue or keep
+//! the token → write the Secret → repair drift → write status. Every step is idempotent and it
+//! is safe to crash between any two: the fingerprint is recorded in status before any token is
+//! created, so a lost answer is found again and replaced, never duplicated.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Api, Resource, ResourceExt};
+
+use super::accounts::{AccountEntry, AccountKey, Snapshot};
+use super::context::Context;
+use super::error::{Error, ROLE_CLIENT_SECRET, Result};
+use super::secret::{self, DesiredSecret};
+use super::status::apply_status;
+use crate::api::conditions::{self, ConditionStatus, READY, SYNCED};
+use crate::api::{AccountKind, Authorization, AuthorizationStatus, DeletionPolicy, FINALIZER};
+use crate::ghes::{
+    AppAuthorizationRequest, Authorization as GhesAuthorization, AuthorizationUpdate, GhesError,
+    NewAuthorization, ScopeChange, Token,
+};
+
+/// How long a configuration error waits before a periodic re-check; changes to the resource
+/// and its account trigger at once. Secrets the operator does not own are not watched, so a
+/// missing one is looked for again sooner (a Kubernetes read, no GHES call).
+fn config_error_recheck(error: &Error) -> Duration {
+    match error {
+        Error::MissingSecret(_) => Duration::from_secs(30),
+        _ => Duration::from_secs(300),
+    }
+}
+
+/// Entry point of the controller for one Authorization.
+pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> Result<Action> {
+    let namespace = authorization
+        .namespace()
+        .ok_or_else(|| Error::InvalidSpec("an Authorization must have a namespace".into()))?;
+    let api = Api::<Authorization>::namespaced(ctx.client.clone(), &namespace);
+    let key = object_key(&authorization);
+    let result = finalizer(&api, FINALIZER, authorization, |event| async {
+        match event {
+            Finalizer::Apply(authorization) => apply(&api, &authorization, &ctx).await,
+            Finalizer::Cleanup(authorization) => cleanup(&authorization, &ctx).await,
+        }
+    })
+    .await;
+    match result {
+        Ok(action) => {
+            ctx.reset_backoff(&key);
+            Ok(action)
+        }
+        Err(kube::runtime::finalizer::Error::ApplyFailed(error))
+        | Err(kube::runtime::finalizer::Error::CleanupFailed(error)) => Err(error),
+        Err(kube::runtime::finalizer::Error::AddFinalizer(error))
+        | Err(kube::runtime::finalizer::Error::RemoveFinalizer(error)) => Err(Error::Kube(error)),
+        Err(other) => Err(Error::InvalidSpec(other.to_string())),
+    }
+}
+
+/// Requeue after a failure the reconcile returned (transient ones only reach here).
+pub fn error_policy(authorization: Arc<Authorization>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.next_backoff(&object_key(&authorization));
+    tracing::warn!(
+        authorization = %object_key(&authorization),
+        reason = error.reason(),
+        %error,
+        retry_in_ms = delay.as_millis() as u64,
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+fn object_key(authorization: &Authorization) -> String {
+    format!(
+        "{}/{}",
+        authorization.namespace().unwrap_or_default(),
+        authorization.name_any()
+    )
+}
+
+/// The fingerprint of an Authorization's token: derived from its uid, so it is unique per
+/// resource and stable across restarts.
+pub fn derive_fingerprint(uid: &str) -> String {
+    format!("k8s-{uid}")
+}
+
+async fn apply(
+    api: &Api<Authorization>,
+    authorization: &Authorization,
+    ctx: &Context,
+) -> Result<Action> {
+    let mut run = Run::new(api, authorization, ctx);
+    match run.sync().await {
+        Ok(requeue) => {
+            run.succeed().await?;
+            Ok(Action::requeue(requeue))
+        }
+        Err(error) => {
+            run.fail(&error).await;
+            if error.is_config() {
+                Ok(Action::requeue(config_error_recheck(&error)))
+            } else {
+                Err(error)
+            }
+        }
+    }
+}
+
+/// One reconcile of one Authorization, with a working copy of its status.
+struct Run<'a> {
+    api: &'a Api<Authorization>,
+    authorization: &'a Authorization,
+    ctx: &'a Context,
+    namespace: String,
+    uid: String,
+    /// The status as stored.
+    stored: AuthorizationStatus,
+    /// The status as this run wants it.
+    status: AuthorizationStatus,
+}
+
+/// What the Secret currently holds.
+struct SecretState {
+    existing: Option<Secret>,
+    token: Option<Token>,
+    /// A Secret of an earlier spec.secret.name that this Authorization still owns.
+    renamed_from: Option<Secret>,
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        api: &'a Api<Authorization>,
+        authorization: &'a Authorization,
+        ctx: &'a Context,
+    ) -> Self {
+        let stored = authorization.status.clone().unwrap_or_default();
+        Self {
+            api,
+            authorization,
+            ctx,
+            namespace: authorization.namespace().unwrap_or_default(),
+            uid: authorization.uid().unwrap_or_default(),
+            status: stored.clone(),
+            stored,
+        }
+    }
+
+    fn spec(&self) -> &crate::api::AuthorizationSpec {
+        &self.authorization.spec
+    }
+
+    fn client_id(&self) -> Option<&str> {
+        self.spec().app.as_ref().map(|app| app.client_id.as_str())
+    }
+
+    /// Runs the pipeline; returns when to look again.
+    async fn sync(&mut self) -> Result<Duration> {
+        let entry = self
+            .ctx
+            .accounts
+            .resolve(&self.ctx.client, &self.namespace, &self.spec().account_ref)
+            .await?;
+        let snapshot = entry
+            .ensure_synced()
+            .await
+            .map_err(|error| account_error(&entry.key, error))?;
+        let client_secret = match &self.spec().app {
+            None => None,
+            Some(app) => Some(
+                secret::read_value(
+                    &self.ctx.client,
+                    &self.namespace,
+                    &app.client_secret_ref.name,
+                    &app.client_secret_ref.key,
+                    ROLE_CLIENT_SECRET,
+                )
+                .await?
+                .0,
+            ),
+        };
+        let secret = self.read_secret().await?;
+        let fingerprint = self
+            .status
+            .fingerprint
+            .clone()
+            .unwrap_or_else(|| derive_fingerprint(&self.uid));
+
+        let live = self.locate(&entry, &snapshot, &fingerprint).await?;
+        let token_held = |live: &GhesAuthorization| {
+            secret.token.as_ref().is_some_and(|token| {
+                live.hashed_token
+                    .as_deref()
+                    .or(self.stored.hashed_token.as_deref())
+                    .is_some_and(|hash| token.matches_hash(hash))
+            })
+        };
+        let (live, token) = match live {
+            Some(live) if token_held(&live) => {
+                let token = secret.token.clone();
+                (self.repair_drift(&entry, live).await?, token)
+            }
+            Some(lost) => {
+                // The token cannot be read back from GHES: replace the authorization.
+                let why = match &secret.existing {
+                    None => "the Secret was missing",
+                    Some(_) if secret.token.is_none() => "the Secret held no token",
+                    Some(_) => "the Secret's token does not match the authorization",
+                };
+                self.revoke(&entry, lost.id).await?;
+                let issued = self
+                    .issue(&entry, &fingerprint, client_secret.as_ref(), &secret)
+                    .await?;
+                self.publish(
+                    EventType::Normal,
+                    "TokenReissued",
+                    format!(
+                        "{why}: revoked GHES authorization {} and issued {} (token …{})",
+                        lost.id,
+                        issued.0.id,
+                        issued.1.last_eight()
+                    ),
+                )
+                .await;
+                (issued.0, Some(issued.1))
+            }
+            None => {
+                let was_issued = self.stored.authorization_id.is_some();
+                let issued = self
+                    .issue(&entry, &fingerprint, client_secret.as_ref(), &secret)
+                    .await?;
+                let (reason, why) = if was_issued {
+                    (
+                        "TokenReissued",
+                        format!(
+                            "GHES authorization {} was gone; ",
+                            self.stored.authorization_id.unwrap_or_default()
+                        ),
+                    )
+                } else {
+                    ("Created", String::new())
+                };
+                self.publish(
+                    EventType::Normal,
+                    reason,
+                    format!(
+                        "{why}issued GHES authorization {} (token …{}, scopes [{}])",
+                        issued.0.id,
+                        issued.1.last_eight(),
+                        issued.0.scopes.join(", ")
+                    ),
+                )
+                .await;
+                (issued.0, Some(issued.1))
+            }
+        };
+        let token = token.ok_or_else(|| {
+            Error::Ghes(GhesError::Protocol(
+                "no token for a live authorization".into(),
+            ))
+        })?;
+        self.write_secret(&live, &token, &secret).await?;
+        self.record(&live, &fingerprint, &token);
+        Ok(entry.sync_interval)
+    }
+
+    /// Reads the Secret: refuses one owned by something else; finds the token even after a
+    /// rename of spec.secret.name or spec.secret.key.
+    async fn read_secret(&self) -> Result<SecretState> {
+        let secrets = Api::<Secret>::namespaced(self.ctx.client.clone(), &self.namespace);
+        let name = self.authorization.secret_name();
+        let existing = secrets.get_opt(&name).await?;
+        if let Some(existing) = &existing
+            && !secret::is_controlled_by(existing, &self.uid)
+        {
+            return Err(Error::SecretConflict { name });
+        }
+        let mut renamed_from = None;
+        if existing.is_none()
+            && let Some(old_name) = self.stored.secret_name.as_ref().filter(|old| **old != name)
+            && let Some(old) = secrets.get_opt(old_name).await?
+            && secret::is_controlled_by(&old, &self.uid)
+        {
+            renamed_from = Some(old);
+        }
+        let key = &self.spec().secret.key;
+        let token = existing
+            .as_ref()
+            .or(renamed_from.as_ref())
+            .and_then(|secret| secret::token_in(secret, key).or_else(|| only_value(secret)));
+        Ok(SecretState {
+            existing,
+            token,
+            renamed_from,
+        })
+    }
+
+    /// Finds the live GHES authorization of this resource, from the account's snapshot.
+    async fn locate(
+        &mut self,
+        entry: &AccountEntry,
+        snapshot: &Snapshot,
+        fingerprint: &str,
+    ) -> Result<Option<GhesAuthorization>> {
+        if let Some(id) = self
+            .stored
+            .authorization_id
+            .and_then(|id| u64::try_from(id).ok())
+        {
+            if let Some(live) = snapshot.get(id) {
+                return Ok(Some(live.clone()));
+            }
+            let issued_after_listing = self
+                .stored
+                .issued_at
+                .as_ref()
+                .is_some_and(|issued| issued.0 > snapshot.listed_at);
+            if !issued_after_listing {
+                entry.forget(id);
+                return Ok(None);
+            }
+            // Issued after the listing by an earlier process: ask GHES directly.
+            return match entry.client.get_authorization(id).await {
+                Ok(live) => {
+                    entry.record(&live);
+                    Ok(Some(live))
+                }
+                Err(error) if error.is_not_found() => {
+                    entry.forget(id);
+                    Ok(None)
+                }
+                Err(error) => Err(account_error(&entry.key, error)),
+            };
+        }
+        if self.stored.fingerprint.is_some() {
+            // A create was started and its outcome is unknown: look it up in a fresh listing.
+            let fresh = entry
+                .sync(Some(Timestamp::now()))
+                .await
+                .map_err(|error| account_error(&entry.key, error))?;
+            return Ok(fresh.by_fingerprint(self.client_id(), fingerprint).cloned());
+        }
+        Ok(None)
+    }
+
+    /// Creates the token: app tokens by get-or-create on the fingerprint, personal tokens by
+    /// POST after recording the fingerprint in status.
+    async fn issue(
+        &mut self,
+        entry: &AccountEntry,
+        fingerprint: &str,
+        client_secret: Option<&crate::ghes::SecretValue>,
+        secret: &SecretState,
+    ) -> Result<(GhesAuthorization, Token)> {
+        // Record the intent first: after a crash the next run finds the result by fingerprint.
+        if self.stored.fingerprint.as_deref() != Some(fingerprint)
+            || self.stored.authorization_id.is_some()
+        {
+            self.status = AuthorizationStatus {
+                fingerprint: Some(fingerprint.to_owned()),
+                conditions: self.status.conditions.clone(),
+                observed_generation: self.status.observed_generation,
+                ..AuthorizationStatus::default()
+            };
+            apply_status(self.api, self.authorization, &self.status).await?;
+            self.stored = self.status.clone();
+        }
+        let note = self.note();
+        let issued = match (&self.spec().app, client_secret) {
+            (Some(app), Some(client_secret)) => {
+                let request = AppAuthorizationRequest {
+                    client_secret: client_secret.clone(),
+                    scopes: self.spec().scopes.clone(),
+                    note: Some(note),
+                    note_url: self.spec().note_url.clone(),
+                };
+                let mut answer = entry
+                    .client
+                    .get_or_create_for_app_and_fingerprint(&app.client_id, fingerprint, &request)
+                    .await
+                    .map_err(|error| ghes_error(&entry.key, error))?;
+                if !answer.created {
+                    // It exists but its token was never stored (or is lost): replace it.
+                    if secret
+                        .token
+                        .as_ref()
+                        .is_some_and(|token| answer.authorization.is_token(token))
+                        && let Some(token) = secret.token.clone()
+                    {
+                        return Ok((answer.authorization, token));
+                    }
+                    self.revoke(entry, answer.authorization.id).await?;
+                    answer = entry
+                        .client
+                        .get_or_create_for_app_and_fingerprint(
+                            &app.client_id,
+                            fingerprint,
+                            &request,
+                        )
+                        .await
+                        .map_err(|error| ghes_error(&entry.key, error))?;
+                }
+                answer.authorization
+            }
+            (None, _) => {
+                let request = NewAuthorization {
+                    scopes: self.spec().scopes.clone(),
+                    note: Some(note.clone()),
+                    note_url: self.spec().note_url.clone(),
+                    app: None,
+                    fingerprint: Some(fingerprint.to_owned()),
+                };
+                entry
+                    .client
+                    .create_authorization(&request)
+                    .await
+                    .map_err(|error| match error {
+                        error if error.outcome_unknown() => Error::OutcomeUnknown(error),
+                        GhesError::Validation { errors, .. }
+                            if errors.iter().any(|e| {
+                                e.code == "already_exists"
+                                    && e.field.as_deref() == Some("description")
+                            }) =>
+                        {
+                            Error::InvalidSpec(format!(
+                                "spec.note {note:?} is already the note of another personal token \
+                                 of this GHES user; personal token notes must be unique"
+                            ))
+                        }
+                        error => ghes_error(&entry.key, error),
+                    })?
+            }
+            (Some(_), None) => {
+                return Err(Error::InvalidSpec("spec.app has no client secret".into()));
+            }
+        };
+        let token = issued.token.clone().ok_or_else(|| {
+            Error::Ghes(GhesError::Protocol(
+                "GHES created a token but did not return it".into(),
+            ))
+        })?;
+        entry.record(&issued);
+        Ok((issued, token))
+    }
+
+    /// Deletes an authorization on GHES; gone already counts as done.
+    async fn revoke(&self, entry: &AccountEntry, id: u64) -> Result<()> {
+        match entry.client.delete_authorization(id).await {
+            Ok(()) => {}
+            Err(error) if error.is_not_found() => {}
+            Err(error) => return Err(ghes_error(&entry.key, error)),
+        }
+        entry.forget(id);
+        Ok(())
+    }
+
+    /// Fixes scopes, note and note URL with one PATCH when they differ from the spec.
+    async fn repair_drift(
+        &mut self,
+        entry: &AccountEntry,
+        live: GhesAuthorization,
+    ) -> Result<GhesAuthorization> {
+        let desired: BTreeSet<&str> = self.spec().scopes.iter().map(String::as_str).collect();
+        let requested: BTreeSet<&str> = self
+            .stored
+            .requested_scopes
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let recorded: BTreeSet<&str> = self.stored.scopes.iter().map(String::as_str).collect();
+        let actual = live.scope_set();
+        // GHES normalizes scopes, so compare what was asked with the spec, and what GHES holds
+        // with what it reported last time: only a real change triggers a PATCH.
+        let scopes_changed =
+            desired != requested || (self.stored.authorization_id.is_some() && actual != recorded);
+        let note = self.note();
+        let mut update = AuthorizationUpdate::default();
+        if scopes_changed {
+            update.scopes = Some(ScopeChange::Replace(self.spec().scopes.clone()));
+        }
+        if live.note.as_deref() != Some(note.as_str()) {
+            update.note = Some(note);
+        }
+        if let Some(note_url) = &self.spec().note_url
+            && live.note_url.as_ref() != Some(note_url)
+        {
+            update.note_url = Some(note_url.clone());
+        }
+        if update.is_empty() {
+            return Ok(live);
+        }
+        let updated = match entry.client.update_authorization(live.id, &update).await {
+            Ok(updated) => updated,
+            Err(error) => return Err(ghes_error(&entry.key, error)),
+        };
+        entry.record(&updated);
+        let mut changes = Vec::new();
+        if update.scopes.is_some() {
+            changes.push(format!(
+                "scopes [{}] → [{}]",
+                live.scopes.join(", "),
+                updated.scopes.join(", ")
+            ));
+        }
+        if update.note.is_some() {
+            changes.push("note".to_owned());
+        }
+        if update.note_url.is_some() {
+            changes.push("note URL".to_owned());
+        }
+        self.publish(
+            EventType::Normal,
+            "Updated",
+            format!(
+                "updated GHES authorization {}: {}",
+                updated.id,
+                changes.join(", ")
+            ),
+        )
+        .await;
+        Ok(updated)
+    }
+
+    /// Writes the Secret when it lacks the token or the spec's labels, annotations or key.
+    async fn write_secret(
+        &self,
+        live: &GhesAuthorization,
+        token: &Token,
+        secret: &SecretState,
+    ) -> Result<()> {
+        let desired = DesiredSecret::of(self.authorization, live.id);
+        let current = secret.existing.as_ref().is_some_and(|existing| {
+            desired.is_met_by(existing)
+                && secret::token_in(existing, &desired.key).as_ref() == Some(token)
+        });
+        if !current {
+            secret::apply_token_secret(&self.ctx.client, self.authorization, &desired, token)
+                .await?;
+        }
+        if let Some(old) = &secret.renamed_from {
+            secret::delete_owned(&self.ctx.client, &self.namespace, old).await?;
+        }
+        Ok(())
+    }
+
+    /// Records the live authorization in the working status.
+    fn record(&mut self, live: &GhesAuthorization, fingerprint: &str, token: &Token) {
+        let issued_changed = self.stored.authorization_id != i64::try_from(live.id).ok();
+        self.status.authorization_id = i64::try_from(live.id).ok();
+        self.status.fingerprint = Some(fingerprint.to_owned());
+        self.status.scopes = live.scopes.clone();
+        self.status.requested_scopes = self.spec().scopes.clone();
+        self.status.token_last_eight = Some(token.last_eight().to_owned());
+        self.status.hashed_token = Some(
+            live.hashed_token
+                .clone()
+                .unwrap_or_else(|| token.sha256_hex()),
+        );
+        self.status.secret_name = Some(self.authorization.secret_name());
+        if issued_changed || self.status.issued_at.is_none() {
+            self.status.issued_at = Some(Time(live.created_at.max(Timestamp::now())));
+        }
+        self.status.expires_at = live.expires_at.map(Time);
+    }
+
+    fn note(&self) -> String {
+        self.authorization.note()
+    }
+
+    async fn succeed(&mut self) -> Result<()> {
+        let generation = self.authorization.metadata.generation;
+        let secret_name = self.authorization.secret_name();
+        let last_eight = self.status.token_last_eight.clone().unwrap_or_default();
+        self.set_condition(
+            READY,
+            ConditionStatus::True,
+            "TokenReady",
+            &format!("Secret {secret_name} holds token …{last_eight}"),
+        );
+        let id = self.status.authorization_id.unwrap_or_default();
+        self.set_condition(
+            SYNCED,
+            ConditionStatus::True,
+            "Synced",
+            &format!("GHES authorization {id} matches the spec"),
+        );
+        self.status.observed_generation = generation;
+        self.save().await
+    }
+
+    async fn fail(&mut self, error: &Error) {
+        let message = error.to_string();
+        let reason = error.reason();
+        if error.is_config() {
+            self.set_condition(READY, ConditionStatus::False, reason, &message);
+        }
+        self.set_condition(SYNCED, ConditionStatus::False, reason, &message);
+        self.status.observed_generation = self.authorization.metadata.generation;
+        let changed = self.status != self.stored;
+        if let Err(save_error) = self.save().await {
+            tracing::warn!(error = %save_error, "could not record the failure in status");
+        }
+        if changed {
+            self.publish(EventType::Warning, reason, message).await;
+        }
+    }
+
+    fn set_condition(&mut self, type_: &str, status: ConditionStatus, reason: &str, message: &str) {
+        let condition = conditions::new_condition(
+            type_,
+            status,
+            reason,
+            message,
+            self.authorization.metadata.generation,
+            Time(Timestamp::now()),
+        );
+        conditions::set_condition(&mut self.status.conditions, condition);
+    }
+
+    async fn save(&mut self) -> Result<()> {
+        if self.status == self.stored {
+            return Ok(());
+        }
+        apply_status(self.api, self.authorization, &self.status).await?;
+        self.stored = self.status.clone();
+        Ok(())
+    }
+
+    async fn publish(&self, type_: EventType, reason: &str, note: String) {
+        let reference = self.authorization.object_ref(&());
+        self.ctx
+            .publish(&reference, type_, reason, "Reconcile", note)
+            .await;
+    }
+}
+
+/// The single value of a Secret the operator wrote under a key the spec no longer names.
+fn only_value(secret: &Secret) -> Option<Token> {
+    let data = secret.data.as_ref()?;
+    if data.len() != 1 {
+        return None;
+    }
+    let key = data.keys().next()?;
+    secret::token_in(secret, key)
+}
+
+/// A GHES error as seen by an Authorization: credential problems belong to the account.
+fn account_error(key: &AccountKey, error: GhesError) -> Error {
+    if error.is_credentials_problem() {
+        Error::AccountNotReady {
+            kind: key.kind.as_str(),
+            name: key.name.clone(),
+            reason: error.reason(),
+            message: error.to_string(),
+        }
+    } else {
+        Error::Ghes(error)
+    }
+}
+
+fn ghes_error(key: &AccountKey, error: GhesError) -> Error {
+    account_error(key, error)
+}
+
+/// Deletion: revoke on GHES unless the policy is Orphan; the Secret goes with its owner.
+async fn cleanup(authorization: &Authorization, ctx: &Context) -> Result<Action> {
+    let reference = authorization.object_ref(&());
+    if authorization.spec.deletion_policy == DeletionPolicy::Orphan {
+        ctx.publish(
+            &reference,
+            EventType::Normal,
+            "Orphaned",
+            "Delete",
+            "deletionPolicy is Orphan: the token stays on GHES".into(),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let status = authorization.status.clone().unwrap_or_default();
+    let mut ids: Vec<u64> = status
+        .authorization_id
+        .into_iter()
+        .chain(status.previous.as_ref().map(|p| p.authorization_id))
+        .filter_map(|id| u64::try_from(id).ok())
+        .collect();
+    if ids.is_empty() && status.fingerprint.is_none() {
+        // Nothing was ever created.
+        return Ok(Action::await_change());
+    }
+    let namespace = authorization.namespace().unwrap_or_default();
+    let entry = match ctx
+        .accounts
+        .resolve(&ctx.client, &namespace, &authorization.spec.account_ref)
+        .await
+    {
+        Ok(entry) => entry,
+        Err(error @ Error::AccountNotFound { .. }) => {
+            // The account went first (e.g. namespace deletion): use its last known client.
+            let key = AccountKey {
+                kind: authorization.spec.account_ref.kind,
+                namespace: (authorization.spec.account_ref.kind == AccountKind::Account)
+                    .then(|| namespace.clone()),
+                name: authorization.spec.account_ref.name.clone(),
+            };
+            ctx.accounts.lookup(&key).ok_or(error)?
+        }
+        Err(error) => {
+            ctx.publish(
+                &reference,
+                EventType::Warning,
+                "RevokeFailed",
+                "Delete",
+                format!(
+                    "cannot revoke the token: {error}; fix it, or set deletionPolicy: Orphan to \
+                     delete the resource and leave the token on GHES"
+                ),
+            )
+            .await;
+            return Err(error);
+        }
+    };
+    if ids.is_empty()
+        && let Some(fingerprint) = &status.fingerprint
+    {
+        let fresh = entry
+            .sync(Some(Timestamp::now()))
+            .await
+            .map_err(|error| account_error(&entry.key, error))?;
+        let client_id = authorization
+            .spec
+            .app
+            .as_ref()
+            .map(|a| a.client_id.as_str());
+        ids.extend(fresh.by_fingerprint(client_id, fingerprint).map(|a| a.id));
+    }
+    for id in ids {
+        match entry.client.delete_authorization(id).await {
+            Ok(()) => {}
+            Err(error) if error.is_not_found() => {}
+            Err(error) => {
+                let error = account_error(&entry.key, error);
+                ctx.publish(
+                    &reference,
+                    EventType::Warning,
+                    "RevokeFailed",
+                    "Delete",
+                    format!("cannot revoke GHES authorization {id}: {error}"),
+                )
+                .await;
+                return Err(error);
+            }
+        }
+        entry.forget(id);
+        ctx.publish(
+            &reference,
+            EventType::Normal,
+            "Revoked",
+            "Delete",
+            format!("revoked GHES authorization {id}"),
+        )
+        .await;
+    }
+    Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_are_derived_from_the_uid() {
+        assert_eq!(
+            derive_fingerprint("0b9c5f1e-1111-2222-3333-444455556666"),
+            "k8s-0b9c5f1e-1111-2222-3333-444455556666"
+        );
+    }
+}

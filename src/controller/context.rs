@@ -1,0 +1,97 @@
+//! What every reconcile shares: the Kubernetes client, the account registry, the Event
+//! recorder and the per-object failure counts behind exponential backoff.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use rand::Rng;
+
+use super::accounts::{AccountRegistry, ClientOptions};
+
+/// First delay after a transient failure.
+const BACKOFF_BASE: Duration = Duration::from_secs(2);
+/// Longest delay after repeated transient failures.
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Shared state of the controllers.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Accounts: GHES clients and snapshots.
+    pub accounts: AccountRegistry,
+    recorder: Recorder,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context for one operator process; `instance` names it in Events (the pod name).
+    pub fn new(client: Client, instance: Option<String>, options: ClientOptions) -> Self {
+        let reporter = Reporter {
+            controller: "ghes-oauth-operator".into(),
+            instance,
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            accounts: AccountRegistry::new(options),
+            client,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Publishes an Event about `object`. A failure to publish is logged, never fatal.
+    pub async fn publish(
+        &self,
+        object: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(truncate(note, 1024)),
+            action: action.to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, object).await {
+            tracing::warn!(%error, reason, "could not publish an Event");
+        }
+    }
+
+    /// The delay before retrying `key` after another transient failure: exponential with
+    /// jitter, per object, so one broken object does not slow the others.
+    pub fn next_backoff(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let count = failures.entry(key.to_owned()).or_insert(0);
+        *count = count.saturating_add(1);
+        let exponent = (*count - 1).min(16);
+        let ceiling = BACKOFF_BASE
+            .saturating_mul(2u32.saturating_pow(exponent))
+            .min(BACKOFF_MAX);
+        ceiling.mul_f64(rand::rng().random_range(0.5..=1.0))
+    }
+
+    /// Forgets the failures of `key` after a success.
+    pub fn reset_backoff(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}

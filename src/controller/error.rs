@@ -1,0 +1,182 @@
+//! Errors of the reconcilers. Each carries a `reason` (a bounded CamelCase set used in
+//! conditions, Events and metric labels) and says whether it is a configuration problem — which
+//! waits for the user to change something — or transient, which backs off and retries.
+
+use crate::ghes::GhesError;
+
+/// Everything a reconcile can fail with. Messages tell the user what to fix and never contain a
+/// secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The referenced Account or ClusterAccount does not exist.
+    #[error("{kind} {name:?} not found{}", in_namespace(.namespace))]
+    AccountNotFound {
+        /// `Account` or `ClusterAccount`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// Where it was looked for (Accounts only).
+        namespace: Option<String>,
+    },
+    /// A ClusterAccount that does not allow the Authorization's namespace.
+    #[error("ClusterAccount {name:?} does not allow namespace {namespace:?}: {detail}")]
+    NamespaceNotAllowed {
+        /// The ClusterAccount.
+        name: String,
+        /// The Authorization's namespace.
+        namespace: String,
+        /// Why (no allowedNamespaces, selector does not match, bad selector).
+        detail: String,
+    },
+    /// The account exists but cannot be used (credentials refused, two-factor, ...).
+    #[error("{kind} {name:?} is not ready ({reason}): {message}")]
+    AccountNotReady {
+        /// `Account` or `ClusterAccount`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// The account's own reason.
+        reason: &'static str,
+        /// The account's own message.
+        message: String,
+    },
+    /// A Secret or key the spec points to is missing or unusable.
+    #[error("{0}")]
+    MissingSecret(MissingSecret),
+    /// The spec is not usable (what the schema could not refuse).
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+    /// The Secret to write exists and belongs to something else: it is never adopted.
+    #[error(
+        "Secret {name:?} already exists and is not owned by this Authorization; \
+         delete it or set spec.secret.name to another name"
+    )]
+    SecretConflict {
+        /// The Secret's name.
+        name: String,
+    },
+    /// GHES refused or failed a call.
+    #[error("{0}")]
+    Ghes(#[from] GhesError),
+    /// A GHES call whose outcome is unknown; the next reconcile looks the result up.
+    #[error(
+        "GHES may have created the token, but its answer was lost: {0}; it will be found by fingerprint and replaced"
+    )]
+    OutcomeUnknown(GhesError),
+    /// The Kubernetes API failed a call.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// A missing Secret or key, with the names a user needs to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum MissingSecret {
+    /// The Secret does not exist.
+    #[error("{role} Secret {namespace}/{name} not found")]
+    Secret {
+        /// What the Secret is for (e.g. "credentials", "client secret").
+        role: &'static str,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// The Secret exists but lacks the key, or the value is empty or not UTF-8.
+    #[error("{role} Secret {namespace}/{name} has no usable key {key:?}{detail}")]
+    Key {
+        /// What the Secret is for.
+        role: &'static str,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The key.
+        key: String,
+        /// Extra detail (never the value).
+        detail: String,
+    },
+}
+
+fn in_namespace(namespace: &Option<String>) -> String {
+    namespace
+        .as_ref()
+        .map(|ns| format!(" in namespace {ns:?}"))
+        .unwrap_or_default()
+}
+
+impl Error {
+    /// The reason for conditions, Events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::AccountNotFound { .. } => "AccountNotFound",
+            Self::NamespaceNotAllowed { .. } => "NamespaceNotAllowed",
+            Self::AccountNotReady { .. } => "AccountNotReady",
+            Self::MissingSecret(MissingSecret::Secret { role, .. })
+            | Self::MissingSecret(MissingSecret::Key { role, .. }) => match *role {
+                ROLE_CREDENTIALS => "CredentialsNotFound",
+                ROLE_CLIENT_SECRET => "ClientSecretNotFound",
+                _ => "SecretNotFound",
+            },
+            Self::InvalidSpec(_) => "InvalidSpec",
+            Self::SecretConflict { .. } => "SecretConflict",
+            Self::Ghes(error) => error.reason(),
+            Self::OutcomeUnknown(_) => "OutcomeUnknown",
+            Self::Kube(_) => "KubernetesError",
+        }
+    }
+
+    /// Whether only a change by the user can fix this: no hot retry, wait for a change.
+    pub fn is_config(&self) -> bool {
+        match self {
+            Self::AccountNotFound { .. }
+            | Self::NamespaceNotAllowed { .. }
+            | Self::AccountNotReady { .. }
+            | Self::MissingSecret(_)
+            | Self::InvalidSpec(_)
+            | Self::SecretConflict { .. } => true,
+            Self::Ghes(error) => !error.is_transient(),
+            Self::OutcomeUnknown(_) | Self::Kube(_) => false,
+        }
+    }
+}
+
+/// Role of a credentials Secret in messages.
+pub const ROLE_CREDENTIALS: &str = "credentials";
+/// Role of an OAuth app's client-secret Secret in messages.
+pub const ROLE_CLIENT_SECRET: &str = "client secret";
+
+/// Result alias of the controller.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_errors_wait_for_a_change() {
+        let missing = Error::MissingSecret(MissingSecret::Key {
+            role: ROLE_CREDENTIALS,
+            namespace: "team-a".into(),
+            name: "ghes-bot".into(),
+            key: "password".into(),
+            detail: String::new(),
+        });
+        assert!(missing.is_config());
+        assert_eq!(missing.reason(), "CredentialsNotFound");
+        assert_eq!(
+            missing.to_string(),
+            "credentials Secret team-a/ghes-bot has no usable key \"password\""
+        );
+        let transient = Error::Ghes(GhesError::Transient {
+            status: Some(502),
+            message: "bad gateway".into(),
+            outcome_unknown: false,
+        });
+        assert!(!transient.is_config());
+        let refused = Error::Ghes(GhesError::Validation {
+            message: "Validation Failed".into(),
+            errors: vec![],
+        });
+        assert!(refused.is_config());
+    }
+}

@@ -1,0 +1,213 @@
+//! Kubernetes Secrets: reading credentials and client secrets, and writing the token Secret —
+//! by server-side apply, owned by its Authorization, never adopting a Secret that someone else
+//! created.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+
+use super::error::{Error, MissingSecret, Result};
+use crate::api::Authorization;
+use crate::ghes::{SecretValue, Token};
+
+/// Field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "ghes-oauth-operator";
+
+/// Annotation on a token Secret naming the GHES authorization id of the token it holds.
+pub const AUTHORIZATION_ID_ANNOTATION: &str = "oauth.ghes.io/authorization-id";
+
+/// Reads one value of a Secret. Missing Secret, missing key, empty or non-UTF-8 value are
+/// configuration errors naming the Secret and key (never the value).
+pub async fn read_value(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    key: &str,
+    role: &'static str,
+) -> Result<(SecretValue, Secret)> {
+    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await?
+        .ok_or_else(|| {
+            Error::MissingSecret(MissingSecret::Secret {
+                role,
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            })
+        })?;
+    let value = value_of(&secret, key).map_err(|detail| {
+        Error::MissingSecret(MissingSecret::Key {
+            role,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            key: key.to_owned(),
+            detail,
+        })
+    })?;
+    Ok((value, secret))
+}
+
+/// One value of a Secret (`data`, or `stringData` as some test servers keep it).
+pub fn value_of(secret: &Secret, key: &str) -> std::result::Result<SecretValue, String> {
+    let raw = match secret.data.as_ref().and_then(|data| data.get(key)) {
+        Some(bytes) => String::from_utf8(bytes.0.clone())
+            .map_err(|_| " (the value is not UTF-8 text)".to_owned())?,
+        None => secret
+            .string_data
+            .as_ref()
+            .and_then(|data| data.get(key))
+            .cloned()
+            .ok_or_else(String::new)?,
+    };
+    // Tolerate the trailing newline that `kubectl create secret --from-file` often brings.
+    let trimmed = raw.trim_end_matches(['\n', '\r']);
+    if trimmed.is_empty() {
+        return Err(" (the value is empty)".to_owned());
+    }
+    Ok(SecretValue::new(trimmed))
+}
+
+/// Whether the Secret is controlled by the object with this uid.
+pub fn is_controlled_by(secret: &Secret, uid: &str) -> bool {
+    secret
+        .owner_references()
+        .iter()
+        .any(|owner| owner.uid == uid && owner.controller == Some(true))
+}
+
+/// The token a Secret holds under `key`, if any.
+pub fn token_in(secret: &Secret, key: &str) -> Option<Token> {
+    value_of(secret, key)
+        .ok()
+        .map(|value| Token::new(value.expose()))
+}
+
+/// What the token Secret of an Authorization should look like, without its data.
+pub struct DesiredSecret {
+    /// Name.
+    pub name: String,
+    /// Key of the token.
+    pub key: String,
+    /// Labels, including `app.kubernetes.io/managed-by`.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations, including the authorization id.
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl DesiredSecret {
+    /// The desired Secret of `authorization` for the GHES authorization `authorization_id`.
+    pub fn of(authorization: &Authorization, authorization_id: u64) -> Self {
+        let spec = &authorization.spec.secret;
+        let mut annotations = spec.annotations.clone();
+        annotations.insert(
+            AUTHORIZATION_ID_ANNOTATION.to_owned(),
+            authorization_id.to_string(),
+        );
+        Self {
+            name: authorization.secret_name(),
+            key: spec.key.clone(),
+            labels: spec.labels_with_managed_by(),
+            annotations,
+        }
+    }
+
+    /// Whether `existing` already has these labels, annotations and exactly this one key.
+    pub fn is_met_by(&self, existing: &Secret) -> bool {
+        let has_all = |wanted: &BTreeMap<String, String>, have: &BTreeMap<String, String>| {
+            wanted.iter().all(|(k, v)| have.get(k) == Some(v))
+        };
+        let keys: Vec<&String> = existing
+            .data
+            .as_ref()
+            .map(|data| data.keys().collect())
+            .unwrap_or_default();
+        has_all(&self.labels, existing.labels())
+            && has_all(&self.annotations, existing.annotations())
+            && keys == [&self.key]
+    }
+}
+
+/// Writes the token Secret by server-side apply: owned by (and garbage-collected with) the
+/// Authorization. Fields this manager applied before and no longer wants are removed.
+pub async fn apply_token_secret(
+    client: &Client,
+    authorization: &Authorization,
+    desired: &DesiredSecret,
+    token: &Token,
+) -> Result<()> {
+    let namespace = authorization.namespace().unwrap_or_default();
+    let owner = owner_reference(authorization)?;
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": desired.name,
+            "namespace": namespace,
+            "labels": desired.labels,
+            "annotations": desired.annotations,
+            "ownerReferences": [owner],
+        },
+        "type": "Opaque",
+        "data": {
+            desired.key.clone(): data_encoding::BASE64.encode(token.expose().as_bytes()),
+        },
+    });
+    Api::<Secret>::namespaced(client.clone(), &namespace)
+        .patch(
+            &desired.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Deletes a Secret the Authorization owns (after a rename of spec.secret.name).
+pub async fn delete_owned(client: &Client, namespace: &str, secret: &Secret) -> Result<()> {
+    let name = secret.name_any();
+    match Api::<Secret>::namespaced(client.clone(), namespace)
+        .delete(&name, &Default::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn owner_reference(authorization: &Authorization) -> Result<OwnerReference> {
+    let mut owner = authorization.controller_owner_ref(&()).ok_or_else(|| {
+        Error::InvalidSpec("the Authorization has no uid yet; it cannot own a Secret".into())
+    })?;
+    owner.block_owner_deletion = Some(true);
+    Ok(owner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    fn secret_with(key: &str, value: &[u8]) -> Secret {
+        Secret {
+            data: Some([(key.to_owned(), ByteString(value.to_vec()))].into()),
+            ..Secret::default()
+        }
+    }
+
+    #[test]
+    fn values_are_trimmed_and_validated() {
+        let secret = secret_with("password", b"hunter2\n");
+        assert_eq!(
+            value_of(&secret, "password").expect("value").expose(),
+            "hunter2"
+        );
+        assert!(value_of(&secret, "other").is_err());
+        assert!(value_of(&secret_with("password", b"\n"), "password").is_err());
+        assert!(value_of(&secret_with("password", &[0xff, 0xfe]), "password").is_err());
+    }
+}

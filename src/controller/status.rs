@@ -1,0 +1,31 @@
+//! Writing status: server-side apply of the whole status under the operator's field manager,
+//! so fields the operator stops setting disappear, and nothing else is touched.
+
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::error::Result;
+use super::secret::FIELD_MANAGER;
+
+/// Applies `status` to the status subresource of `object`.
+pub async fn apply_status<K, S>(api: &Api<K>, object: &K, status: &S) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
+    let body = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(body),
+    )
+    .await?;
+    Ok(())
+}
