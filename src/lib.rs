@@ -6,6 +6,7 @@
 //! - [`ghes`]: the GHES OAuth Authorizations API: a trait, its reqwest implementation, wire types,
 //!   typed errors, two-factor codes, paging and client-side rate limiting.
 //! - [`emulator`]: a stateful GHES emulator used by the tests, `demo` and `emulator` subcommand.
+//! - [`testkit`]: an in-process Kubernetes API test server used by the tests and `demo`.
 //! - [`controller`]: the reconcilers of Authorizations, Accounts and ClusterAccounts.
 //! - [`cli`]: the command line.
 //! - [`demo`]: the `demo` subcommand.
@@ -18,3 +19,4 @@ pub mod demo;
 pub mod emulator;
 pub mod ghes;
 pub mod telemetry;
+pub mod testkit;

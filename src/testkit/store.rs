@@ -1,0 +1,321 @@
+//! The object store: every object in its stored form, one global `resourceVersion` counter, a
+//! bounded history of changes (for watches that resume and for lists at an exact version), and
+//! the broadcast that live watches follow.
+//!
+//! All writes happen under one lock, in `resourceVersion` order, and are broadcast under that lock,
+//! so a watch that snapshots and subscribes under the lock never misses or repeats a change.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{Notify, broadcast, watch};
+
+use super::errors::{ApiError, ApiResult};
+use super::resources::{Registry, StorageKey};
+
+/// `(namespace, name)`; the namespace is empty for cluster-scoped objects.
+pub(crate) type ObjKey = (String, String);
+
+/// What a change did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChangeType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One committed change.
+#[derive(Debug)]
+pub(crate) struct Change {
+    pub rv: u64,
+    pub storage: StorageKey,
+    pub namespace: String,
+    pub name: String,
+    pub kind: ChangeType,
+    /// The object after the change (for a deletion: its last state, at the deletion's version).
+    pub object: Arc<Value>,
+    /// The object before the change.
+    pub prev: Option<Arc<Value>>,
+}
+
+/// What live watches receive.
+#[derive(Clone, Debug)]
+pub(crate) enum Broadcast {
+    Change(Arc<Change>),
+    /// Everything up to this version has been broadcast: a bookmark may carry it.
+    Tick(u64),
+}
+
+/// Tunables of the server.
+#[derive(Clone, Debug)]
+pub(crate) struct StoreConfig {
+    pub history_limit: usize,
+    pub bookmark_interval: Duration,
+    pub gc_delay: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            history_limit: 10_000,
+            bookmark_interval: Duration::from_secs(1),
+            gc_delay: Duration::from_millis(50),
+        }
+    }
+}
+
+/// The data behind the lock.
+pub(crate) struct State {
+    pub rv: u64,
+    pub registry: Registry,
+    objects: HashMap<StorageKey, BTreeMap<ObjKey, Value>>,
+    uids: HashMap<String, (StorageKey, ObjKey)>,
+    history: VecDeque<Arc<Change>>,
+    history_limit: usize,
+    /// Every change newer than this is in `history`.
+    floor: u64,
+    sender: broadcast::Sender<Broadcast>,
+}
+
+/// How many broadcast messages a slow watch may fall behind before it is closed (the client
+/// then resumes from its last version).
+const BROADCAST_CAPACITY: usize = 4096;
+
+impl State {
+    fn new(history_limit: usize) -> Self {
+        let (sender, _) = broadcast::channel(BROADCAST_CAPACITY);
+        Self {
+            rv: 0,
+            registry: Registry::builtin(),
+            objects: HashMap::new(),
+            uids: HashMap::new(),
+            history: VecDeque::new(),
+            history_limit: history_limit.max(1),
+            floor: 0,
+            sender,
+        }
+    }
+
+    /// A stored object.
+    pub fn get(&self, key: &StorageKey, namespace: &str, name: &str) -> Option<&Value> {
+        self.objects
+            .get(key)?
+            .get(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    /// The stored objects of a resource, in key order, optionally in one namespace.
+    pub fn list(&self, key: &StorageKey, namespace: Option<&str>) -> Vec<(ObjKey, Value)> {
+        let Some(objects) = self.objects.get(key) else {
+            return Vec::new();
+        };
+        objects
+            .iter()
+            .filter(|((ns, _), _)| namespace.is_none_or(|want| want == ns))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Every storage key that holds objects.
+    pub fn storage_keys(&self) -> Vec<StorageKey> {
+        self.objects
+            .iter()
+            .filter(|(_, objects)| !objects.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The object with this uid.
+    pub fn by_uid(&self, uid: &str) -> Option<(StorageKey, ObjKey, &Value)> {
+        let (key, obj_key) = self.uids.get(uid)?;
+        let obj = self.objects.get(key)?.get(obj_key)?;
+        Some((key.clone(), obj_key.clone(), obj))
+    }
+
+    fn record(&mut self, change: Change) {
+        let change = Arc::new(change);
+        self.history.push_back(change.clone());
+        while self.history.len() > self.history_limit {
+            if let Some(old) = self.history.pop_front() {
+                self.floor = old.rv;
+            }
+        }
+        // No receivers is fine: nobody watches.
+        let _ = self.sender.send(Broadcast::Change(change));
+    }
+
+    /// Stores `obj` (stored form) under a new resourceVersion and returns it.
+    pub fn put(&mut self, key: &StorageKey, namespace: &str, name: &str, mut obj: Value) -> Value {
+        self.rv += 1;
+        let rv = self.rv;
+        obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+        let obj_key = (namespace.to_owned(), name.to_owned());
+        let prev = self
+            .objects
+            .entry(key.clone())
+            .or_default()
+            .insert(obj_key.clone(), obj.clone());
+        if let Some(uid) = obj.pointer("/metadata/uid").and_then(Value::as_str) {
+            self.uids.insert(uid.to_owned(), (key.clone(), obj_key));
+        }
+        let kind = if prev.is_some() {
+            ChangeType::Modified
+        } else {
+            ChangeType::Added
+        };
+        self.record(Change {
+            rv,
+            storage: key.clone(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            kind,
+            object: Arc::new(obj.clone()),
+            prev: prev.map(Arc::new),
+        });
+        obj
+    }
+
+    /// Removes an object; returns its last state at the deletion's resourceVersion.
+    pub fn remove(&mut self, key: &StorageKey, namespace: &str, name: &str) -> Option<Value> {
+        let obj_key = (namespace.to_owned(), name.to_owned());
+        let prev = self.objects.get_mut(key)?.remove(&obj_key)?;
+        if let Some(uid) = prev.pointer("/metadata/uid").and_then(Value::as_str) {
+            self.uids.remove(uid);
+        }
+        self.rv += 1;
+        let rv = self.rv;
+        let mut last = prev.clone();
+        last["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+        self.record(Change {
+            rv,
+            storage: key.clone(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            kind: ChangeType::Deleted,
+            object: Arc::new(last.clone()),
+            prev: Some(Arc::new(prev)),
+        });
+        Some(last)
+    }
+
+    /// The changes after `rv`, or `Err(floor)` when some of them are no longer kept.
+    pub fn changes_since(&self, rv: u64) -> Result<Vec<Arc<Change>>, u64> {
+        if rv < self.floor {
+            return Err(self.floor);
+        }
+        Ok(self.history.iter().filter(|c| c.rv > rv).cloned().collect())
+    }
+
+    /// The objects of a resource as they were at `rv` (for lists at an exact version and for
+    /// continuing a paginated list consistently).
+    pub fn snapshot(&self, key: &StorageKey, rv: u64) -> ApiResult<BTreeMap<ObjKey, Value>> {
+        if rv < self.floor {
+            return Err(ApiError::expired(format!(
+                "too old resource version: {rv} ({})",
+                self.floor + 1
+            )));
+        }
+        let mut objects = self.objects.get(key).cloned().unwrap_or_default();
+        for change in self.history.iter().rev().take_while(|c| c.rv > rv) {
+            if &change.storage != key {
+                continue;
+            }
+            let obj_key = (change.namespace.clone(), change.name.clone());
+            match (&change.kind, &change.prev) {
+                (ChangeType::Added, _) => {
+                    objects.remove(&obj_key);
+                }
+                (_, Some(prev)) => {
+                    objects.insert(obj_key, (**prev).clone());
+                }
+                (_, None) => {}
+            }
+        }
+        Ok(objects)
+    }
+
+    /// A receiver of every change committed from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Broadcast> {
+        self.sender.subscribe()
+    }
+
+    /// Tells live watches that everything up to the current version was broadcast.
+    pub fn tick(&self) {
+        let _ = self.sender.send(Broadcast::Tick(self.rv));
+    }
+}
+
+/// The shared store: state under a lock, the garbage collector's wake-up, the shutdown signal.
+pub(crate) struct Store {
+    state: Mutex<State>,
+    pub gc_wake: Notify,
+    pub shutdown: watch::Receiver<bool>,
+    pub config: StoreConfig,
+}
+
+impl Store {
+    pub fn new(config: StoreConfig, shutdown: watch::Receiver<bool>) -> Self {
+        Self {
+            state: Mutex::new(State::new(config.history_limit)),
+            gc_wake: Notify::new(),
+            shutdown,
+            config,
+        }
+    }
+
+    /// Locks the state. A panic while holding the lock cannot leave it half-written in a way
+    /// that matters to tests, so a poisoned lock is used as it is.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key() -> StorageKey {
+        StorageKey {
+            group: String::new(),
+            plural: "configmaps".into(),
+        }
+    }
+
+    #[test]
+    fn snapshot_undoes_newer_changes() {
+        let mut st = State::new(100);
+        st.put(
+            &key(),
+            "ns",
+            "a",
+            json!({"metadata": {"uid": "1"}, "data": {"v": "1"}}),
+        );
+        let at = st.rv;
+        st.put(
+            &key(),
+            "ns",
+            "a",
+            json!({"metadata": {"uid": "1"}, "data": {"v": "2"}}),
+        );
+        st.put(&key(), "ns", "b", json!({"metadata": {"uid": "2"}}));
+        st.remove(&key(), "ns", "a");
+        let snap = st.snapshot(&key(), at).unwrap();
+        assert_eq!(snap.len(), 1);
+        assert_eq!(snap[&("ns".to_owned(), "a".to_owned())]["data"]["v"], "1");
+    }
+
+    #[test]
+    fn history_is_bounded_and_old_versions_expire() {
+        let mut st = State::new(2);
+        for i in 0..5 {
+            st.put(&key(), "ns", &format!("o{i}"), json!({"metadata": {}}));
+        }
+        assert!(st.changes_since(1).is_err());
+        assert_eq!(st.changes_since(3).unwrap().len(), 2);
+        assert_eq!(st.snapshot(&key(), 1).unwrap_err().code, 410);
+    }
+}
