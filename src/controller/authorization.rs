@@ -44,6 +44,12 @@ pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> 
         .ok_or_else(|| Error::InvalidSpec("an Authorization must have a namespace".into()))?;
     let api = Api::<Authorization>::namespaced(ctx.client.clone(), &namespace);
     let key = object_key(&authorization);
+    // Decide on the object as the API server has it now, not as the watch cache last saw it:
+    // right after this operator's own status write the cache can lag, and a stale status
+    // (fingerprint recorded, no id yet) would look like an interrupted create.
+    let Some(authorization) = api.get_opt(&authorization.name_any()).await?.map(Arc::new) else {
+        return Ok(Action::await_change());
+    };
     let result = finalizer(&api, FINALIZER, authorization, |event| async {
         match event {
             Finalizer::Apply(authorization) => apply(&api, &authorization, &ctx).await,
