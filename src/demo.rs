@@ -1,42 +1,77 @@
-//! `ghes-oauth-operator demo`: a newcomer's first command, on a machine with no cluster and no
-//! GHES. It starts the GHES emulator on loopback and takes the real GHES client through the
-//! life of a token — two-factor login, app token get-or-create (twice: the second is a no-op),
-//! a personal token, a scope edit, listings, revocation — printing what a user would check and
-//! the number of GHES calls each step cost.
+//! `ghes-oauth-operator demo`: the newcomer's first command, on a machine with no cluster and no
+//! GHES. One process runs the GHES emulator, the Kubernetes API test server and the
+//! controllers; the manifests of `examples/` are applied as a user would `kubectl apply` them
+//! (with each account pointed at the emulator); the demo waits until every Authorization is
+//! Ready, prints what a user would check, and exits 0.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use crate::api::{Authorization, crds};
+use crate::controller::{self, RunOptions};
 use crate::emulator::{AppSpec, Emulator, EmulatorConfig, UserSpec};
-use crate::ghes::{
-    AppAuthorizationRequest, AuthorizationUpdate, ClientConfig, Credentials, GhesApi, GhesError,
-    HttpGhesClient, NewAuthorization, ScopeChange, SecretValue, TotpSeed,
-};
+use crate::testkit::TestApiServer;
 
-/// Login of the demo's two-factor user.
-const LOGIN: &str = "octo-bot";
-/// Its TOTP seed (a well-known test value; the emulator only runs on loopback).
-const TOTP_SEED: &str = "JBSWY3DPEHPK3PXP";
-/// The demo OAuth app.
-const CLIENT_ID: &str = "Iv1.0a1b2c3d4e5f6a7b";
+/// The example manifests, in the order a user would apply them.
+const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "00-namespaces.yaml",
+        include_str!("../examples/00-namespaces.yaml"),
+    ),
+    (
+        "10-account.yaml",
+        include_str!("../examples/10-account.yaml"),
+    ),
+    (
+        "20-app-token.yaml",
+        include_str!("../examples/20-app-token.yaml"),
+    ),
+    (
+        "30-personal-token.yaml",
+        include_str!("../examples/30-personal-token.yaml"),
+    ),
+    (
+        "40-cluster-account.yaml",
+        include_str!("../examples/40-cluster-account.yaml"),
+    ),
+];
+
+/// Longest wait for every Authorization to become Ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What can stop the demo.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    /// The emulator did not start.
-    #[error("the GHES emulator did not start: {0}")]
-    Emulator(String),
-    /// A GHES call failed.
-    #[error("{step}: {source}")]
-    Ghes {
-        /// The step that failed.
-        step: &'static str,
-        /// Why.
-        source: GhesError,
+    /// An example manifest could not be read.
+    #[error("examples/{file}: {message}")]
+    Example {
+        /// The file.
+        file: &'static str,
+        /// What is wrong.
+        message: String,
     },
-    /// Something the demo checks did not hold.
-    #[error("check failed: {0}")]
-    Check(String),
+    /// A test double did not start.
+    #[error("cannot start {what}: {message}")]
+    Start {
+        /// Which one.
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The Kubernetes API refused something.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Not every Authorization became Ready in time.
+    #[error("not Ready after {}s: {}", READY_TIMEOUT.as_secs(), .0.join("; "))]
+    NotReady(Vec<String>),
     /// Writing the report failed.
     #[error("cannot write the report: {0}")]
     Output(#[from] std::io::Error),
@@ -44,272 +79,328 @@ pub enum DemoError {
 
 /// Runs the demo, writing its report to `out`.
 pub async fn run(out: &mut (dyn Write + Send)) -> Result<(), DemoError> {
-    let password = random_password();
-    let app_secret = random_password();
-    let config = EmulatorConfig {
-        users: vec![UserSpec {
-            login: LOGIN.into(),
-            password: password.clone(),
-            totp_seed: Some(TOTP_SEED.into()),
-        }],
-        apps: vec![AppSpec {
-            client_id: CLIENT_ID.into(),
-            client_secret: app_secret.clone(),
-            name: "CI Bot".into(),
-        }],
-        ..EmulatorConfig::default()
-    };
-    let listen: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let emulator = Emulator::start(config, listen)
-        .await
-        .map_err(|error| DemoError::Emulator(error.to_string()))?;
-    let api_root = emulator.api_url();
-    writeln!(out, "GHES emulator listening on {api_root}")?;
-    writeln!(
-        out,
-        "user {LOGIN} (two-factor on), OAuth app {CLIENT_ID} \"CI Bot\"\n"
-    )?;
+    let documents = load_examples()?;
+    let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
 
-    let totp = TotpSeed::parse(TOTP_SEED).map_err(|error| DemoError::Check(error.to_string()))?;
-    let api_url = url::Url::parse(&api_root)
-        .map_err(|error| DemoError::Emulator(format!("bad emulator URL: {error}")))?;
-    let client = HttpGhesClient::new(ClientConfig::new(
-        api_url,
-        Credentials {
-            username: LOGIN.into(),
-            password: SecretValue::new(password),
-            totp: Some(totp),
+    let ghes = Emulator::start(emulator_config(&documents)?, loopback)
+        .await
+        .map_err(|error| DemoError::Start {
+            what: "the GHES emulator",
+            message: error.to_string(),
+        })?;
+    let kubernetes = TestApiServer::start(loopback)
+        .await
+        .map_err(|error| DemoError::Start {
+            what: "the Kubernetes API test server",
+            message: error.to_string(),
+        })?;
+    writeln!(out, "GHES emulator:              {}", ghes.api_url())?;
+    writeln!(out, "Kubernetes API test server: {}", kubernetes.url())?;
+
+    let client = kubernetes
+        .client("demo")
+        .map_err(|error| DemoError::Start {
+            what: "a Kubernetes client",
+            message: error.to_string(),
+        })?;
+    install_crds(&client).await?;
+    let operator_client = kubernetes
+        .client("operator")
+        .map_err(|error| DemoError::Start {
+            what: "the operator's Kubernetes client",
+            message: error.to_string(),
+        })?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let operator = tokio::spawn(controller::run(
+        operator_client,
+        RunOptions::default(),
+        async move {
+            let _ = stopped.await;
         },
-    ))
-    .map_err(|source| DemoError::Ghes {
-        step: "client",
-        source,
-    })?;
+    ));
 
-    let mut calls = CallCounter::new(&emulator);
-    let mut rows: Vec<[String; 5]> = Vec::new();
-    let app_request = AppAuthorizationRequest {
-        client_secret: SecretValue::new(app_secret),
-        scopes: vec!["repo".into(), "read:org".into(), "repo".into()],
-        note: Some("demo/ci-bot".into()),
-        note_url: None,
-    };
-
-    let step = "app token: PUT /authorizations/clients/{client_id}/{fingerprint}";
-    let issued = client
-        .get_or_create_for_app_and_fingerprint(CLIENT_ID, "demo-ci-bot", &app_request)
-        .await
-        .map_err(|source| DemoError::Ghes { step, source })?;
-    let token = issued
-        .authorization
-        .token
-        .clone()
-        .ok_or_else(|| DemoError::Check("the 201 response carried no token".into()))?;
-    if !issued.created || !issued.authorization.is_token(&token) {
-        return Err(DemoError::Check(
-            "the new app token does not match its hashed_token".into(),
-        ));
+    writeln!(
+        out,
+        "\napplying examples/ (accounts pointed at the emulator):"
+    )?;
+    for (file, object) in &documents {
+        let object = point_at(object, &ghes.api_url());
+        apply(&client, &object).await?;
+        writeln!(
+            out,
+            "  {file}: {} {}",
+            object["kind"].as_str().unwrap_or("?"),
+            qualified_name(&object)
+        )?;
     }
-    writeln!(
-        out,
-        "{step}\n  201 Created, token …{}, SHA-256 matches hashed_token  [{}]",
-        token.last_eight(),
-        calls.since_last()
-    )?;
-    rows.push(row("app token", &issued.authorization));
 
-    let again = client
-        .get_or_create_for_app_and_fingerprint(CLIENT_ID, "demo-ci-bot", &app_request)
-        .await
-        .map_err(|source| DemoError::Ghes { step, source })?;
-    if again.created || again.authorization.id != issued.authorization.id {
-        return Err(DemoError::Check(
-            "the second get-or-create created a new token".into(),
-        ));
-    }
-    writeln!(
-        out,
-        "same PUT again\n  200 OK, same authorization {}, no token in the response  [{}]",
-        again.authorization.id,
-        calls.since_last()
-    )?;
-
-    let step = "personal token: POST /authorizations";
-    let personal = client
-        .create_authorization(&NewAuthorization {
-            scopes: vec!["read:user".into()],
-            note: Some("demo/release-bot".into()),
-            fingerprint: Some("demo-release-bot".into()),
-            ..NewAuthorization::default()
-        })
-        .await
-        .map_err(|source| DemoError::Ghes { step, source })?;
-    let personal_token = personal
-        .token
-        .clone()
-        .ok_or_else(|| DemoError::Check("the personal token was not returned".into()))?;
-    writeln!(
-        out,
-        "{step}\n  201 Created, token …{}  [{}]",
-        personal_token.last_eight(),
-        calls.since_last()
-    )?;
-
-    let step = "scope edit: PATCH /authorizations/{id}";
-    let patched = client
-        .update_authorization(
-            personal.id,
-            &AuthorizationUpdate {
-                scopes: Some(ScopeChange::Replace(vec![
-                    "user".into(),
-                    "read:user".into(),
-                    "gist".into(),
-                ])),
-                ..AuthorizationUpdate::default()
-            },
-        )
-        .await
-        .map_err(|source| DemoError::Ghes { step, source })?;
-    writeln!(
-        out,
-        "{step}\n  asked [user, read:user, gist], GHES normalized to {:?}  [{}]",
-        patched.scopes,
-        calls.since_last()
-    )?;
-    rows.push(row("personal token", &patched));
-
-    let step = "listings: GET /authorizations, GET /applications/grants";
-    let listed = client
-        .list_authorizations(None)
-        .await
-        .map_err(|source| DemoError::Ghes { step, source })?;
-    let grants = client
-        .list_grants(None)
-        .await
-        .map_err(|source| DemoError::Ghes { step, source })?;
-    writeln!(
-        out,
-        "{step}\n  {} authorizations, {} grant(s)  [{}]",
-        listed.len(),
-        grants.len(),
-        calls.since_last()
-    )?;
+    let authorizations = wait_until_ready(&client).await;
+    let _ = stop.send(());
+    let _ = operator.await;
+    let authorizations = authorizations?;
 
     writeln!(out)?;
-    print_table(out, &rows)?;
-    writeln!(out)?;
-
-    let step = "revoke: DELETE /authorizations/{id}, DELETE /applications/grants/{id}";
-    client
-        .delete_authorization(personal.id)
-        .await
-        .map_err(|source| DemoError::Ghes { step, source })?;
-    for grant in &grants {
-        client
-            .delete_grant(grant.id)
-            .await
-            .map_err(|source| DemoError::Ghes { step, source })?;
+    print_table(out, &authorizations)?;
+    let requests = ghes.requests();
+    let mut by_method: BTreeMap<&str, usize> = BTreeMap::new();
+    for request in &requests {
+        *by_method.entry(request.method.as_str()).or_default() += 1;
     }
-    let left = client
-        .list_authorizations(None)
-        .await
-        .map_err(|source| DemoError::Ghes { step, source })?;
-    if !left.is_empty() {
-        return Err(DemoError::Check(format!(
-            "{} authorizations left after revoking everything",
-            left.len()
-        )));
-    }
+    let summary: Vec<String> = by_method
+        .iter()
+        .map(|(method, count)| format!("{count} {method}"))
+        .collect();
     writeln!(
         out,
-        "{step}\n  personal token deleted; deleting the grant revoked the app token; 0 left  [{}]",
-        calls.since_last()
+        "\n{} Authorizations Ready; {} GHES calls ({}).",
+        authorizations.len(),
+        requests.len(),
+        summary.join(", ")
     )?;
-    writeln!(
-        out,
-        "\n{} GHES calls in total (including one two-factor challenge).",
-        calls.total()
-    )?;
-    writeln!(out, "This demo drives the GHES client directly.")?;
-    emulator.shutdown().await;
+    ghes.shutdown().await;
     Ok(())
 }
 
-fn row(kind: &str, authorization: &crate::ghes::Authorization) -> [String; 5] {
-    [
-        kind.to_owned(),
-        authorization.id.to_string(),
-        authorization
-            .token_last_eight
-            .clone()
-            .unwrap_or_else(|| "-".into()),
-        authorization.scopes.join(","),
-        authorization.app.name.clone(),
-    ]
+/// Every document of the examples, with the file it came from.
+fn load_examples() -> Result<Vec<(&'static str, Value)>, DemoError> {
+    let mut documents = Vec::new();
+    for (file, text) in EXAMPLES {
+        for document in serde_yaml::Deserializer::from_str(text) {
+            let value: Value =
+                serde::Deserialize::deserialize(document).map_err(|error| DemoError::Example {
+                    file,
+                    message: error.to_string(),
+                })?;
+            if !value.is_null() {
+                documents.push((*file, value));
+            }
+        }
+    }
+    Ok(documents)
 }
 
-fn print_table(out: &mut (dyn Write + Send), rows: &[[String; 5]]) -> std::io::Result<()> {
-    let header = ["KIND", "GHES-ID", "LAST-8", "SCOPES", "APP"];
+/// Emulator users from the accounts' credentials Secrets, apps from the Authorizations.
+fn emulator_config(documents: &[(&'static str, Value)]) -> Result<EmulatorConfig, DemoError> {
+    let secret_value = |namespace: &str, name: &str, key: &str| -> Option<String> {
+        documents.iter().find_map(|(_, object)| {
+            let metadata = &object["metadata"];
+            (object["kind"] == "Secret"
+                && metadata["name"] == name
+                && metadata["namespace"] == namespace)
+                .then(|| object["stringData"][key].as_str().map(str::to_owned))
+                .flatten()
+        })
+    };
+    let mut config = EmulatorConfig::default();
+    for (file, object) in documents {
+        let spec = &object["spec"];
+        let credentials = match object["kind"].as_str() {
+            Some("Account") => Some((
+                object["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("default"),
+                &spec["credentialsSecretRef"],
+            )),
+            Some("ClusterAccount") => Some((
+                spec["credentialsSecretRef"]["namespace"]
+                    .as_str()
+                    .unwrap_or("default"),
+                &spec["credentialsSecretRef"],
+            )),
+            _ => None,
+        };
+        if let Some((namespace, reference)) = credentials {
+            let name = reference["name"].as_str().unwrap_or_default();
+            let key = |field: &str, default: &str| {
+                reference[field].as_str().unwrap_or(default).to_owned()
+            };
+            let login = secret_value(namespace, name, &key("usernameKey", "username"));
+            let password = secret_value(namespace, name, &key("passwordKey", "password"));
+            let (Some(login), Some(password)) = (login, password) else {
+                return Err(DemoError::Example {
+                    file,
+                    message: format!("credentials Secret {namespace}/{name} is not in examples/"),
+                });
+            };
+            if !config.users.iter().any(|user| user.login == login) {
+                config.users.push(UserSpec {
+                    login,
+                    password,
+                    totp_seed: None,
+                });
+            }
+        }
+        if object["kind"] == "Authorization"
+            && let Some(client_id) = spec["app"]["clientId"].as_str()
+        {
+            let namespace = object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default");
+            let reference = &spec["app"]["clientSecretRef"];
+            let secret = secret_value(
+                namespace,
+                reference["name"].as_str().unwrap_or_default(),
+                reference["key"].as_str().unwrap_or("clientSecret"),
+            )
+            .ok_or_else(|| DemoError::Example {
+                file,
+                message: format!("the client secret of app {client_id} is not in examples/"),
+            })?;
+            if !config.apps.iter().any(|app| app.client_id == client_id) {
+                config.apps.push(AppSpec {
+                    client_id: client_id.to_owned(),
+                    client_secret: secret,
+                    name: format!("{client_id} (demo)"),
+                });
+            }
+        }
+    }
+    Ok(config)
+}
+
+/// An account manifest with `spec.apiUrl` pointed at the emulator; other objects unchanged.
+fn point_at(object: &Value, api_url: &str) -> Value {
+    let mut object = object.clone();
+    if matches!(object["kind"].as_str(), Some("Account" | "ClusterAccount")) {
+        object["spec"]["apiUrl"] = json!(api_url);
+    }
+    object
+}
+
+fn qualified_name(object: &Value) -> String {
+    let name = object["metadata"]["name"].as_str().unwrap_or("?");
+    match object["metadata"]["namespace"].as_str() {
+        Some(namespace) => format!("{namespace}/{name}"),
+        None => name.to_owned(),
+    }
+}
+
+async fn install_crds(client: &Client) -> Result<(), DemoError> {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    for crd in crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(
+            &name,
+            &PatchParams::apply("demo").force(),
+            &Patch::Apply(&crd),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Applies one manifest by server-side apply, as `kubectl apply --server-side` would.
+async fn apply(client: &Client, object: &Value) -> Result<(), DemoError> {
+    let (group, version) = match object["apiVersion"]
+        .as_str()
+        .unwrap_or("v1")
+        .split_once('/')
+    {
+        Some((group, version)) => (group.to_owned(), version.to_owned()),
+        None => (
+            String::new(),
+            object["apiVersion"].as_str().unwrap_or("v1").to_owned(),
+        ),
+    };
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(&group, &version, kind));
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    api.patch(
+        name,
+        &PatchParams::apply("demo").force(),
+        &Patch::Apply(object),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Waits until every Authorization is Ready=True for its current generation.
+async fn wait_until_ready(client: &Client) -> Result<Vec<Authorization>, DemoError> {
+    let api = Api::<Authorization>::all(client.clone());
+    let started = Instant::now();
+    loop {
+        let list = api.list(&Default::default()).await?.items;
+        let waiting: Vec<String> = list
+            .iter()
+            .filter(|authorization| !is_ready(authorization))
+            .map(|authorization| {
+                let reason = authorization
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                    .map(|c| format!("{}: {}", c.reason, c.message))
+                    .unwrap_or_else(|| "no status yet".into());
+                format!(
+                    "{}/{} ({reason})",
+                    authorization.metadata.namespace.as_deref().unwrap_or(""),
+                    authorization.metadata.name.as_deref().unwrap_or("")
+                )
+            })
+            .collect();
+        if !list.is_empty() && waiting.is_empty() {
+            return Ok(list);
+        }
+        if started.elapsed() > READY_TIMEOUT {
+            return Err(DemoError::NotReady(waiting));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn is_ready(authorization: &Authorization) -> bool {
+    authorization.status.as_ref().is_some_and(|status| {
+        status.observed_generation == authorization.metadata.generation
+            && status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+fn print_table(out: &mut (dyn Write + Send), rows: &[Authorization]) -> std::io::Result<()> {
+    let header = ["AUTHORIZATION", "SECRET", "LAST-8", "SCOPES", "GHES-ID"];
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|authorization| {
+            let status = authorization.status.clone().unwrap_or_default();
+            [
+                format!(
+                    "{}/{}",
+                    authorization.metadata.namespace.as_deref().unwrap_or(""),
+                    authorization.metadata.name.as_deref().unwrap_or("")
+                ),
+                status.secret_name.unwrap_or_default(),
+                status.token_last_eight.unwrap_or_default(),
+                status.scopes.join(","),
+                status
+                    .authorization_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
     let mut widths = header.map(str::len);
-    for row in rows {
+    for row in &cells {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.len());
         }
     }
-    let line = |cells: [&str; 5]| -> String {
-        cells
-            .iter()
+    let line = |row: Vec<&str>| -> String {
+        row.iter()
             .zip(widths)
             .map(|(cell, width)| format!("{cell:<width$}"))
             .collect::<Vec<_>>()
             .join("  ")
+            .trim_end()
+            .to_owned()
     };
-    writeln!(out, "{}", line(header).trim_end())?;
-    for row in rows {
-        let cells = [
-            row[0].as_str(),
-            row[1].as_str(),
-            row[2].as_str(),
-            row[3].as_str(),
-            row[4].as_str(),
-        ];
-        writeln!(out, "{}", line(cells).trim_end())?;
+    writeln!(out, "{}", line(header.to_vec()))?;
+    for row in &cells {
+        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
     }
     Ok(())
-}
-
-/// Counts requests in the emulator's log between steps.
-struct CallCounter<'a> {
-    emulator: &'a crate::emulator::RunningEmulator,
-    seen: usize,
-}
-
-impl<'a> CallCounter<'a> {
-    fn new(emulator: &'a crate::emulator::RunningEmulator) -> Self {
-        Self { emulator, seen: 0 }
-    }
-
-    fn total(&self) -> usize {
-        self.emulator.requests().len()
-    }
-
-    fn since_last(&mut self) -> String {
-        let requests = self.emulator.requests();
-        let new = &requests[self.seen.min(requests.len())..];
-        self.seen = requests.len();
-        let described: Vec<String> = new
-            .iter()
-            .map(|request| format!("{} {}", request.method, request.status))
-            .collect();
-        format!("{} call(s): {}", new.len(), described.join(", "))
-    }
-}
-
-fn random_password() -> String {
-    use rand::Rng;
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect()
 }

@@ -145,8 +145,18 @@ fn demo_runs_to_completion() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("app token"), "{stdout}");
-    assert!(stdout.contains("GHES calls in total"), "{stdout}");
+    for authorization in [
+        "team-a/ci-bot",
+        "team-a/release-bot",
+        "team-a/deploy-bot",
+        "team-b/deploy-bot",
+    ] {
+        assert!(
+            stdout.contains(authorization),
+            "{authorization} missing:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("4 Authorizations Ready"), "{stdout}");
     assert!(started.elapsed() < Duration::from_secs(120));
 }
 

@@ -1,0 +1,446 @@
+//! The end-to-end harness: a Kubernetes API (the in-process test server, or a real cluster when
+//! `E2E_KUBECONFIG` is set), the GHES emulator on loopback, and the real operator binary as a
+//! subprocess pointed at both through an ordinary kubeconfig.
+//!
+//! Against a real cluster the harness installs the CRDs itself, works in namespaces of its own
+//! and removes them afterwards; tests then run one at a time (a process-wide lock), because
+//! cluster-scoped objects and the operator's view of them are shared.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ghes_oauth_operator::api::{Authorization, crds};
+use ghes_oauth_operator::emulator::{AppSpec, Emulator, EmulatorConfig, RunningEmulator, UserSpec};
+use ghes_oauth_operator::testkit::{RunningApiServer, TestApiServer};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// The operator binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_ghes-oauth-operator");
+
+/// Longest wait for anything the operator should do.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A plain GHES user of the emulator.
+pub const USER: &str = "team-bot";
+/// Its password.
+pub const PASSWORD: &str = "team-bot-password";
+/// A two-factor user.
+pub const OTP_USER: &str = "otp-bot";
+/// Its password.
+pub const OTP_PASSWORD: &str = "otp-bot-password";
+/// Its TOTP seed.
+pub const OTP_SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DP";
+/// The OAuth app.
+pub const CLIENT_ID: &str = "Iv1.e2e0000000000001";
+/// Its secret.
+pub const CLIENT_SECRET: &str = "e2e-client-secret-0123456789";
+
+static SERIAL: std::sync::OnceLock<Arc<Mutex<()>>> = std::sync::OnceLock::new();
+
+/// Where the Kubernetes API is.
+enum Cluster {
+    /// The in-process test server (default); it stops when dropped.
+    TestServer { _server: RunningApiServer },
+    /// A real cluster from `E2E_KUBECONFIG`.
+    Real { _serial: OwnedMutexGuard<()> },
+}
+
+/// One test's world.
+pub struct World {
+    cluster: Cluster,
+    /// The kubeconfig the operator uses.
+    pub kubeconfig: PathBuf,
+    /// The test's own client.
+    pub client: Client,
+    /// The GHES emulator.
+    pub ghes: RunningEmulator,
+    /// The namespaces this test created.
+    pub namespaces: Vec<String>,
+    operator: Option<Operator>,
+    _dir: TempDir,
+}
+
+/// A running operator process.
+pub struct Operator(Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl World {
+    /// A new world with `namespaces` (prefixed uniquely) and the CRDs installed.
+    pub async fn new(namespaces: &[&str]) -> Self {
+        let suffix: String = {
+            use rand::Rng;
+            rand::rng()
+                .sample_iter(rand::distr::Alphanumeric)
+                .take(6)
+                .map(|c| char::from(c).to_ascii_lowercase())
+                .collect()
+        };
+        let dir = std::env::temp_dir().join(format!("ghes-e2e-{suffix}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let kubeconfig = dir.join("kubeconfig");
+        let cluster = match std::env::var_os("E2E_KUBECONFIG") {
+            Some(path) => {
+                let serial = SERIAL.get_or_init(|| Arc::new(Mutex::new(()))).clone();
+                let guard = serial.lock_owned().await;
+                std::fs::copy(&path, &kubeconfig).expect("copy E2E_KUBECONFIG");
+                Cluster::Real { _serial: guard }
+            }
+            None => {
+                let server = TestApiServer::start(([127, 0, 0, 1], 0).into())
+                    .await
+                    .expect("test API server");
+                server
+                    .write_kubeconfig(&kubeconfig, "operator")
+                    .expect("kubeconfig");
+                Cluster::TestServer { _server: server }
+            }
+        };
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&kubeconfig).expect("read kubeconfig"),
+            &Default::default(),
+        )
+        .await
+        .expect("kubeconfig");
+        let client = Client::try_from(config).expect("client");
+        install_crds(&client).await;
+        let ghes = Emulator::start(
+            EmulatorConfig {
+                users: vec![
+                    UserSpec::parse(&format!("{USER}:{PASSWORD}")).expect("user"),
+                    UserSpec::parse(&format!("{OTP_USER}:{OTP_PASSWORD}:{OTP_SEED}"))
+                        .expect("otp user"),
+                ],
+                apps: vec![
+                    AppSpec::parse(&format!("{CLIENT_ID}:{CLIENT_SECRET}:E2E App")).expect("app"),
+                ],
+                ..EmulatorConfig::default()
+            },
+            ([127, 0, 0, 1], 0).into(),
+        )
+        .await
+        .expect("emulator");
+        let mut world = Self {
+            cluster,
+            kubeconfig,
+            client,
+            ghes,
+            namespaces: Vec::new(),
+            operator: None,
+            _dir: TempDir(dir),
+        };
+        for name in namespaces {
+            let full = format!("e2e-{suffix}-{name}");
+            world.create_namespace(&full, &[]).await;
+            world.namespaces.push(full);
+        }
+        world
+    }
+
+    /// The namespace created for `index`.
+    pub fn ns(&self, index: usize) -> &str {
+        &self.namespaces[index]
+    }
+
+    /// Creates a namespace with labels.
+    pub async fn create_namespace(&self, name: &str, labels: &[(&str, &str)]) {
+        let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
+        Api::<Namespace>::all(self.client.clone())
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({
+                    "metadata": {"name": name, "labels": labels}
+                }))
+                .expect("namespace"),
+            )
+            .await
+            .expect("create namespace");
+    }
+
+    /// Starts the operator watching this world's namespaces.
+    pub fn start_operator(&mut self) {
+        let child = Command::new(BIN)
+            .arg("run")
+            .args(["--namespace", &self.namespaces.join(",")])
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("LOG_LEVEL", "info,ghes_oauth_operator=debug")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("E2E_OPERATOR_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .expect("start the operator");
+        self.operator = Some(Operator(child));
+    }
+
+    /// Kills the operator at once (SIGKILL), as a crash would.
+    pub fn kill_operator(&mut self) {
+        self.operator = None;
+    }
+
+    /// A GHES Account in `namespace` for `user`, with its credentials Secret.
+    pub async fn account(
+        &self,
+        namespace: &str,
+        name: &str,
+        user: &str,
+        password: &str,
+        totp: Option<&str>,
+    ) {
+        let mut data = json!({"username": user, "password": password});
+        let mut reference = json!({"name": format!("{name}-credentials")});
+        if let Some(seed) = totp {
+            data["totpSecret"] = json!(seed);
+            reference["totpSecretKey"] = json!("totpSecret");
+        }
+        self.apply_json(
+            namespace,
+            json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": format!("{name}-credentials"), "namespace": namespace},
+                "stringData": data,
+            }),
+        )
+        .await;
+        self.apply_json(
+            namespace,
+            json!({
+                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Account",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {
+                    "server": "https://ghes.invalid",
+                    "apiUrl": self.ghes.api_url(),
+                    "credentialsSecretRef": reference,
+                    "requestsPerSecond": 50,
+                    "burst": 50,
+                },
+            }),
+        )
+        .await;
+    }
+
+    /// The app's client-secret Secret in `namespace`.
+    pub async fn app_secret(&self, namespace: &str) {
+        self.apply_json(
+            namespace,
+            json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "oauth-app", "namespace": namespace},
+                "stringData": {"clientSecret": CLIENT_SECRET},
+            }),
+        )
+        .await;
+    }
+
+    /// Applies any object (server-side apply as the test).
+    pub async fn apply_json(&self, namespace: &str, object: serde_json::Value) {
+        let api_version = object["apiVersion"]
+            .as_str()
+            .expect("apiVersion")
+            .to_owned();
+        let kind = object["kind"].as_str().expect("kind").to_owned();
+        let name = object["metadata"]["name"]
+            .as_str()
+            .expect("name")
+            .to_owned();
+        let (group, version) = match api_version.split_once('/') {
+            Some((group, version)) => (group.to_owned(), version.to_owned()),
+            None => (String::new(), api_version.clone()),
+        };
+        let gvk = kube::api::GroupVersionKind::gvk(&group, &version, &kind);
+        let resource = kube::api::ApiResource::from_gvk(&gvk);
+        let cluster_scoped = matches!(kind.as_str(), "ClusterAccount" | "Namespace");
+        let api: Api<kube::api::DynamicObject> = if cluster_scoped {
+            Api::all_with(self.client.clone(), &resource)
+        } else {
+            Api::namespaced_with(self.client.clone(), namespace, &resource)
+        };
+        api.patch(
+            &name,
+            &PatchParams::apply("e2e-test").force(),
+            &Patch::Apply(object),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("apply {kind} {name}: {error}"));
+    }
+
+    /// Applies an Authorization.
+    pub async fn authorization(&self, namespace: &str, name: &str, spec: serde_json::Value) {
+        self.apply_json(
+            namespace,
+            json!({
+                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": spec,
+            }),
+        )
+        .await;
+    }
+
+    /// The Authorization API of a namespace.
+    pub fn authorizations(&self, namespace: &str) -> Api<Authorization> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// The Secret API of a namespace.
+    pub fn secrets(&self, namespace: &str) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// Waits until the Authorization's Ready condition has `status` (and returns it).
+    pub async fn wait_ready(&self, namespace: &str, name: &str, status: &str) -> Authorization {
+        let api = self.authorizations(namespace);
+        wait_for(&format!("{namespace}/{name} Ready={status}"), || async {
+            let authorization = api.get_opt(name).await.ok().flatten()?;
+            let current = authorization.status.as_ref()?;
+            let ready = current.conditions.iter().find(|c| c.type_ == "Ready")?;
+            let fresh = current.observed_generation == authorization.metadata.generation;
+            (ready.status == status && fresh).then_some(authorization)
+        })
+        .await
+    }
+
+    /// The token in an Authorization's Secret.
+    pub async fn token(&self, namespace: &str, secret: &str, key: &str) -> Option<String> {
+        let secret = self
+            .secrets(namespace)
+            .get_opt(secret)
+            .await
+            .ok()
+            .flatten()?;
+        let bytes = secret.data?.get(key)?.0.clone();
+        String::from_utf8(bytes).ok()
+    }
+
+    /// `METHOD STATUS` of the emulator's requests from `seq` on.
+    pub fn ghes_calls_since(&self, seq: u64) -> Vec<String> {
+        self.ghes
+            .requests()
+            .iter()
+            .filter(|r| r.seq > seq)
+            .map(|r| format!("{} {} {}", r.method, r.path, r.status))
+            .collect()
+    }
+
+    /// The newest request sequence number of the emulator.
+    pub fn ghes_seq(&self) -> u64 {
+        self.ghes.requests().last().map_or(0, |r| r.seq)
+    }
+
+    /// Reasons of the Events about an object.
+    pub async fn event_reasons(&self, namespace: &str, name: &str) -> Vec<String> {
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), namespace);
+        events
+            .list(&Default::default())
+            .await
+            .map(|list| {
+                list.items
+                    .into_iter()
+                    .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+                    .filter_map(|e| e.reason)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Removes what the test created (real clusters only; a test server just stops).
+    pub async fn cleanup(mut self) {
+        self.operator = None;
+        // For the record (shown with --nocapture): what this scenario cost on GHES.
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for request in self.ghes.requests() {
+            *counts
+                .entry(format!("{} {}", request.method, request.status))
+                .or_default() += 1;
+        }
+        eprintln!(
+            "GHES calls of {}: {counts:?}",
+            std::thread::current().name().unwrap_or("this test")
+        );
+        if matches!(self.cluster, Cluster::Real { .. }) {
+            let namespaces = Api::<Namespace>::all(self.client.clone());
+            for namespace in &self.namespaces {
+                let _ = namespaces.delete(namespace, &DeleteParams::default()).await;
+            }
+        }
+    }
+}
+
+/// Installs the operator's CRDs by server-side apply and waits until they are served.
+async fn install_crds(client: &Client) {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    for crd in crds() {
+        let name = crd.metadata.name.clone().expect("crd name");
+        api.patch(
+            &name,
+            &PatchParams::apply("e2e-test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("install CRD {name}: {error}"));
+        wait_for(&format!("CRD {name} established"), || async {
+            let crd = api.get(&name).await.ok()?;
+            let established = crd
+                .status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            established.then_some(())
+        })
+        .await;
+    }
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`, or panics after [`WAIT`].
+pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(started.elapsed() < WAIT, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(text: &str) -> String {
+    ghes_oauth_operator::ghes::secret::sha256_hex(text.as_bytes())
+}
+
+impl World {
+    /// The Namespace API.
+    pub fn namespaces_api(&self) -> Api<Namespace> {
+        Api::all(self.client.clone())
+    }
+}
