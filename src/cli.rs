@@ -35,6 +35,8 @@ pub enum Command {
     Emulator(EmulatorArgs),
     /// Start the GHES emulator and take the GHES client through a token's life; exits 0 on success.
     Demo,
+    /// Print the RBAC rules the controller needs, as JSON (what the Helm chart grants).
+    Rbac,
     /// Print the version.
     Version,
 }
@@ -160,8 +162,7 @@ pub async fn execute(command: Command) -> Result<(), String> {
         Command::Crds(args) => match args.out {
             None => {
                 let yaml = crate::api::crds_yaml().map_err(|error| error.to_string())?;
-                print!("{yaml}");
-                Ok(())
+                print_out(&yaml)
             }
             Some(dir) => {
                 std::fs::create_dir_all(&dir)
@@ -193,10 +194,30 @@ pub async fn execute(command: Command) -> Result<(), String> {
                 .await
                 .map_err(|error| error.to_string())
         }
+        Command::Rbac => {
+            let rules = serde_json::to_string_pretty(&crate::controller::rbac::rules_json())
+                .map_err(|error| error.to_string())?;
+            print_out(&format!("{rules}\n"))
+        }
         Command::Version => {
             println!("ghes-oauth-operator {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+    }
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn print_out(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write to stdout: {error}"))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod authorization;
 pub mod context;
 pub mod error;
+pub mod rbac;
 pub mod secret;
 pub mod status;
 

@@ -1,0 +1,106 @@
+//! The Kubernetes permissions the operator uses, as one table: the Helm chart's RBAC is checked
+//! against it, and `ghes-oauth-operator rbac` prints it for installs without Helm.
+
+use serde::Serialize;
+
+/// One RBAC rule: API group, resources, verbs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rule {
+    /// API groups (`""` is the core group).
+    pub api_groups: &'static [&'static str],
+    /// Resources (with `/status` for the status subresource).
+    pub resources: &'static [&'static str],
+    /// Verbs.
+    pub verbs: &'static [&'static str],
+    /// Why the operator needs it (not part of RBAC; for readers).
+    #[serde(skip)]
+    pub why: &'static str,
+}
+
+/// Rules for the namespaces the operator watches (a ClusterRole, or one Role per watched
+/// namespace).
+pub const WATCHED_NAMESPACE_RULES: &[Rule] = &[
+    Rule {
+        api_groups: &["oauth.ghes.io"],
+        resources: &["authorizations", "accounts"],
+        verbs: &["get", "list", "watch", "patch"],
+        why: "watch the resources; add and remove the cleanup finalizer (JSON patch)",
+    },
+    Rule {
+        api_groups: &["oauth.ghes.io"],
+        resources: &["authorizations/status", "accounts/status"],
+        verbs: &["patch"],
+        why: "write status by server-side apply",
+    },
+    Rule {
+        api_groups: &[""],
+        resources: &["secrets"],
+        verbs: &["get", "list", "watch", "create", "patch", "delete"],
+        why: "read credentials and client secrets; watch (metadata only) and write the token \
+              Secrets by server-side apply; delete a token Secret after a rename",
+    },
+    Rule {
+        api_groups: &["events.k8s.io"],
+        resources: &["events"],
+        verbs: &["create", "patch"],
+        why: "publish Events (patch updates an Event series)",
+    },
+];
+
+/// Cluster-wide rules, needed whatever namespaces are watched.
+pub const CLUSTER_RULES: &[Rule] = &[
+    Rule {
+        api_groups: &["oauth.ghes.io"],
+        resources: &["clusteraccounts"],
+        verbs: &["get", "list", "watch"],
+        why: "watch ClusterAccounts",
+    },
+    Rule {
+        api_groups: &["oauth.ghes.io"],
+        resources: &["clusteraccounts/status"],
+        verbs: &["patch"],
+        why: "write ClusterAccount status",
+    },
+    Rule {
+        api_groups: &[""],
+        resources: &["namespaces"],
+        verbs: &["get"],
+        why: "match a namespace's labels against a ClusterAccount's allowedNamespaces",
+    },
+    Rule {
+        api_groups: &["events.k8s.io"],
+        resources: &["events"],
+        verbs: &["create", "patch"],
+        why: "Events about ClusterAccounts (published in the default namespace)",
+    },
+];
+
+/// Rules in the operator's own namespace: the leader Lease, and the credentials Secrets of
+/// ClusterAccounts, which live there when only some namespaces are watched (like cert-manager's
+/// cluster resource namespace). When all namespaces are watched, the watched-namespace rules
+/// already cover those Secrets.
+pub const OPERATOR_NAMESPACE_RULES: &[Rule] = &[
+    Rule {
+        api_groups: &["coordination.k8s.io"],
+        resources: &["leases"],
+        verbs: &["get", "create", "update"],
+        why: "hold the leader Lease",
+    },
+    Rule {
+        api_groups: &[""],
+        resources: &["secrets"],
+        verbs: &["get"],
+        why: "read ClusterAccount credentials kept in the operator's namespace",
+    },
+];
+
+/// All three sets, as JSON:
+/// `{"watchedNamespaces": [...], "cluster": [...], "operatorNamespace": [...]}`.
+pub fn rules_json() -> serde_json::Value {
+    serde_json::json!({
+        "watchedNamespaces": WATCHED_NAMESPACE_RULES,
+        "cluster": CLUSTER_RULES,
+        "operatorNamespace": OPERATOR_NAMESPACE_RULES,
+    })
+}
