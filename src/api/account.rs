@@ -480,8 +480,14 @@ pub struct PruneStatus {
     #[serde(default)]
     pub deleted: i64,
 
+    /// Why the run refused to prune at all, when it did (for example an Authorization of the
+    /// account is being created, or no Authorization uses the account while GHES holds tokens
+    /// the operator created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+
     /// Candidates the run did not delete, and why (for example the deletion limit was reached, or
-    /// GHES refused).
+    /// GHES refused), and what the run protected (prune.keep, minAge, the account's own login).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub skipped: Vec<PruneSkip>,

@@ -14,12 +14,13 @@ use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use super::accounts::AccountKey;
+use super::accounts::{AccountEntry, AccountKey, Snapshot};
 use super::context::Context;
 use super::error::{Error, Result};
+use super::prune;
 use super::status::apply_status;
 use crate::api::conditions::{self, ConditionStatus, READY};
-use crate::api::{AccountResource, AccountStatus};
+use crate::api::{AccountResource, AccountStatus, PruneMode, PruneStatus, PruneTarget};
 
 /// How soon an account that is not ready looks again (reading its Secret; GHES is only called
 /// when the Secret or spec changed).
@@ -31,11 +32,19 @@ pub trait AccountObject:
 {
     /// The API for this object (namespaced or cluster-wide).
     fn api(&self, client: kube::Client) -> Api<Self>;
+
+    /// Where Authorizations that may use this account live: its namespace (Account), or every
+    /// watched namespace (`None`: all) for a ClusterAccount.
+    fn scopes(&self, watched: &[String]) -> Vec<Option<String>>;
 }
 
 impl AccountObject for crate::api::Account {
     fn api(&self, client: kube::Client) -> Api<Self> {
         Api::namespaced(client, &self.namespace().unwrap_or_default())
+    }
+
+    fn scopes(&self, _watched: &[String]) -> Vec<Option<String>> {
+        vec![self.namespace()]
     }
 }
 
@@ -43,6 +52,38 @@ impl AccountObject for crate::api::ClusterAccount {
     fn api(&self, client: kube::Client) -> Api<Self> {
         Api::all(client)
     }
+
+    fn scopes(&self, watched: &[String]) -> Vec<Option<String>> {
+        if watched.is_empty() {
+            vec![None]
+        } else {
+            watched.iter().cloned().map(Some).collect()
+        }
+    }
+}
+
+/// The Authorizations that use `account`, read from the API server (a consistent list, never
+/// a cache that may not have synced yet).
+async fn users<A: AccountObject>(
+    account: &A,
+    ctx: &Context,
+) -> Result<Vec<crate::api::Authorization>> {
+    let key = AccountKey::of(account);
+    let mut users = Vec::new();
+    for scope in account.scopes(ctx.watched_namespaces()) {
+        let api: Api<crate::api::Authorization> = match &scope {
+            Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
+            None => Api::all(ctx.client.clone()),
+        };
+        let list = api.list(&Default::default()).await?;
+        users.extend(list.items.into_iter().filter(|authorization| {
+            let reference = &authorization.spec.account_ref;
+            reference.kind == key.kind
+                && reference.name == key.name
+                && (key.namespace.is_none() || authorization.namespace() == key.namespace)
+        }));
+    }
+    Ok(users)
 }
 
 /// Entry point for one Account or ClusterAccount.
@@ -51,7 +92,8 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
     let stored = account.account_status().cloned().unwrap_or_default();
     let mut status = stored.clone();
     status.observed_generation = account.meta().generation;
-    let outcome = sync(account.as_ref(), &ctx, &mut status).await;
+    let mut notes = Vec::new();
+    let outcome = sync(account.as_ref(), &ctx, &mut status, &mut notes).await;
     let (condition_status, reason, message, requeue) = match &outcome {
         Ok(next) => (
             ConditionStatus::True,
@@ -109,6 +151,11 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
             _ => {}
         }
     }
+    let reference = account.object_ref(&());
+    for note in notes {
+        ctx.publish(&reference, note.type_, note.reason, "Prune", note.message)
+            .await;
+    }
     match outcome {
         Ok(_) => {
             ctx.reset_backoff(&key.to_string());
@@ -123,27 +170,45 @@ fn reason_changed(stored: &AccountStatus, reason: &str) -> bool {
     conditions::find_condition(&stored.conditions, READY).is_none_or(|c| c.reason != reason)
 }
 
-/// Builds or reuses the client and lists the account's authorizations when the last listing is
-/// older than the sync interval. Returns when to list next.
+/// An Event to publish after the status write.
+struct Note {
+    type_: EventType,
+    reason: &'static str,
+    message: String,
+}
+
+/// Builds or reuses the client and lists the account's authorizations and grants when the last
+/// listing is older than the sync interval; after a fresh listing, runs pruning. Returns when to
+/// list next.
 async fn sync<A: AccountObject>(
     account: &A,
     ctx: &Context,
     status: &mut AccountStatus,
+    notes: &mut Vec<Note>,
 ) -> Result<Duration> {
     let entry = ctx.accounts.entry_for(&ctx.client, account).await?;
     let interval = entry.sync_interval;
     let now = Timestamp::now();
+    let listed_before = entry.listed_at();
     // List when the last listing is older than the interval. Before the first one, any
     // listing will do (an Authorization may be making it right now).
-    let due = entry
-        .listed_at()
-        .is_some_and(|listed| now.duration_since(listed).unsigned_abs() >= interval);
+    let due =
+        listed_before.is_some_and(|listed| now.duration_since(listed).unsigned_abs() >= interval);
     let snapshot = if due {
         entry.sync(Some(now)).await
     } else {
         entry.ensure_synced().await
     }
     .map_err(Error::Ghes)?;
+    let fresh = listed_before != Some(snapshot.listed_at);
+    let mut snapshot = snapshot;
+    if fresh {
+        let prune_status = prune_run(account, ctx, &entry, &snapshot, status, notes).await?;
+        status.prune = Some(prune_status);
+        if let Some(after) = entry.snapshot() {
+            snapshot = after;
+        }
+    }
     status.login = Some(
         snapshot
             .login
@@ -151,9 +216,84 @@ async fn sync<A: AccountObject>(
             .unwrap_or_else(|| entry.username.clone()),
     );
     status.authorization_count = i64::try_from(snapshot.authorizations.len()).ok();
+    status.grant_count = i64::try_from(snapshot.grants.len()).ok();
     status.last_sync_time = Some(Time(snapshot.listed_at));
     let age = now.duration_since(snapshot.listed_at).unsigned_abs();
     Ok(interval.saturating_sub(age).max(Duration::from_secs(1)))
+}
+
+/// One prune run after a fresh listing: plan, delete in Enabled mode, and say what happened.
+async fn prune_run<A: AccountObject>(
+    account: &A,
+    ctx: &Context,
+    entry: &AccountEntry,
+    snapshot: &Snapshot,
+    status: &AccountStatus,
+    notes: &mut Vec<Note>,
+) -> Result<PruneStatus> {
+    let spec = &account.settings().prune;
+    let now = Timestamp::now();
+    let users = users(account, ctx).await?;
+    let claims = prune::Claims::of(&users);
+    let plan = prune::plan(spec, snapshot, &claims, &entry.credential_hash, now);
+    let previous = status.prune.clone().unwrap_or_default();
+    let (result, deletions) = prune::execute(spec, entry, plan, now).await;
+    if let Some(refused) = &result.refused
+        && previous.refused.as_ref() != Some(refused)
+    {
+        notes.push(Note {
+            type_: EventType::Warning,
+            reason: "PruneRefused",
+            message: refused.clone(),
+        });
+    }
+    for deletion in &deletions {
+        notes.push(match &deletion.error {
+            None => Note {
+                type_: EventType::Normal,
+                reason: "Pruned",
+                message: format!(
+                    "deleted {} (declared by no Authorization)",
+                    deletion.target.describe()
+                ),
+            },
+            Some(error) => Note {
+                type_: EventType::Warning,
+                reason: "PruneFailed",
+                message: format!("could not delete {}: {error}", deletion.target.describe()),
+            },
+        });
+    }
+    let ids = |status: &PruneStatus| -> Vec<(PruneTarget, i64)> {
+        status.candidates.iter().map(|c| (c.kind, c.id)).collect()
+    };
+    if spec.mode == PruneMode::DryRun
+        && result.candidate_count > 0
+        && ids(&result) != ids(&previous)
+    {
+        let listed: Vec<String> = result
+            .candidates
+            .iter()
+            .take(10)
+            .map(|c| format!("{:?} {}", c.kind, c.id))
+            .collect();
+        notes.push(Note {
+            type_: EventType::Normal,
+            reason: "PruneCandidates",
+            message: format!(
+                "DryRun: {} candidate(s) declared by no Authorization would be deleted in Enabled \
+                 mode: {}{}",
+                result.candidate_count,
+                listed.join(", "),
+                if result.candidate_count > 10 {
+                    ", …"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    Ok(result)
 }
 
 /// Requeue after a transient failure.

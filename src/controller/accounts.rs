@@ -19,7 +19,7 @@ use super::error::{Error, ROLE_CREDENTIALS, Result};
 use super::secret;
 use crate::api::{Account, AccountKind, AccountRef, AccountResource, ClusterAccount};
 use crate::ghes::{
-    Authorization as GhesAuthorization, ClientConfig, Credentials, GhesApi, GhesError,
+    Authorization as GhesAuthorization, ClientConfig, Credentials, GhesApi, GhesError, Grant,
     HttpGhesClient, SecretValue, TotpSeed,
 };
 
@@ -65,6 +65,8 @@ struct View {
     recent: HashMap<u64, (Timestamp, GhesAuthorization)>,
     /// Deleted by this process, with the time.
     deleted: HashMap<u64, Timestamp>,
+    /// The user's grants as of the last listing.
+    grants: Vec<Grant>,
     /// The login GHES reports for this account's user.
     login: Option<String>,
 }
@@ -76,6 +78,8 @@ pub struct Snapshot {
     pub listed_at: Timestamp,
     /// Every known live authorization.
     pub authorizations: HashMap<u64, GhesAuthorization>,
+    /// The user's grants (one per OAuth app with tokens) as of the listing.
+    pub grants: Vec<Grant>,
     /// The login, when GHES reported one.
     pub login: Option<String>,
 }
@@ -117,6 +121,9 @@ pub struct AccountEntry {
     pub client: Arc<dyn GhesApi>,
     /// The login from the credentials Secret.
     pub username: String,
+    /// SHA-256 of the password: when the password is a token, this is its `hashed_token`, and
+    /// pruning must never revoke the credential the operator logs in with.
+    pub credential_hash: String,
     /// How often the account lists its authorizations.
     pub sync_interval: Duration,
     view: Mutex<View>,
@@ -152,6 +159,7 @@ impl AccountEntry {
         Some(Snapshot {
             listed_at,
             authorizations,
+            grants: view.grants.clone(),
             login: view.login.clone(),
         })
     }
@@ -172,8 +180,10 @@ impl AccountEntry {
         }
         let started = Timestamp::now();
         let listed = self.client.list_authorizations(None).await?;
+        let grants = self.client.list_grants(None).await?;
         {
             let mut view = self.view();
+            view.grants = grants;
             view.login = listed
                 .iter()
                 .find_map(|a| a.user.as_ref().map(|u| u.login.clone()))
@@ -205,6 +215,25 @@ impl AccountEntry {
         stored.token = None;
         view.recent
             .insert(authorization.id, (Timestamp::now(), stored));
+    }
+
+    /// Records a grant this process deleted: it took every token of its app with it.
+    pub fn forget_grant(&self, grant: &Grant) {
+        let gone: Vec<u64> = self
+            .snapshot()
+            .map(|snapshot| {
+                snapshot
+                    .authorizations
+                    .values()
+                    .filter(|a| a.app.client_id == grant.app.client_id)
+                    .map(|a| a.id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in gone {
+            self.forget(id);
+        }
+        self.view().grants.retain(|g| g.id != grant.id);
     }
 
     /// Records an authorization this process deleted (or found gone).
@@ -328,6 +357,7 @@ impl AccountRegistry {
             version,
             client: Arc::new(http),
             username: username.expose().to_owned(),
+            credential_hash: crate::ghes::secret::sha256_hex(password.expose().as_bytes()),
             sync_interval: settings.sync_interval.as_std(),
             view: Mutex::new(View::default()),
             sync_lock: tokio::sync::Mutex::new(()),

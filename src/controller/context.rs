@@ -25,6 +25,7 @@ pub struct Context {
     pub accounts: AccountRegistry,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
+    watched_namespaces: Vec<String>,
 }
 
 impl Context {
@@ -39,7 +40,19 @@ impl Context {
             accounts: AccountRegistry::new(options),
             client,
             failures: Mutex::new(HashMap::new()),
+            watched_namespaces: Vec::new(),
         }
+    }
+
+    /// Restricts the context to these namespaces (empty: all), as `run --namespace` does.
+    pub fn with_watched_namespaces(mut self, namespaces: Vec<String>) -> Self {
+        self.watched_namespaces = namespaces;
+        self
+    }
+
+    /// The watched namespaces; empty means all.
+    pub fn watched_namespaces(&self) -> &[String] {
+        &self.watched_namespaces
     }
 
     /// Publishes an Event about `object`. A failure to publish is logged, never fatal.

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod authorization;
 pub mod context;
 pub mod error;
+pub mod prune;
 pub mod rbac;
 pub mod secret;
 pub mod status;
@@ -64,13 +65,16 @@ pub async fn run(
     options: RunOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        options.instance.clone(),
-        ClientOptions {
-            timeout: options.ghes_timeout,
-        },
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            options.instance.clone(),
+            ClientOptions {
+                timeout: options.ghes_timeout,
+            },
+        )
+        .with_watched_namespaces(options.namespaces.clone()),
+    );
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;

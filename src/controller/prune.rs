@@ -1,0 +1,678 @@
+//! Pruning: what no Authorization declares goes — but never a human's token by accident, and
+//! never everything after a bad sync.
+//!
+//! A run plans first, from the account's listing and the Authorizations that use the account,
+//! as a pure function ([`plan`]); then, in `Enabled` mode, deletes at most
+//! `maxDeletionsPerRun` candidates ([`execute`]). A run refuses to prune at all while an
+//! Authorization of the account is being created (its token may be one of the "undeclared"
+//! ones), and when no Authorization uses the account although GHES holds tokens the operator
+//! created (a cache that lost everything, or resources deleted while the operator was down).
+
+use std::collections::HashSet;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+use super::accounts::{AccountEntry, Snapshot, is_personal};
+use super::authorization::derive_fingerprint;
+use crate::api::{
+    Authorization, PruneCandidate, PruneMode, PruneSkip, PruneSpec, PruneStatus, PruneTarget,
+};
+use crate::ghes::{Authorization as GhesAuthorization, Grant};
+
+/// The most candidates and skipped entries listed in status.
+const MAX_LISTED: usize = crate::api::account::MAX_LISTED_PRUNE_CANDIDATES;
+
+/// Prefix of the fingerprints the operator gives its tokens.
+const OPERATOR_FINGERPRINT_PREFIX: &str = "k8s-";
+
+/// What the Authorizations of one account claim on GHES.
+#[derive(Debug, Default)]
+pub struct Claims {
+    /// How many Authorizations use the account.
+    pub resources: usize,
+    /// Authorization ids (current and previous tokens).
+    ids: HashSet<u64>,
+    /// Fingerprints: recorded in status, or derived from the uid before the first write.
+    fingerprints: HashSet<String>,
+    /// Client ids of the OAuth apps the Authorizations use.
+    client_ids: HashSet<String>,
+    /// Authorizations whose create is under way (fingerprint recorded, no id yet).
+    creating: Vec<String>,
+}
+
+impl Claims {
+    /// The claims of the Authorizations that use the account.
+    pub fn of<'a>(authorizations: impl IntoIterator<Item = &'a Authorization>) -> Self {
+        let mut claims = Self::default();
+        for authorization in authorizations {
+            claims.resources += 1;
+            if let Some(uid) = authorization.uid() {
+                claims.fingerprints.insert(derive_fingerprint(&uid));
+            }
+            if let Some(app) = &authorization.spec.app {
+                claims.client_ids.insert(app.client_id.clone());
+            }
+            let Some(status) = &authorization.status else {
+                continue;
+            };
+            let ids = status
+                .authorization_id
+                .into_iter()
+                .chain(status.previous.as_ref().map(|p| p.authorization_id))
+                .filter_map(|id| u64::try_from(id).ok());
+            claims.ids.extend(ids);
+            if let Some(fingerprint) = &status.fingerprint {
+                claims.fingerprints.insert(fingerprint.clone());
+                if status.authorization_id.is_none() {
+                    claims.creating.push(format!(
+                        "{}/{}",
+                        authorization.namespace().unwrap_or_default(),
+                        authorization.name_any()
+                    ));
+                }
+            }
+        }
+        claims
+    }
+
+    fn claims(&self, authorization: &GhesAuthorization) -> bool {
+        self.ids.contains(&authorization.id)
+            || authorization
+                .fingerprint
+                .as_ref()
+                .is_some_and(|fingerprint| self.fingerprints.contains(fingerprint))
+    }
+}
+
+/// One thing to delete.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    /// An authorization (one token).
+    Authorization(GhesAuthorization),
+    /// A grant (every token of its app).
+    Grant(Grant),
+}
+
+impl Target {
+    fn kind(&self) -> PruneTarget {
+        match self {
+            Self::Authorization(_) => PruneTarget::Authorization,
+            Self::Grant(_) => PruneTarget::Grant,
+        }
+    }
+
+    fn id(&self) -> u64 {
+        match self {
+            Self::Authorization(a) => a.id,
+            Self::Grant(g) => g.id,
+        }
+    }
+
+    fn candidate(&self) -> PruneCandidate {
+        let (client_id, app_name, note, created_at) = match self {
+            Self::Authorization(a) => (
+                (!is_personal(a)).then(|| a.app.client_id.clone()),
+                (!is_personal(a)).then(|| a.app.name.clone()),
+                a.note.clone(),
+                a.created_at,
+            ),
+            Self::Grant(g) => (
+                Some(g.app.client_id.clone()),
+                Some(g.app.name.clone()),
+                None,
+                g.created_at,
+            ),
+        };
+        PruneCandidate {
+            kind: self.kind(),
+            id: i64::try_from(self.id()).unwrap_or(i64::MAX),
+            client_id,
+            app_name,
+            note,
+            created_at: Some(Time(created_at)),
+        }
+    }
+
+    /// A short description for Events.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Authorization(a) if is_personal(a) => format!(
+                "personal token {} ({:?}, …{})",
+                a.id,
+                a.note.as_deref().unwrap_or(""),
+                a.token_last_eight.as_deref().unwrap_or("")
+            ),
+            Self::Authorization(a) => format!(
+                "token {} of app {} ({}, …{})",
+                a.id,
+                a.app.name,
+                a.app.client_id,
+                a.token_last_eight.as_deref().unwrap_or("")
+            ),
+            Self::Grant(g) => format!(
+                "grant {} of app {} ({}) and all its tokens",
+                g.id, g.app.name, g.app.client_id
+            ),
+        }
+    }
+}
+
+/// The plan of one run.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// What to delete (in Enabled mode), oldest first; grants after authorizations.
+    pub candidates: Vec<Target>,
+    /// What is protected, and why.
+    pub protected: Vec<PruneSkip>,
+    /// Why nothing at all may be pruned, if so.
+    pub refused: Option<String>,
+}
+
+/// Plans a run. `credential_hash` is the SHA-256 of the account's password: when the password is
+/// a token, that token is never a candidate, nor the grant of its app.
+pub fn plan(
+    spec: &PruneSpec,
+    snapshot: &Snapshot,
+    claims: &Claims,
+    credential_hash: &str,
+    now: Timestamp,
+) -> Plan {
+    let mut plan = Plan::default();
+    if spec.mode == PruneMode::Disabled {
+        return plan;
+    }
+    if let Some(first) = claims.creating.first() {
+        plan.refused = Some(format!(
+            "Authorization {first} is being created{}; pruning waits until it has its token",
+            match claims.creating.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            }
+        ));
+        return plan;
+    }
+    let operator_made = snapshot
+        .authorizations
+        .values()
+        .filter(|a| {
+            a.fingerprint
+                .as_deref()
+                .is_some_and(|f| f.starts_with(OPERATOR_FINGERPRINT_PREFIX))
+        })
+        .count();
+    if claims.resources == 0 && operator_made > 0 {
+        plan.refused = Some(format!(
+            "no Authorization uses this account, but GHES holds {operator_made} token(s) the \
+             operator created; refusing to prune them (recreate the Authorizations, or delete the \
+             tokens on GHES by hand)"
+        ));
+        return plan;
+    }
+    let min_age = spec.min_age.as_std();
+    let too_young = |created: Timestamp| now.duration_since(created).unsigned_abs() < min_age;
+    let protect = |plan: &mut Plan, kind, id: u64, reason: String| {
+        plan.protected.push(PruneSkip {
+            kind,
+            id: i64::try_from(id).unwrap_or(i64::MAX),
+            reason,
+        });
+    };
+
+    // The app of the login credential, when the password is an OAuth app token.
+    let login_app: Option<&str> = snapshot
+        .authorizations
+        .values()
+        .find(|a| a.hashed_token.as_deref() == Some(credential_hash))
+        .filter(|a| !is_personal(a))
+        .map(|a| a.app.client_id.as_str());
+
+    if spec.authorizations {
+        let mut undeclared: Vec<&GhesAuthorization> = snapshot
+            .authorizations
+            .values()
+            .filter(|a| !claims.claims(a))
+            .collect();
+        undeclared.sort_by_key(|a| (a.created_at, a.id));
+        for authorization in undeclared {
+            let id = authorization.id;
+            let client_id =
+                (!is_personal(authorization)).then_some(authorization.app.client_id.as_str());
+            if authorization.hashed_token.as_deref() == Some(credential_hash) {
+                protect(
+                    &mut plan,
+                    PruneTarget::Authorization,
+                    id,
+                    "the account logs in with this token".into(),
+                );
+            } else if spec.keep.keeps(
+                i64::try_from(id).unwrap_or(i64::MAX),
+                client_id,
+                authorization.note.as_deref(),
+            ) {
+                protect(
+                    &mut plan,
+                    PruneTarget::Authorization,
+                    id,
+                    "kept by prune.keep".into(),
+                );
+            } else if too_young(authorization.created_at) {
+                protect(
+                    &mut plan,
+                    PruneTarget::Authorization,
+                    id,
+                    format!("younger than minAge ({})", spec.min_age),
+                );
+            } else {
+                plan.candidates
+                    .push(Target::Authorization(authorization.clone()));
+            }
+        }
+    }
+    if spec.grants {
+        let mut grants: Vec<&Grant> = snapshot
+            .grants
+            .iter()
+            .filter(|g| !claims.client_ids.contains(&g.app.client_id))
+            .collect();
+        grants.sort_by_key(|g| (g.created_at, g.id));
+        for grant in grants {
+            let id = grant.id;
+            if login_app == Some(grant.app.client_id.as_str()) {
+                protect(
+                    &mut plan,
+                    PruneTarget::Grant,
+                    id,
+                    "the account logs in with a token of this app".into(),
+                );
+            } else if spec.keep.keeps(
+                i64::try_from(id).unwrap_or(i64::MAX),
+                Some(&grant.app.client_id),
+                None,
+            ) {
+                protect(
+                    &mut plan,
+                    PruneTarget::Grant,
+                    id,
+                    "kept by prune.keep".into(),
+                );
+            } else if newest_token_of(snapshot, &grant.app.client_id).is_some_and(too_young)
+                || too_young(grant.created_at)
+            {
+                protect(
+                    &mut plan,
+                    PruneTarget::Grant,
+                    id,
+                    format!("has a token younger than minAge ({})", spec.min_age),
+                );
+            } else {
+                // Deleting the grant takes the app's tokens with it: no separate candidates.
+                plan.candidates.retain(|target| match target {
+                    Target::Authorization(a) => a.app.client_id != grant.app.client_id,
+                    Target::Grant(_) => true,
+                });
+                plan.candidates.push(Target::Grant(grant.clone()));
+            }
+        }
+    }
+    plan
+}
+
+fn newest_token_of(snapshot: &Snapshot, client_id: &str) -> Option<Timestamp> {
+    snapshot
+        .authorizations
+        .values()
+        .filter(|a| a.app.client_id == client_id)
+        .map(|a| a.created_at)
+        .max()
+}
+
+/// The outcome of deleting one candidate.
+pub struct Deletion {
+    /// What was (or was not) deleted.
+    pub target: Target,
+    /// `None` when deleted (or already gone); the error message otherwise.
+    pub error: Option<String>,
+}
+
+/// Carries out a plan: in `Enabled` mode deletes up to `maxDeletionsPerRun` candidates. Returns
+/// the status block and the deletions made (for Events and metrics).
+pub async fn execute(
+    spec: &PruneSpec,
+    entry: &AccountEntry,
+    plan: Plan,
+    now: Timestamp,
+) -> (PruneStatus, Vec<Deletion>) {
+    let mut status = PruneStatus {
+        mode: spec.mode,
+        last_run_time: Some(Time(now)),
+        candidate_count: i64::try_from(plan.candidates.len()).unwrap_or(i64::MAX),
+        candidates: plan
+            .candidates
+            .iter()
+            .take(MAX_LISTED)
+            .map(Target::candidate)
+            .collect(),
+        deleted: 0,
+        refused: plan.refused.clone(),
+        skipped: plan.protected.iter().take(MAX_LISTED).cloned().collect(),
+    };
+    let mut deletions = Vec::new();
+    if spec.mode != PruneMode::Enabled || plan.refused.is_some() {
+        return (status, deletions);
+    }
+    let limit = usize::try_from(spec.max_deletions_per_run).unwrap_or(usize::MAX);
+    for (index, target) in plan.candidates.into_iter().enumerate() {
+        if index >= limit {
+            push_skip(
+                &mut status,
+                &target,
+                format!("maxDeletionsPerRun ({limit}) reached; next run"),
+            );
+            continue;
+        }
+        let result = match &target {
+            Target::Authorization(a) => entry.client.delete_authorization(a.id).await,
+            Target::Grant(g) => entry.client.delete_grant(g.id).await,
+        };
+        let error = match result {
+            Ok(()) => None,
+            Err(error) if error.is_not_found() => None,
+            Err(error) => Some(error.to_string()),
+        };
+        match &error {
+            None => {
+                status.deleted += 1;
+                match &target {
+                    Target::Authorization(a) => entry.forget(a.id),
+                    Target::Grant(g) => entry.forget_grant(g),
+                }
+            }
+            Some(message) => push_skip(&mut status, &target, format!("GHES refused: {message}")),
+        }
+        deletions.push(Deletion { target, error });
+    }
+    (status, deletions)
+}
+
+fn push_skip(status: &mut PruneStatus, target: &Target, reason: String) {
+    if status.skipped.len() < MAX_LISTED {
+        status.skipped.push(PruneSkip {
+            kind: target.kind(),
+            id: i64::try_from(target.id()).unwrap_or(i64::MAX),
+            reason,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::api::{AccountRef, AuthorizationSpec, AuthorizationStatus, PruneKeep};
+    use crate::ghes::AppRef;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn at(seconds_ago: i64) -> Timestamp {
+        Timestamp::from_second(NOW - seconds_ago).expect("timestamp")
+    }
+
+    fn token(id: u64, client_id: &str, fingerprint: Option<&str>, age: i64) -> GhesAuthorization {
+        GhesAuthorization {
+            id,
+            url: format!("https://ghes/api/v3/authorizations/{id}"),
+            scopes: vec!["repo".into()],
+            token: None,
+            token_last_eight: Some("abcdefgh".into()),
+            hashed_token: Some(format!("hash-{id}")),
+            app: AppRef {
+                client_id: client_id.into(),
+                name: format!("app {client_id}"),
+                url: "https://example.com".into(),
+            },
+            note: Some(format!("note {id}")),
+            note_url: None,
+            fingerprint: fingerprint.map(str::to_owned),
+            created_at: at(age),
+            updated_at: at(age),
+            expires_at: None,
+            user: None,
+        }
+    }
+
+    fn grant(id: u64, client_id: &str, age: i64) -> Grant {
+        Grant {
+            id,
+            url: String::new(),
+            app: AppRef {
+                client_id: client_id.into(),
+                name: format!("app {client_id}"),
+                url: "https://example.com".into(),
+            },
+            created_at: at(age),
+            updated_at: at(age),
+            scopes: vec![],
+            user: None,
+        }
+    }
+
+    const PERSONAL: &str = "00000000000000000000";
+
+    fn snapshot(authorizations: Vec<GhesAuthorization>, grants: Vec<Grant>) -> Snapshot {
+        Snapshot {
+            listed_at: at(0),
+            authorizations: authorizations
+                .into_iter()
+                .map(|a| (a.id, a))
+                .collect::<HashMap<_, _>>(),
+            grants,
+            login: None,
+        }
+    }
+
+    fn declared(
+        uid: &str,
+        id: Option<i64>,
+        fingerprint: Option<&str>,
+        client_id: Option<&str>,
+    ) -> Authorization {
+        let mut authorization = Authorization::new(
+            uid,
+            AuthorizationSpec {
+                account_ref: AccountRef::account("bot"),
+                app: client_id.map(|c| {
+                    serde_json::from_value(
+                        serde_json::json!({"clientId": c, "clientSecretRef": {"name": "s"}}),
+                    )
+                    .expect("app")
+                }),
+                scopes: vec![],
+                note: None,
+                note_url: None,
+                secret: Default::default(),
+                rotation: None,
+                deletion_policy: Default::default(),
+            },
+        );
+        authorization.metadata.uid = Some(uid.to_owned());
+        authorization.metadata.namespace = Some("team-a".into());
+        authorization.status = Some(AuthorizationStatus {
+            authorization_id: id,
+            fingerprint: fingerprint.map(str::to_owned),
+            ..AuthorizationStatus::default()
+        });
+        authorization
+    }
+
+    fn spec(mode: PruneMode) -> PruneSpec {
+        PruneSpec {
+            mode,
+            ..PruneSpec::default()
+        }
+    }
+
+    fn ids(plan: &Plan) -> Vec<u64> {
+        plan.candidates.iter().map(Target::id).collect()
+    }
+
+    const HOUR: i64 = 3600;
+
+    #[test]
+    fn undeclared_tokens_are_candidates_declared_ones_are_not() {
+        let claimed = declared("u1", Some(1), Some("k8s-u1"), None);
+        let by_fingerprint_only = declared("u2", None, None, None);
+        let snapshot = snapshot(
+            vec![
+                token(1, PERSONAL, Some("k8s-u1"), HOUR),
+                token(2, PERSONAL, Some("k8s-u2"), HOUR),
+                token(3, PERSONAL, None, HOUR),
+            ],
+            vec![],
+        );
+        let plan = plan(
+            &spec(PruneMode::DryRun),
+            &snapshot,
+            &Claims::of([&claimed, &by_fingerprint_only]),
+            "login-hash",
+            at(0),
+        );
+        assert_eq!(ids(&plan), [3]);
+        assert!(plan.refused.is_none());
+    }
+
+    #[test]
+    fn keep_min_age_and_the_login_token_protect() {
+        let claimed = declared("u1", Some(1), Some("k8s-u1"), None);
+        let mut login = token(4, PERSONAL, None, HOUR);
+        login.hashed_token = Some("login-hash".into());
+        let snapshot = snapshot(
+            vec![
+                token(1, PERSONAL, Some("k8s-u1"), HOUR),
+                token(2, PERSONAL, None, 60),
+                token(3, PERSONAL, None, HOUR),
+                login,
+                token(5, PERSONAL, None, HOUR),
+            ],
+            vec![],
+        );
+        let mut spec = spec(PruneMode::Enabled);
+        spec.keep = PruneKeep {
+            ids: vec![5],
+            ..PruneKeep::default()
+        };
+        let plan = plan(
+            &spec,
+            &snapshot,
+            &Claims::of([&claimed]),
+            "login-hash",
+            at(0),
+        );
+        assert_eq!(ids(&plan), [3]);
+        let reasons: Vec<(i64, &str)> = plan
+            .protected
+            .iter()
+            .map(|p| (p.id, p.reason.as_str()))
+            .collect();
+        assert!(
+            reasons.contains(&(2, "younger than minAge (10m)")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.contains(&(4, "the account logs in with this token")),
+            "{reasons:?}"
+        );
+        assert!(reasons.contains(&(5, "kept by prune.keep")), "{reasons:?}");
+    }
+
+    #[test]
+    fn a_create_under_way_stops_the_run() {
+        let creating = declared("u1", None, Some("k8s-u1"), None);
+        let snapshot = snapshot(vec![token(9, PERSONAL, None, HOUR)], vec![]);
+        let plan = plan(
+            &spec(PruneMode::Enabled),
+            &snapshot,
+            &Claims::of([&creating]),
+            "x",
+            at(0),
+        );
+        assert!(plan.candidates.is_empty());
+        assert!(
+            plan.refused
+                .as_deref()
+                .is_some_and(|r| r.contains("team-a/u1 is being created"))
+        );
+    }
+
+    #[test]
+    fn no_resources_but_operator_tokens_on_ghes_is_refused() {
+        let snapshot = snapshot(vec![token(1, PERSONAL, Some("k8s-gone"), HOUR)], vec![]);
+        let plan = plan(
+            &spec(PruneMode::Enabled),
+            &snapshot,
+            &Claims::default(),
+            "x",
+            at(0),
+        );
+        assert!(plan.candidates.is_empty());
+        assert!(
+            plan.refused
+                .as_deref()
+                .is_some_and(|r| r.contains("no Authorization uses this account"))
+        );
+        // Without operator-made tokens there is nothing to protect: a human's tokens are candidates.
+        let snapshot_2 = super::tests::snapshot(vec![token(2, PERSONAL, None, HOUR)], vec![]);
+        let plan = plan_for(&snapshot_2);
+        assert_eq!(ids(&plan), [2]);
+    }
+
+    fn plan_for(snapshot: &Snapshot) -> Plan {
+        plan(
+            &spec(PruneMode::Enabled),
+            snapshot,
+            &Claims::default(),
+            "x",
+            at(0),
+        )
+    }
+
+    #[test]
+    fn grants_of_undeclared_apps_are_candidates_and_absorb_their_tokens() {
+        let uses_app = declared("u1", Some(1), Some("k8s-u1"), Some("Iv1.declared"));
+        let snapshot = snapshot(
+            vec![
+                token(1, "Iv1.declared", Some("k8s-u1"), HOUR),
+                token(2, "Iv1.undeclared", None, HOUR),
+                token(3, "Iv1.undeclared", None, HOUR),
+            ],
+            vec![
+                grant(10, "Iv1.declared", HOUR),
+                grant(11, "Iv1.undeclared", HOUR),
+            ],
+        );
+        let plan = plan(
+            &spec(PruneMode::Enabled),
+            &snapshot,
+            &Claims::of([&uses_app]),
+            "x",
+            at(0),
+        );
+        assert_eq!(ids(&plan), [11], "the grant takes tokens 2 and 3 with it");
+        assert!(matches!(plan.candidates[0], Target::Grant(_)));
+    }
+
+    #[test]
+    fn disabled_mode_plans_nothing() {
+        let snapshot = snapshot(vec![token(2, PERSONAL, None, HOUR)], vec![]);
+        let plan = plan(
+            &spec(PruneMode::Disabled),
+            &snapshot,
+            &Claims::default(),
+            "x",
+            at(0),
+        );
+        assert!(plan.candidates.is_empty() && plan.refused.is_none());
+    }
+}
