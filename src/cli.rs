@@ -1,12 +1,20 @@
 //! The command line: `run`, `crds`, `emulator`, `demo`, `version`. Every flag of a long-running
 //! command has an environment-variable twin, so the same settings work in a Deployment.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
+use tokio::sync::watch;
 
+use crate::admin::{AdminServer, Health, Phase};
 use crate::emulator::{AppSpec, EmulatorConfig, RateLimit, Settings, UserSpec};
+use crate::leader::{self, LeaderElector, LeaseSettings};
+use crate::metrics::Metrics;
 use crate::telemetry::LogFormat;
 
 /// Manages GitHub Enterprise Server OAuth authorizations declared as Kubernetes resources.
@@ -53,9 +61,36 @@ pub struct RunArgs {
     /// Timeout of one GHES request, in seconds.
     #[arg(long, env = "GHES_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub ghes_timeout: u64,
-    /// Name of this instance in Events (the pod name in a cluster).
+    /// Name of this instance in Events and in the leader Lease (the pod name in a cluster;
+    /// default for the Lease: the host name with a random suffix).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
+    /// Address of the admin server (`/livez`, `/readyz`, `/metrics`); port 0 picks a free port
+    /// (the address is printed on stdout). In a pod, listen on `0.0.0.0:PORT` for the probes.
+    #[arg(long, env = "ADMIN_ADDRESS", default_value = "127.0.0.1:8080")]
+    pub admin_address: SocketAddr,
+    /// Run the controllers only while holding the leader Lease, so that replicas never both
+    /// write; the others stand by.
+    #[arg(long, env = "LEADER_ELECT", action = ArgAction::Set, num_args = 0..=1,
+          default_value_t = false, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub leader_elect: bool,
+    /// Namespace of the leader Lease (default: `POD_NAMESPACE`, else the kubeconfig's namespace).
+    #[arg(long, env = "LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the leader Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "ghes-oauth-operator")]
+    pub lease_name: String,
+    /// How long the Lease stays valid after its last renewal, in seconds.
+    #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub lease_duration: u64,
+    /// How often the leader renews the Lease, in seconds.
+    #[arg(long, env = "LEASE_RENEW_PERIOD_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lease_renew_period: u64,
+    /// How often a standby tries to take the Lease, and the leader retries a failed renewal,
+    /// in seconds. The leader stops when no renewal succeeded for the lease duration less this.
+    #[arg(long, env = "LEASE_RETRY_PERIOD_SECONDS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lease_retry_period: u64,
 }
 
 impl RunArgs {
@@ -72,6 +107,35 @@ impl RunArgs {
             ghes_timeout: std::time::Duration::from_secs(self.ghes_timeout),
             instance: self.instance.clone(),
         }
+    }
+
+    /// The leader election these flags ask for (`None`: none), with the Lease in
+    /// `--leader-election-namespace`, else `POD_NAMESPACE`, else `default_namespace`.
+    pub fn lease_settings(&self, default_namespace: &str) -> Result<Option<LeaseSettings>, String> {
+        if !self.leader_elect {
+            return Ok(None);
+        }
+        let namespace = self
+            .leader_election_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .map(|ns| ns.trim().to_owned())
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or_else(|| default_namespace.to_owned());
+        let settings = LeaseSettings {
+            lease_duration: Duration::from_secs(self.lease_duration),
+            renew_period: Duration::from_secs(self.lease_renew_period),
+            retry_period: Duration::from_secs(self.lease_retry_period),
+            ..LeaseSettings::new(
+                namespace,
+                self.lease_name.clone(),
+                leader::default_identity(self.instance.as_deref()),
+            )
+        };
+        settings
+            .validate()
+            .map_err(|error| format!("leader election: {error}"))?;
+        Ok(Some(settings))
     }
 }
 
@@ -152,13 +216,7 @@ fn parse_rate_limit(value: &str) -> Result<RateLimit, String> {
 /// Carries out one subcommand; the error is the message to print.
 pub async fn execute(command: Command) -> Result<(), String> {
     match command {
-        Command::Run(args) => {
-            let client = kube::Client::try_default()
-                .await
-                .map_err(|error| format!("cannot reach Kubernetes: {error}"))?;
-            crate::controller::run(client, args.options(), shutdown_signal()).await;
-            Ok(())
-        }
+        Command::Run(args) => run(args).await,
         Command::Crds(args) => match args.out {
             None => {
                 let yaml = crate::api::crds_yaml().map_err(|error| error.to_string())?;
@@ -206,6 +264,83 @@ pub async fn execute(command: Command) -> Result<(), String> {
     }
 }
 
+/// `run`: the admin server first, then the controllers — at once, or once this instance holds
+/// the leader Lease. Losing the Lease ends `run` with an error (exit status 1): the
+/// controllers stop at once and Kubernetes restarts the process as a standby.
+async fn run(args: RunArgs) -> Result<(), String> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|error| format!("cannot reach Kubernetes: {error}"))?;
+    let lease = args.lease_settings(client.default_namespace())?;
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::new());
+    let admin = AdminServer::bind(args.admin_address)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", args.admin_address))?;
+    let admin_address = admin
+        .local_addr()
+        .map_err(|error| format!("cannot read the admin address: {error}"))?;
+    // On stdout for scripts and tests that ask for port 0; a closed stdout is no reason to stop.
+    let _ = print_out(&format!(
+        "admin server listening on http://{admin_address}\n"
+    ));
+    tracing::info!(address = %admin_address, "admin server: /livez, /readyz, /metrics");
+    let (stop_admin, admin_stopped) = watch::channel(false);
+    let admin_task = tokio::spawn(admin.serve(
+        metrics.clone(),
+        health.clone(),
+        leader::stopped(admin_stopped),
+    ));
+    let (stop, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+
+    let options = args.options();
+    let controllers = {
+        let (client, metrics, health) = (client.clone(), metrics.clone(), health.clone());
+        move |stop: Pin<Box<dyn Future<Output = ()> + Send>>| async move {
+            let synced = health.clone();
+            crate::controller::run_with(
+                client,
+                options,
+                metrics,
+                move || synced.set(Phase::Running),
+                stop,
+            )
+            .await;
+        }
+    };
+    let outcome = match lease {
+        None => {
+            metrics.set_leader(true);
+            health.set(Phase::Syncing);
+            controllers(Box::pin(leader::stopped(shutdown))).await;
+            Ok(())
+        }
+        Some(settings) => {
+            tracing::info!(
+                lease = %format!("{}/{}", settings.namespace, settings.name),
+                identity = %settings.identity,
+                "leader election on: the controllers start once this instance holds the Lease"
+            );
+            let elector = LeaderElector::new(client, settings);
+            leader::run_while_leading(elector, &health, &metrics, shutdown, controllers)
+                .await
+                .map_err(|lost| format!("{lost}; exiting so that a fresh instance stands by"))
+        }
+    };
+    health.set(Phase::Stopping);
+    let _ = stop_admin.send(true);
+    match admin_task.await {
+        Ok(Err(error)) => tracing::warn!(%error, "the admin server failed"),
+        Err(error) => tracing::warn!(%error, "the admin server task failed"),
+        Ok(Ok(())) => {}
+    }
+    outcome
+}
+
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
 fn print_out(text: &str) -> Result<(), String> {
     use std::io::Write;
@@ -251,6 +386,46 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn leader_election_flags_and_env_twins() {
+        let parse = |args: &[&str]| match Cli::try_parse_from(args) {
+            Ok(Cli {
+                command: Command::Run(run),
+                ..
+            }) => run,
+            other => panic!("{other:?}"),
+        };
+        let run = parse(&["op", "run"]);
+        assert!(!run.leader_elect);
+        assert_eq!(run.admin_address, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(run.lease_settings("ns").unwrap(), None);
+        let run = parse(&[
+            "op",
+            "run",
+            "--leader-elect",
+            "--leader-election-namespace",
+            "ops",
+            "--instance",
+            "pod-1",
+            "--admin-address",
+            "0.0.0.0:9090",
+        ]);
+        let settings = run.lease_settings("ns").unwrap().unwrap();
+        assert_eq!(settings.namespace, "ops");
+        assert_eq!(settings.name, "ghes-oauth-operator");
+        assert_eq!(settings.identity, "pod-1");
+        assert_eq!(settings.lease_duration, Duration::from_secs(15));
+        assert_eq!(settings.renew_period, Duration::from_secs(5));
+        assert_eq!(settings.retry_period, Duration::from_secs(2));
+        let run = parse(&["op", "run", "--leader-elect=false"]);
+        assert!(!run.leader_elect);
+        let run = parse(&["op", "run", "--leader-elect", "--lease-name=ops-lease"]);
+        assert!(run.leader_elect);
+        assert_eq!(run.lease_name, "ops-lease");
+        let run = parse(&["op", "run", "--leader-elect", "--lease-renew-period", "14"]);
+        assert!(run.lease_settings("ns").is_err());
     }
 
     #[test]

@@ -8,15 +8,21 @@
 //! - [`emulator`]: a stateful GHES emulator used by the tests, `demo` and `emulator` subcommand.
 //! - [`testkit`]: an in-process Kubernetes API test server used by the tests and `demo`.
 //! - [`controller`]: the reconcilers of Authorizations, Accounts and ClusterAccounts.
+//! - [`admin`]: the admin HTTP server (`/livez`, `/readyz`, `/metrics`).
+//! - [`metrics`]: the Prometheus metrics.
+//! - [`leader`]: leader election through a Lease.
 //! - [`cli`]: the command line.
 //! - [`demo`]: the `demo` subcommand.
 //! - [`telemetry`]: logging set-up (plain or JSON).
 
+pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod demo;
 pub mod emulator;
 pub mod ghes;
+pub mod leader;
+pub mod metrics;
 pub mod telemetry;
 pub mod testkit;

@@ -21,6 +21,7 @@ use super::prune;
 use super::status::apply_status;
 use crate::api::conditions::{self, ConditionStatus, READY};
 use crate::api::{AccountResource, AccountStatus, PruneMode, PruneStatus, PruneTarget};
+use crate::metrics::PruneKind;
 
 /// How soon an account that is not ready looks again (reading its Secret; GHES is only called
 /// when the Secret or spec changed).
@@ -161,7 +162,10 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
             ctx.reset_backoff(&key.to_string());
             Ok(Action::requeue(requeue))
         }
-        Err(error) if error.is_config() => Ok(Action::requeue(NOT_READY_RECHECK)),
+        Err(error) if error.is_config() => {
+            crate::metrics::note_config_error(error.reason());
+            Ok(Action::requeue(NOT_READY_RECHECK))
+        }
         Err(error) => Err(error),
     }
 }
@@ -189,20 +193,20 @@ async fn sync<A: AccountObject>(
     let entry = ctx.accounts.entry_for(&ctx.client, account).await?;
     let interval = entry.sync_interval;
     let now = Timestamp::now();
-    let listed_before = entry.listed_at();
     // List when the last listing is older than the interval. Before the first one, any
     // listing will do (an Authorization may be making it right now).
-    let due =
-        listed_before.is_some_and(|listed| now.duration_since(listed).unsigned_abs() >= interval);
+    let due = entry
+        .listed_at()
+        .is_some_and(|listed| now.duration_since(listed).unsigned_abs() >= interval);
     let snapshot = if due {
         entry.sync(Some(now)).await
     } else {
         entry.ensure_synced().await
     }
     .map_err(Error::Ghes)?;
-    let fresh = listed_before != Some(snapshot.listed_at);
     let mut snapshot = snapshot;
-    if fresh {
+    // Prune once per listing, whether this reconcile or an Authorization's made it.
+    if entry.claim_prune_run(snapshot.listed_at) {
         let prune_status = prune_run(account, ctx, &entry, &snapshot, status, notes).await?;
         status.prune = Some(prune_status);
         if let Some(after) = entry.snapshot() {
@@ -237,7 +241,19 @@ async fn prune_run<A: AccountObject>(
     let claims = prune::Claims::of(&users);
     let plan = prune::plan(spec, snapshot, &claims, &entry.credential_hash, now);
     let previous = status.prune.clone().unwrap_or_default();
+    let counts = plan.counts();
     let (result, deletions) = prune::execute(spec, entry, plan, now).await;
+    entry.set_prune_candidates(counts);
+    let (authorizations, grants) = ctx.accounts.prune_candidates();
+    ctx.metrics
+        .set_prune_candidates(PruneKind::Authorization, authorizations);
+    ctx.metrics.set_prune_candidates(PruneKind::Grant, grants);
+    for deletion in deletions.iter().filter(|d| d.error.is_none()) {
+        ctx.metrics.prune_deleted(match deletion.target {
+            prune::Target::Authorization(_) => PruneKind::Authorization,
+            prune::Target::Grant(_) => PruneKind::Grant,
+        });
+    }
     if let Some(refused) = &result.refused
         && previous.refused.as_ref() != Some(refused)
     {

@@ -127,6 +127,10 @@ pub struct AccountEntry {
     /// How often the account lists its authorizations.
     pub sync_interval: Duration,
     view: Mutex<View>,
+    /// The listing the last prune run worked from: each listing is pruned once, whoever made it.
+    pruned_listing: Mutex<Option<Timestamp>>,
+    /// Candidates of the last prune run: (authorizations, grants), for the metrics.
+    prune_candidates: Mutex<(usize, usize)>,
     /// Serializes listings so concurrent reconciles share one.
     sync_lock: tokio::sync::Mutex<()>,
 }
@@ -217,6 +221,28 @@ impl AccountEntry {
             .insert(authorization.id, (Timestamp::now(), stored));
     }
 
+    /// Whether the listing that started at `listed_at` still needs its prune run; marks it as
+    /// taken, so it runs once however many reconciles see it.
+    pub fn claim_prune_run(&self, listed_at: Timestamp) -> bool {
+        let mut pruned = self
+            .pruned_listing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if *pruned == Some(listed_at) {
+            return false;
+        }
+        *pruned = Some(listed_at);
+        true
+    }
+
+    /// Records how many candidates the last prune run found: (authorizations, grants).
+    pub fn set_prune_candidates(&self, counts: (usize, usize)) {
+        *self
+            .prune_candidates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = counts;
+    }
+
     /// Records a grant this process deleted: it took every token of its app with it.
     pub fn forget_grant(&self, grant: &Grant) {
         let gone: Vec<u64> = self
@@ -249,12 +275,15 @@ impl AccountEntry {
 pub struct ClientOptions {
     /// Timeout of one request.
     pub timeout: Duration,
+    /// Counts every client's GHES responses and rate-limit waits.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(30),
+            metrics: None,
         }
     }
 }
@@ -350,6 +379,11 @@ impl AccountRegistry {
         config.requests_per_second = settings.requests_per_second;
         config.burst = settings.burst;
         config.timeout = self.options.timeout;
+        config.observer = self
+            .options
+            .metrics
+            .clone()
+            .map(|metrics| metrics as Arc<dyn crate::ghes::RequestObserver>);
         let http = HttpGhesClient::new(config)
             .map_err(|error| Error::InvalidSpec(format!("{key}: {error}")))?;
         let entry = Arc::new(AccountEntry {
@@ -360,6 +394,8 @@ impl AccountRegistry {
             credential_hash: crate::ghes::secret::sha256_hex(password.expose().as_bytes()),
             sync_interval: settings.sync_interval.as_std(),
             view: Mutex::new(View::default()),
+            pruned_listing: Mutex::new(None),
+            prune_candidates: Mutex::new((0, 0)),
             sync_lock: tokio::sync::Mutex::new(()),
         });
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -390,6 +426,21 @@ impl AccountRegistry {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|key, _| live.contains(key));
+    }
+
+    /// Prune candidates of all accounts: (authorizations, grants).
+    pub fn prune_candidates(&self) -> (usize, usize) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|entry| {
+                *entry
+                    .prune_candidates
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+            })
+            .fold((0, 0), |(a, g), (ea, eg)| (a + ea, g + eg))
     }
 
     /// Forgets one account.

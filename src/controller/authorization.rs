@@ -364,9 +364,12 @@ impl<'a> Run<'a> {
         client_secret: Option<&crate::ghes::SecretValue>,
         secret: &SecretState,
     ) -> Result<(GhesAuthorization, Token)> {
-        // Record the intent first: after a crash the next run finds the result by fingerprint.
-        if self.stored.fingerprint.as_deref() != Some(fingerprint)
-            || self.stored.authorization_id.is_some()
+        // A POST is not idempotent: record the intent first, so that after a crash or a lost
+        // answer the next run finds the result by fingerprint. (An app token's PUT is a
+        // get-or-create on a fingerprint derived from the uid, so it needs no such record.)
+        if self.spec().is_personal()
+            && (self.stored.fingerprint.as_deref() != Some(fingerprint)
+                || self.stored.authorization_id.is_some())
         {
             self.status = AuthorizationStatus {
                 fingerprint: Some(fingerprint.to_owned()),
@@ -604,6 +607,7 @@ impl<'a> Run<'a> {
         let message = error.to_string();
         let reason = error.reason();
         if error.is_config() {
+            crate::metrics::note_config_error(reason);
             self.set_condition(READY, ConditionStatus::False, reason, &message);
         }
         self.set_condition(SYNCED, ConditionStatus::False, reason, &message);
@@ -695,7 +699,13 @@ async fn cleanup(authorization: &Authorization, ctx: &Context) -> Result<Action>
         .chain(status.previous.as_ref().map(|p| p.authorization_id))
         .filter_map(|id| u64::try_from(id).ok())
         .collect();
-    if ids.is_empty() && status.fingerprint.is_none() {
+    // Where a token may exist without its id in status: a personal token's recorded intent, or
+    // an app token's uid-derived fingerprint once a reconcile has been at work.
+    let fingerprint = status.fingerprint.clone().or_else(|| {
+        (authorization.spec.app.is_some() && !status.conditions.is_empty())
+            .then(|| derive_fingerprint(&authorization.uid().unwrap_or_default()))
+    });
+    if ids.is_empty() && fingerprint.is_none() {
         // Nothing was ever created.
         return Ok(Action::await_change());
     }
@@ -732,7 +742,7 @@ async fn cleanup(authorization: &Authorization, ctx: &Context) -> Result<Action>
         }
     };
     if ids.is_empty()
-        && let Some(fingerprint) = &status.fingerprint
+        && let Some(fingerprint) = &fingerprint
     {
         let fresh = entry
             .sync(Some(Timestamp::now()))

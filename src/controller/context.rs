@@ -1,8 +1,8 @@
 //! What every reconcile shares: the Kubernetes client, the account registry, the Event
-//! recorder and the per-object failure counts behind exponential backoff.
+//! recorder, the metrics and the per-object failure counts behind exponential backoff.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -11,6 +11,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use rand::Rng;
 
 use super::accounts::{AccountRegistry, ClientOptions};
+use crate::metrics::{self, Metrics};
 
 /// First delay after a transient failure.
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
@@ -23,21 +24,31 @@ pub struct Context {
     pub client: Client,
     /// Accounts: GHES clients and snapshots.
     pub accounts: AccountRegistry,
+    /// The operator's metrics.
+    pub metrics: Arc<Metrics>,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
     watched_namespaces: Vec<String>,
 }
 
 impl Context {
-    /// A context for one operator process; `instance` names it in Events (the pod name).
-    pub fn new(client: Client, instance: Option<String>, options: ClientOptions) -> Self {
+    /// A context for one operator process; `instance` names it in Events (the pod name). Every
+    /// GHES client it builds reports to `metrics`.
+    pub fn new(
+        client: Client,
+        instance: Option<String>,
+        mut options: ClientOptions,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let reporter = Reporter {
             controller: "ghes-oauth-operator".into(),
             instance,
         };
+        options.metrics = Some(metrics.clone());
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             accounts: AccountRegistry::new(options),
+            metrics,
             client,
             failures: Mutex::new(HashMap::new()),
             watched_namespaces: Vec::new(),
@@ -56,6 +67,10 @@ impl Context {
     }
 
     /// Publishes an Event about `object`. A failure to publish is logged, never fatal.
+    ///
+    /// It also feeds the metrics: an Authorization's `Created`, `TokenReissued`, `Rotated` and
+    /// `Revoked` Events count tokens, and a Warning of a reconcile or sync marks the running
+    /// reconcile as ended by that configuration error (unless it returns an error).
     pub async fn publish(
         &self,
         object: &ObjectReference,
@@ -64,6 +79,15 @@ impl Context {
         action: &str,
         note: String,
     ) {
+        match type_ {
+            EventType::Normal if object.kind.as_deref() == Some("Authorization") => {
+                self.metrics.token_event(reason);
+            }
+            EventType::Warning if matches!(action, "Reconcile" | "Sync") => {
+                metrics::note_config_error(reason);
+            }
+            _ => {}
+        }
         let event = Event {
             type_,
             reason: reason.to_owned(),

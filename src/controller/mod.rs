@@ -17,13 +17,13 @@ pub mod status;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::Config as ControllerConfig;
+use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -32,8 +32,12 @@ use tokio::sync::watch;
 pub use context::Context;
 pub use error::Error;
 
-use crate::api::{Account, AccountKind, Authorization, ClusterAccount, labels};
+use crate::api::{Account, AccountKind, Authorization, ClusterAccount, conditions, labels};
+use crate::metrics::{ControllerKind, Metrics, ReconcileResult};
 use accounts::ClientOptions;
+
+/// How often the `authorizations` gauge is recounted from the controllers' caches.
+const AUTHORIZATIONS_GAUGE_PERIOD: Duration = Duration::from_secs(5);
 
 /// How the controllers run.
 #[derive(Clone, Debug)]
@@ -65,13 +69,27 @@ pub async fn run(
     options: RunOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    run_with(client, options, Arc::new(Metrics::new()), || {}, shutdown).await;
+}
+
+/// [`run`], recording into `metrics` and calling `on_synced` once the Authorization caches
+/// have synced (what `/readyz` waits for).
+pub async fn run_with(
+    client: Client,
+    options: RunOptions,
+    metrics: Arc<Metrics>,
+    on_synced: impl FnOnce() + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let ctx = Arc::new(
         Context::new(
             client.clone(),
             options.instance.clone(),
             ClientOptions {
                 timeout: options.ghes_timeout,
+                ..ClientOptions::default()
             },
+            metrics.clone(),
         )
         .with_watched_namespaces(options.namespaces.clone()),
     );
@@ -94,6 +112,7 @@ pub async fn run(
     };
 
     let mut tasks: Vec<BoxFuture<'static, ()>> = Vec::new();
+    let mut authorization_stores = Vec::new();
     for namespace in scopes {
         let scoped = |client: &Client| -> (
             Api<Authorization>,
@@ -116,6 +135,7 @@ pub async fn run(
         let (authorizations, accounts, secrets) = scoped(&client);
         let controller = Controller::new(authorizations, watcher::Config::default());
         let store = controller.store();
+        authorization_stores.push(store.clone());
         // Only the operator's own Secrets, metadata only: memory does not grow with the
         // cluster's Secrets, and a deleted or edited token Secret is repaired at once.
         let owned_secrets = watcher(
@@ -155,7 +175,7 @@ pub async fn run(
             .with_config(config.clone())
             .graceful_shutdown_on(when_stopped())
             .run(
-                authorization::reconcile,
+                measured(ControllerKind::Authorization, authorization::reconcile),
                 authorization::error_policy,
                 ctx.clone(),
             )
@@ -170,7 +190,7 @@ pub async fn run(
             .with_config(config.clone())
             .graceful_shutdown_on(when_stopped())
             .run(
-                account::reconcile::<Account>,
+                measured(ControllerKind::Account, account::reconcile::<Account>),
                 account::error_policy::<Account>,
                 ctx.clone(),
             )
@@ -188,7 +208,10 @@ pub async fn run(
     .with_config(config)
     .graceful_shutdown_on(when_stopped())
     .run(
-        account::reconcile::<ClusterAccount>,
+        measured(
+            ControllerKind::ClusterAccount,
+            account::reconcile::<ClusterAccount>,
+        ),
         account::error_policy::<ClusterAccount>,
         ctx.clone(),
     )
@@ -198,9 +221,96 @@ pub async fn run(
         }
     });
     tasks.push(Box::pin(cluster_account_controller));
+    tasks.push(Box::pin(watch_caches(
+        authorization_stores,
+        metrics,
+        on_synced,
+        when_stopped(),
+    )));
     tracing::info!("controllers started");
     futures::future::join_all(tasks).await;
     tracing::info!("controllers stopped");
+}
+
+/// Wraps a reconciler so that every reconcile is timed and counted by result and reason.
+/// Configuration errors usually come back as `Ok` (they wait for a change); the reconcile's
+/// Warning Event marks them (see `Context::publish`).
+fn measured<K, F, Fut>(
+    controller: ControllerKind,
+    reconcile: F,
+) -> impl FnMut(Arc<K>, Arc<Context>) -> BoxFuture<'static, Result<Action, Error>>
+where
+    F: Fn(Arc<K>, Arc<Context>) -> Fut,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    move |object, ctx| {
+        let metrics = ctx.metrics.clone();
+        let reconcile = reconcile(object, ctx);
+        Box::pin(async move {
+            let started = Instant::now();
+            let (result, config_error) = crate::metrics::observe_config_error(reconcile).await;
+            let (outcome, reason) = match (&result, config_error) {
+                (Err(error), _) if error.is_config() => {
+                    (ReconcileResult::ConfigError, error.reason().to_owned())
+                }
+                (Err(error), _) => (ReconcileResult::Error, error.reason().to_owned()),
+                (Ok(_), Some(reason)) => (ReconcileResult::ConfigError, reason),
+                (Ok(_), None) => (ReconcileResult::Success, String::new()),
+            };
+            metrics.reconciled(controller, outcome, &reason, started.elapsed());
+            result
+        })
+    }
+}
+
+/// Calls `on_synced` once every Authorization cache has synced, then keeps the
+/// `authorizations` gauge current until `stop`.
+async fn watch_caches(
+    stores: Vec<Store<Authorization>>,
+    metrics: Arc<Metrics>,
+    on_synced: impl FnOnce() + Send + 'static,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
+    tokio::pin!(stop);
+    let synced = async {
+        for store in &stores {
+            // An error means the controller (the store's writer) is gone: never synced.
+            store.wait_until_ready().await.ok()?;
+        }
+        Some(())
+    };
+    tokio::select! {
+        synced = synced => match synced {
+            Some(()) => {
+                tracing::info!("controller caches synced");
+                on_synced();
+            }
+            None => return,
+        },
+        () = &mut stop => return,
+    }
+    let mut ticker = tokio::time::interval(AUTHORIZATIONS_GAUGE_PERIOD);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let (mut ready, mut not_ready) = (0, 0);
+                for authorization in stores.iter().flat_map(Store::state) {
+                    let conditions = authorization
+                        .status
+                        .as_ref()
+                        .map(|status| status.conditions.as_slice())
+                        .unwrap_or_default();
+                    if conditions::is_true(conditions, conditions::READY) {
+                        ready += 1;
+                    } else {
+                        not_ready += 1;
+                    }
+                }
+                metrics.set_authorizations(ready, not_ready);
+            }
+            () = &mut stop => return,
+        }
+    }
 }
 
 /// The Authorizations that use an account, to reconcile when it changes.

@@ -170,6 +170,18 @@ pub struct Plan {
     pub refused: Option<String>,
 }
 
+impl Plan {
+    /// How many candidates of each kind: (authorizations, grants).
+    pub fn counts(&self) -> (usize, usize) {
+        let grants = self
+            .candidates
+            .iter()
+            .filter(|c| matches!(c, Target::Grant(_)))
+            .count();
+        (self.candidates.len() - grants, grants)
+    }
+}
+
 /// Plans a run. `credential_hash` is the SHA-256 of the account's password: when the password is
 /// a token, that token is never a candidate, nor the grant of its app.
 pub fn plan(

@@ -20,7 +20,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
 /// The operator binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_ghes-oauth-operator");
@@ -42,15 +42,26 @@ pub const OTP_SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DP";
 pub const CLIENT_ID: &str = "Iv1.e2e0000000000001";
 /// Its secret.
 pub const CLIENT_SECRET: &str = "e2e-client-secret-0123456789";
+/// A second OAuth app, that no Authorization declares in the prune tests.
+pub const OTHER_CLIENT_ID: &str = "Iv1.e2e0000000000002";
+/// Its secret.
+pub const OTHER_CLIENT_SECRET: &str = "e2e-other-secret-0123456789";
 
-static SERIAL: std::sync::OnceLock<Arc<Mutex<()>>> = std::sync::OnceLock::new();
+/// Tests share the machine; a heavy test (or any test against a real cluster) runs alone.
+static GATE: std::sync::OnceLock<Arc<RwLock<()>>> = std::sync::OnceLock::new();
+
+/// A test's hold on [`GATE`].
+enum Gate {
+    Shared(#[allow(dead_code)] OwnedRwLockReadGuard<()>),
+    Exclusive(#[allow(dead_code)] OwnedRwLockWriteGuard<()>),
+}
 
 /// Where the Kubernetes API is.
 enum Cluster {
     /// The in-process test server (default); it stops when dropped.
     TestServer { _server: RunningApiServer },
     /// A real cluster from `E2E_KUBECONFIG`.
-    Real { _serial: OwnedMutexGuard<()> },
+    Real,
 }
 
 /// One test's world.
@@ -65,6 +76,7 @@ pub struct World {
     /// The namespaces this test created.
     pub namespaces: Vec<String>,
     operator: Option<Operator>,
+    _gate: Gate,
     _dir: TempDir,
 }
 
@@ -90,6 +102,21 @@ impl Drop for TempDir {
 impl World {
     /// A new world with `namespaces` (prefixed uniquely) and the CRDs installed.
     pub async fn new(namespaces: &[&str]) -> Self {
+        Self::create(namespaces, false).await
+    }
+
+    /// A world for a heavy test: no other test runs beside it.
+    pub async fn exclusive(namespaces: &[&str]) -> Self {
+        Self::create(namespaces, true).await
+    }
+
+    async fn create(namespaces: &[&str], exclusive: bool) -> Self {
+        let gate = GATE.get_or_init(|| Arc::new(RwLock::new(()))).clone();
+        let gate = if exclusive || std::env::var_os("E2E_KUBECONFIG").is_some() {
+            Gate::Exclusive(gate.write_owned().await)
+        } else {
+            Gate::Shared(gate.read_owned().await)
+        };
         let suffix: String = {
             use rand::Rng;
             rand::rng()
@@ -103,10 +130,8 @@ impl World {
         let kubeconfig = dir.join("kubeconfig");
         let cluster = match std::env::var_os("E2E_KUBECONFIG") {
             Some(path) => {
-                let serial = SERIAL.get_or_init(|| Arc::new(Mutex::new(()))).clone();
-                let guard = serial.lock_owned().await;
                 std::fs::copy(&path, &kubeconfig).expect("copy E2E_KUBECONFIG");
-                Cluster::Real { _serial: guard }
+                Cluster::Real
             }
             None => {
                 let server = TestApiServer::start(([127, 0, 0, 1], 0).into())
@@ -135,6 +160,10 @@ impl World {
                 ],
                 apps: vec![
                     AppSpec::parse(&format!("{CLIENT_ID}:{CLIENT_SECRET}:E2E App")).expect("app"),
+                    AppSpec::parse(&format!(
+                        "{OTHER_CLIENT_ID}:{OTHER_CLIENT_SECRET}:Other App"
+                    ))
+                    .expect("other app"),
                 ],
                 ..EmulatorConfig::default()
             },
@@ -149,6 +178,7 @@ impl World {
             ghes,
             namespaces: Vec::new(),
             operator: None,
+            _gate: gate,
             _dir: TempDir(dir),
         };
         for name in namespaces {
@@ -181,10 +211,18 @@ impl World {
 
     /// Starts the operator watching this world's namespaces.
     pub fn start_operator(&mut self) {
+        self.start_operator_with(&[]);
+    }
+
+    /// Starts the operator with extra `run` arguments.
+    pub fn start_operator_with(&mut self, extra: &[&str]) {
         let child = Command::new(BIN)
             .arg("run")
             .args(["--namespace", &self.namespaces.join(",")])
+            .args(extra)
             .env("KUBECONFIG", &self.kubeconfig)
+            // Operators run side by side: each admin server on a port of its own.
+            .env("ADMIN_ADDRESS", "127.0.0.1:0")
             .env("LOG_LEVEL", "info,ghes_oauth_operator=debug")
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
@@ -196,6 +234,16 @@ impl World {
             .spawn()
             .expect("start the operator");
         self.operator = Some(Operator(child));
+    }
+
+    /// Starts the operator with its admin server (`/readyz`, `/metrics`) on a free loopback
+    /// port, and returns its address.
+    pub fn start_operator_with_admin(&mut self) -> std::net::SocketAddr {
+        let address = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free loopback port");
+        self.start_operator_with(&["--admin-address", &address.to_string()]);
+        address
     }
 
     /// Kills the operator at once (SIGKILL), as a crash would.
@@ -212,6 +260,20 @@ impl World {
         password: &str,
         totp: Option<&str>,
     ) {
+        self.account_with(namespace, name, user, password, totp, json!({}))
+            .await;
+    }
+
+    /// Like [`World::account`], with `extra` merged into the Account's spec (e.g. `prune`).
+    pub async fn account_with(
+        &self,
+        namespace: &str,
+        name: &str,
+        user: &str,
+        password: &str,
+        totp: Option<&str>,
+        extra: serde_json::Value,
+    ) {
         let mut data = json!({"username": user, "password": password});
         let mut reference = json!({"name": format!("{name}-credentials")});
         if let Some(seed) = totp {
@@ -227,21 +289,23 @@ impl World {
             }),
         )
         .await;
-        self.apply_json(
-            namespace,
-            json!({
-                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Account",
-                "metadata": {"name": name, "namespace": namespace},
-                "spec": {
-                    "server": "https://ghes.invalid",
-                    "apiUrl": self.ghes.api_url(),
-                    "credentialsSecretRef": reference,
-                    "requestsPerSecond": 50,
-                    "burst": 50,
-                },
-            }),
-        )
-        .await;
+        let mut account = json!({
+            "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Account",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "server": "https://ghes.invalid",
+                "apiUrl": self.ghes.api_url(),
+                "credentialsSecretRef": reference,
+                "requestsPerSecond": 50,
+                "burst": 50,
+            },
+        });
+        if let (Some(spec), Some(extra)) = (account["spec"].as_object_mut(), extra.as_object()) {
+            for (key, value) in extra {
+                spec.insert(key.clone(), value.clone());
+            }
+        }
+        self.apply_json(namespace, account).await;
     }
 
     /// The app's client-secret Secret in `namespace`.
@@ -383,7 +447,7 @@ impl World {
             "GHES calls of {}: {counts:?}",
             std::thread::current().name().unwrap_or("this test")
         );
-        if matches!(self.cluster, Cluster::Real { .. }) {
+        if matches!(self.cluster, Cluster::Real) {
             let namespaces = Api::<Namespace>::all(self.client.clone());
             for namespace in &self.namespaces {
                 let _ = namespaces.delete(namespace, &DeleteParams::default()).await;
@@ -418,7 +482,16 @@ async fn install_crds(client: &Client) {
 }
 
 /// Polls `probe` every 100 ms until it returns `Some`, or panics after [`WAIT`].
-pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    wait_for_within(what, WAIT, probe).await
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`, or panics after `limit`.
+pub async fn wait_for_within<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -428,7 +501,7 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(started.elapsed() < WAIT, "timed out waiting for {what}");
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -439,6 +512,20 @@ pub fn sha256_hex(text: &str) -> String {
 }
 
 impl World {
+    /// The status of an Account.
+    pub async fn account_status(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<ghes_oauth_operator::api::AccountStatus> {
+        Api::<ghes_oauth_operator::api::Account>::namespaced(self.client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .ok()
+            .flatten()?
+            .status
+    }
+
     /// The Namespace API.
     pub fn namespaces_api(&self) -> Api<Namespace> {
         Api::all(self.client.clone())

@@ -3,6 +3,8 @@
 //! Secrets, status, Events, GHES state and the calls GHES received.
 
 mod harness;
+mod metrics;
+mod prune;
 
 use std::time::Duration;
 

@@ -1,0 +1,489 @@
+//! The operator's Prometheus metrics (prometheus-client, OpenMetrics text on the admin server's
+//! `/metrics`), all under the prefix `ghes_oauth_operator_`.
+//!
+//! Every label has a bounded set of values: controller kinds, results, error reasons (CamelCase
+//! constants), GHES operation names and HTTP status codes. No label ever holds a resource name,
+//! a namespace, an id or a login, so the number of series does not grow with the cluster.
+//!
+//! | metric | labels |
+//! |---|---|
+//! | `reconciles_total` | `controller`, `result` (`success`, `error`, `config_error`), `reason` |
+//! | `reconcile_duration_seconds` (histogram) | `controller` |
+//! | `ghes_requests_total` | `operation`, `status` (HTTP code, or `error`: no response) |
+//! | `ghes_rate_limit_wait_seconds_total`, `ghes_rate_limit_waits_total` | `operation` |
+//! | `tokens_issued_total`, `tokens_reissued_total`, `tokens_rotated_total`, `tokens_revoked_total` | |
+//! | `prune_candidates` (gauge), `prune_deletions_total` | `kind` (`authorization`, `grant`) |
+//! | `authorizations` (gauge) | `ready` (`true`, `false`) |
+//! | `leader` (gauge: 1 while this instance runs the controllers) | |
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::ghes::{Operation, RequestObserver};
+
+/// The prefix of every metric name.
+pub const PREFIX: &str = "ghes_oauth_operator";
+
+/// Shorter waits for a rate-limit token are bookkeeping, not waits.
+const MIN_RATE_LIMIT_WAIT: Duration = Duration::from_millis(1);
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Which controller a reconcile belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ControllerKind {
+    /// Authorizations.
+    Authorization,
+    /// Accounts.
+    Account,
+    /// ClusterAccounts.
+    ClusterAccount,
+}
+
+impl ControllerKind {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Authorization => "authorization",
+            Self::Account => "account",
+            Self::ClusterAccount => "clusteraccount",
+        }
+    }
+}
+
+/// How a reconcile ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReconcileResult {
+    /// The object is as its spec says.
+    Success,
+    /// A transient failure; retried with backoff.
+    Error,
+    /// A configuration problem that waits for the user to change something.
+    ConfigError,
+}
+
+impl ReconcileResult {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Error => "error",
+            Self::ConfigError => "config_error",
+        }
+    }
+}
+
+/// What pruning deals with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PruneKind {
+    /// A GHES authorization (token) nothing declares.
+    Authorization,
+    /// A grant of an OAuth app no Authorization uses.
+    Grant,
+}
+
+impl PruneKind {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Authorization => "authorization",
+            Self::Grant => "grant",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconcileLabels {
+    controller: &'static str,
+    result: &'static str,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ControllerLabels {
+    controller: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    operation: &'static str,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadyLabels {
+    ready: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Buckets of the reconcile duration: 5 ms to about 40 s.
+fn reconcile_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+/// Every metric of the operator and the registry that encodes them.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ReconcileLabels, Counter>,
+    reconcile_duration: HistogramFamily<ControllerLabels>,
+    ghes_requests: Family<RequestLabels, Counter>,
+    rate_limit_wait_seconds: Family<OperationLabels, Counter<f64, AtomicU64>>,
+    rate_limit_waits: Family<OperationLabels, Counter>,
+    tokens_issued: Counter,
+    tokens_reissued: Counter,
+    tokens_rotated: Counter,
+    tokens_revoked: Counter,
+    prune_candidates: Family<KindLabels, Gauge>,
+    prune_deletions: Family<KindLabels, Counter>,
+    authorizations: Family<ReadyLabels, Gauge>,
+    leader: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set of metrics, all registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let metrics = Self {
+            registry: Registry::default(),
+            reconciles: Family::default(),
+            reconcile_duration: Family::new_with_constructor(reconcile_histogram),
+            ghes_requests: Family::default(),
+            rate_limit_wait_seconds: Family::default(),
+            rate_limit_waits: Family::default(),
+            tokens_issued: Counter::default(),
+            tokens_reissued: Counter::default(),
+            tokens_rotated: Counter::default(),
+            tokens_revoked: Counter::default(),
+            prune_candidates: Family::default(),
+            prune_deletions: Family::default(),
+            authorizations: Family::default(),
+            leader: Gauge::default(),
+        };
+        let sub = registry.sub_registry_with_prefix(PREFIX);
+        sub.register(
+            "reconciles",
+            "Reconciles by controller, result and reason",
+            metrics.reconciles.clone(),
+        );
+        sub.register_with_unit(
+            "reconcile_duration",
+            "How long reconciles took, by controller",
+            Unit::Seconds,
+            metrics.reconcile_duration.clone(),
+        );
+        sub.register(
+            "ghes_requests",
+            "GHES API responses by operation and HTTP status (error: no response)",
+            metrics.ghes_requests.clone(),
+        );
+        sub.register_with_unit(
+            "ghes_rate_limit_wait",
+            "Time spent waiting for a rate limit before sending a GHES request",
+            Unit::Seconds,
+            metrics.rate_limit_wait_seconds.clone(),
+        );
+        sub.register(
+            "ghes_rate_limit_waits",
+            "GHES requests that waited for a rate limit before being sent",
+            metrics.rate_limit_waits.clone(),
+        );
+        sub.register(
+            "tokens_issued",
+            "Tokens issued for Authorizations that had none",
+            metrics.tokens_issued.clone(),
+        );
+        sub.register(
+            "tokens_reissued",
+            "Tokens revoked and issued again because the Secret lost the token or GHES lost the authorization",
+            metrics.tokens_reissued.clone(),
+        );
+        sub.register(
+            "tokens_rotated",
+            "Tokens replaced by a rotation",
+            metrics.tokens_rotated.clone(),
+        );
+        sub.register(
+            "tokens_revoked",
+            "Tokens revoked on GHES because their Authorization was deleted",
+            metrics.tokens_revoked.clone(),
+        );
+        sub.register(
+            "prune_candidates",
+            "What pruning would delete, as of each account's latest run, by kind",
+            metrics.prune_candidates.clone(),
+        );
+        sub.register(
+            "prune_deletions",
+            "What pruning deleted, by kind",
+            metrics.prune_deletions.clone(),
+        );
+        sub.register(
+            "authorizations",
+            "Authorizations in the watched namespaces by their Ready condition",
+            metrics.authorizations.clone(),
+        );
+        sub.register(
+            "leader",
+            "1 while this instance runs the controllers (leads, or runs without leader election)",
+            metrics.leader.clone(),
+        );
+        // Series that dashboards and alerts expect before anything happened.
+        for kind in [PruneKind::Authorization, PruneKind::Grant] {
+            metrics.set_prune_candidates(kind, 0);
+            metrics
+                .prune_deletions
+                .get_or_create(&KindLabels {
+                    kind: kind.as_str(),
+                })
+                .inc_by(0);
+        }
+        metrics.set_authorizations(0, 0);
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// Every metric as OpenMetrics text (see [`CONTENT_TYPE`]).
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+
+    /// Records one reconcile. `reason` is empty on success, else an error reason (a CamelCase
+    /// constant, see `controller::Error::reason`).
+    pub fn reconciled(
+        &self,
+        controller: ControllerKind,
+        result: ReconcileResult,
+        reason: &str,
+        elapsed: Duration,
+    ) {
+        self.reconciles
+            .get_or_create(&ReconcileLabels {
+                controller: controller.as_str(),
+                result: result.as_str(),
+                reason: bounded_reason(reason),
+            })
+            .inc();
+        self.reconcile_duration
+            .get_or_create(&ControllerLabels {
+                controller: controller.as_str(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts the Event a reconcile published about an Authorization, when it marks a token
+    /// issued, re-issued, rotated or revoked (by the Event's reason).
+    pub fn token_event(&self, reason: &str) {
+        match reason {
+            "Created" => self.tokens_issued.inc(),
+            "TokenReissued" | "Reissued" => self.tokens_reissued.inc(),
+            "Rotated" | "TokenRotated" => self.tokens_rotated.inc(),
+            "Revoked" => self.tokens_revoked.inc(),
+            _ => 0,
+        };
+    }
+
+    /// Sets how many candidates of `kind` pruning currently reports, summed over accounts.
+    pub fn set_prune_candidates(&self, kind: PruneKind, candidates: usize) {
+        self.prune_candidates
+            .get_or_create(&KindLabels {
+                kind: kind.as_str(),
+            })
+            .set(i64::try_from(candidates).unwrap_or(i64::MAX));
+    }
+
+    /// Counts one object of `kind` that pruning deleted.
+    pub fn prune_deleted(&self, kind: PruneKind) {
+        self.prune_deletions
+            .get_or_create(&KindLabels {
+                kind: kind.as_str(),
+            })
+            .inc();
+    }
+
+    /// Sets the number of Authorizations that are Ready and that are not.
+    pub fn set_authorizations(&self, ready: usize, not_ready: usize) {
+        for (label, count) in [("true", ready), ("false", not_ready)] {
+            self.authorizations
+                .get_or_create(&ReadyLabels { ready: label })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Records whether this instance runs the controllers.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+}
+
+impl RequestObserver for Metrics {
+    fn on_response(&self, operation: Operation, status: Option<u16>) {
+        let status = status.map_or_else(|| "error".to_owned(), |code| code.to_string());
+        self.ghes_requests
+            .get_or_create(&RequestLabels {
+                operation: operation.as_str(),
+                status,
+            })
+            .inc();
+    }
+
+    fn on_rate_limit_wait(&self, operation: Operation, waited: Duration) {
+        // The client reports the time it took to take a token, which is never quite zero;
+        // only a real wait for the bucket to refill (or for GHES's reset) counts.
+        if waited < MIN_RATE_LIMIT_WAIT {
+            return;
+        }
+        let labels = OperationLabels {
+            operation: operation.as_str(),
+        };
+        self.rate_limit_wait_seconds
+            .get_or_create(&labels)
+            .inc_by(waited.as_secs_f64());
+        self.rate_limit_waits.get_or_create(&labels).inc();
+    }
+}
+
+/// A reason label: CamelCase constants pass; anything else (which no caller should pass) is
+/// folded into `Other`, so a mistake cannot make the label unbounded.
+fn bounded_reason(reason: &str) -> String {
+    let plausible = reason.len() <= 48 && reason.chars().all(|c| c.is_ascii_alphanumeric());
+    if plausible {
+        reason.to_owned()
+    } else {
+        "Other".to_owned()
+    }
+}
+
+tokio::task_local! {
+    /// The configuration-error reason a reconcile reported, for its `reconciles_total` entry.
+    static CONFIG_ERROR: RefCell<Option<String>>;
+}
+
+/// Runs one reconcile and returns its output with the configuration-error reason it reported
+/// through [`note_config_error`], if any. Reconcilers return `Ok` for configuration errors (they
+/// wait for a change instead of retrying), so the result alone cannot tell them from success.
+pub async fn observe_config_error<F: Future>(reconcile: F) -> (F::Output, Option<String>) {
+    CONFIG_ERROR
+        .scope(RefCell::new(None), async move {
+            let output = reconcile.await;
+            let reason = CONFIG_ERROR
+                .try_with(|slot| slot.borrow_mut().take())
+                .ok()
+                .flatten();
+            (output, reason)
+        })
+        .await
+}
+
+/// Marks the running reconcile (inside [`observe_config_error`]) as ended by a configuration
+/// error with `reason`; outside one it does nothing. `Context::publish` calls it for every
+/// Warning Event, which reconcilers publish when an error first appears or changes.
+pub fn note_config_error(reason: &str) {
+    let _ = CONFIG_ERROR.try_with(|slot| *slot.borrow_mut() = Some(reason.to_owned()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_prefix_units_and_total_suffixes() {
+        let metrics = Metrics::new();
+        metrics.reconciled(
+            ControllerKind::Authorization,
+            ReconcileResult::Success,
+            "",
+            Duration::from_millis(20),
+        );
+        metrics.on_response(Operation::GetOrCreateForAppAndFingerprint, Some(201));
+        metrics.on_response(Operation::ListAuthorizations, None);
+        metrics.on_rate_limit_wait(Operation::ListAuthorizations, Duration::from_millis(1500));
+        metrics.on_rate_limit_wait(Operation::ListGrants, Duration::from_micros(3));
+        metrics.token_event("Created");
+        metrics.token_event("Updated");
+        metrics.set_prune_candidates(PruneKind::Grant, 3);
+        metrics.prune_deleted(PruneKind::Authorization);
+        metrics.set_authorizations(2, 1);
+        metrics.set_leader(true);
+        let text = metrics.encode().unwrap();
+        for line in [
+            r#"ghes_oauth_operator_reconciles_total{controller="authorization",result="success",reason=""} 1"#,
+            r#"ghes_oauth_operator_reconcile_duration_seconds_count{controller="authorization"} 1"#,
+            r#"ghes_oauth_operator_ghes_requests_total{operation="get-or-create-authorization-for-app-and-fingerprint",status="201"} 1"#,
+            r#"ghes_oauth_operator_ghes_requests_total{operation="list-authorizations",status="error"} 1"#,
+            r#"ghes_oauth_operator_ghes_rate_limit_wait_seconds_total{operation="list-authorizations"} 1.5"#,
+            r#"ghes_oauth_operator_ghes_rate_limit_waits_total{operation="list-authorizations"} 1"#,
+            "ghes_oauth_operator_tokens_issued_total 1",
+            "ghes_oauth_operator_tokens_reissued_total 0",
+            "ghes_oauth_operator_tokens_revoked_total 0",
+            r#"ghes_oauth_operator_prune_candidates{kind="grant"} 3"#,
+            r#"ghes_oauth_operator_prune_candidates{kind="authorization"} 0"#,
+            r#"ghes_oauth_operator_prune_deletions_total{kind="grant"} 0"#,
+            r#"ghes_oauth_operator_prune_deletions_total{kind="authorization"} 1"#,
+            r#"ghes_oauth_operator_authorizations{ready="true"} 2"#,
+            r#"ghes_oauth_operator_authorizations{ready="false"} 1"#,
+            "ghes_oauth_operator_leader 1",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
+        assert!(
+            !text.contains("list-grants"),
+            "a token taken at once is no wait:\n{text}"
+        );
+    }
+
+    #[test]
+    fn reasons_stay_bounded() {
+        assert_eq!(bounded_reason("AccountNotFound"), "AccountNotFound");
+        assert_eq!(bounded_reason("team-a/ci-bot"), "Other");
+        assert_eq!(bounded_reason(&"A".repeat(100)), "Other");
+    }
+
+    #[tokio::test]
+    async fn configuration_errors_are_noted_per_reconcile() {
+        let ((), reason) =
+            observe_config_error(async { note_config_error("SecretConflict") }).await;
+        assert_eq!(reason.as_deref(), Some("SecretConflict"));
+        let ((), reason) = observe_config_error(async {}).await;
+        assert_eq!(reason, None);
+        // Outside a reconcile nothing happens.
+        note_config_error("Ignored");
+    }
+}

@@ -1,0 +1,113 @@
+//! The admin server of a running operator: `/readyz` answers 200 once the caches synced, and
+//! `/metrics` counts what issuing one token took — a successful reconcile, one GHES PUT, one
+//! token issued — without a name, namespace or id in any label.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use serde_json::json;
+
+use crate::harness::*;
+
+/// `GET http://{admin}{path}`: status, content type and body.
+async fn get(admin: SocketAddr, path: &str) -> Option<(u16, String, String)> {
+    let response = reqwest::get(format!("http://{admin}{path}")).await.ok()?;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    Some((status, content_type, response.text().await.ok()?))
+}
+
+/// Every sample of a scrape, by `name{labels}`.
+async fn scrape(admin: SocketAddr) -> HashMap<String, f64> {
+    let (status, content_type, body) = get(admin, "/metrics").await.expect("scrape /metrics");
+    assert_eq!(status, 200);
+    assert_eq!(
+        content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(body.trim_end().ends_with("# EOF"), "{body}");
+    body.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn sample(metrics: &HashMap<String, f64>, series: &str) -> f64 {
+    metrics.get(series).copied().unwrap_or(0.0)
+}
+
+const RECONCILED: &str = r#"ghes_oauth_operator_reconciles_total{controller="authorization",result="success",reason=""}"#;
+const PUT_CREATED: &str = r#"ghes_oauth_operator_ghes_requests_total{operation="get-or-create-authorization-for-app-and-fingerprint",status="201"}"#;
+const ISSUED: &str = "ghes_oauth_operator_tokens_issued_total";
+const DURATIONS: &str =
+    r#"ghes_oauth_operator_reconcile_duration_seconds_count{controller="authorization"}"#;
+
+#[tokio::test]
+async fn metrics_count_the_reconcile_the_put_and_the_issued_token() {
+    let mut world = World::new(&["metrics"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    world.app_secret(&ns).await;
+    let admin = world.start_operator_with_admin();
+
+    let (_, _, ready) = wait_for("/readyz 200", || async {
+        get(admin, "/readyz")
+            .await
+            .filter(|(status, ..)| *status == 200)
+    })
+    .await;
+    assert!(ready.contains("caches synced"), "{ready}");
+    let livez = get(admin, "/livez").await.expect("/livez");
+    assert_eq!(livez.0, 200);
+
+    let before = scrape(admin).await;
+    assert_eq!(sample(&before, ISSUED), 0.0);
+    assert_eq!(sample(&before, PUT_CREATED), 0.0);
+    world
+        .authorization(
+            &ns,
+            "ci",
+            json!({
+                "accountRef": {"kind": "Account", "name": "bot"},
+                "app": {"clientId": CLIENT_ID, "clientSecretRef": {"name": "oauth-app"}},
+                "scopes": ["repo"],
+                "secret": {"name": "ci-token"},
+            }),
+        )
+        .await;
+    world.wait_ready(&ns, "ci", "True").await;
+
+    // The reconcile is counted when it returns, a moment after its status write.
+    let after = wait_for("the reconcile to be counted", || async {
+        let after = scrape(admin).await;
+        (sample(&after, RECONCILED) > sample(&before, RECONCILED)).then_some(after)
+    })
+    .await;
+    assert_eq!(
+        sample(&after, PUT_CREATED) - sample(&before, PUT_CREATED),
+        1.0
+    );
+    assert_eq!(sample(&after, ISSUED) - sample(&before, ISSUED), 1.0);
+    assert!(sample(&after, DURATIONS) > sample(&before, DURATIONS));
+    assert_eq!(
+        sample(&after, "ghes_oauth_operator_leader"),
+        1.0,
+        "without leader election the instance runs the controllers"
+    );
+    assert!(
+        after
+            .keys()
+            .all(|series| !series.contains(&ns) && !series.contains("\"ci\"")),
+        "no namespace or name in any label: {:?}",
+        after.keys().collect::<Vec<_>>()
+    );
+    world.cleanup().await;
+}
