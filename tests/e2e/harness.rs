@@ -17,6 +17,7 @@ use ghes_oauth_operator::emulator::{AppSpec, Emulator, EmulatorConfig, RunningEm
 use ghes_oauth_operator::testkit::{RunningApiServer, TestApiServer};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
@@ -387,6 +388,27 @@ impl World {
             (ready.status == status && fresh).then_some(authorization)
         })
         .await
+    }
+
+    /// Waits until the Authorization is Ready=False for its generation; returns that condition.
+    pub async fn wait_not_ready(&self, namespace: &str, name: &str) -> Condition {
+        let authorization = self.wait_ready(namespace, name, "False").await;
+        authorization
+            .status
+            .and_then(|status| status.conditions.into_iter().find(|c| c.type_ == "Ready"))
+            .expect("a Ready condition")
+    }
+
+    /// Deletes an Authorization and waits until it is gone (its finalizer done).
+    pub async fn delete_authorization(&self, namespace: &str, name: &str) {
+        let api = self.authorizations(namespace);
+        api.delete(name, &DeleteParams::default())
+            .await
+            .expect("delete the Authorization");
+        wait_for(&format!("{namespace}/{name} to go"), || async {
+            api.get_opt(name).await.ok()?.is_none().then_some(())
+        })
+        .await;
     }
 
     /// The token in an Authorization's Secret.

@@ -222,21 +222,7 @@ async fn deleting_the_resource_revokes_the_token_and_collects_the_secret() {
     let ns = world.ns(0).to_owned();
     world.authorization(&ns, "ci", app_spec(&["repo"])).await;
     world.wait_ready(&ns, "ci", "True").await;
-    world
-        .authorizations(&ns)
-        .delete("ci", &DeleteParams::default())
-        .await
-        .expect("delete");
-    wait_for("the Authorization to go", || async {
-        world
-            .authorizations(&ns)
-            .get_opt("ci")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    world.delete_authorization(&ns, "ci").await;
     assert!(world.ghes.state().authorizations.is_empty());
     wait_for("the Secret to be collected", || async {
         world
@@ -259,21 +245,7 @@ async fn orphan_policy_keeps_the_token_on_ghes() {
     spec["deletionPolicy"] = json!("Orphan");
     world.authorization(&ns, "ci", spec).await;
     world.wait_ready(&ns, "ci", "True").await;
-    world
-        .authorizations(&ns)
-        .delete("ci", &DeleteParams::default())
-        .await
-        .expect("delete");
-    wait_for("the Authorization to go", || async {
-        world
-            .authorizations(&ns)
-            .get_opt("ci")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    world.delete_authorization(&ns, "ci").await;
     assert_eq!(world.ghes.state().authorizations.len(), 1);
     assert!(
         world
@@ -294,14 +266,7 @@ async fn configuration_errors_say_what_to_fix_and_call_no_ghes() {
     world
         .authorization(&ns, "no-account", app_spec(&["repo"]))
         .await;
-    let failed = world.wait_ready(&ns, "no-account", "False").await;
-    let ready = failed
-        .status
-        .expect("status")
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .expect("Ready");
+    let ready = world.wait_not_ready(&ns, "no-account").await;
     assert_eq!(ready.reason, "AccountNotFound");
     assert!(ready.message.contains("\"bot\""), "{}", ready.message);
 
@@ -314,14 +279,7 @@ async fn configuration_errors_say_what_to_fix_and_call_no_ghes() {
     let mut spec = app_spec(&["repo"]);
     spec["accountRef"]["name"] = json!("nocreds");
     world.authorization(&ns, "no-creds", spec).await;
-    let failed = world.wait_ready(&ns, "no-creds", "False").await;
-    let ready = failed
-        .status
-        .expect("status")
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .expect("Ready");
+    let ready = world.wait_not_ready(&ns, "no-creds").await;
     assert_eq!(ready.reason, "CredentialsNotFound");
     assert!(ready.message.contains("missing"), "{}", ready.message);
 
@@ -341,14 +299,7 @@ async fn configuration_errors_say_what_to_fix_and_call_no_ghes() {
     let mut spec = app_spec(&["repo"]);
     spec["accountRef"] = json!({"kind": "ClusterAccount", "name": format!("{ns}-shared")});
     world.authorization(&ns, "forbidden", spec).await;
-    let failed = world.wait_ready(&ns, "forbidden", "False").await;
-    let ready = failed
-        .status
-        .expect("status")
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .expect("Ready");
+    let ready = world.wait_not_ready(&ns, "forbidden").await;
     assert_eq!(ready.reason, "NamespaceNotAllowed");
 
     assert_eq!(
@@ -376,14 +327,7 @@ async fn wrong_password_makes_one_request_in_total() {
         })
         .await;
     world.start_operator();
-    let failed = world.wait_ready(&ns, "ci", "False").await;
-    let ready = failed
-        .status
-        .expect("status")
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .expect("Ready");
+    let ready = world.wait_not_ready(&ns, "ci").await;
     assert_eq!(ready.reason, "AccountNotReady");
     assert!(
         ready.message.contains("InvalidCredentials"),

@@ -19,6 +19,14 @@ fn app_spec() -> serde_json::Value {
     })
 }
 
+/// The declared app token `ci`, then the operator; returns when `ci` is Ready.
+async fn declare_ci_and_start(world: &mut World, ns: &str) {
+    world.app_secret(ns).await;
+    world.authorization(ns, "ci", app_spec()).await;
+    world.start_operator();
+    world.wait_ready(ns, "ci", "True").await;
+}
+
 /// A token created on GHES by a person, `age` ago.
 fn seed(world: &World, note: &str, client_id: Option<&str>, age: Duration) -> (u64, String) {
     let created = Timestamp::now() - jiff::SignedDuration::try_from(age).expect("age");
@@ -80,10 +88,7 @@ async fn dry_run_reports_a_hand_made_token_and_enabled_deletes_it() {
             json!({"prune": {"mode": "DryRun"}}),
         )
         .await;
-    world.app_secret(&ns).await;
-    world.authorization(&ns, "ci", app_spec()).await;
-    world.start_operator();
-    world.wait_ready(&ns, "ci", "True").await;
+    declare_ci_and_start(&mut world, &ns).await;
     let dry = wait_prune(&world, &ns, "a DryRun listing the token", |p| {
         p.candidates
             .iter()
@@ -152,10 +157,7 @@ async fn keep_and_min_age_protect() {
                              "keep": {"notePrefixes": ["human:"], "ids": [by_id]}}}),
         )
         .await;
-    world.app_secret(&ns).await;
-    world.authorization(&ns, "ci", app_spec()).await;
-    world.start_operator();
-    world.wait_ready(&ns, "ci", "True").await;
+    declare_ci_and_start(&mut world, &ns).await;
     let run = wait_prune(&world, &ns, "a run with three protected tokens", |p| {
         p.skipped.len() >= 3
     })
@@ -198,10 +200,7 @@ async fn at_most_max_deletions_per_run() {
             json!({"prune": {"mode": "Enabled", "maxDeletionsPerRun": 2}}),
         )
         .await;
-    world.app_secret(&ns).await;
-    world.authorization(&ns, "ci", app_spec()).await;
-    world.start_operator();
-    world.wait_ready(&ns, "ci", "True").await;
+    declare_ci_and_start(&mut world, &ns).await;
     let first = wait_prune(&world, &ns, "the first run", |p| p.deleted > 0).await;
     assert_eq!(first.deleted, 2);
     assert_eq!(first.candidate_count, 5);
@@ -255,10 +254,7 @@ async fn grant_of_an_undeclared_app_is_revoked_and_a_declared_one_is_not() {
             json!({"prune": {"mode": "Enabled"}}),
         )
         .await;
-    world.app_secret(&ns).await;
-    world.authorization(&ns, "ci", app_spec()).await;
-    world.start_operator();
-    world.wait_ready(&ns, "ci", "True").await;
+    declare_ci_and_start(&mut world, &ns).await;
     wait_for("the undeclared app's grant to go", || async {
         let state = world.ghes.state();
         state
@@ -381,10 +377,7 @@ async fn the_login_token_is_never_pruned() {
             json!({"prune": {"mode": "Enabled", "minAge": "0s"}}),
         )
         .await;
-    world.app_secret(&ns).await;
-    world.authorization(&ns, "ci", app_spec()).await;
-    world.start_operator();
-    world.wait_ready(&ns, "ci", "True").await;
+    declare_ci_and_start(&mut world, &ns).await;
     let run = wait_prune(&world, &ns, "a run protecting the login", |p| {
         p.skipped.iter().any(|s| s.id == login_id as i64)
     })
