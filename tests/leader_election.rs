@@ -6,6 +6,10 @@
 //! Everything listens on loopback; every wait is bounded. `E2E_OPERATOR_LOGS=1` shows the
 //! operators' logs.
 
+#[path = "support/cluster.rs"]
+mod cluster;
+
+use cluster::wait_for;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -14,11 +18,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use ghes_oauth_operator::api::{Authorization, crds};
+use ghes_oauth_operator::api::Authorization;
 use ghes_oauth_operator::emulator::{Emulator, EmulatorConfig, RunningEmulator, UserSpec};
 use ghes_oauth_operator::testkit::{FaultSpec, RunningApiServer, TestApiServer};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
@@ -58,7 +61,7 @@ impl Cluster {
             .await
             .expect("test API server");
         let client = server.client(TEST_USER).expect("client");
-        install_crds(&client).await;
+        cluster::install_crds(&client, "leader-test").await;
         let ghes = Emulator::start(
             EmulatorConfig {
                 users: vec![UserSpec::parse(&format!("{USER}:{PASSWORD}")).expect("user")],
@@ -493,47 +496,4 @@ async fn a_leader_that_cannot_renew_stops_before_the_lease_expires() {
     );
     let logs = only.logs().join("\n");
     assert!(logs.contains("lost the leader Lease"), "{logs}");
-}
-
-/// Installs the operator's CRDs and waits until they are established.
-async fn install_crds(client: &Client) {
-    let api = Api::<CustomResourceDefinition>::all(client.clone());
-    for crd in crds() {
-        let name = crd.metadata.name.clone().expect("crd name");
-        api.patch(
-            &name,
-            &PatchParams::apply("leader-test").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap_or_else(|error| panic!("install CRD {name}: {error}"));
-        wait_for(&format!("CRD {name} established"), WAIT, || async {
-            let crd = api.get(&name).await.ok()?;
-            crd.status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-                .then_some(())
-        })
-        .await;
-    }
-}
-
-/// Polls `probe` every 100 ms until it returns `Some`, or panics after `within`.
-async fn wait_for<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            started.elapsed() < within,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

@@ -10,17 +10,19 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ghes_oauth_operator::api::{Authorization, crds};
+use ghes_oauth_operator::api::Authorization;
 use ghes_oauth_operator::emulator::{AppSpec, Emulator, EmulatorConfig, RunningEmulator, UserSpec};
 use ghes_oauth_operator::testkit::{RunningApiServer, TestApiServer};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
+#[path = "../support/cluster.rs"]
+mod cluster;
+
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
 /// The operator binary under test.
@@ -151,7 +153,7 @@ impl World {
         .await
         .expect("kubeconfig");
         let client = Client::try_from(config).expect("client");
-        install_crds(&client).await;
+        cluster::install_crds(&client, "e2e-test").await;
         let ghes = Emulator::start(
             EmulatorConfig {
                 users: vec![
@@ -478,31 +480,6 @@ impl World {
     }
 }
 
-/// Installs the operator's CRDs by server-side apply and waits until they are served.
-async fn install_crds(client: &Client) {
-    let api = Api::<CustomResourceDefinition>::all(client.clone());
-    for crd in crds() {
-        let name = crd.metadata.name.clone().expect("crd name");
-        api.patch(
-            &name,
-            &PatchParams::apply("e2e-test").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap_or_else(|error| panic!("install CRD {name}: {error}"));
-        wait_for(&format!("CRD {name} established"), || async {
-            let crd = api.get(&name).await.ok()?;
-            let established = crd
-                .status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            established.then_some(())
-        })
-        .await;
-    }
-}
-
 /// Polls `probe` every 100 ms until it returns `Some`, or panics after [`WAIT`].
 pub async fn wait_for<T, F, Fut>(what: &str, probe: F) -> T
 where
@@ -513,19 +490,12 @@ where
 }
 
 /// Polls `probe` every 100 ms until it returns `Some`, or panics after `limit`.
-pub async fn wait_for_within<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+pub async fn wait_for_within<T, F, Fut>(what: &str, limit: Duration, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let started = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    cluster::wait_for(what, limit, probe).await
 }
 
 /// Lowercase hex SHA-256.
