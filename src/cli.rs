@@ -41,7 +41,8 @@ pub enum Command {
     Crds(CrdsArgs),
     /// Serve the GHES emulator (OAuth Authorizations API under /api/v3) for tests and demos.
     Emulator(EmulatorArgs),
-    /// Start the GHES emulator and take the GHES client through a token's life; exits 0 on success.
+    /// Run the GHES emulator, a Kubernetes API test server and the controllers in one process,
+    /// apply examples/, and print every Authorization once Ready; exits 0 on success.
     Demo,
     /// Print the RBAC rules the controller needs, as JSON (what the Helm chart grants).
     Rbac,
