@@ -321,15 +321,7 @@ impl AccountRegistry {
             ROLE_CREDENTIALS,
         )
         .await?;
-        let username = secret::value_of(&secret, &reference.username_key).map_err(|detail| {
-            Error::MissingSecret(super::error::MissingSecret::Key {
-                role: ROLE_CREDENTIALS,
-                namespace: namespace.clone(),
-                name: reference.name.clone(),
-                key: reference.username_key.clone(),
-                detail,
-            })
-        })?;
+        let username = secret::require_value(&secret, &reference.username_key, ROLE_CREDENTIALS)?;
         let version = format!(
             "{}/{}/{}",
             account.meta().generation.unwrap_or_default(),
@@ -344,15 +336,7 @@ impl AccountRegistry {
         let totp = match &reference.totp_secret_key {
             None => None,
             Some(key) => {
-                let seed = secret::value_of(&secret, key).map_err(|detail| {
-                    Error::MissingSecret(super::error::MissingSecret::Key {
-                        role: ROLE_CREDENTIALS,
-                        namespace: namespace.clone(),
-                        name: reference.name.clone(),
-                        key: key.clone(),
-                        detail,
-                    })
-                })?;
+                let seed = secret::require_value(&secret, key, ROLE_CREDENTIALS)?;
                 Some(TotpSeed::parse(seed.expose()).map_err(|error| {
                     Error::InvalidSpec(format!(
                         "credentials Secret {namespace}/{} key {key:?}: {error}",

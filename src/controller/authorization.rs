@@ -393,7 +393,7 @@ impl<'a> Run<'a> {
                     .client
                     .get_or_create_for_app_and_fingerprint(&app.client_id, fingerprint, &request)
                     .await
-                    .map_err(|error| ghes_error(&entry.key, error))?;
+                    .map_err(|error| account_error(&entry.key, error))?;
                 if !answer.created {
                     // It exists but its token was never stored (or is lost): replace it.
                     if secret
@@ -413,7 +413,7 @@ impl<'a> Run<'a> {
                             &request,
                         )
                         .await
-                        .map_err(|error| ghes_error(&entry.key, error))?;
+                        .map_err(|error| account_error(&entry.key, error))?;
                 }
                 answer.authorization
             }
@@ -442,7 +442,7 @@ impl<'a> Run<'a> {
                                  of this GHES user; personal token notes must be unique"
                             ))
                         }
-                        error => ghes_error(&entry.key, error),
+                        error => account_error(&entry.key, error),
                     })?
             }
             (Some(_), None) => {
@@ -463,7 +463,7 @@ impl<'a> Run<'a> {
         match entry.client.delete_authorization(id).await {
             Ok(()) => {}
             Err(error) if error.is_not_found() => {}
-            Err(error) => return Err(ghes_error(&entry.key, error)),
+            Err(error) => return Err(account_error(&entry.key, error)),
         }
         entry.forget(id);
         Ok(())
@@ -506,7 +506,7 @@ impl<'a> Run<'a> {
         }
         let updated = match entry.client.update_authorization(live.id, &update).await {
             Ok(updated) => updated,
-            Err(error) => return Err(ghes_error(&entry.key, error)),
+            Err(error) => return Err(account_error(&entry.key, error)),
         };
         entry.record(&updated);
         let mut changes = Vec::new();
@@ -672,10 +672,6 @@ fn account_error(key: &AccountKey, error: GhesError) -> Error {
     } else {
         Error::Ghes(error)
     }
-}
-
-fn ghes_error(key: &AccountKey, error: GhesError) -> Error {
-    account_error(key, error)
 }
 
 /// Deletion: revoke on GHES unless the policy is Orphan; the Secret goes with its owner.

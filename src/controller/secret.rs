@@ -39,16 +39,22 @@ pub async fn read_value(
                 name: name.to_owned(),
             })
         })?;
-    let value = value_of(&secret, key).map_err(|detail| {
+    let value = require_value(&secret, key, role)?;
+    Ok((value, secret))
+}
+
+/// One value of a Secret already read; a missing key or an empty or non-UTF-8 value is a
+/// configuration error naming the Secret and key (never the value).
+pub fn require_value(secret: &Secret, key: &str, role: &'static str) -> Result<SecretValue> {
+    value_of(secret, key).map_err(|detail| {
         Error::MissingSecret(MissingSecret::Key {
             role,
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
+            namespace: secret.namespace().unwrap_or_default(),
+            name: secret.name_any(),
             key: key.to_owned(),
             detail,
         })
-    })?;
-    Ok((value, secret))
+    })
 }
 
 /// One value of a Secret (`data`, or `stringData` as some test servers keep it).
