@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::ghes::RetryPolicy;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use rand::Rng;
 
 use super::accounts::{AccountRegistry, ClientOptions};
 use crate::metrics::{self, Metrics};
@@ -17,6 +17,14 @@ use crate::metrics::{self, Metrics};
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
 /// Longest delay after repeated transient failures.
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// The same jittered exponential backoff the GHES client uses, with reconcile-sized delays.
+const RECONCILE_BACKOFF: RetryPolicy = RetryPolicy {
+    max_retries: 0,
+    base_delay: BACKOFF_BASE,
+    max_delay: BACKOFF_MAX,
+    max_wait: BACKOFF_MAX,
+};
 
 /// Shared state of the controllers.
 pub struct Context {
@@ -106,11 +114,7 @@ impl Context {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let count = failures.entry(key.to_owned()).or_insert(0);
         *count = count.saturating_add(1);
-        let exponent = (*count - 1).min(16);
-        let ceiling = BACKOFF_BASE
-            .saturating_mul(2u32.saturating_pow(exponent))
-            .min(BACKOFF_MAX);
-        ceiling.mul_f64(rand::rng().random_range(0.5..=1.0))
+        RECONCILE_BACKOFF.backoff(*count - 1)
     }
 
     /// Forgets the failures of `key` after a success.
