@@ -66,6 +66,12 @@ pub struct RunArgs {
     /// default for the Lease: the host name with a random suffix).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
+    /// Id of this installation of the operator, written into the fingerprint of every token it
+    /// makes so that tokens of another cluster or installation sharing a GHES user are never
+    /// pruned or revoked (default: the uid of the `kube-system` namespace). A DNS label; keep it
+    /// stable: tokens made under another id are no longer recognised as this installation's.
+    #[arg(long, env = "INSTALLATION_ID", value_parser = parse_installation_id)]
+    pub installation_id: Option<crate::controller::fingerprint::InstallationId>,
     /// Address of the admin server (`/livez`, `/readyz`, `/metrics`); port 0 picks a free port
     /// (the address is printed on stdout). In a pod, listen on `0.0.0.0:PORT` for the probes.
     #[arg(long, env = "ADMIN_ADDRESS", default_value = "127.0.0.1:8080")]
@@ -107,6 +113,7 @@ impl RunArgs {
             concurrency: self.concurrency,
             ghes_timeout: std::time::Duration::from_secs(self.ghes_timeout),
             instance: self.instance.clone(),
+            installation: self.installation_id.clone(),
         }
     }
 
@@ -298,7 +305,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
         let _ = stop.send(true);
     });
 
-    let options = args.options();
+    let mut options = args.options();
+    // Resolved once here, so a missing id fails the start with a message, not the controllers.
+    options.installation =
+        Some(crate::controller::installation_id(&client, options.installation.as_ref()).await?);
     let controllers = {
         let (client, metrics, health) = (client.clone(), metrics.clone(), health.clone());
         move |stop: Pin<Box<dyn Future<Output = ()> + Send>>| async move {
@@ -340,6 +350,12 @@ async fn run(args: RunArgs) -> Result<(), String> {
         Ok(Ok(())) => {}
     }
     outcome
+}
+
+fn parse_installation_id(
+    text: &str,
+) -> Result<crate::controller::fingerprint::InstallationId, String> {
+    crate::controller::fingerprint::InstallationId::parse(text)
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.

@@ -480,11 +480,17 @@ pub struct PruneStatus {
     #[serde(default)]
     pub deleted: i64,
 
-    /// Why the run refused to prune at all, when it did (for example an Authorization of the
-    /// account is being created, or no Authorization uses the account while GHES holds tokens
-    /// the operator created).
+    /// Why the run refused to prune, when it did: at all (an Authorization of the account's
+    /// GHES user is being created, or no Authorization uses the user while GHES holds tokens
+    /// the operator created), or some tokens (made by this installation for Authorizations in
+    /// namespaces the operator does not watch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+
+    /// How many of the user's tokens another installation of the operator made (another
+    /// cluster, or another install with its own installation id). They are never candidates.
+    #[serde(default)]
+    pub foreign: i64,
 
     /// Candidates the run did not delete, and why (for example the deletion limit was reached, or
     /// GHES refused), and what the run protected (prune.keep, minAge, the account's own login).

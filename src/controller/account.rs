@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use super::accounts::{AccountEntry, AccountKey, Snapshot};
 use super::context::Context;
 use super::error::{Error, Result};
+use super::identity::{self, Identity};
 use super::prune;
 use super::status::apply_status;
 use crate::api::conditions::{self, ConditionStatus, READY};
@@ -33,19 +34,11 @@ pub trait AccountObject:
 {
     /// The API for this object (namespaced or cluster-wide).
     fn api(&self, client: kube::Client) -> Api<Self>;
-
-    /// Where Authorizations that may use this account live: its namespace (Account), or every
-    /// watched namespace (`None`: all) for a ClusterAccount.
-    fn scopes(&self, watched: &[String]) -> Vec<Option<String>>;
 }
 
 impl AccountObject for crate::api::Account {
     fn api(&self, client: kube::Client) -> Api<Self> {
         Api::namespaced(client, &self.namespace().unwrap_or_default())
-    }
-
-    fn scopes(&self, _watched: &[String]) -> Vec<Option<String>> {
-        vec![self.namespace()]
     }
 }
 
@@ -53,38 +46,6 @@ impl AccountObject for crate::api::ClusterAccount {
     fn api(&self, client: kube::Client) -> Api<Self> {
         Api::all(client)
     }
-
-    fn scopes(&self, watched: &[String]) -> Vec<Option<String>> {
-        if watched.is_empty() {
-            vec![None]
-        } else {
-            watched.iter().cloned().map(Some).collect()
-        }
-    }
-}
-
-/// The Authorizations that use `account`, read from the API server (a consistent list, never
-/// a cache that may not have synced yet).
-async fn users<A: AccountObject>(
-    account: &A,
-    ctx: &Context,
-) -> Result<Vec<crate::api::Authorization>> {
-    let key = AccountKey::of(account);
-    let mut users = Vec::new();
-    for scope in account.scopes(ctx.watched_namespaces()) {
-        let api: Api<crate::api::Authorization> = match &scope {
-            Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
-            None => Api::all(ctx.client.clone()),
-        };
-        let list = api.list(&Default::default()).await?;
-        users.extend(list.items.into_iter().filter(|authorization| {
-            let reference = &authorization.spec.account_ref;
-            reference.kind == key.kind
-                && reference.name == key.name
-                && (key.namespace.is_none() || authorization.namespace() == key.namespace)
-        }));
-    }
-    Ok(users)
 }
 
 /// Entry point for one Account or ClusterAccount.
@@ -237,9 +198,24 @@ async fn prune_run<A: AccountObject>(
 ) -> Result<PruneStatus> {
     let spec = &account.settings().prune;
     let now = Timestamp::now();
-    let users = users(account, ctx).await?;
-    let claims = prune::Claims::of(&users);
-    let plan = prune::plan(spec, snapshot, &claims, &entry.credential_hash, now);
+    // Claims of the GHES user, not of this account: another Account or ClusterAccount may log
+    // in as the same user, and its tokens are not this account's to prune.
+    let login = snapshot.login.as_deref().unwrap_or(&entry.username);
+    let identity = Identity::new(&account.settings().api_root(), login);
+    let users = identity::users(ctx, &identity).await?;
+    let claims = prune::Claims::of(&users.authorizations);
+    let vantage = prune::Vantage {
+        installation: ctx.installation().clone(),
+        sees_every_namespace: users.sees_every_namespace,
+    };
+    let plan = prune::plan(
+        spec,
+        snapshot,
+        &claims,
+        &entry.credential_hash,
+        &vantage,
+        now,
+    );
     let previous = status.prune.clone().unwrap_or_default();
     let counts = plan.counts();
     let (result, deletions) = prune::execute(spec, entry, plan, now).await;

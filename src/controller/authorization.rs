@@ -18,6 +18,7 @@ use kube::{Api, Resource, ResourceExt};
 use super::accounts::{AccountEntry, AccountKey, Snapshot};
 use super::context::Context;
 use super::error::{Error, ROLE_CLIENT_SECRET, Result};
+use super::fingerprint::{Fingerprint, Owned};
 use super::secret::{self, DesiredSecret};
 use super::status::apply_status;
 use crate::api::conditions::{self, ConditionStatus, READY, SYNCED};
@@ -91,12 +92,6 @@ fn object_key(authorization: &Authorization) -> String {
     )
 }
 
-/// The fingerprint of an Authorization's token: derived from its uid, so it is unique per
-/// resource and stable across restarts.
-pub fn derive_fingerprint(uid: &str) -> String {
-    format!("k8s-{uid}")
-}
-
 async fn apply(
     api: &Api<Authorization>,
     authorization: &Authorization,
@@ -166,6 +161,39 @@ impl<'a> Run<'a> {
         self.spec().app.as_ref().map(|app| app.client_id.as_str())
     }
 
+    /// The fingerprint of this resource's token: the one in status when it was made for this
+    /// very resource (the older form without an installation id included), else this
+    /// installation's. A fingerprint of another resource in status (a restored or copied
+    /// status) is never used.
+    fn fingerprint(&self) -> String {
+        match self
+            .stored
+            .fingerprint
+            .as_deref()
+            .and_then(Fingerprint::parse)
+        {
+            Some(recorded) if recorded.uid() == self.uid => recorded.to_string(),
+            _ => Fingerprint::new(&self.uid, self.ctx.installation()).to_string(),
+        }
+    }
+
+    /// Proof that `live` was made for this resource, or a Warning Event saying why it is left
+    /// alone.
+    async fn owned(&self, live: &GhesAuthorization) -> Option<Owned> {
+        match Owned::verify(live, &self.uid, self.ctx.installation()) {
+            Ok(owned) => Some(owned),
+            Err(why) => {
+                self.publish(
+                    EventType::Warning,
+                    "NotOwned",
+                    format!("{why}; it is left alone and this resource gets a token of its own"),
+                )
+                .await;
+                None
+            }
+        }
+    }
+
     /// Runs the pipeline; returns when to look again.
     async fn sync(&mut self) -> Result<Duration> {
         let entry = self
@@ -192,11 +220,7 @@ impl<'a> Run<'a> {
             ),
         };
         let secret = self.read_secret().await?;
-        let fingerprint = self
-            .status
-            .fingerprint
-            .clone()
-            .unwrap_or_else(|| derive_fingerprint(&self.uid));
+        let fingerprint = self.fingerprint();
 
         let live = self.locate(&entry, &snapshot, &fingerprint).await?;
         let token_held = |live: &GhesAuthorization| {
@@ -219,7 +243,9 @@ impl<'a> Run<'a> {
                     Some(_) if secret.token.is_none() => "the Secret held no token",
                     Some(_) => "the Secret's token does not match the authorization",
                 };
-                self.revoke(&entry, lost.id).await?;
+                let owned = Owned::verify(&lost, &self.uid, self.ctx.installation())
+                    .map_err(|why| Error::Ghes(GhesError::Protocol(why)))?;
+                revoke(&entry, owned).await?;
                 let issued = self
                     .issue(&entry, &fingerprint, client_secret.as_ref(), &secret)
                     .await?;
@@ -320,7 +346,7 @@ impl<'a> Run<'a> {
             .and_then(|id| u64::try_from(id).ok())
         {
             if let Some(live) = snapshot.get(id) {
-                return Ok(Some(live.clone()));
+                return Ok(self.owned(live).await.map(|_| live.clone()));
             }
             let issued_after_listing = self
                 .stored
@@ -335,7 +361,7 @@ impl<'a> Run<'a> {
             return match entry.client.get_authorization(id).await {
                 Ok(live) => {
                     entry.record(&live);
-                    Ok(Some(live))
+                    Ok(self.owned(&live).await.map(|_| live))
                 }
                 Err(error) if error.is_not_found() => {
                     entry.forget(id);
@@ -350,7 +376,10 @@ impl<'a> Run<'a> {
                 .sync(Some(Timestamp::now()))
                 .await
                 .map_err(|error| account_error(&entry.key, error))?;
-            return Ok(fresh.by_fingerprint(self.client_id(), fingerprint).cloned());
+            return match fresh.by_fingerprint(self.client_id(), fingerprint) {
+                Some(live) => Ok(self.owned(live).await.map(|_| live.clone())),
+                None => Ok(None),
+            };
         }
         Ok(None)
     }
@@ -404,7 +433,10 @@ impl<'a> Run<'a> {
                     {
                         return Ok((answer.authorization, token));
                     }
-                    self.revoke(entry, answer.authorization.id).await?;
+                    let owned =
+                        Owned::verify(&answer.authorization, &self.uid, self.ctx.installation())
+                            .map_err(|why| Error::Ghes(GhesError::Protocol(why)))?;
+                    revoke(entry, owned).await?;
                     answer = entry
                         .client
                         .get_or_create_for_app_and_fingerprint(
@@ -456,17 +488,6 @@ impl<'a> Run<'a> {
         })?;
         entry.record(&issued);
         Ok((issued, token))
-    }
-
-    /// Deletes an authorization on GHES; gone already counts as done.
-    async fn revoke(&self, entry: &AccountEntry, id: u64) -> Result<()> {
-        match entry.client.delete_authorization(id).await {
-            Ok(()) => {}
-            Err(error) if error.is_not_found() => {}
-            Err(error) => return Err(account_error(&entry.key, error)),
-        }
-        entry.forget(id);
-        Ok(())
     }
 
     /// Fixes scopes, note and note URL with one PATCH when they differ from the spec.
@@ -660,6 +681,18 @@ fn only_value(secret: &Secret) -> Option<Token> {
     secret::token_in(secret, key)
 }
 
+/// Deletes an authorization on GHES that this resource provably owns; gone already counts as
+/// done. The only DELETE of an Authorization's token.
+async fn revoke(entry: &AccountEntry, owned: Owned) -> Result<()> {
+    match entry.client.delete_authorization(owned.id()).await {
+        Ok(()) => {}
+        Err(error) if error.is_not_found() => {}
+        Err(error) => return Err(account_error(&entry.key, error)),
+    }
+    entry.forget(owned.id());
+    Ok(())
+}
+
 /// A GHES error as seen by an Authorization: credential problems belong to the account.
 fn account_error(key: &AccountKey, error: GhesError) -> Error {
     if error.is_credentials_problem() {
@@ -675,6 +708,13 @@ fn account_error(key: &AccountKey, error: GhesError) -> Error {
 }
 
 /// Deletion: revoke on GHES unless the policy is Orphan; the Secret goes with its owner.
+///
+/// Every token made for this resource goes: the ids in status and whatever carries one of its
+/// fingerprints in the account's listing (a crash between the create and the first status
+/// write leaves no id behind), each checked against its live fingerprint first. Deletion never
+/// wedges: when GHES cannot be reached for a configuration reason (no account, no credentials,
+/// refused credentials), a Warning Event names the token and the finalizer is released; the
+/// token is left to pruning. Transient errors retry.
 async fn cleanup(authorization: &Authorization, ctx: &Context) -> Result<Action> {
     let reference = authorization.object_ref(&());
     if authorization.spec.deletion_policy == DeletionPolicy::Orphan {
@@ -689,29 +729,45 @@ async fn cleanup(authorization: &Authorization, ctx: &Context) -> Result<Action>
         return Ok(Action::await_change());
     }
     let status = authorization.status.clone().unwrap_or_default();
-    let mut ids: Vec<u64> = status
+    let uid = authorization.uid().unwrap_or_default();
+    let ids: Vec<u64> = status
         .authorization_id
         .into_iter()
         .chain(status.previous.as_ref().map(|p| p.authorization_id))
         .filter_map(|id| u64::try_from(id).ok())
         .collect();
-    // Where a token may exist without its id in status: a personal token's recorded intent, or
-    // an app token's uid-derived fingerprint once a reconcile has been at work.
-    let fingerprint = status.fingerprint.clone().or_else(|| {
-        (authorization.spec.app.is_some() && !status.conditions.is_empty())
-            .then(|| derive_fingerprint(&authorization.uid().unwrap_or_default()))
-    });
-    if ids.is_empty() && fingerprint.is_none() {
-        // Nothing was ever created.
+    // A personal token is only ever created after its fingerprint is in status; an app
+    // token's get-or-create needs no record first, so it may exist without any status.
+    if ids.is_empty() && status.fingerprint.is_none() && authorization.spec.app.is_none() {
         return Ok(Action::await_change());
     }
+    let abandon = |error: &Error| {
+        let known = match (ids.as_slice(), &status.fingerprint) {
+            ([], None) => format!("any token made for it (fingerprint prefix k8s-{uid})"),
+            ([], Some(fingerprint)) => format!("the token with fingerprint {fingerprint}"),
+            (ids, fingerprint) => format!(
+                "GHES authorization {} (fingerprint {})",
+                ids.iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                fingerprint.as_deref().unwrap_or("unknown")
+            ),
+        };
+        format!(
+            "cannot revoke {known} of {} {}: {error}; the finalizer is released and the token is \
+             left on GHES, to pruning or to revoke by hand",
+            authorization.spec.account_ref.kind.as_str(),
+            authorization.spec.account_ref.name,
+        )
+    };
     let namespace = authorization.namespace().unwrap_or_default();
     let entry = match ctx
         .accounts
         .resolve(&ctx.client, &namespace, &authorization.spec.account_ref)
         .await
     {
-        Ok(entry) => entry,
+        Ok(entry) => Some(entry),
         Err(error @ Error::AccountNotFound { .. }) => {
             // The account went first (e.g. namespace deletion): use its last known client.
             let key = AccountKey {
@@ -720,7 +776,52 @@ async fn cleanup(authorization: &Authorization, ctx: &Context) -> Result<Action>
                     .then(|| namespace.clone()),
                 name: authorization.spec.account_ref.name.clone(),
             };
-            ctx.accounts.lookup(&key).ok_or(error)?
+            match ctx.accounts.lookup(&key) {
+                Some(entry) => Some(entry),
+                None => {
+                    let message = abandon(&error);
+                    ctx.publish(
+                        &reference,
+                        EventType::Warning,
+                        "RevokeAbandoned",
+                        "Delete",
+                        message,
+                    )
+                    .await;
+                    None
+                }
+            }
+        }
+        Err(error) if error.is_config() => {
+            let message = abandon(&error);
+            ctx.publish(
+                &reference,
+                EventType::Warning,
+                "RevokeAbandoned",
+                "Delete",
+                message,
+            )
+            .await;
+            None
+        }
+        Err(error) => return Err(error),
+    };
+    let Some(entry) = entry else {
+        return Ok(Action::await_change());
+    };
+    match revoke_all(authorization, ctx, &entry, &ids).await {
+        Ok(()) => Ok(Action::await_change()),
+        Err(error) if error.is_config() => {
+            let message = abandon(&error);
+            ctx.publish(
+                &reference,
+                EventType::Warning,
+                "RevokeAbandoned",
+                "Delete",
+                message,
+            )
+            .await;
+            Ok(Action::await_change())
         }
         Err(error) => {
             ctx.publish(
@@ -728,68 +829,76 @@ async fn cleanup(authorization: &Authorization, ctx: &Context) -> Result<Action>
                 EventType::Warning,
                 "RevokeFailed",
                 "Delete",
-                format!(
-                    "cannot revoke the token: {error}; fix it, or set deletionPolicy: Orphan to \
-                     delete the resource and leave the token on GHES"
-                ),
+                format!("cannot revoke the token yet: {error}; retrying"),
             )
             .await;
-            return Err(error);
+            Err(error)
         }
-    };
-    if ids.is_empty()
-        && let Some(fingerprint) = &fingerprint
-    {
-        let fresh = entry
-            .sync(Some(Timestamp::now()))
-            .await
-            .map_err(|error| account_error(&entry.key, error))?;
-        let client_id = authorization
-            .spec
-            .app
-            .as_ref()
-            .map(|a| a.client_id.as_str());
-        ids.extend(fresh.by_fingerprint(client_id, fingerprint).map(|a| a.id));
     }
-    for id in ids {
-        match entry.client.delete_authorization(id).await {
-            Ok(()) => {}
-            Err(error) if error.is_not_found() => {}
-            Err(error) => {
-                let error = account_error(&entry.key, error);
+}
+
+/// Revokes every token of the resource that GHES holds: `ids` from status and whatever carries
+/// the resource's fingerprint in the listing, each only after its fingerprint proved it is
+/// the resource's.
+async fn revoke_all(
+    authorization: &Authorization,
+    ctx: &Context,
+    entry: &AccountEntry,
+    ids: &[u64],
+) -> Result<()> {
+    let reference = authorization.object_ref(&());
+    let uid = authorization.uid().unwrap_or_default();
+    let status = authorization.status.clone().unwrap_or_default();
+    // A personal token's create under way: only a listing made now can show its outcome.
+    let snapshot = if status.authorization_id.is_none() && status.fingerprint.is_some() {
+        entry.sync(Some(Timestamp::now())).await
+    } else {
+        entry.ensure_synced().await
+    }
+    .map_err(|error| account_error(&entry.key, error))?;
+    let mut owned: Vec<Owned> = snapshot
+        .authorizations
+        .values()
+        .filter_map(|live| Owned::verify(live, &uid, ctx.installation()).ok())
+        .collect();
+    for &id in ids {
+        if owned.iter().any(|o| o.id() == id) {
+            continue;
+        }
+        let live = match snapshot.get(id) {
+            Some(live) => live.clone(),
+            // Issued after the listing, or gone: ask GHES.
+            None => match entry.client.get_authorization(id).await {
+                Ok(live) => live,
+                Err(error) if error.is_not_found() => continue,
+                Err(error) => return Err(account_error(&entry.key, error)),
+            },
+        };
+        match Owned::verify(&live, &uid, ctx.installation()) {
+            Ok(proof) => owned.push(proof),
+            Err(why) => {
                 ctx.publish(
                     &reference,
                     EventType::Warning,
-                    "RevokeFailed",
+                    "NotOwned",
                     "Delete",
-                    format!("cannot revoke GHES authorization {id}: {error}"),
+                    format!("status names {why}; it is not revoked"),
                 )
                 .await;
-                return Err(error);
             }
         }
-        entry.forget(id);
+    }
+    for proof in owned {
+        let (id, fingerprint) = (proof.id(), proof.fingerprint().to_owned());
+        revoke(entry, proof).await?;
         ctx.publish(
             &reference,
             EventType::Normal,
             "Revoked",
             "Delete",
-            format!("revoked GHES authorization {id}"),
+            format!("revoked GHES authorization {id} (fingerprint {fingerprint})"),
         )
         .await;
     }
-    Ok(Action::await_change())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fingerprints_are_derived_from_the_uid() {
-        assert_eq!(
-            derive_fingerprint("0b9c5f1e-1111-2222-3333-444455556666"),
-            "k8s-0b9c5f1e-1111-2222-3333-444455556666"
-        );
-    }
+    Ok(())
 }

@@ -11,6 +11,7 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use super::accounts::{AccountRegistry, ClientOptions};
+use super::fingerprint::InstallationId;
 use crate::metrics::{self, Metrics};
 
 /// First delay after a transient failure.
@@ -37,6 +38,7 @@ pub struct Context {
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
     watched_namespaces: Vec<String>,
+    installation: InstallationId,
 }
 
 impl Context {
@@ -45,6 +47,7 @@ impl Context {
     pub fn new(
         client: Client,
         instance: Option<String>,
+        installation: InstallationId,
         mut options: ClientOptions,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -60,7 +63,13 @@ impl Context {
             client,
             failures: Mutex::new(HashMap::new()),
             watched_namespaces: Vec::new(),
+            installation,
         }
+    }
+
+    /// The id of this operator installation, written into every fingerprint it makes.
+    pub fn installation(&self) -> &InstallationId {
+        &self.installation
     }
 
     /// Restricts the context to these namespaces (empty: all), as `run --namespace` does.

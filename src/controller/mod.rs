@@ -10,6 +10,8 @@ pub mod accounts;
 pub mod authorization;
 pub mod context;
 pub mod error;
+pub mod fingerprint;
+pub mod identity;
 pub mod prune;
 pub mod rbac;
 pub mod secret;
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -35,6 +37,7 @@ pub use error::Error;
 use crate::api::{Account, AccountKind, Authorization, ClusterAccount, conditions, labels};
 use crate::metrics::{ControllerKind, Metrics, ReconcileResult};
 use accounts::ClientOptions;
+use fingerprint::InstallationId;
 
 /// How often the `authorizations` gauge is recounted from the controllers' caches.
 const AUTHORIZATIONS_GAUGE_PERIOD: Duration = Duration::from_secs(5);
@@ -50,6 +53,9 @@ pub struct RunOptions {
     pub ghes_timeout: Duration,
     /// Name of this operator instance in Events (e.g. the pod name).
     pub instance: Option<String>,
+    /// The id of this installation, written into every fingerprint (`None`: the uid of the
+    /// `kube-system` namespace, see [`installation_id`]).
+    pub installation: Option<InstallationId>,
 }
 
 impl Default for RunOptions {
@@ -59,8 +65,33 @@ impl Default for RunOptions {
             concurrency: 4,
             ghes_timeout: Duration::from_secs(30),
             instance: None,
+            installation: None,
         }
     }
+}
+
+/// The installation id to use: `chosen`, else the uid of the cluster's `kube-system` namespace
+/// (stable for the life of a cluster, distinct between clusters).
+pub async fn installation_id(
+    client: &Client,
+    chosen: Option<&InstallationId>,
+) -> Result<InstallationId, String> {
+    if let Some(chosen) = chosen {
+        return Ok(chosen.clone());
+    }
+    let namespace = Api::<Namespace>::all(client.clone())
+        .get("kube-system")
+        .await
+        .map_err(|error| {
+            format!(
+                "cannot read the kube-system namespace for the installation id ({error}); set \
+                 --installation-id"
+            )
+        })?;
+    let uid = namespace
+        .uid()
+        .ok_or_else(|| "the kube-system namespace has no uid; set --installation-id".to_owned())?;
+    InstallationId::parse(&uid.to_ascii_lowercase())
 }
 
 /// Runs every controller until `shutdown` resolves; in-flight reconciles finish first.
@@ -81,10 +112,19 @@ pub async fn run_with(
     on_synced: impl FnOnce() + Send + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    let installation = match installation_id(&client, options.installation.as_ref()).await {
+        Ok(installation) => installation,
+        Err(error) => {
+            tracing::error!(%error, "the controllers cannot start");
+            return;
+        }
+    };
+    tracing::info!(%installation, "installation id (in every fingerprint this operator makes)");
     let ctx = Arc::new(
         Context::new(
             client.clone(),
             options.instance.clone(),
+            installation,
             ClientOptions {
                 timeout: options.ghes_timeout,
                 ..ClientOptions::default()

@@ -8,14 +8,14 @@
 //! ones), and when no Authorization uses the account although GHES holds tokens the operator
 //! created (a cache that lost everything, or resources deleted while the operator was down).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use super::accounts::{AccountEntry, Snapshot, is_personal};
-use super::authorization::derive_fingerprint;
+use super::fingerprint::{Fingerprint, InstallationId, Provenance};
 use crate::api::{
     Authorization, PruneCandidate, PruneMode, PruneSkip, PruneSpec, PruneStatus, PruneTarget,
 };
@@ -24,17 +24,16 @@ use crate::ghes::{Authorization as GhesAuthorization, Grant};
 /// The most candidates and skipped entries listed in status.
 const MAX_LISTED: usize = crate::api::account::MAX_LISTED_PRUNE_CANDIDATES;
 
-/// Prefix of the fingerprints the operator gives its tokens.
-const OPERATOR_FINGERPRINT_PREFIX: &str = "k8s-";
-
-/// What the Authorizations of one account claim on GHES.
+/// What the Authorizations of one GHES identity (API root and login) claim on GHES.
 #[derive(Debug, Default)]
 pub struct Claims {
-    /// How many Authorizations use the account.
+    /// How many Authorizations use the identity.
     pub resources: usize,
     /// Authorization ids (current and previous tokens).
     ids: HashSet<u64>,
-    /// Fingerprints: recorded in status, or derived from the uid before the first write.
+    /// Uids of the Authorizations: a token whose operator fingerprint names one is claimed.
+    uids: HashSet<String>,
+    /// Fingerprints recorded in status.
     fingerprints: HashSet<String>,
     /// Client ids of the OAuth apps the Authorizations use.
     client_ids: HashSet<String>,
@@ -43,13 +42,13 @@ pub struct Claims {
 }
 
 impl Claims {
-    /// The claims of the Authorizations that use the account.
+    /// The claims of the Authorizations that use the identity.
     pub fn of<'a>(authorizations: impl IntoIterator<Item = &'a Authorization>) -> Self {
         let mut claims = Self::default();
         for authorization in authorizations {
             claims.resources += 1;
             if let Some(uid) = authorization.uid() {
-                claims.fingerprints.insert(derive_fingerprint(&uid));
+                claims.uids.insert(uid);
             }
             if let Some(app) = &authorization.spec.app {
                 claims.client_ids.insert(app.client_id.clone());
@@ -78,12 +77,40 @@ impl Claims {
     }
 
     fn claims(&self, authorization: &GhesAuthorization) -> bool {
+        let fingerprint = authorization.fingerprint.as_deref();
         self.ids.contains(&authorization.id)
-            || authorization
-                .fingerprint
-                .as_ref()
-                .is_some_and(|fingerprint| self.fingerprints.contains(fingerprint))
+            || fingerprint.is_some_and(|fingerprint| self.fingerprints.contains(fingerprint))
+            || fingerprint
+                .and_then(Fingerprint::parse)
+                .is_some_and(|parsed| self.uids.contains(parsed.uid()))
     }
+}
+
+/// Where a run stands: which installation it is, and whether it sees every Authorization that
+/// could use the identity.
+#[derive(Clone, Debug)]
+pub struct Vantage {
+    /// This installation: tokens another one made are never candidates.
+    pub installation: InstallationId,
+    /// Whether the operator reads every namespace. When it watches only some, a token this
+    /// installation made for a resource it cannot see may belong to a namespace it does not
+    /// watch: such tokens are left alone.
+    pub sees_every_namespace: bool,
+}
+
+/// What a run decided about one authorization.
+#[derive(Clone, Debug, PartialEq)]
+enum Verdict {
+    /// An Authorization declares it.
+    Claimed,
+    /// Nothing declares it and nothing protects it.
+    Candidate,
+    /// Nothing declares it, but it is kept, and why.
+    Protected(String),
+    /// Another installation of the operator made it.
+    Foreign,
+    /// This installation made it for a resource in a namespace it may not see.
+    Unattributed,
 }
 
 /// One thing to delete.
@@ -168,6 +195,10 @@ pub struct Plan {
     pub protected: Vec<PruneSkip>,
     /// Why nothing at all may be pruned, if so.
     pub refused: Option<String>,
+    /// Why some tokens the operator made are left alone although nothing here declares them.
+    pub withheld: Option<String>,
+    /// How many tokens another installation of the operator made.
+    pub foreign: usize,
 }
 
 impl Plan {
@@ -180,15 +211,26 @@ impl Plan {
             .count();
         (self.candidates.len() - grants, grants)
     }
+
+    fn protect(&mut self, kind: PruneTarget, id: u64, reason: String) {
+        self.protected.push(PruneSkip {
+            kind,
+            id: i64::try_from(id).unwrap_or(i64::MAX),
+            reason,
+        });
+    }
 }
 
-/// Plans a run. `credential_hash` is the SHA-256 of the account's password: when the password is
-/// a token, that token is never a candidate, nor the grant of its app.
+/// Plans a run for one GHES identity. `credential_hash` is the SHA-256 of the account's
+/// password: when the password is a token, that token is never a candidate, nor the grant of
+/// its app. A grant is a candidate only when every token of its app is one: deleting it
+/// revokes them all.
 pub fn plan(
     spec: &PruneSpec,
     snapshot: &Snapshot,
     claims: &Claims,
     credential_hash: &str,
+    vantage: &Vantage,
     now: Timestamp,
 ) -> Plan {
     let mut plan = Plan::default();
@@ -205,14 +247,12 @@ pub fn plan(
         ));
         return plan;
     }
+    let provenance =
+        |a: &GhesAuthorization| Provenance::of(a.fingerprint.as_deref(), &vantage.installation);
     let operator_made = snapshot
         .authorizations
         .values()
-        .filter(|a| {
-            a.fingerprint
-                .as_deref()
-                .is_some_and(|f| f.starts_with(OPERATOR_FINGERPRINT_PREFIX))
-        })
+        .filter(|a| matches!(provenance(a), Provenance::Ours(_) | Provenance::Legacy(_)))
         .count();
     if claims.resources == 0 && operator_made > 0 {
         plan.refused = Some(format!(
@@ -224,13 +264,6 @@ pub fn plan(
     }
     let min_age = spec.min_age.as_std();
     let too_young = |created: Timestamp| now.duration_since(created).unsigned_abs() < min_age;
-    let protect = |plan: &mut Plan, kind, id: u64, reason: String| {
-        plan.protected.push(PruneSkip {
-            kind,
-            id: i64::try_from(id).unwrap_or(i64::MAX),
-            reason,
-        });
-    };
 
     // The app of the login credential, when the password is an OAuth app token.
     let login_app: Option<&str> = snapshot
@@ -240,47 +273,78 @@ pub fn plan(
         .filter(|a| !is_personal(a))
         .map(|a| a.app.client_id.as_str());
 
-    if spec.authorizations {
-        let mut undeclared: Vec<&GhesAuthorization> = snapshot
-            .authorizations
-            .values()
-            .filter(|a| !claims.claims(a))
-            .collect();
-        undeclared.sort_by_key(|a| (a.created_at, a.id));
-        for authorization in undeclared {
-            let id = authorization.id;
-            let client_id =
-                (!is_personal(authorization)).then_some(authorization.app.client_id.as_str());
-            if authorization.hashed_token.as_deref() == Some(credential_hash) {
-                protect(
-                    &mut plan,
+    let verdict = |authorization: &GhesAuthorization| -> Verdict {
+        if claims.claims(authorization) {
+            return Verdict::Claimed;
+        }
+        if authorization.hashed_token.as_deref() == Some(credential_hash) {
+            return Verdict::Protected("the account logs in with this token".into());
+        }
+        match provenance(authorization) {
+            Provenance::Foreign => return Verdict::Foreign,
+            Provenance::Legacy(_) => {
+                return Verdict::Protected(
+                    "made by an operator before installation ids, for a resource no \
+                     Authorization here is: it may be another cluster's"
+                        .into(),
+                );
+            }
+            Provenance::Ours(_) if !vantage.sees_every_namespace => {
+                return Verdict::Unattributed;
+            }
+            Provenance::Ours(_) | Provenance::Unknown => {}
+        }
+        let client_id =
+            (!is_personal(authorization)).then_some(authorization.app.client_id.as_str());
+        if spec.keep.keeps(
+            i64::try_from(authorization.id).unwrap_or(i64::MAX),
+            client_id,
+            authorization.note.as_deref(),
+        ) {
+            Verdict::Protected("kept by prune.keep".into())
+        } else if too_young(authorization.created_at) {
+            Verdict::Protected(format!("younger than minAge ({})", spec.min_age))
+        } else if !spec.authorizations {
+            Verdict::Protected("prune.authorizations is off".into())
+        } else {
+            Verdict::Candidate
+        }
+    };
+    let mut authorizations: Vec<&GhesAuthorization> = snapshot.authorizations.values().collect();
+    authorizations.sort_by_key(|a| (a.created_at, a.id));
+    let verdicts: HashMap<u64, Verdict> =
+        authorizations.iter().map(|a| (a.id, verdict(a))).collect();
+    let mut unattributed = 0;
+    for authorization in &authorizations {
+        let id = authorization.id;
+        match &verdicts[&id] {
+            Verdict::Claimed => {}
+            Verdict::Candidate => plan
+                .candidates
+                .push(Target::Authorization((*authorization).clone())),
+            Verdict::Protected(reason) if spec.authorizations => {
+                plan.protect(PruneTarget::Authorization, id, reason.clone());
+            }
+            Verdict::Protected(_) => {}
+            Verdict::Foreign => plan.foreign += 1,
+            Verdict::Unattributed => {
+                unattributed += 1;
+                plan.protect(
                     PruneTarget::Authorization,
                     id,
-                    "the account logs in with this token".into(),
+                    "made by this installation for an Authorization the operator cannot see \
+                     (it watches only some namespaces)"
+                        .into(),
                 );
-            } else if spec.keep.keeps(
-                i64::try_from(id).unwrap_or(i64::MAX),
-                client_id,
-                authorization.note.as_deref(),
-            ) {
-                protect(
-                    &mut plan,
-                    PruneTarget::Authorization,
-                    id,
-                    "kept by prune.keep".into(),
-                );
-            } else if too_young(authorization.created_at) {
-                protect(
-                    &mut plan,
-                    PruneTarget::Authorization,
-                    id,
-                    format!("younger than minAge ({})", spec.min_age),
-                );
-            } else {
-                plan.candidates
-                    .push(Target::Authorization(authorization.clone()));
             }
         }
+    }
+    if unattributed > 0 {
+        plan.withheld = Some(format!(
+            "{unattributed} token(s) made by this installation belong to no Authorization in \
+             the namespaces the operator watches; they may be declared in a namespace it does \
+             not watch, so they are left alone (watch every namespace to prune them)"
+        ));
     }
     if spec.grants {
         let mut grants: Vec<&Grant> = snapshot
@@ -291,32 +355,44 @@ pub fn plan(
         grants.sort_by_key(|g| (g.created_at, g.id));
         for grant in grants {
             let id = grant.id;
+            // Deleting a grant revokes every token of its app: each must be a candidate.
+            let kept_token = authorizations
+                .iter()
+                .filter(|a| a.app.client_id == grant.app.client_id)
+                .find_map(|a| match &verdicts[&a.id] {
+                    Verdict::Candidate => None,
+                    Verdict::Claimed => Some(format!("its token {} is declared", a.id)),
+                    Verdict::Protected(reason) => {
+                        Some(format!("its token {} is kept: {reason}", a.id))
+                    }
+                    Verdict::Foreign => Some(format!(
+                        "its token {} was made by another installation of the operator",
+                        a.id
+                    )),
+                    Verdict::Unattributed => Some(format!(
+                        "its token {} belongs to an Authorization the operator cannot see",
+                        a.id
+                    )),
+                });
             if login_app == Some(grant.app.client_id.as_str()) {
-                protect(
-                    &mut plan,
+                plan.protect(
                     PruneTarget::Grant,
                     id,
                     "the account logs in with a token of this app".into(),
                 );
+            } else if let Some(reason) = kept_token {
+                plan.protect(PruneTarget::Grant, id, reason);
             } else if spec.keep.keeps(
                 i64::try_from(id).unwrap_or(i64::MAX),
                 Some(&grant.app.client_id),
                 None,
             ) {
-                protect(
-                    &mut plan,
+                plan.protect(PruneTarget::Grant, id, "kept by prune.keep".into());
+            } else if too_young(grant.created_at) {
+                plan.protect(
                     PruneTarget::Grant,
                     id,
-                    "kept by prune.keep".into(),
-                );
-            } else if newest_token_of(snapshot, &grant.app.client_id).is_some_and(too_young)
-                || too_young(grant.created_at)
-            {
-                protect(
-                    &mut plan,
-                    PruneTarget::Grant,
-                    id,
-                    format!("has a token younger than minAge ({})", spec.min_age),
+                    format!("younger than minAge ({})", spec.min_age),
                 );
             } else {
                 // Deleting the grant takes the app's tokens with it: no separate candidates.
@@ -329,15 +405,6 @@ pub fn plan(
         }
     }
     plan
-}
-
-fn newest_token_of(snapshot: &Snapshot, client_id: &str) -> Option<Timestamp> {
-    snapshot
-        .authorizations
-        .values()
-        .filter(|a| a.app.client_id == client_id)
-        .map(|a| a.created_at)
-        .max()
 }
 
 /// The outcome of deleting one candidate.
@@ -367,7 +434,8 @@ pub async fn execute(
             .map(Target::candidate)
             .collect(),
         deleted: 0,
-        refused: plan.refused.clone(),
+        refused: plan.refused.clone().or_else(|| plan.withheld.clone()),
+        foreign: i64::try_from(plan.foreign).unwrap_or(i64::MAX),
         skipped: plan.protected.iter().take(MAX_LISTED).cloned().collect(),
     };
     let mut deletions = Vec::new();
@@ -532,6 +600,143 @@ mod tests {
 
     const HOUR: i64 = 3600;
 
+    const HERE: &str = "here";
+
+    /// This installation, watching every namespace.
+    fn vantage() -> Vantage {
+        Vantage {
+            installation: InstallationId::parse(HERE).expect("id"),
+            sees_every_namespace: true,
+        }
+    }
+
+    fn made_here(uid: &str) -> String {
+        Fingerprint::new(uid, &vantage().installation).to_string()
+    }
+
+    fn made_elsewhere(uid: &str) -> String {
+        Fingerprint::new(uid, &InstallationId::parse("elsewhere").expect("id")).to_string()
+    }
+
+    #[test]
+    fn tokens_of_another_installation_are_never_candidates() {
+        let claimed = declared("u1", Some(1), None, None);
+        let snapshot = snapshot(
+            vec![
+                token(1, PERSONAL, Some(&made_here("u1")), HOUR),
+                token(2, PERSONAL, Some(&made_elsewhere("u2")), HOUR),
+                token(3, PERSONAL, Some(&made_here("gone")), HOUR),
+            ],
+            vec![],
+        );
+        let plan = plan(
+            &spec(PruneMode::Enabled),
+            &snapshot,
+            &Claims::of([&claimed]),
+            "x",
+            &vantage(),
+            at(0),
+        );
+        assert_eq!(ids(&plan), [3], "this installation's orphan only");
+        assert_eq!(plan.foreign, 1);
+    }
+
+    #[test]
+    fn a_namespaced_run_leaves_this_installations_unattributed_tokens_alone() {
+        let claimed = declared("u1", Some(1), None, None);
+        let snapshot = snapshot(
+            vec![
+                token(1, PERSONAL, Some(&made_here("u1")), HOUR),
+                token(2, PERSONAL, Some(&made_here("elsewhere-ns")), HOUR),
+                token(3, PERSONAL, None, HOUR),
+                token(4, PERSONAL, Some("k8s-legacy-uid"), HOUR),
+            ],
+            vec![],
+        );
+        let namespaced = Vantage {
+            sees_every_namespace: false,
+            ..vantage()
+        };
+        let plan = plan(
+            &spec(PruneMode::Enabled),
+            &snapshot,
+            &Claims::of([&claimed]),
+            "x",
+            &namespaced,
+            at(0),
+        );
+        assert_eq!(ids(&plan), [3], "only the hand-made token");
+        let reasons: Vec<(i64, &str)> = plan
+            .protected
+            .iter()
+            .map(|p| (p.id, p.reason.as_str()))
+            .collect();
+        assert!(
+            reasons
+                .iter()
+                .any(|(id, r)| *id == 2 && r.contains("cannot see")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|(id, r)| *id == 4 && r.contains("before installation ids")),
+            "{reasons:?}"
+        );
+        assert!(
+            plan.withheld
+                .as_deref()
+                .is_some_and(|w| w.starts_with("1 token(s)"))
+        );
+    }
+
+    #[test]
+    fn a_grant_is_no_candidate_while_any_token_of_its_app_is_kept() {
+        let uses_app = declared("u1", Some(1), None, Some("Iv1.declared"));
+        let snapshot = snapshot(
+            vec![
+                token(1, "Iv1.declared", Some(&made_here("u1")), HOUR),
+                token(17, "Iv1.undeclared", None, HOUR),
+                token(18, "Iv1.undeclared", None, HOUR),
+                token(20, "Iv1.foreign", Some(&made_elsewhere("u9")), HOUR),
+                token(30, "Iv1.young", None, 60),
+            ],
+            vec![
+                grant(10, "Iv1.undeclared", HOUR),
+                grant(11, "Iv1.foreign", HOUR),
+                grant(12, "Iv1.young", HOUR),
+            ],
+        );
+        let mut spec = spec(PruneMode::Enabled);
+        spec.keep.ids = vec![17];
+        let plan = plan(
+            &spec,
+            &snapshot,
+            &Claims::of([&uses_app]),
+            "x",
+            &vantage(),
+            at(0),
+        );
+        assert_eq!(ids(&plan), [18], "token 18 alone; no grant");
+        let grant_reasons: Vec<(i64, &str)> = plan
+            .protected
+            .iter()
+            .filter(|p| p.kind == PruneTarget::Grant)
+            .map(|p| (p.id, p.reason.as_str()))
+            .collect();
+        assert_eq!(
+            grant_reasons,
+            [
+                (10, "its token 17 is kept: kept by prune.keep"),
+                (
+                    11,
+                    "its token 20 was made by another installation of the operator"
+                ),
+                (12, "its token 30 is kept: younger than minAge (10m)"),
+            ]
+        );
+    }
+
     #[test]
     fn undeclared_tokens_are_candidates_declared_ones_are_not() {
         let claimed = declared("u1", Some(1), Some("k8s-u1"), None);
@@ -549,6 +754,7 @@ mod tests {
             &snapshot,
             &Claims::of([&claimed, &by_fingerprint_only]),
             "login-hash",
+            &vantage(),
             at(0),
         );
         assert_eq!(ids(&plan), [3]);
@@ -580,6 +786,7 @@ mod tests {
             &snapshot,
             &Claims::of([&claimed]),
             "login-hash",
+            &vantage(),
             at(0),
         );
         assert_eq!(ids(&plan), [3]);
@@ -608,6 +815,7 @@ mod tests {
             &snapshot,
             &Claims::of([&creating]),
             "x",
+            &vantage(),
             at(0),
         );
         assert!(plan.candidates.is_empty());
@@ -626,6 +834,7 @@ mod tests {
             &snapshot,
             &Claims::default(),
             "x",
+            &vantage(),
             at(0),
         );
         assert!(plan.candidates.is_empty());
@@ -646,6 +855,7 @@ mod tests {
             snapshot,
             &Claims::default(),
             "x",
+            &vantage(),
             at(0),
         )
     }
@@ -669,6 +879,7 @@ mod tests {
             &snapshot,
             &Claims::of([&uses_app]),
             "x",
+            &vantage(),
             at(0),
         );
         assert_eq!(ids(&plan), [11], "the grant takes tokens 2 and 3 with it");
@@ -683,6 +894,7 @@ mod tests {
             &snapshot,
             &Claims::default(),
             "x",
+            &vantage(),
             at(0),
         );
         assert!(plan.candidates.is_empty() && plan.refused.is_none());

@@ -1,0 +1,150 @@
+//! GHES identities. Pruning acts on a GHES *user*, so what it may delete is decided by every
+//! Authorization whose account logs in as that user on that server — in any namespace the
+//! operator reads, through any Account or ClusterAccount — never by one account's resources.
+
+use std::collections::HashMap;
+
+use kube::{Api, ResourceExt};
+
+use super::account::AccountObject;
+use super::accounts::AccountKey;
+use super::context::Context;
+use super::error::Result;
+use crate::api::{Account, AccountKind, Authorization, ClusterAccount};
+
+/// A GHES user on one server: (API root, login). Logins are case-insensitive on GHES.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Identity {
+    api_root: String,
+    login: String,
+}
+
+impl Identity {
+    /// The identity of `login` on the server with API root `api_root`.
+    pub fn new(api_root: &str, login: &str) -> Self {
+        Self {
+            api_root: normalize_root(api_root),
+            login: login.to_ascii_lowercase(),
+        }
+    }
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at {}", self.login, self.api_root)
+    }
+}
+
+/// An API root as compared between accounts: scheme and host in lowercase, no trailing slash.
+fn normalize_root(root: &str) -> String {
+    match url::Url::parse(root) {
+        Ok(url) => url.as_str().trim_end_matches('/').to_owned(),
+        Err(_) => root.trim_end_matches('/').to_owned(),
+    }
+}
+
+/// The Authorizations that may use one identity.
+#[derive(Debug)]
+pub struct Users {
+    /// Every Authorization whose account logs in as the identity, or may (an account whose
+    /// login cannot be read right now, or that does not exist, is counted in: claiming too
+    /// much only ever protects).
+    pub authorizations: Vec<Authorization>,
+    /// Whether every namespace was read. When the operator watches only some, other
+    /// namespaces may hold users of the identity that it cannot see.
+    pub sees_every_namespace: bool,
+}
+
+/// Reads, from the API server (consistent lists, never a cache that may not have synced),
+/// every Authorization that uses `identity`.
+pub async fn users(ctx: &Context, identity: &Identity) -> Result<Users> {
+    let scopes: Vec<Option<String>> = if ctx.watched_namespaces().is_empty() {
+        vec![None]
+    } else {
+        ctx.watched_namespaces().iter().cloned().map(Some).collect()
+    };
+    let mut accounts: HashMap<AccountKey, bool> = HashMap::new();
+    for scope in &scopes {
+        let api: Api<Account> = match scope {
+            Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
+            None => Api::all(ctx.client.clone()),
+        };
+        for account in api.list(&Default::default()).await? {
+            let uses = may_log_in_as(ctx, &account, identity).await;
+            accounts.insert(AccountKey::of(&account), uses);
+        }
+    }
+    let cluster_accounts = Api::<ClusterAccount>::all(ctx.client.clone());
+    for account in cluster_accounts.list(&Default::default()).await? {
+        let uses = may_log_in_as(ctx, &account, identity).await;
+        accounts.insert(AccountKey::of(&account), uses);
+    }
+    let mut authorizations = Vec::new();
+    for scope in &scopes {
+        let api: Api<Authorization> = match scope {
+            Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
+            None => Api::all(ctx.client.clone()),
+        };
+        let list = api.list(&Default::default()).await?;
+        authorizations.extend(list.items.into_iter().filter(|authorization| {
+            let reference = &authorization.spec.account_ref;
+            let key = AccountKey {
+                kind: reference.kind,
+                namespace: (reference.kind == AccountKind::Account)
+                    .then(|| authorization.namespace())
+                    .flatten(),
+                name: reference.name.clone(),
+            };
+            accounts.get(&key).copied().unwrap_or(true)
+        }));
+    }
+    Ok(Users {
+        authorizations,
+        sees_every_namespace: ctx.watched_namespaces().is_empty(),
+    })
+}
+
+/// Whether `account` logs in as `identity`: the same API root, and the same login — or a
+/// login that cannot be read now (counted in, to be safe).
+async fn may_log_in_as<A: AccountObject>(ctx: &Context, account: &A, identity: &Identity) -> bool {
+    let settings = account.settings();
+    if normalize_root(&settings.api_root()) != identity.api_root {
+        return false;
+    }
+    let login = match ctx.accounts.lookup(&AccountKey::of(account)) {
+        Some(entry) => Some(entry.username.clone()),
+        None => {
+            let reference = account.credentials_secret_ref();
+            let namespace = account.credentials_namespace().unwrap_or_default();
+            Api::<k8s_openapi::api::core::v1::Secret>::namespaced(ctx.client.clone(), &namespace)
+                .get_opt(&reference.name)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|secret| super::secret::value_of(&secret, &reference.username_key).ok())
+                .map(|value| value.expose().to_owned())
+        }
+    };
+    login.is_none_or(|login| login.to_ascii_lowercase() == identity.login)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_compare_the_server_and_the_login_loosely() {
+        assert_eq!(
+            Identity::new("https://GHES.example.com/api/v3/", "Team-Bot"),
+            Identity::new("https://ghes.example.com/api/v3", "team-bot")
+        );
+        assert_ne!(
+            Identity::new("https://ghes.example.com/api/v3", "team-bot"),
+            Identity::new("https://other.example.com/api/v3", "team-bot")
+        );
+        assert_ne!(
+            Identity::new("https://ghes.example.com/api/v3", "team-bot"),
+            Identity::new("https://ghes.example.com/api/v3", "release-bot")
+        );
+    }
+}
