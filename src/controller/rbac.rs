@@ -34,6 +34,14 @@ pub const WATCHED_NAMESPACE_RULES: &[Rule] = &[
         why: "write status by server-side apply",
     },
     Rule {
+        api_groups: &["oauth.ghes.io"],
+        resources: &["authorizations/finalizers"],
+        verbs: &["update"],
+        why: "own the token Secrets with blockOwnerDeletion: the \
+              OwnerReferencesPermissionEnforcement admission plugin (OpenShift's default) \
+              refuses that owner reference to whoever may not update the owner's finalizers",
+    },
+    Rule {
         api_groups: &[""],
         resources: &["secrets"],
         verbs: &["get", "list", "watch", "create", "patch", "delete"],
@@ -94,6 +102,14 @@ pub const OPERATOR_NAMESPACE_RULES: &[Rule] = &[
         why: "read ClusterAccount credentials kept in the operator's namespace",
     },
 ];
+
+/// Every rule of the three sets.
+pub fn all_rules() -> impl Iterator<Item = &'static Rule> {
+    WATCHED_NAMESPACE_RULES
+        .iter()
+        .chain(CLUSTER_RULES)
+        .chain(OPERATOR_NAMESPACE_RULES)
+}
 
 /// All three sets, as JSON:
 /// `{"watchedNamespaces": [...], "cluster": [...], "operatorNamespace": [...]}`.

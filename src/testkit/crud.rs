@@ -4,8 +4,11 @@
 //! fields, field ownership, validation, preconditions, then commit, or deletion when the last
 //! finalizer of a deleting object goes.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
+use super::admission::{self, Permissions};
 use super::apply::{self, Scope, Shape, Writer};
 use super::errors::{ApiError, ApiResult, FieldError, GroupResource};
 use super::hooks::{self, Endpoint};
@@ -37,6 +40,10 @@ pub(crate) struct WriteRequest {
     pub dry_run: bool,
     pub endpoint: Endpoint,
     pub field_validation: FieldValidation,
+    /// Who asks.
+    pub user: String,
+    /// What the caller may do, when the server was told to restrict it (`None`: anything).
+    pub permissions: Option<Arc<Permissions>>,
 }
 
 impl WriteRequest {
@@ -50,6 +57,8 @@ impl WriteRequest {
             dry_run: false,
             endpoint: Endpoint::Main,
             field_validation: FieldValidation::Ignore,
+            user: manager.to_owned(),
+            permissions: None,
         }
     }
 
@@ -447,6 +456,7 @@ fn create_with(
     };
     encode_ownership(&mut obj, &entries);
 
+    admission::owner_references(&st.registry, rq, &name, &obj, None)?;
     let mut errors = validate_name(&name, info.rules == Kind::Namespace);
     errors.extend(validate_meta(&obj["metadata"]));
     errors.extend(hooks::validate_create(info, &obj));
@@ -608,6 +618,7 @@ fn update_existing(
     keep_unchanged_times(&mut entries, &old_entries);
     encode_ownership(&mut new, &entries);
 
+    admission::owner_references(&st.registry, rq, &name, &new, Some(&old))?;
     let mut errors = validate_meta_update(&new["metadata"], &old["metadata"]);
     errors.extend(hooks::validate_update(info, &new, &old));
     let old_schema_errors: Vec<String> = schema_errors(info, &old)

@@ -92,6 +92,7 @@
 //! - `store`: objects, resourceVersions, history; `gc`: the controllers; `journal`: request log
 //!   and faults; `errors`: errors and `Status` objects.
 
+mod admission;
 mod apply;
 mod crud;
 mod delete;
@@ -112,6 +113,7 @@ mod selector;
 mod store;
 mod watch;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -122,9 +124,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch as signal;
 use tokio::task::JoinHandle;
 
+pub use admission::Permission;
 pub use errors::Error;
 pub use journal::{FaultSpec, RequestRecord};
 
+use admission::Permissions;
 use crud::WriteRequest;
 use routes::App;
 use store::{Store, StoreConfig};
@@ -142,6 +146,7 @@ const INITIAL_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", 
 #[derive(Clone, Debug, Default)]
 pub struct TestApiServer {
     config: StoreConfig,
+    restricted: HashMap<String, Arc<Permissions>>,
 }
 
 impl TestApiServer {
@@ -175,6 +180,16 @@ impl TestApiServer {
         self
     }
 
+    /// Restricts `user` to `permissions` where a hardened API server checks them itself: the
+    /// `OwnerReferencesPermissionEnforcement` admission plugin (OpenShift's default). A write
+    /// by `user` that sets `blockOwnerDeletion` on an owner whose `finalizers` it may not
+    /// update, or changes the owner references of an object it may not delete, gets 403.
+    pub fn restrict(mut self, user: &str, permissions: Vec<Permission>) -> Self {
+        self.restricted
+            .insert(user.to_owned(), Arc::new(Permissions(permissions)));
+        self
+    }
+
     /// Starts this server on `addr` (a loopback address; port 0 picks a free port).
     pub async fn bind(self, addr: SocketAddr) -> Result<RunningApiServer> {
         if !addr.ip().is_loopback() {
@@ -183,7 +198,7 @@ impl TestApiServer {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         let (stop, stopped) = signal::channel(false);
-        let app = build(self.config, local, stopped.clone());
+        let app = build(self.config, self.restricted, local, stopped.clone());
         let mut tasks = spawn_controllers(&app.store);
         let server_app = app.clone();
         tasks.push(tokio::spawn(async move {
@@ -209,7 +224,12 @@ impl TestApiServer {
     }
 }
 
-fn build(config: StoreConfig, addr: SocketAddr, stopped: signal::Receiver<bool>) -> Arc<App> {
+fn build(
+    config: StoreConfig,
+    restricted: HashMap<String, Arc<Permissions>>,
+    addr: SocketAddr,
+    stopped: signal::Receiver<bool>,
+) -> Arc<App> {
     let store = Arc::new(Store::new(config, stopped));
     {
         let mut st = store.lock();
@@ -222,7 +242,7 @@ fn build(config: StoreConfig, addr: SocketAddr, stopped: signal::Receiver<bool>)
             }
         }
     }
-    Arc::new(App::new(store, format!("http://{addr}")))
+    Arc::new(App::new(store, format!("http://{addr}"), restricted))
 }
 
 fn spawn_controllers(store: &Arc<Store>) -> Vec<JoinHandle<()>> {
@@ -243,7 +263,7 @@ pub async fn serve(
         return Err(Error::NotLoopback(addr));
     }
     let (stop, stopped) = signal::channel(false);
-    let app = build(StoreConfig::default(), addr, stopped);
+    let app = build(StoreConfig::default(), HashMap::new(), addr, stopped);
     let tasks = spawn_controllers(&app.store);
     tracing::info!(%addr, "test API server listening");
     let result = axum::serve(listener, routes::router(app))

@@ -4,6 +4,7 @@
 //! cluster-scoped paths, subresources, the deprecated `/watch/` prefix) and dispatch to reads,
 //! watches and writes.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -15,6 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::admission::Permissions;
 use super::crud::{self, FieldValidation, Outcome, WriteRequest};
 use super::delete::{self, DeleteOptions};
 use super::discovery;
@@ -42,15 +44,22 @@ pub(crate) struct App {
     seq: AtomicU64,
     /// `http://host:port`, for `/api`'s server address.
     pub server_address: String,
+    /// Callers restricted to some permissions (see `admission`); others may do anything.
+    pub restricted: HashMap<String, Arc<Permissions>>,
 }
 
 impl App {
-    pub fn new(store: Arc<Store>, server_address: String) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        server_address: String,
+        restricted: HashMap<String, Arc<Permissions>>,
+    ) -> Self {
         Self {
             store,
             journal: Mutex::new(Journal::default()),
             seq: AtomicU64::new(0),
             server_address,
+            restricted,
         }
     }
 
@@ -266,6 +275,7 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
                         headers: &parts.headers,
                         query: &query,
                         verb,
+                        user: user.as_deref().unwrap_or_default(),
                     };
                     match dispatch(&ctx, &target, body).await {
                         Ok(response) => response,
@@ -300,6 +310,7 @@ struct Ctx<'a> {
     headers: &'a HeaderMap,
     query: &'a [(String, String)],
     verb: &'static str,
+    user: &'a str,
 }
 
 impl Ctx<'_> {
@@ -549,6 +560,8 @@ fn write(
         dry_run: ctx.param("dryRun") == Some("All"),
         endpoint,
         field_validation,
+        user: ctx.user.to_owned(),
+        permissions: ctx.app.restricted.get(ctx.user).cloned(),
     };
     if info.namespaced && path.namespace.is_none() && ctx.verb != "deletecollection" {
         return Err(ApiError::no_such_path());
