@@ -31,6 +31,26 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_ghes-oauth-operator");
 /// Longest wait for anything the operator should do.
 pub const WAIT: Duration = Duration::from_secs(60);
 
+/// The operator's Kubernetes user on the test server.
+pub const OPERATOR_USER: &str = "operator";
+/// The test's own Kubernetes user on the test server: unrestricted.
+pub const TEST_USER: &str = "e2e-test";
+
+/// The operator's RBAC table, as the test server's permissions.
+pub fn operator_permissions() -> Vec<ghes_oauth_operator::testkit::Permission> {
+    ghes_oauth_operator::controller::rbac::all_rules()
+        .flat_map(|rule| {
+            rule.api_groups.iter().flat_map(move |group| {
+                rule.resources.iter().flat_map(move |resource| {
+                    rule.verbs.iter().map(move |verb| {
+                        ghes_oauth_operator::testkit::Permission::new(group, resource, verb)
+                    })
+                })
+            })
+        })
+        .collect()
+}
+
 /// A plain GHES user of the emulator.
 pub const USER: &str = "team-bot";
 /// Its password.
@@ -137,11 +157,15 @@ impl World {
                 Cluster::Real
             }
             None => {
-                let server = TestApiServer::start(([127, 0, 0, 1], 0).into())
+                // The operator gets exactly the permissions of its RBAC table where a hardened
+                // API server checks them (OwnerReferencesPermissionEnforcement).
+                let server = TestApiServer::new()
+                    .restrict(OPERATOR_USER, operator_permissions())
+                    .bind(([127, 0, 0, 1], 0).into())
                     .await
                     .expect("test API server");
                 server
-                    .write_kubeconfig(&kubeconfig, "operator")
+                    .write_kubeconfig(&kubeconfig, OPERATOR_USER)
                     .expect("kubeconfig");
                 Cluster::TestServer { _server: server }
             }
@@ -152,7 +176,11 @@ impl World {
         )
         .await
         .expect("kubeconfig");
-        let client = Client::try_from(config).expect("client");
+        // The test itself acts as a cluster admin, not as the operator.
+        let client = match &cluster {
+            Cluster::TestServer { _server } => _server.client(TEST_USER).expect("client"),
+            Cluster::Real => Client::try_from(config).expect("client"),
+        };
         cluster::install_crds(&client, "e2e-test").await;
         let ghes = Emulator::start(
             EmulatorConfig {
@@ -219,24 +247,7 @@ impl World {
 
     /// Starts the operator with extra `run` arguments.
     pub fn start_operator_with(&mut self, extra: &[&str]) {
-        let child = Command::new(BIN)
-            .arg("run")
-            .args(["--namespace", &self.namespaces.join(",")])
-            .args(extra)
-            .env("KUBECONFIG", &self.kubeconfig)
-            // Operators run side by side: each admin server on a port of its own.
-            .env("ADMIN_ADDRESS", "127.0.0.1:0")
-            .env("LOG_LEVEL", "info,ghes_oauth_operator=debug")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(if std::env::var_os("E2E_OPERATOR_LOGS").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .spawn()
-            .expect("start the operator");
-        self.operator = Some(Operator(child));
+        self.operator = Some(spawn_operator(&self.kubeconfig, &self.namespaces, extra));
     }
 
     /// Starts the operator with its admin server (`/readyz`, `/metrics`) on a free loopback
@@ -476,6 +487,96 @@ impl World {
             for namespace in &self.namespaces {
                 let _ = namespaces.delete(namespace, &DeleteParams::default()).await;
             }
+        }
+    }
+}
+
+/// Starts the operator binary against the cluster of `kubeconfig`, watching `namespaces`.
+fn spawn_operator(kubeconfig: &std::path::Path, namespaces: &[String], extra: &[&str]) -> Operator {
+    let child = Command::new(BIN)
+        .arg("run")
+        .args(["--namespace", &namespaces.join(",")])
+        .args(extra)
+        .env("KUBECONFIG", kubeconfig)
+        // Operators run side by side: each admin server on a port of its own.
+        .env("ADMIN_ADDRESS", "127.0.0.1:0")
+        .env("LOG_LEVEL", "info,ghes_oauth_operator=debug")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(if std::env::var_os("E2E_OPERATOR_LOGS").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .spawn()
+        .expect("start the operator");
+    Operator(child)
+}
+
+/// A second cluster (always an in-process test server) with an operator installation of its
+/// own, sharing the world's GHES: what another cluster using the same bot user looks like.
+pub struct OtherCluster {
+    /// The test's client for it.
+    pub client: Client,
+    /// Its namespace.
+    pub namespace: String,
+    kubeconfig: PathBuf,
+    _operator: Option<Operator>,
+    _server: RunningApiServer,
+}
+
+impl OtherCluster {
+    /// Starts its operator with `run` arguments (e.g. `--installation-id`).
+    pub fn start_operator_with(&mut self, extra: &[&str]) {
+        self._operator = Some(spawn_operator(
+            &self.kubeconfig,
+            std::slice::from_ref(&self.namespace),
+            extra,
+        ));
+    }
+}
+
+impl World {
+    /// A second cluster with the CRDs and one namespace `namespace`; its operator is not
+    /// started yet.
+    pub async fn other_cluster(&self, namespace: &str) -> OtherCluster {
+        let server = TestApiServer::new()
+            .restrict(OPERATOR_USER, operator_permissions())
+            .bind(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("second test API server");
+        let kubeconfig = self._dir.0.join("other-kubeconfig");
+        server
+            .write_kubeconfig(&kubeconfig, OPERATOR_USER)
+            .expect("kubeconfig");
+        let client = server.client(TEST_USER).expect("client");
+        cluster::install_crds(&client, "e2e-test").await;
+        Api::<Namespace>::all(client.clone())
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": namespace}}))
+                    .expect("namespace"),
+            )
+            .await
+            .expect("create namespace");
+        OtherCluster {
+            client,
+            namespace: namespace.to_owned(),
+            kubeconfig,
+            _operator: None,
+            _server: server,
+        }
+    }
+
+    /// Makes the test API server answer matching requests with a fault (test server only;
+    /// a real cluster cannot be told to).
+    pub fn kube_fault(&self, fault: ghes_oauth_operator::testkit::FaultSpec) -> bool {
+        match &self.cluster {
+            Cluster::TestServer { _server } => {
+                _server.inject(fault);
+                true
+            }
+            Cluster::Real => false,
         }
     }
 }

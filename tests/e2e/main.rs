@@ -5,6 +5,7 @@
 mod harness;
 mod metrics;
 mod prune;
+mod safety;
 
 use std::time::Duration;
 

@@ -1,0 +1,359 @@
+//! The destructive paths: nothing that is not provably this resource's, this installation's,
+//! is ever revoked, and deletion never wedges.
+
+use std::time::Duration;
+
+use ghes_oauth_operator::emulator::SeedAuthorization;
+use ghes_oauth_operator::testkit::FaultSpec;
+use jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use serde_json::json;
+
+use crate::harness::*;
+
+fn app_spec(account: &str) -> serde_json::Value {
+    json!({
+        "accountRef": {"name": account},
+        "app": {"clientId": CLIENT_ID, "clientSecretRef": {"name": "oauth-app"}},
+        "scopes": ["repo"],
+    })
+}
+
+fn personal_spec(account: &str, note: &str) -> serde_json::Value {
+    json!({"accountRef": {"name": account}, "scopes": ["gist"], "note": note})
+}
+
+/// Creates (POST, or PUT answered 201) and deletes in the emulator's log since `seq`.
+fn creates_and_deletes(world: &World, seq: u64) -> (Vec<String>, Vec<String>) {
+    let calls = world.ghes_calls_since(seq);
+    let creates = calls
+        .iter()
+        .filter(|c| c.starts_with("POST") || (c.starts_with("PUT") && c.ends_with(" 201")))
+        .cloned()
+        .collect();
+    let deletes = calls
+        .iter()
+        .filter(|c| c.starts_with("DELETE"))
+        .cloned()
+        .collect();
+    (creates, deletes)
+}
+
+const PRUNE_NOW: &str = "1s";
+
+#[tokio::test]
+async fn accounts_and_installations_sharing_one_ghes_user_never_prune_each_other() {
+    let mut world = World::new(&["a", "b"]).await;
+    let (a, b) = (world.ns(0).to_owned(), world.ns(1).to_owned());
+    let prune = json!({"syncInterval": "30s",
+                       "prune": {"mode": "Enabled", "minAge": PRUNE_NOW}});
+    // One Account per namespace for one shared bot user, as platform teams do.
+    for ns in [&a, &b] {
+        world
+            .account_with(ns, "bot", USER, PASSWORD, None, prune.clone())
+            .await;
+        world.app_secret(ns).await;
+    }
+    world.authorization(&a, "ci", app_spec("bot")).await;
+    world
+        .authorization(&b, "release", personal_spec("bot", "release in b"))
+        .await;
+    world.start_operator();
+    // A second cluster with its own installation, the same bot user and the same app.
+    let mut other = world.other_cluster("elsewhere").await;
+    let ours = std::mem::replace(&mut world.client, other.client.clone());
+    world
+        .account_with(&other.namespace, "bot", USER, PASSWORD, None, prune.clone())
+        .await;
+    world.app_secret(&other.namespace).await;
+    world
+        .authorization(&other.namespace, "deploy", app_spec("bot"))
+        .await;
+    world.client = ours;
+    other.start_operator_with(&["--installation-id", "second-cluster"]);
+
+    world.wait_ready(&a, "ci", "True").await;
+    world.wait_ready(&b, "release", "True").await;
+    wait_for("the other cluster's token", || async {
+        let api = kube::Api::<ghes_oauth_operator::api::Authorization>::namespaced(
+            other.client.clone(),
+            &other.namespace,
+        );
+        let deploy = api.get_opt("deploy").await.ok()??;
+        let status = deploy.status?;
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .then_some(())
+    })
+    .await;
+    let settled = world.ghes_seq();
+    let (creates, deletes) = creates_and_deletes(&world, 0);
+    assert_eq!(creates.len(), 3, "one token each: {creates:?}");
+    assert!(deletes.is_empty(), "{deletes:?}");
+
+    // Three sync intervals: every account lists and prunes three times.
+    tokio::time::sleep(Duration::from_secs(95)).await;
+    let (creates, deletes) = creates_and_deletes(&world, settled);
+    assert!(
+        deletes.is_empty(),
+        "nothing declared is pruned: {deletes:?}"
+    );
+    assert!(creates.is_empty(), "nothing is reissued: {creates:?}");
+    assert_eq!(world.ghes.state().authorizations.len(), 3);
+    let listings = world
+        .ghes_calls_since(settled)
+        .iter()
+        .filter(|c| c.starts_with("GET /api/v3/applications/grants "))
+        .count();
+    assert!(listings >= 6, "the accounts kept syncing: {listings}");
+    let prune = world
+        .account_status(&a, "bot")
+        .await
+        .and_then(|s| s.prune)
+        .expect("a prune run");
+    assert_eq!(prune.candidate_count, 0, "{prune:?}");
+    assert_eq!(prune.foreign, 1, "the other cluster's token: {prune:?}");
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_grant_is_kept_while_a_token_of_its_app_is_kept() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    let created = Timestamp::now() - jiff::SignedDuration::from_hours(2);
+    let kept = world
+        .ghes
+        .seed_authorization(SeedAuthorization {
+            login: USER.into(),
+            client_id: Some(OTHER_CLIENT_ID.into()),
+            scopes: vec!["repo".into()],
+            note: Some("deploy key of another tool".into()),
+            created_at: Some(created),
+            ..SeedAuthorization::default()
+        })
+        .expect("seed");
+    world
+        .account_with(
+            &ns,
+            "bot",
+            USER,
+            PASSWORD,
+            None,
+            json!({"prune": {"mode": "Enabled", "keep": {"ids": [kept.id]}}}),
+        )
+        .await;
+    world.app_secret(&ns).await;
+    world.authorization(&ns, "ci", app_spec("bot")).await;
+    world.start_operator();
+    world.wait_ready(&ns, "ci", "True").await;
+    let run = wait_for("a run that protects the grant", || async {
+        let prune = world.account_status(&ns, "bot").await?.prune?;
+        prune
+            .skipped
+            .iter()
+            .any(|s| s.reason.contains(&format!("its token {} is kept", kept.id)))
+            .then_some(prune)
+    })
+    .await;
+    assert_eq!(run.deleted, 0, "{run:?}");
+    let state = world.ghes.state();
+    assert!(state.authorizations.iter().any(|a| a.id == kept.id));
+    assert!(
+        state
+            .grants
+            .iter()
+            .any(|g| g.app.client_id == OTHER_CLIENT_ID)
+    );
+    assert!(
+        world
+            .ghes_calls_since(0)
+            .iter()
+            .all(|c| !c.starts_with("DELETE")),
+        "{:?}",
+        world.ghes_calls_since(0)
+    );
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_status_naming_another_resources_token_never_revokes_it() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    world
+        .authorization(&ns, "victim", personal_spec("bot", "victim"))
+        .await;
+    let mut copied = personal_spec("bot", "copied");
+    copied["secret"] = json!({"name": "copied-token"});
+    world.authorization(&ns, "copied", copied).await;
+    world.start_operator();
+    let victim = world.wait_ready(&ns, "victim", "True").await;
+    world.wait_ready(&ns, "copied", "True").await;
+    let victim_status = victim.status.expect("status");
+    let victim_id = victim_status.authorization_id.expect("id");
+    // A status restored from a backup, copied with a namespace, or edited by hand: it names
+    // the other resource's token and fingerprint.
+    world
+        .authorizations(&ns)
+        .patch_status(
+            "copied",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {
+                "authorizationId": victim_id,
+                "fingerprint": victim_status.fingerprint,
+            }})),
+        )
+        .await
+        .expect("patch status");
+    world.delete_authorization(&ns, "copied").await;
+    let state = world.ghes.state();
+    assert!(
+        state
+            .authorizations
+            .iter()
+            .any(|a| a.id == victim_id as u64),
+        "the other resource's token is live"
+    );
+    assert_eq!(
+        world
+            .token(&ns, "victim", "token")
+            .await
+            .map(|t| sha256_hex(&t)),
+        state
+            .authorizations
+            .iter()
+            .find(|a| a.id == victim_id as u64)
+            .and_then(|a| a.hashed_token.clone()),
+        "and still the one in its Secret"
+    );
+    assert!(
+        world
+            .ghes_calls_since(0)
+            .iter()
+            .all(|c| !c.starts_with(&format!("DELETE /api/v3/authorizations/{victim_id} "))),
+        "{:?}",
+        world.ghes_calls_since(0)
+    );
+    assert_eq!(
+        state.authorizations.len(),
+        1,
+        "the deleted resource's own token went"
+    );
+    world.wait_ready(&ns, "victim", "True").await;
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn deleting_an_authorization_whose_account_does_not_exist_finishes() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.app_secret(&ns).await;
+    world
+        .authorization(&ns, "typo", app_spec("no-such-account"))
+        .await;
+    world.start_operator();
+    world.wait_not_ready(&ns, "typo").await;
+    world
+        .authorizations(&ns)
+        .delete("typo", &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_for("the Authorization to go", || async {
+        world
+            .authorizations(&ns)
+            .get_opt("typo")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let reasons = world.event_reasons(&ns, "typo").await;
+    assert!(
+        reasons.contains(&"RevokeAbandoned".to_owned()),
+        "{reasons:?}"
+    );
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_token_whose_status_was_never_written_is_revoked_on_delete() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    world.app_secret(&ns).await;
+    // GHES issues the token, but neither the Secret nor any status reaches the API server: as
+    // a crash right after the PUT.
+    for resource in ["secrets", "authorizations/status"] {
+        assert!(
+            world.kube_fault(FaultSpec {
+                verb: "patch".into(),
+                resource: resource.into(),
+                namespace: Some(ns.clone()),
+                name: None,
+                delay_ms: None,
+                status: Some(500),
+                count: 1000,
+            }) || std::env::var_os("E2E_KUBECONFIG").is_some()
+        );
+    }
+    if std::env::var_os("E2E_KUBECONFIG").is_some() {
+        // A real cluster cannot be told to fail these writes.
+        world.cleanup().await;
+        return;
+    }
+    world.authorization(&ns, "ci", app_spec("bot")).await;
+    world.start_operator();
+    wait_for("GHES to issue the token", || async {
+        (world.ghes.state().authorizations.len() == 1).then_some(())
+    })
+    .await;
+    let status = world
+        .authorizations(&ns)
+        .get("ci")
+        .await
+        .expect("get")
+        .status;
+    assert!(
+        status.is_none_or(|s| s.authorization_id.is_none() && s.conditions.is_empty()),
+        "no status was written"
+    );
+    world.delete_authorization(&ns, "ci").await;
+    wait_for("the token to be revoked", || async {
+        world.ghes.state().authorizations.is_empty().then_some(())
+    })
+    .await;
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn token_secrets_pass_owner_reference_permission_enforcement() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    world.app_secret(&ns).await;
+    world.authorization(&ns, "ci", app_spec("bot")).await;
+    world.start_operator();
+    // The test server refuses, as OpenShift does, a blockOwnerDeletion owner reference from a
+    // caller that may not update the owner's finalizers: the RBAC table must grant it.
+    world.wait_ready(&ns, "ci", "True").await;
+    let secret = world.secrets(&ns).get("ci").await.expect("token Secret");
+    let owner = secret
+        .metadata
+        .owner_references
+        .as_deref()
+        .and_then(|refs| refs.first())
+        .cloned()
+        .expect("an owner reference");
+    assert_eq!(
+        (owner.kind.as_str(), owner.block_owner_deletion),
+        ("Authorization", Some(true))
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (creates, deletes) = creates_and_deletes(&world, 0);
+    assert_eq!(creates.len(), 1, "{creates:?}");
+    assert!(deletes.is_empty(), "{deletes:?}");
+    world.cleanup().await;
+}
