@@ -452,6 +452,28 @@ pub struct AccountStatus {
     /// The outcome of the last prune run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune: Option<PruneStatus>,
+
+    /// Credentials GHES refused. They are never sent again (GHES locks an account out after
+    /// repeated failures) — not after a restart, a leader change, an Account edit or a change of
+    /// the credentials Secret's metadata — until the API root, username, password or two-factor
+    /// seed changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_credentials: Option<RefusedCredentials>,
+}
+
+/// Credentials GHES refused, recorded so that they are not sent again.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedCredentials {
+    /// A keyed, salted and stretched hash (PBKDF2-HMAC-SHA256, salted with the account's uid) of
+    /// the API root, username, password and two-factor seed: it tells whether they changed, and
+    /// never contains them.
+    pub fingerprint: String,
+    /// What GHES answered (InvalidCredentials, OtpRequired, LoginLockedOut, ...).
+    pub reason: String,
+    /// When GHES refused them (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
 }
 
 /// The outcome of a prune run.

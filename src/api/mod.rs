@@ -24,7 +24,7 @@ pub mod patterns;
 pub use account::{
     Account, AccountResource, AccountSettings, AccountSpec, AccountStatus, ClusterAccount,
     ClusterAccountSpec, ClusterCredentialsSecretRef, CredentialsSecretRef, PruneCandidate,
-    PruneKeep, PruneMode, PruneSkip, PruneSpec, PruneStatus, PruneTarget,
+    PruneKeep, PruneMode, PruneSkip, PruneSpec, PruneStatus, PruneTarget, RefusedCredentials,
 };
 pub use authorization::{
     AccountKind, AccountRef, Authorization, AuthorizationSpec, AuthorizationStatus,

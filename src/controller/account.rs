@@ -21,7 +21,9 @@ use super::identity::{self, Identity};
 use super::prune;
 use super::status::apply_status;
 use crate::api::conditions::{self, ConditionStatus, READY};
-use crate::api::{AccountResource, AccountStatus, PruneMode, PruneStatus, PruneTarget};
+use crate::api::{
+    AccountResource, AccountStatus, PruneMode, PruneStatus, PruneTarget, RefusedCredentials,
+};
 use crate::metrics::PruneKind;
 
 /// How soon an account that is not ready looks again (reading its Secret; GHES is only called
@@ -56,6 +58,27 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
     status.observed_generation = account.meta().generation;
     let mut notes = Vec::new();
     let outcome = sync(account.as_ref(), &ctx, &mut status, &mut notes).await;
+    // Remember refused credentials in status, so that no restart or edit sends them again.
+    match &outcome {
+        Ok(_) => status.refused_credentials = None,
+        Err(Error::Ghes(error)) if error.is_credentials_problem() => {
+            if let Some(entry) = ctx.accounts.lookup(&key) {
+                let fingerprint = entry.credentials_fingerprint.clone();
+                let known = stored
+                    .refused_credentials
+                    .as_ref()
+                    .is_some_and(|refused| refused.fingerprint == fingerprint);
+                if !known {
+                    status.refused_credentials = Some(RefusedCredentials {
+                        fingerprint,
+                        reason: error.reason().to_owned(),
+                        since: Some(Time(Timestamp::now())),
+                    });
+                }
+            }
+        }
+        Err(_) => {}
+    }
     let (condition_status, reason, message, requeue) = match &outcome {
         Ok(next) => (
             ConditionStatus::True,

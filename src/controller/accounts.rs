@@ -126,6 +126,8 @@ pub struct AccountEntry {
     pub credential_hash: String,
     /// How often the account lists its authorizations.
     pub sync_interval: Duration,
+    /// [`credentials_fingerprint`] of the credentials this client sends.
+    pub credentials_fingerprint: String,
     view: Mutex<View>,
     /// The listing the last prune run worked from: each listing is pruned once, whoever made it.
     pruned_listing: Mutex<Option<Timestamp>>,
@@ -270,6 +272,51 @@ impl AccountEntry {
     }
 }
 
+/// Rounds of PBKDF2 in [`credentials_fingerprint`]: enough to make guessing a password from
+/// status slow, few enough to cost milliseconds once per change of the credentials.
+const FINGERPRINT_ROUNDS: u32 = 20_000;
+
+/// What identifies the credentials an account sends, for remembering a refusal in status
+/// without the password: PBKDF2-HMAC-SHA256 of the API root, username, password and seed,
+/// salted with the account's uid, as lowercase hex.
+pub fn credentials_fingerprint(
+    account_uid: &str,
+    api_root: &str,
+    username: &str,
+    password: &str,
+    totp_seed: Option<&str>,
+) -> String {
+    use hmac::{Hmac, Mac};
+    type HmacSha256 = Hmac<sha2::Sha256>;
+    let mut material = Vec::new();
+    for part in [api_root, username, password, totp_seed.unwrap_or_default()] {
+        material.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        material.extend_from_slice(part.as_bytes());
+    }
+    let salt = format!("ghes-oauth-operator refused credentials {account_uid}");
+    // PBKDF2 (RFC 8018) with one output block: U1 = PRF(P, S || INT(1)), Ui = PRF(P, Ui-1).
+    let prf = |data: &[u8]| -> [u8; 32] {
+        let mut mac = match HmacSha256::new_from_slice(&material) {
+            Ok(mac) => mac,
+            // HMAC takes keys of any length.
+            Err(_) => return [0; 32],
+        };
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    };
+    let mut block = salt.into_bytes();
+    block.extend_from_slice(&1u32.to_be_bytes());
+    let mut u = prf(&block);
+    let mut out = u;
+    for _ in 1..FINGERPRINT_ROUNDS {
+        u = prf(&u);
+        for (o, x) in out.iter_mut().zip(u.iter()) {
+            *o ^= x;
+        }
+    }
+    data_encoding::HEXLOWER.encode(&out)
+}
+
 /// Options of every client the registry builds.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
@@ -346,6 +393,27 @@ impl AccountRegistry {
             }
         };
         let settings = account.settings();
+        let fingerprint = credentials_fingerprint(
+            &account.meta().uid.clone().unwrap_or_default(),
+            &settings.api_root(),
+            username.expose(),
+            password.expose(),
+            reference
+                .totp_secret_key
+                .as_ref()
+                .and_then(|key| secret::value_of(&secret, key).ok())
+                .as_ref()
+                .map(|seed| seed.expose()),
+        );
+        if let Some(refused) = account
+            .account_status()
+            .and_then(|status| status.refused_credentials.as_ref())
+            .filter(|refused| refused.fingerprint == fingerprint)
+        {
+            return Err(Error::CredentialsRefused {
+                reason: refused.reason.clone(),
+            });
+        }
         let api_root = Url::parse(&settings.api_root()).map_err(|error| {
             Error::InvalidSpec(format!(
                 "spec.server/spec.apiUrl is not a valid URL: {error}"
@@ -377,6 +445,7 @@ impl AccountRegistry {
             username: username.expose().to_owned(),
             credential_hash: crate::ghes::secret::sha256_hex(password.expose().as_bytes()),
             sync_interval: settings.sync_interval.as_std(),
+            credentials_fingerprint: fingerprint,
             view: Mutex::new(View::default()),
             pruned_listing: Mutex::new(None),
             prune_candidates: Mutex::new((0, 0)),
@@ -495,6 +564,33 @@ impl AccountRegistry {
                 }
                 self.entry_for(client, &account).await
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::credentials_fingerprint;
+
+    #[test]
+    fn the_credentials_fingerprint_changes_with_each_part_and_hides_the_password() {
+        let base = credentials_fingerprint("uid", "https://ghes/api/v3", "bot", "hunter2", None);
+        assert_eq!(base.len(), 64);
+        assert_eq!(
+            base,
+            credentials_fingerprint("uid", "https://ghes/api/v3", "bot", "hunter2", None)
+        );
+        assert!(!base.contains("hunter2"));
+        for other in [
+            credentials_fingerprint("uid-2", "https://ghes/api/v3", "bot", "hunter2", None),
+            credentials_fingerprint("uid", "https://other/api/v3", "bot", "hunter2", None),
+            credentials_fingerprint("uid", "https://ghes/api/v3", "bot2", "hunter2", None),
+            credentials_fingerprint("uid", "https://ghes/api/v3", "bot", "hunter3", None),
+            credentials_fingerprint("uid", "https://ghes/api/v3", "bot", "hunter2", Some("SEED")),
+            // Parts are length-prefixed: moving a character between them changes the value.
+            credentials_fingerprint("uid", "https://ghes/api/v3", "botb", "unter2", None),
+        ] {
+            assert_ne!(base, other);
         }
     }
 }

@@ -40,6 +40,15 @@ pub enum Error {
         /// The account's own message.
         message: String,
     },
+    /// GHES refused these very credentials before: they are not sent again.
+    #[error(
+        "GHES refused these credentials ({reason}); they are not sent again until the API root, \
+         username, password or two-factor seed in the credentials Secret changes"
+    )]
+    CredentialsRefused {
+        /// What GHES answered then.
+        reason: String,
+    },
     /// A Secret or key the spec points to is missing or unusable.
     #[error("{0}")]
     MissingSecret(MissingSecret),
@@ -111,6 +120,7 @@ impl Error {
             Self::AccountNotFound { .. } => "AccountNotFound",
             Self::NamespaceNotAllowed { .. } => "NamespaceNotAllowed",
             Self::AccountNotReady { .. } => "AccountNotReady",
+            Self::CredentialsRefused { .. } => "CredentialsRefused",
             Self::MissingSecret(MissingSecret::Secret { role, .. })
             | Self::MissingSecret(MissingSecret::Key { role, .. }) => match *role {
                 ROLE_CREDENTIALS => "CredentialsNotFound",
@@ -131,6 +141,7 @@ impl Error {
             Self::AccountNotFound { .. }
             | Self::NamespaceNotAllowed { .. }
             | Self::AccountNotReady { .. }
+            | Self::CredentialsRefused { .. }
             | Self::MissingSecret(_)
             | Self::InvalidSpec(_)
             | Self::SecretConflict { .. } => true,

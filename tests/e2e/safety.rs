@@ -357,3 +357,80 @@ async fn token_secrets_pass_owner_reference_permission_enforcement() {
     assert!(deletes.is_empty(), "{deletes:?}");
     world.cleanup().await;
 }
+
+/// The Account's Ready reason, once it is `reason`.
+async fn wait_account_reason(world: &World, ns: &str, reason: &str) {
+    wait_for(&format!("Account Ready=False {reason}"), || async {
+        let status = world.account_status(ns, "bot").await?;
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == reason)
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refused_password_is_not_sent_again_after_a_restart_or_a_metadata_change() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world
+        .account(&ns, "bot", USER, "not-the-password", None)
+        .await;
+    world
+        .authorization(&ns, "release", personal_spec("bot", "release"))
+        .await;
+    world.start_operator();
+    wait_account_reason(&world, &ns, "InvalidCredentials").await;
+    wait_for("the refusal recorded in status", || async {
+        let status = world.account_status(&ns, "bot").await?;
+        let recorded = serde_json::to_value(&status).ok()?["refusedCredentials"].clone();
+        (recorded["reason"] == "InvalidCredentials").then_some(recorded)
+    })
+    .await;
+    assert_eq!(world.ghes_calls_since(0).len(), 1);
+
+    // A restart, a label on the Secret (as secret syncers do) and an Account edit.
+    world.kill_operator();
+    world.start_operator();
+    world
+        .secrets(&ns)
+        .patch(
+            "bot-credentials",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"synced-by": "external-secrets"}}})),
+        )
+        .await
+        .expect("label the Secret");
+    world
+        .account_with(
+            &ns,
+            "bot",
+            USER,
+            "not-the-password",
+            None,
+            json!({"syncInterval": "10m"}),
+        )
+        .await;
+    wait_account_reason(&world, &ns, "CredentialsRefused").await;
+    let ready = world.wait_not_ready(&ns, "release").await;
+    assert_eq!(ready.reason, "CredentialsRefused", "{}", ready.message);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        world.ghes_calls_since(0),
+        ["GET /api/v3/authorizations 401"],
+        "the wrong password went to GHES once"
+    );
+
+    // The right password is tried at once, and clears the record.
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    world.wait_ready(&ns, "release", "True").await;
+    wait_for("the refusal cleared", || async {
+        let status = world.account_status(&ns, "bot").await?;
+        let recorded = serde_json::to_value(&status).ok()?["refusedCredentials"].clone();
+        recorded.is_null().then_some(())
+    })
+    .await;
+    world.cleanup().await;
+}
