@@ -762,12 +762,12 @@ async fn cleanup(authorization: &Authorization, ctx: &Context) -> Result<Action>
         )
     };
     let namespace = authorization.namespace().unwrap_or_default();
-    let entry = match ctx
+    let outcome = match ctx
         .accounts
         .resolve(&ctx.client, &namespace, &authorization.spec.account_ref)
         .await
     {
-        Ok(entry) => Some(entry),
+        Ok(entry) => revoke_all(authorization, ctx, &entry, &ids).await,
         Err(error @ Error::AccountNotFound { .. }) => {
             // The account went first (e.g. namespace deletion): use its last known client.
             let key = AccountKey {
@@ -777,39 +777,13 @@ async fn cleanup(authorization: &Authorization, ctx: &Context) -> Result<Action>
                 name: authorization.spec.account_ref.name.clone(),
             };
             match ctx.accounts.lookup(&key) {
-                Some(entry) => Some(entry),
-                None => {
-                    let message = abandon(&error);
-                    ctx.publish(
-                        &reference,
-                        EventType::Warning,
-                        "RevokeAbandoned",
-                        "Delete",
-                        message,
-                    )
-                    .await;
-                    None
-                }
+                Some(entry) => revoke_all(authorization, ctx, &entry, &ids).await,
+                None => Err(error),
             }
         }
-        Err(error) if error.is_config() => {
-            let message = abandon(&error);
-            ctx.publish(
-                &reference,
-                EventType::Warning,
-                "RevokeAbandoned",
-                "Delete",
-                message,
-            )
-            .await;
-            None
-        }
-        Err(error) => return Err(error),
+        Err(error) => Err(error),
     };
-    let Some(entry) = entry else {
-        return Ok(Action::await_change());
-    };
-    match revoke_all(authorization, ctx, &entry, &ids).await {
+    match outcome {
         Ok(()) => Ok(Action::await_change()),
         Err(error) if error.is_config() => {
             let message = abandon(&error);
