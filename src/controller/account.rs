@@ -93,7 +93,7 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
         Err(error) => (
             ConditionStatus::False,
             error.reason(),
-            error.to_string(),
+            error.condition_message(),
             NOT_READY_RECHECK,
         ),
     };
@@ -314,7 +314,9 @@ async fn prune_run<A: AccountObject>(
 /// Requeue after a transient failure.
 pub fn error_policy<A: AccountObject>(account: Arc<A>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = AccountKey::of(account.as_ref()).to_string();
-    let delay = ctx.next_backoff(&key);
+    let delay = error
+        .retry_after()
+        .unwrap_or_else(|| ctx.next_backoff(&key));
     tracing::warn!(account = %key, reason = error.reason(), %error, "account sync failed");
     Action::requeue(delay)
 }

@@ -73,7 +73,9 @@ pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> 
 
 /// Requeue after a failure the reconcile returned (transient ones only reach here).
 pub fn error_policy(authorization: Arc<Authorization>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.next_backoff(&object_key(&authorization));
+    let delay = error
+        .retry_after()
+        .unwrap_or_else(|| ctx.next_backoff(&object_key(&authorization)));
     tracing::warn!(
         authorization = %object_key(&authorization),
         reason = error.reason(),
@@ -625,7 +627,7 @@ impl<'a> Run<'a> {
     }
 
     async fn fail(&mut self, error: &Error) {
-        let message = error.to_string();
+        let message = error.condition_message();
         let reason = error.reason();
         if error.is_config() {
             crate::metrics::note_config_error(reason);

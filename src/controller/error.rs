@@ -135,6 +135,33 @@ impl Error {
         }
     }
 
+    /// When GHES said to come back, for a rate limit: the requeue waits that long instead of
+    /// backing off.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Ghes(crate::ghes::GhesError::RateLimited { retry_after }) => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The message for a condition: a rate limit says when the budget resets.
+    pub fn condition_message(&self) -> String {
+        match self.retry_after() {
+            Some(wait) => {
+                let at = jiff::Timestamp::now()
+                    .checked_add(jiff::SignedDuration::from_secs(
+                        i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
+                    ))
+                    .map(|at| at.round(jiff::Unit::Second).unwrap_or(at).to_string())
+                    .unwrap_or_else(|_| "an unknown time".into());
+                format!(
+                    "{self}; GHES's budget for this user resets at {at}, the operator retries then"
+                )
+            }
+            None => self.to_string(),
+        }
+    }
+
     /// Whether only a change by the user can fix this: no hot retry, wait for a change.
     pub fn is_config(&self) -> bool {
         match self {

@@ -67,6 +67,9 @@ pub struct Fault {
     /// Only requests whose path starts with this (e.g. `/api/v3/authorizations`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_prefix: Option<String>,
+    /// Only requests whose HTTP Basic credentials claim this login (right password or not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
     /// Strike after the request was carried out: its effect stays, but the latency holds the
     /// answer, or the reset or status replaces it. This is the lost answer of a real outage:
     /// GHES created the token, the client never heard.
@@ -105,6 +108,7 @@ impl Fault {
             seed: None,
             method: None,
             path_prefix: None,
+            login: None,
             after_processing: false,
         }
     }
@@ -158,6 +162,12 @@ impl Fault {
         self
     }
 
+    /// Only requests of this login.
+    pub fn login(mut self, login: &str) -> Self {
+        self.login = Some(login.to_owned());
+        self
+    }
+
     /// Send `Retry-After: secs`.
     pub fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
@@ -194,7 +204,7 @@ impl Fault {
         Ok(())
     }
 
-    fn matches(&self, method: &str, path: &str) -> bool {
+    fn matches(&self, method: &str, path: &str, login: Option<&str>) -> bool {
         self.method
             .as_deref()
             .is_none_or(|m| m.eq_ignore_ascii_case(method))
@@ -202,6 +212,7 @@ impl Fault {
                 .path_prefix
                 .as_deref()
                 .is_none_or(|prefix| path.starts_with(prefix))
+            && self.login.as_deref().is_none_or(|l| Some(l) == login)
     }
 }
 
@@ -259,9 +270,9 @@ impl FaultBook {
     }
 
     /// The first fault that matches and fires for this request, using up one of its hits.
-    pub(crate) fn take(&mut self, method: &str, path: &str) -> Option<Fault> {
+    pub(crate) fn take(&mut self, method: &str, path: &str, login: Option<&str>) -> Option<Fault> {
         let index = self.entries.iter_mut().position(|entry| {
-            if !entry.active.fault.matches(method, path) {
+            if !entry.active.fault.matches(method, path, login) {
                 return false;
             }
             match (entry.active.fault.ratio, entry.rng.as_mut()) {
@@ -341,9 +352,12 @@ pub(crate) async fn inject(
     request: Request,
     next: Next,
 ) -> Response {
-    let fault = emulator
-        .faults()
-        .take(request.method().as_str(), request.uri().path());
+    let credentials = super::auth::Credentials::from_headers(request.headers());
+    let fault = emulator.faults().take(
+        request.method().as_str(),
+        request.uri().path(),
+        credentials.login(),
+    );
     let Some(fault) = fault else {
         return next.run(request).await;
     };
@@ -387,14 +401,14 @@ mod tests {
                 .path_prefix("/api/v3/authorizations"),
         )
         .unwrap();
-        assert_eq!(book.take("GET", "/api/v3/authorizations"), None);
-        assert_eq!(book.take("POST", "/api/v3/applications/grants"), None);
-        assert!(book.take("POST", "/api/v3/authorizations").is_some());
+        assert_eq!(book.take("GET", "/api/v3/authorizations", None), None);
+        assert_eq!(book.take("POST", "/api/v3/applications/grants", None), None);
+        assert!(book.take("POST", "/api/v3/authorizations", None).is_some());
         assert!(
-            book.take("POST", "/api/v3/authorizations/clients/x")
+            book.take("POST", "/api/v3/authorizations/clients/x", None)
                 .is_some()
         );
-        assert_eq!(book.take("POST", "/api/v3/authorizations"), None);
+        assert_eq!(book.take("POST", "/api/v3/authorizations", None), None);
         assert!(book.list().is_empty());
     }
 
@@ -404,7 +418,7 @@ mod tests {
             let mut book = FaultBook::default();
             book.add(Fault::status(500).ratio(0.3, Some(7))).unwrap();
             (0..100)
-                .map(|_| book.take("GET", "/").is_some())
+                .map(|_| book.take("GET", "/", None).is_some())
                 .collect::<Vec<_>>()
         };
         let first = run();

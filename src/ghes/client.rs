@@ -267,7 +267,12 @@ impl HttpGhesClient {
         let mut retries = 0u32;
         let mut otp_challenges = 0u32;
         loop {
-            let waited = self.limiter.acquire().await;
+            // A reset an hour away is the caller's to wait for (a requeue), not a worker's.
+            let waited = self
+                .limiter
+                .acquire_within(self.retry.max_wait)
+                .await
+                .map_err(|left| GhesError::RateLimited { retry_after: left })?;
             self.observe_wait(operation, waited);
             let send_otp = self.otp_expected.load(Ordering::Relaxed);
             let mut request = self

@@ -46,10 +46,23 @@ impl RateLimiter {
     pub async fn acquire(&self) -> Duration {
         let started = Instant::now();
         loop {
-            let wait = self.try_take(Instant::now());
-            match wait {
+            match self.try_take(Instant::now()) {
                 None => return started.elapsed(),
-                Some(wait) => tokio::time::sleep(wait).await,
+                Some((wait, _)) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+
+    /// Like [`acquire`](Self::acquire), but a pause GHES ordered that lasts longer than
+    /// `max_pause` is not waited out: `Err` says how long it still lasts, so the caller can
+    /// come back then instead of holding a worker.
+    pub async fn acquire_within(&self, max_pause: Duration) -> Result<Duration, Duration> {
+        let started = Instant::now();
+        loop {
+            match self.try_take(Instant::now()) {
+                None => return Ok(started.elapsed()),
+                Some((wait, true)) if wait > max_pause => return Err(wait),
+                Some((wait, _)) => tokio::time::sleep(wait).await,
             }
         }
     }
@@ -62,12 +75,13 @@ impl RateLimiter {
         }
     }
 
-    /// Takes a permit when one is free, else says how long to wait before asking again.
-    fn try_take(&self, now: Instant) -> Option<Duration> {
+    /// Takes a permit when one is free, else says how long to wait before asking again, and
+    /// whether that is a pause GHES ordered (`true`) or the bucket refilling.
+    fn try_take(&self, now: Instant) -> Option<(Duration, bool)> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(until) = state.paused_until {
             if until > now {
-                return Some(until - now);
+                return Some((until - now, true));
             }
             state.paused_until = None;
         }
@@ -80,8 +94,9 @@ impl RateLimiter {
             state.available -= 1.0;
             None
         } else {
-            Some(Duration::from_secs_f64(
-                (1.0 - state.available) / self.per_second,
+            Some((
+                Duration::from_secs_f64((1.0 - state.available) / self.per_second),
+                false,
             ))
         }
     }
@@ -113,5 +128,23 @@ mod tests {
         limiter.pause_until(Instant::now() + Duration::from_secs(7));
         let waited = limiter.acquire().await;
         assert!(waited >= Duration::from_secs(7), "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_longer_than_the_caller_waits_is_handed_back() {
+        let limiter = RateLimiter::new(100.0, 10);
+        limiter.pause_until(Instant::now() + Duration::from_secs(3600));
+        let started = Instant::now();
+        let left = limiter
+            .acquire_within(Duration::from_secs(60))
+            .await
+            .expect_err("not waited out");
+        assert!(left > Duration::from_secs(3590), "{left:?}");
+        assert_eq!(started.elapsed(), Duration::ZERO, "returned at once");
+        // A short pause is waited out as before.
+        let limiter = RateLimiter::new(100.0, 10);
+        limiter.pause_until(Instant::now() + Duration::from_secs(7));
+        let waited = limiter.acquire_within(Duration::from_secs(60)).await;
+        assert!(waited.is_ok_and(|w| w >= Duration::from_secs(7)));
     }
 }

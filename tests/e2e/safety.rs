@@ -434,3 +434,54 @@ async fn a_refused_password_is_not_sent_again_after_a_restart_or_a_metadata_chan
     .await;
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_exhausted_rate_limit_parks_no_worker_and_waits_for_the_reset() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    world
+        .account(&ns, "otp", OTP_USER, OTP_PASSWORD, Some(OTP_SEED))
+        .await;
+    // GHES: the bot user's budget is spent for the next hour.
+    world
+        .ghes
+        .inject(
+            ghes_oauth_operator::emulator::Fault::status(403)
+                .ratelimit_reset_in(3600)
+                .login(USER),
+        )
+        .expect("fault");
+    world
+        .authorization(&ns, "limited", personal_spec("bot", "limited"))
+        .await;
+    // One worker per controller: a worker parked until the reset would stop everything.
+    world.start_operator_with(&["--concurrency", "1"]);
+    let synced = wait_for("Synced=False RateLimited", || async {
+        let status = world
+            .authorizations(&ns)
+            .get("limited")
+            .await
+            .ok()?
+            .status?;
+        status
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Synced" && c.reason == "RateLimited")
+    })
+    .await;
+    assert!(synced.message.contains("resets at"), "{}", synced.message);
+    // Another account with budget left is served at once.
+    world
+        .authorization(&ns, "other", personal_spec("otp", "other"))
+        .await;
+    world.wait_ready(&ns, "other", "True").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let refused = world
+        .ghes_calls_since(0)
+        .into_iter()
+        .filter(|c| c.ends_with(" 403"))
+        .count();
+    assert_eq!(refused, 1, "nothing more is sent before the reset");
+    world.cleanup().await;
+}
