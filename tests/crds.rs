@@ -485,7 +485,7 @@ metadata:
   name: shared-bot
 spec:
   server: https://ghes.example.com
-  apiUrl: http://ghes-emulator.test.svc:8080/api/v3
+  apiUrl: https://ghes-api.example.com/api/v3
   credentialsSecretRef: {namespace: ghes-system, name: shared-bot}
   requestsPerSecond: 2.5
   allowedNamespaces: {matchLabels: {ghes.example.com/tokens: allowed}}
@@ -536,7 +536,7 @@ fn example_accounts_deserialize_with_defaults() {
     assert_eq!(cluster.spec.credentials_secret_ref.namespace, "ghes-system");
     assert_eq!(
         cluster.spec.settings.api_root(),
-        "http://ghes-emulator.test.svc:8080/api/v3"
+        "https://ghes-api.example.com/api/v3"
     );
 }
 

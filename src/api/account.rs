@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::authorization::AccountKind;
 use super::duration::Duration;
 use super::patterns::{
-    CLIENT_ID, DNS_LABEL, DNS_SUBDOMAIN, HTTP_BASE_URL, HTTPS_URL, PEM_CERTIFICATE, SECRET_KEY,
+    API_URL, CLIENT_ID, DNS_LABEL, DNS_SUBDOMAIN, HTTPS_URL, PEM_CERTIFICATE, SECRET_KEY,
 };
 
 /// The most prune candidates listed in `status.prune.candidates`; `candidateCount` has the total.
@@ -168,16 +168,18 @@ pub struct ClusterAccountSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountSettings {
-    /// The GHES server's base URL, such as `https://ghes.example.com` (https only). The REST API is
-    /// reached at `<server>/api/v3` unless apiUrl says otherwise.
+    /// The GHES server's base URL, such as `https://ghes.example.com` (https only, no
+    /// `user:password@`: credentials belong in the credentials Secret). The REST API is reached at
+    /// `<server>/api/v3` unless apiUrl says otherwise.
     #[schemars(pattern(HTTPS_URL), length(max = 2048))]
     pub server: String,
 
     /// The REST API root, overriding `<server>/api/v3`, such as `https://api.ghes.example.com`.
-    /// `http://` is accepted for test doubles only: the credentials would cross the network
-    /// unencrypted. Default: `<server>/api/v3`.
+    /// `http://` only for a loopback host (`localhost`, `127.0.0.0/8`, `[::1]`: test doubles);
+    /// anywhere else the credentials would cross the network in clear. No `user:password@`.
+    /// Default: `<server>/api/v3`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(HTTP_BASE_URL), length(max = 2048))]
+    #[schemars(pattern(API_URL), length(max = 2048))]
     pub api_url: Option<String>,
 
     /// PEM-encoded CA certificates added to the system trust roots when talking to GHES, for a

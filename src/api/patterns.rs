@@ -18,7 +18,9 @@ pub const SCOPE: &str = r"^[a-z_]+(:[a-z_]+)?$";
 pub const CLIENT_ID: &str = r"^[A-Za-z0-9._-]+$";
 
 /// An `https://` URL without whitespace, query or fragment: a GHES server.
-pub const HTTPS_URL: &str = r"^https://[^\s/?#]+(/[^\s?#]*)?$";
+/// No user-info (`user:password@`): credentials belong in the credentials Secret, and the URL is
+/// shown in a printer column.
+pub const HTTPS_URL: &str = r"^https://[^\s/?#@]+(/[^\s?#]*)?$";
 
 /// An `http://` or `https://` URL without whitespace.
 pub const HTTP_URL: &str = r"^https?://[^\s/?#]+([/?#]\S*)?$";
@@ -26,5 +28,7 @@ pub const HTTP_URL: &str = r"^https?://[^\s/?#]+([/?#]\S*)?$";
 /// Something that looks like a PEM certificate bundle.
 pub const PEM_CERTIFICATE: &str = r"-----BEGIN CERTIFICATE-----";
 
-/// An `http://` or `https://` URL without whitespace, query or fragment: an API root override.
-pub const HTTP_BASE_URL: &str = r"^https?://[^\s/?#]+(/[^\s?#]*)?$";
+/// An `https://` URL without whitespace, query or fragment: an API root override.
+/// Plain `http://` only for a loopback host (`localhost`, 127.0.0.0/8, `[::1]`): elsewhere Basic
+/// credentials would cross the network in clear. No user-info.
+pub const API_URL: &str = r"^(https://[^\s/?#@]+|http://(localhost|127(\.[0-9]{1,3}){3}|\[::1\])(:[0-9]{1,5})?)(/[^\s?#]*)?$";

@@ -13,7 +13,6 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, Client, Resource, ResourceExt};
-use url::Url;
 
 use super::error::{Error, ROLE_CREDENTIALS, Result};
 use super::secret;
@@ -414,11 +413,11 @@ impl AccountRegistry {
                 reason: refused.reason.clone(),
             });
         }
-        let api_root = Url::parse(&settings.api_root()).map_err(|error| {
-            Error::InvalidSpec(format!(
-                "spec.server/spec.apiUrl is not a valid URL: {error}"
-            ))
-        })?;
+        let api_root = crate::ghes::api_root(&settings.server, settings.api_url.as_deref())
+            .map_err(|error| match error {
+                GhesError::Config(message) => Error::InvalidServerUrl(message),
+                other => Error::Ghes(other),
+            })?;
         let mut config = ClientConfig::new(
             api_root,
             Credentials {

@@ -49,6 +49,9 @@ pub enum Error {
         /// What GHES answered then.
         reason: String,
     },
+    /// spec.server or spec.apiUrl is unusable or unsafe: no request is made.
+    #[error("spec.server/spec.apiUrl: {0}")]
+    InvalidServerUrl(String),
     /// A Secret or key the spec points to is missing or unusable.
     #[error("{0}")]
     MissingSecret(MissingSecret),
@@ -121,6 +124,7 @@ impl Error {
             Self::NamespaceNotAllowed { .. } => "NamespaceNotAllowed",
             Self::AccountNotReady { .. } => "AccountNotReady",
             Self::CredentialsRefused { .. } => "CredentialsRefused",
+            Self::InvalidServerUrl(_) => "InvalidServerURL",
             Self::MissingSecret(MissingSecret::Secret { role, .. })
             | Self::MissingSecret(MissingSecret::Key { role, .. }) => match *role {
                 ROLE_CREDENTIALS => "CredentialsNotFound",
@@ -169,6 +173,7 @@ impl Error {
             | Self::NamespaceNotAllowed { .. }
             | Self::AccountNotReady { .. }
             | Self::CredentialsRefused { .. }
+            | Self::InvalidServerUrl(_)
             | Self::MissingSecret(_)
             | Self::InvalidSpec(_)
             | Self::SecretConflict { .. } => true,

@@ -100,7 +100,9 @@ impl ClientConfig {
     }
 }
 
-/// The API root for a server: `{server}/api/v3`, or `api_url` when given.
+/// The API root for a server: `{server}/api/v3`, or `api_url` when given. The one check of a
+/// GHES URL, before any request: `https`, or plain `http` to a loopback host only (Basic
+/// credentials would otherwise cross the network in clear); no user-info, query or fragment.
 pub fn api_root(server: &str, api_url: Option<&str>) -> Result<Url, GhesError> {
     let (field, raw) = match api_url {
         Some(api_url) => ("apiUrl", api_url.to_owned()),
@@ -117,8 +119,18 @@ pub fn api_root(server: &str, api_url: Option<&str>) -> Result<Url, GhesError> {
             url.scheme()
         )));
     }
-    if url.host_str().is_none() {
-        return Err(GhesError::Config(format!("{field} has no host")));
+    let loopback = match url.host() {
+        None => return Err(GhesError::Config(format!("{field} has no host"))),
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+    };
+    if url.scheme() == "http" && !loopback {
+        return Err(GhesError::Config(format!(
+            "{field} uses plain http:// to {}, which would send the credentials in clear; use \
+             https:// (plain http is only for a loopback test double)",
+            url.host_str().unwrap_or_default()
+        )));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(GhesError::Config(format!(
@@ -815,6 +827,20 @@ mod tests {
         assert!(error.to_string().contains("must not contain credentials"));
         let error = api_root("x", Some("not a url")).expect_err("apiUrl");
         assert!(error.to_string().contains("apiUrl is not a valid URL"));
+        let error = api_root("x", Some("http://ghes.example.com/api/v3")).expect_err("http");
+        assert!(error.to_string().contains("in clear"), "{error}");
+        let error = api_root("x", Some("http://10.0.0.7/api/v3")).expect_err("http");
+        assert!(error.to_string().contains("in clear"), "{error}");
+        for loopback in [
+            "http://127.0.0.1:8080/api/v3",
+            "http://127.3.2.1/api/v3",
+            "http://localhost:9/api/v3",
+            "http://[::1]:8080/api/v3",
+        ] {
+            assert!(api_root("x", Some(loopback)).is_ok(), "{loopback}");
+        }
+        let error = api_root("x", Some("https://u@ghes/api/v3")).expect_err("userinfo");
+        assert!(error.to_string().contains("must not contain credentials"));
     }
 
     #[test]

@@ -485,3 +485,44 @@ async fn an_exhausted_rate_limit_parks_no_worker_and_waits_for_the_reset() {
     assert_eq!(refused, 1, "nothing more is sent before the reset");
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn credentials_in_a_url_or_plain_http_to_a_remote_host_are_refused() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    let api = kube::Api::<ghes_oauth_operator::api::Account>::namespaced(world.client.clone(), &ns);
+    let refused = |spec: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            let account: ghes_oauth_operator::api::Account = serde_json::from_value(json!({
+                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Account",
+                "metadata": {"name": "bad"},
+                "spec": spec,
+            }))
+            .expect("account");
+            match api.create(&Default::default(), &account).await {
+                Err(kube::Error::Api(status)) => status.message,
+                other => panic!("accepted: {other:?}"),
+            }
+        }
+    };
+    let credentials = json!({"name": "bot-credentials"});
+    let message = refused(json!({"server": "https://bot:secret@ghes.example.com",
+                                 "credentialsSecretRef": credentials}))
+    .await;
+    assert!(message.contains("spec.server"), "{message}");
+    let message = refused(json!({"server": "https://ghes.example.com",
+                                 "apiUrl": "http://ghes.example.com/api/v3",
+                                 "credentialsSecretRef": credentials}))
+    .await;
+    assert!(message.contains("spec.apiUrl"), "{message}");
+    // Loopback test doubles still work over http (as this whole suite does), and nothing was
+    // sent anywhere.
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    world
+        .authorization(&ns, "release", personal_spec("bot", "release"))
+        .await;
+    world.start_operator();
+    world.wait_ready(&ns, "release", "True").await;
+    world.cleanup().await;
+}
