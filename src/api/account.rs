@@ -83,6 +83,9 @@ pub const MIN_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_sec
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.caBundle) || !has(self.caBundleRef)", "message": "set caBundle or caBundleRef, not both"}
+]))]
 pub struct AccountSpec {
     /// Server, rate limits, sync interval and pruning.
     #[serde(flatten)]
@@ -149,6 +152,9 @@ pub struct AccountSpec {
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.caBundle) || !has(self.caBundleRef)", "message": "set caBundle or caBundleRef, not both"}
+]))]
 pub struct ClusterAccountSpec {
     /// Server, rate limits, sync interval and pruning.
     #[serde(flatten)]
@@ -187,6 +193,12 @@ pub struct AccountSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(PEM_CERTIFICATE), length(max = 262144))]
     pub ca_bundle: Option<String>,
+
+    /// Where to read PEM-encoded CA certificates instead of caBundle: a key of a ConfigMap or
+    /// Secret in the namespace of the credentials Secret (an Account's own namespace). A change
+    /// is picked up at the next reconcile. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle_ref: Option<CaBundleRef>,
 
     /// Client-side limit on GHES requests per second made for this account, from 0.1 to 100.
     /// Default: 5.
@@ -261,6 +273,38 @@ pub struct CredentialsSecretRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(SECRET_KEY), length(min = 1, max = 253))]
     pub totp_secret_key: Option<String>,
+}
+
+/// A ConfigMap or Secret key holding PEM CA certificates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaBundleRef {
+    /// `ConfigMap` or `Secret`. Default: `ConfigMap`.
+    #[serde(default)]
+    pub kind: CaBundleKind,
+
+    /// Name of the ConfigMap or Secret.
+    #[schemars(pattern(DNS_SUBDOMAIN), length(min = 1, max = 253))]
+    pub name: String,
+
+    /// Key that holds the PEM certificates. Default: `ca.crt`.
+    #[serde(default = "default_ca_key")]
+    #[schemars(pattern(SECRET_KEY), length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// What holds a CA bundle.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum CaBundleKind {
+    /// A ConfigMap (CA certificates are public).
+    #[default]
+    ConfigMap,
+    /// A Secret.
+    Secret,
+}
+
+fn default_ca_key() -> String {
+    "ca.crt".to_owned()
 }
 
 fn default_username_key() -> String {

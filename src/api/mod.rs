@@ -22,9 +22,10 @@ pub mod duration;
 pub mod patterns;
 
 pub use account::{
-    Account, AccountResource, AccountSettings, AccountSpec, AccountStatus, ClusterAccount,
-    ClusterAccountSpec, ClusterCredentialsSecretRef, CredentialsSecretRef, PruneCandidate,
-    PruneKeep, PruneMode, PruneSkip, PruneSpec, PruneStatus, PruneTarget, RefusedCredentials,
+    Account, AccountResource, AccountSettings, AccountSpec, AccountStatus, CaBundleKind,
+    CaBundleRef, ClusterAccount, ClusterAccountSpec, ClusterCredentialsSecretRef,
+    CredentialsSecretRef, PruneCandidate, PruneKeep, PruneMode, PruneSkip, PruneSpec, PruneStatus,
+    PruneTarget, RefusedCredentials,
 };
 pub use authorization::{
     AccountKind, AccountRef, Authorization, AuthorizationSpec, AuthorizationStatus,

@@ -11,12 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::{Api, Client, Resource, ResourceExt};
 
-use super::error::{Error, ROLE_CREDENTIALS, Result};
+use super::error::{Error, ROLE_CA_BUNDLE, ROLE_CREDENTIALS, Result};
 use super::secret;
-use crate::api::{Account, AccountKind, AccountRef, AccountResource, ClusterAccount};
+use crate::api::{
+    Account, AccountKind, AccountRef, AccountResource, CaBundleKind, CaBundleRef, ClusterAccount,
+};
 use crate::ghes::{
     Authorization as GhesAuthorization, ClientConfig, Credentials, GhesApi, GhesError, Grant,
     HttpGhesClient, SecretValue, TotpSeed,
@@ -271,6 +273,68 @@ impl AccountEntry {
     }
 }
 
+/// Reads the PEM bundle a caBundleRef names, with the version of its source (uid and
+/// resourceVersion), so that a changed CA builds a new client.
+async fn read_ca_bundle(
+    client: &Client,
+    namespace: &str,
+    reference: &CaBundleRef,
+) -> Result<(String, String)> {
+    let (pem, meta) = match reference.kind {
+        CaBundleKind::Secret => {
+            let (value, secret) = secret::read_value(
+                client,
+                namespace,
+                &reference.name,
+                &reference.key,
+                ROLE_CA_BUNDLE,
+            )
+            .await?;
+            (value.expose().to_owned(), secret.metadata)
+        }
+        CaBundleKind::ConfigMap => {
+            let map = Api::<ConfigMap>::namespaced(client.clone(), namespace)
+                .get_opt(&reference.name)
+                .await?
+                .ok_or_else(|| {
+                    Error::CaBundleNotFound(format!(
+                        "ConfigMap {namespace}/{} not found",
+                        reference.name
+                    ))
+                })?;
+            let pem = map
+                .data
+                .as_ref()
+                .and_then(|data| data.get(&reference.key).cloned())
+                .or_else(|| {
+                    map.binary_data
+                        .as_ref()
+                        .and_then(|data| data.get(&reference.key))
+                        .and_then(|bytes| String::from_utf8(bytes.0.clone()).ok())
+                })
+                .ok_or_else(|| {
+                    Error::CaBundleNotFound(format!(
+                        "ConfigMap {namespace}/{} has no key {:?}",
+                        reference.name, reference.key
+                    ))
+                })?;
+            (pem, map.metadata)
+        }
+    };
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(Error::CaBundleNotFound(format!(
+            "{:?} {namespace}/{} key {:?} holds no PEM certificate",
+            reference.kind, reference.name, reference.key
+        )));
+    }
+    let version = format!(
+        "{}:{}",
+        meta.uid.unwrap_or_default(),
+        meta.resource_version.unwrap_or_default()
+    );
+    Ok((pem, version))
+}
+
 /// Rounds of PBKDF2 in [`credentials_fingerprint`]: enough to make guessing a password from
 /// status slow, few enough to cost milliseconds once per change of the credentials.
 const FINGERPRINT_ROUNDS: u32 = 20_000;
@@ -368,11 +432,19 @@ impl AccountRegistry {
         )
         .await?;
         let username = secret::require_value(&secret, &reference.username_key, ROLE_CREDENTIALS)?;
+        let ca_bundle = match &account.settings().ca_bundle_ref {
+            Some(ca) => Some(read_ca_bundle(client, &namespace, ca).await?),
+            None => None,
+        };
         let version = format!(
-            "{}/{}/{}",
+            "{}/{}/{}/{}",
             account.meta().generation.unwrap_or_default(),
             secret.uid().unwrap_or_default(),
-            secret.resource_version().unwrap_or_default()
+            secret.resource_version().unwrap_or_default(),
+            ca_bundle
+                .as_ref()
+                .map(|(_, version)| version.as_str())
+                .unwrap_or_default(),
         );
         if let Some(entry) = self.lookup(&key)
             && entry.version == version
@@ -426,7 +498,9 @@ impl AccountRegistry {
                 totp,
             },
         );
-        config.ca_bundle = settings.ca_bundle.clone();
+        config.ca_bundle = ca_bundle
+            .map(|(pem, _)| pem)
+            .or_else(|| settings.ca_bundle.clone());
         config.requests_per_second = settings.requests_per_second;
         config.burst = settings.burst;
         config.timeout = self.options.timeout;

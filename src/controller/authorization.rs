@@ -33,7 +33,7 @@ use crate::ghes::{
 /// missing one is looked for again sooner (a Kubernetes read, no GHES call).
 fn config_error_recheck(error: &Error) -> Duration {
     match error {
-        Error::MissingSecret(_) => Duration::from_secs(30),
+        Error::MissingSecret(_) | Error::CaBundleNotFound(_) => Duration::from_secs(30),
         _ => Duration::from_secs(300),
     }
 }

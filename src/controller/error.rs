@@ -49,6 +49,9 @@ pub enum Error {
         /// What GHES answered then.
         reason: String,
     },
+    /// The ConfigMap or key that spec.caBundleRef names is missing or holds no certificate.
+    #[error("spec.caBundleRef: {0}")]
+    CaBundleNotFound(String),
     /// spec.server or spec.apiUrl is unusable or unsafe: no request is made.
     #[error("spec.server/spec.apiUrl: {0}")]
     InvalidServerUrl(String),
@@ -125,10 +128,12 @@ impl Error {
             Self::AccountNotReady { .. } => "AccountNotReady",
             Self::CredentialsRefused { .. } => "CredentialsRefused",
             Self::InvalidServerUrl(_) => "InvalidServerURL",
+            Self::CaBundleNotFound(_) => "CABundleNotFound",
             Self::MissingSecret(MissingSecret::Secret { role, .. })
             | Self::MissingSecret(MissingSecret::Key { role, .. }) => match *role {
                 ROLE_CREDENTIALS => "CredentialsNotFound",
                 ROLE_CLIENT_SECRET => "ClientSecretNotFound",
+                ROLE_CA_BUNDLE => "CABundleNotFound",
                 _ => "SecretNotFound",
             },
             Self::InvalidSpec(_) => "InvalidSpec",
@@ -174,6 +179,7 @@ impl Error {
             | Self::AccountNotReady { .. }
             | Self::CredentialsRefused { .. }
             | Self::InvalidServerUrl(_)
+            | Self::CaBundleNotFound(_)
             | Self::MissingSecret(_)
             | Self::InvalidSpec(_)
             | Self::SecretConflict { .. } => true,
@@ -187,6 +193,8 @@ impl Error {
 pub const ROLE_CREDENTIALS: &str = "credentials";
 /// Role of an OAuth app's client-secret Secret in messages.
 pub const ROLE_CLIENT_SECRET: &str = "client secret";
+/// Role of a Secret holding a CA bundle (caBundleRef) in messages.
+pub const ROLE_CA_BUNDLE: &str = "CA bundle";
 
 /// Result alias of the controller.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -49,6 +49,12 @@ pub const WATCHED_NAMESPACE_RULES: &[Rule] = &[
               Secrets by server-side apply; delete a token Secret after a rename",
     },
     Rule {
+        api_groups: &[""],
+        resources: &["configmaps"],
+        verbs: &["get"],
+        why: "read an Account's CA bundle from the ConfigMap its caBundleRef names",
+    },
+    Rule {
         api_groups: &["events.k8s.io"],
         resources: &["events"],
         verbs: &["create", "patch"],
@@ -100,6 +106,12 @@ pub const OPERATOR_NAMESPACE_RULES: &[Rule] = &[
         resources: &["secrets"],
         verbs: &["get"],
         why: "read ClusterAccount credentials kept in the operator's namespace",
+    },
+    Rule {
+        api_groups: &[""],
+        resources: &["configmaps"],
+        verbs: &["get"],
+        why: "read a ClusterAccount's CA bundle kept in the operator's namespace",
     },
 ];
 

@@ -199,11 +199,15 @@ impl HttpGhesClient {
             .as_deref()
             .filter(|pem| !pem.trim().is_empty())
         {
-            let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-                .map_err(|_| GhesError::Config("caBundle is not a valid PEM bundle".into()))?;
+            let certificates =
+                reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|_| {
+                    GhesError::Config(
+                        "the CA bundle (caBundle or caBundleRef) is not valid PEM".into(),
+                    )
+                })?;
             if certificates.is_empty() {
                 return Err(GhesError::Config(
-                    "caBundle holds no PEM certificate".into(),
+                    "the CA bundle (caBundle or caBundleRef) holds no PEM certificate".into(),
                 ));
             }
             builder = builder.tls_certs_merge(certificates);

@@ -526,3 +526,44 @@ async fn credentials_in_a_url_or_plain_http_to_a_remote_host_are_refused() {
     world.wait_ready(&ns, "release", "True").await;
     world.cleanup().await;
 }
+
+/// A self-signed CA (test data only: it signs nothing).
+const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBozCCAUmgAwIBAgIUFHN97L+A5pfioWv5Ac3kKgF9mcIwCgYIKoZIzj0EAwIw\nJjEkMCIGA1UEAwwbZ2hlcy1vYXV0aC1vcGVyYXRvciB0ZXN0IENBMCAXDTI2MTEy\nOTIyNTg0OVoYDzIxMjYxMTA1MjI1ODQ5WjAmMSQwIgYDVQQDDBtnaGVzLW9hdXRo\nLW9wZXJhdG9yIHRlc3QgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARgjGdN\nRUPgWwjHqD5yK0cXHtdBCqDsAkta4Fpgi+qwGsp/OrrgIjBdoC0F34OibkTvqSC2\n/mn/dLpSjMudlv/Po1MwUTAdBgNVHQ4EFgQUoHwcEJ8vGel/DWpTS0rE6DxuBOgw\nHwYDVR0jBBgwFoAUoHwcEJ8vGel/DWpTS0rE6DxuBOgwDwYDVR0TAQH/BAUwAwEB\n/zAKBggqhkjOPQQDAgNIADBFAiB2el5grO0x9t2WH3fnalRwN8an72gxqBaPdEnN\nIoGsywIhAI8HqzNcV1oU+uy5KvOID6lReJ7PckllOGWchuYHnzhc\n-----END CERTIFICATE-----\n";
+
+#[tokio::test]
+async fn a_ca_bundle_comes_from_a_config_map_and_nothing_is_sent_without_it() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world
+        .account_with(
+            &ns,
+            "bot",
+            USER,
+            PASSWORD,
+            None,
+            json!({"caBundleRef": {"name": "ghes-ca"}}),
+        )
+        .await;
+    world
+        .authorization(&ns, "release", personal_spec("bot", "release"))
+        .await;
+    world.start_operator();
+    wait_account_reason(&world, &ns, "CABundleNotFound").await;
+    let ready = world.wait_not_ready(&ns, "release").await;
+    assert_eq!(ready.reason, "CABundleNotFound", "{}", ready.message);
+    assert!(ready.message.contains("ghes-ca"), "{}", ready.message);
+    assert!(
+        world.ghes_calls_since(0).is_empty(),
+        "no request without the CA"
+    );
+    let config_map = |ca: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "ghes-ca", "namespace": ns},
+            "data": {"ca.crt": ca},
+        })
+    };
+    world.apply_json(&ns, config_map(TEST_CA)).await;
+    world.wait_ready(&ns, "release", "True").await;
+    world.cleanup().await;
+}
