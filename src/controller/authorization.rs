@@ -347,30 +347,38 @@ impl<'a> Run<'a> {
             .authorization_id
             .and_then(|id| u64::try_from(id).ok())
         {
-            if let Some(live) = snapshot.get(id) {
-                return Ok(self.owned(live).await.map(|_| live.clone()));
-            }
-            let issued_after_listing = self
-                .stored
-                .issued_at
-                .as_ref()
-                .is_some_and(|issued| issued.0 > snapshot.listed_at);
-            if !issued_after_listing {
+            let live = match snapshot.get(id) {
+                Some(live) => Some(live.clone()),
+                None if self
+                    .stored
+                    .issued_at
+                    .as_ref()
+                    .is_some_and(|issued| issued.0 > snapshot.listed_at) =>
+                {
+                    // Issued after the listing by an earlier process: ask GHES directly.
+                    match entry.client.get_authorization(id).await {
+                        Ok(live) => {
+                            entry.record(&live);
+                            Some(live)
+                        }
+                        Err(error) if error.is_not_found() => None,
+                        Err(error) => return Err(account_error(&entry.key, error)),
+                    }
+                }
+                None => None,
+            };
+            let Some(live) = live else {
                 entry.forget(id);
                 return Ok(None);
-            }
-            // Issued after the listing by an earlier process: ask GHES directly.
-            return match entry.client.get_authorization(id).await {
-                Ok(live) => {
-                    entry.record(&live);
-                    Ok(self.owned(&live).await.map(|_| live))
-                }
-                Err(error) if error.is_not_found() => {
-                    entry.forget(id);
-                    Ok(None)
-                }
-                Err(error) => Err(account_error(&entry.key, error)),
             };
+            if self.owned(&live).await.is_some() {
+                return Ok(Some(live));
+            }
+            // Status names a token that is not this resource's: look for its own instead.
+            return Ok(snapshot
+                .by_fingerprint(self.client_id(), fingerprint)
+                .filter(|own| Owned::verify(own, &self.uid, self.ctx.installation()).is_ok())
+                .cloned());
         }
         if self.stored.fingerprint.is_some() {
             // A create was started and its outcome is unknown: look it up in a fresh listing.
