@@ -203,10 +203,7 @@ impl<'a> Run<'a> {
             .accounts
             .resolve(&self.ctx.client, &self.namespace, &self.spec().account_ref)
             .await?;
-        let snapshot = entry
-            .ensure_synced()
-            .await
-            .map_err(|error| account_error(&entry.key, error))?;
+        // Everything from Kubernetes first: a missing client secret costs no GHES call.
         let client_secret = match &self.spec().app {
             None => None,
             Some(app) => Some(
@@ -222,6 +219,10 @@ impl<'a> Run<'a> {
             ),
         };
         let secret = self.read_secret().await?;
+        let snapshot = entry
+            .ensure_synced()
+            .await
+            .map_err(|error| account_error(&entry.key, error))?;
         let fingerprint = self.fingerprint();
 
         let live = self.locate(&entry, &snapshot, &fingerprint).await?;
@@ -250,7 +251,8 @@ impl<'a> Run<'a> {
                 revoke(&entry, owned).await?;
                 let issued = self
                     .issue(&entry, &fingerprint, client_secret.as_ref(), &secret)
-                    .await?;
+                    .await?
+                    .into_pair();
                 self.publish(
                     EventType::Normal,
                     "TokenReissued",
@@ -269,29 +271,40 @@ impl<'a> Run<'a> {
                 let issued = self
                     .issue(&entry, &fingerprint, client_secret.as_ref(), &secret)
                     .await?;
-                let (reason, why) = if was_issued {
-                    (
-                        "TokenReissued",
+                if !issued.created {
+                    // The get-or-create found the token this Secret already holds (status was
+                    // lost): adopt it, and repair its scopes against what GHES holds, not
+                    // against a request this process never made.
+                    self.stored.requested_scopes = issued.authorization.scopes.clone();
+                    self.stored.scopes = issued.authorization.scopes.clone();
+                    let live = self.repair_drift(&entry, issued.authorization).await?;
+                    (live, Some(issued.token))
+                } else {
+                    let issued = issued.into_pair();
+                    let (reason, why) = if was_issued {
+                        (
+                            "TokenReissued",
+                            format!(
+                                "GHES authorization {} was gone; ",
+                                self.stored.authorization_id.unwrap_or_default()
+                            ),
+                        )
+                    } else {
+                        ("Created", String::new())
+                    };
+                    self.publish(
+                        EventType::Normal,
+                        reason,
                         format!(
-                            "GHES authorization {} was gone; ",
-                            self.stored.authorization_id.unwrap_or_default()
+                            "{why}issued GHES authorization {} (token …{}, scopes [{}])",
+                            issued.0.id,
+                            issued.1.last_eight(),
+                            issued.0.scopes.join(", ")
                         ),
                     )
-                } else {
-                    ("Created", String::new())
-                };
-                self.publish(
-                    EventType::Normal,
-                    reason,
-                    format!(
-                        "{why}issued GHES authorization {} (token …{}, scopes [{}])",
-                        issued.0.id,
-                        issued.1.last_eight(),
-                        issued.0.scopes.join(", ")
-                    ),
-                )
-                .await;
-                (issued.0, Some(issued.1))
+                    .await;
+                    (issued.0, Some(issued.1))
+                }
             }
         };
         let token = token.ok_or_else(|| {
@@ -402,7 +415,7 @@ impl<'a> Run<'a> {
         fingerprint: &str,
         client_secret: Option<&crate::ghes::SecretValue>,
         secret: &SecretState,
-    ) -> Result<(GhesAuthorization, Token)> {
+    ) -> Result<Issued> {
         // A POST is not idempotent: record the intent first, so that after a crash or a lost
         // answer the next run finds the result by fingerprint. (An app token's PUT is a
         // get-or-create on a fingerprint derived from the uid, so it needs no such record.)
@@ -441,7 +454,11 @@ impl<'a> Run<'a> {
                         .is_some_and(|token| answer.authorization.is_token(token))
                         && let Some(token) = secret.token.clone()
                     {
-                        return Ok((answer.authorization, token));
+                        return Ok(Issued {
+                            authorization: answer.authorization,
+                            token,
+                            created: false,
+                        });
                     }
                     let owned =
                         Owned::verify(&answer.authorization, &self.uid, self.ctx.installation())
@@ -467,25 +484,29 @@ impl<'a> Run<'a> {
                     app: None,
                     fingerprint: Some(fingerprint.to_owned()),
                 };
-                entry
-                    .client
-                    .create_authorization(&request)
-                    .await
-                    .map_err(|error| match error {
-                        error if error.outcome_unknown() => Error::OutcomeUnknown(error),
-                        GhesError::Validation { errors, .. }
-                            if errors.iter().any(|e| {
-                                e.code == "already_exists"
-                                    && e.field.as_deref() == Some("description")
-                            }) =>
-                        {
-                            Error::InvalidSpec(format!(
-                                "spec.note {note:?} is already the note of another personal token \
+                let created = entry.client.create_authorization(&request).await;
+                if created
+                    .as_ref()
+                    .is_err_and(|error| !error.outcome_unknown())
+                {
+                    // GHES answered: nothing was created, so no create is under way any more
+                    // (the recorded intent would hold pruning back for good).
+                    self.status.fingerprint = None;
+                }
+                created.map_err(|error| match error {
+                    error if error.outcome_unknown() => Error::OutcomeUnknown(error),
+                    GhesError::Validation { errors, .. }
+                        if errors.iter().any(|e| {
+                            e.code == "already_exists" && e.field.as_deref() == Some("description")
+                        }) =>
+                    {
+                        Error::InvalidSpec(format!(
+                            "spec.note {note:?} is already the note of another personal token \
                                  of this GHES user; personal token notes must be unique"
-                            ))
-                        }
-                        error => account_error(&entry.key, error),
-                    })?
+                        ))
+                    }
+                    error => account_error(&entry.key, error),
+                })?
             }
             (Some(_), None) => {
                 return Err(Error::InvalidSpec("spec.app has no client secret".into()));
@@ -497,7 +518,11 @@ impl<'a> Run<'a> {
             ))
         })?;
         entry.record(&issued);
-        Ok((issued, token))
+        Ok(Issued {
+            authorization: issued,
+            token,
+            created: true,
+        })
     }
 
     /// Fixes scopes, note and note URL with one PATCH when they differ from the spec.
@@ -678,6 +703,20 @@ impl<'a> Run<'a> {
         self.ctx
             .publish(&reference, type_, reason, "Reconcile", note)
             .await;
+    }
+}
+
+/// What [`Run::issue`] got from GHES.
+struct Issued {
+    authorization: GhesAuthorization,
+    token: Token,
+    /// Whether GHES created it now (`false`: a get-or-create found the one already held).
+    created: bool,
+}
+
+impl Issued {
+    fn into_pair(self) -> (GhesAuthorization, Token) {
+        (self.authorization, self.token)
     }
 }
 

@@ -602,3 +602,109 @@ async fn a_ca_bundle_comes_from_a_config_map_and_nothing_is_sent_without_it() {
     world.wait_ready(&ns, "release", "True").await;
     world.cleanup().await;
 }
+
+/// A personal token made on GHES by hand, `age` ago.
+fn seed_personal(world: &World, note: &str, age: Duration) -> u64 {
+    let created = Timestamp::now() - jiff::SignedDuration::try_from(age).expect("age");
+    world
+        .ghes
+        .seed_authorization(SeedAuthorization {
+            login: USER.into(),
+            scopes: vec!["repo".into()],
+            note: Some(note.into()),
+            created_at: Some(created),
+            ..SeedAuthorization::default()
+        })
+        .expect("seed")
+        .id
+}
+
+#[tokio::test]
+async fn a_refused_create_does_not_hold_pruning_back() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    seed_personal(&world, "taken", Duration::from_secs(60));
+    world
+        .account_with(
+            &ns,
+            "bot",
+            USER,
+            PASSWORD,
+            None,
+            json!({"syncInterval": "30s", "prune": {"mode": "Enabled"}}),
+        )
+        .await;
+    // GHES refuses the create for good: personal token notes are unique.
+    world
+        .authorization(&ns, "clash", personal_spec("bot", "taken"))
+        .await;
+    world.start_operator();
+    let ready = world.wait_not_ready(&ns, "clash").await;
+    assert_eq!(ready.reason, "InvalidSpec", "{}", ready.message);
+    // Later, a stale hand-made token: the next sync's prune run deletes it.
+    let stale = seed_personal(&world, "stale", Duration::from_secs(7200));
+    wait_for_within(
+        "the stale token to be pruned",
+        Duration::from_secs(100),
+        || async {
+            world
+                .ghes
+                .state()
+                .authorizations
+                .iter()
+                .all(|a| a.id != stale)
+                .then_some(())
+        },
+    )
+    .await;
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_adopted_token_has_its_scopes_repaired() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    world.app_secret(&ns).await;
+    world.authorization(&ns, "ci", app_spec("bot")).await;
+    world.start_operator();
+    let ci = world.wait_ready(&ns, "ci", "True").await;
+    let id = ci.status.expect("status").authorization_id.expect("id");
+    world.kill_operator();
+    // Someone widens the token on GHES, and the status is lost (a restore without status).
+    let patched = reqwest::Client::new()
+        .patch(format!("{}/authorizations/{id}", world.ghes.api_url()))
+        .basic_auth(USER, Some(PASSWORD))
+        .json(&json!({"add_scopes": ["delete_repo"]}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(patched.status(), 200);
+    world
+        .authorizations(&ns)
+        .patch_status(
+            "ci",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": null})),
+        )
+        .await
+        .expect("clear status");
+    world.start_operator();
+    wait_for("the widened token narrowed back", || async {
+        let state = world.ghes.state();
+        let live = state.authorizations.iter().find(|a| a.id == id as u64)?;
+        (live.scopes == ["repo"]).then_some(())
+    })
+    .await;
+    world.wait_ready(&ns, "ci", "True").await;
+    let (creates, deletes) = creates_and_deletes(&world, 0);
+    assert_eq!(creates.len(), 1, "the same token, adopted: {creates:?}");
+    assert!(deletes.is_empty(), "{deletes:?}");
+    let reasons = world.event_reasons(&ns, "ci").await;
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "Created").count(),
+        1,
+        "adopting is no creation: {reasons:?}"
+    );
+    world.cleanup().await;
+}
