@@ -133,6 +133,14 @@ impl Context {
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
     }
+
+    /// Forgets the failures of objects that no longer exist.
+    pub fn retain_backoff(&self, live: impl Fn(&str) -> bool) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|key, _| live(key));
+    }
 }
 
 fn truncate(mut text: String, max: usize) -> String {

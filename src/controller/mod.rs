@@ -17,6 +17,7 @@ pub mod rbac;
 pub mod secret;
 pub mod status;
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,8 +36,8 @@ pub use context::Context;
 pub use error::Error;
 
 use crate::api::{Account, AccountKind, Authorization, ClusterAccount, conditions, labels};
-use crate::metrics::{ControllerKind, Metrics, ReconcileResult};
-use accounts::ClientOptions;
+use crate::metrics::{ControllerKind, Metrics, PruneKind, ReconcileResult};
+use accounts::{AccountKey, ClientOptions};
 use fingerprint::InstallationId;
 
 /// How often the `authorizations` gauge is recounted from the controllers' caches.
@@ -153,6 +154,7 @@ pub async fn run_with(
 
     let mut tasks: Vec<BoxFuture<'static, ()>> = Vec::new();
     let mut authorization_stores = Vec::new();
+    let mut account_stores = Vec::new();
     for namespace in scopes {
         let scoped = |client: &Client| -> (
             Api<Authorization>,
@@ -226,7 +228,9 @@ pub async fn run_with(
             });
         tasks.push(Box::pin(authorization_controller));
 
-        let account_controller = Controller::new(accounts, watcher::Config::default())
+        let account_controller = Controller::new(accounts, watcher::Config::default());
+        account_stores.push(account_controller.store());
+        let account_controller = account_controller
             .with_config(config.clone())
             .graceful_shutdown_on(when_stopped())
             .run(
@@ -244,26 +248,32 @@ pub async fn run_with(
     let cluster_account_controller = Controller::new(
         Api::<ClusterAccount>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .with_config(config)
-    .graceful_shutdown_on(when_stopped())
-    .run(
-        measured(
-            ControllerKind::ClusterAccount,
-            account::reconcile::<ClusterAccount>,
-        ),
-        account::error_policy::<ClusterAccount>,
-        ctx.clone(),
-    )
-    .for_each(|result| async move {
-        if let Err(error) = result {
-            tracing::debug!(%error, "cluster account controller");
-        }
-    });
+    );
+    let cluster_account_store = cluster_account_controller.store();
+    let cluster_account_controller = cluster_account_controller
+        .with_config(config)
+        .graceful_shutdown_on(when_stopped())
+        .run(
+            measured(
+                ControllerKind::ClusterAccount,
+                account::reconcile::<ClusterAccount>,
+            ),
+            account::error_policy::<ClusterAccount>,
+            ctx.clone(),
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "cluster account controller");
+            }
+        });
     tasks.push(Box::pin(cluster_account_controller));
     tasks.push(Box::pin(watch_caches(
-        authorization_stores,
-        metrics,
+        Caches {
+            authorizations: authorization_stores,
+            accounts: account_stores,
+            cluster_accounts: cluster_account_store,
+        },
+        ctx.clone(),
         on_synced,
         when_stopped(),
     )));
@@ -303,20 +313,32 @@ where
     }
 }
 
-/// Calls `on_synced` once every Authorization cache has synced, then keeps the
-/// `authorizations` gauge current until `stop`.
+/// The controllers' caches.
+struct Caches {
+    authorizations: Vec<Store<Authorization>>,
+    accounts: Vec<Store<Account>>,
+    cluster_accounts: Store<ClusterAccount>,
+}
+
+/// Calls `on_synced` once every Authorization cache has synced; then, until `stop`, keeps the
+/// `authorizations` gauge current and forgets what belonged to deleted accounts and objects
+/// (GHES clients with their passwords and listings, prune counts, failure counts).
 async fn watch_caches(
-    stores: Vec<Store<Authorization>>,
-    metrics: Arc<Metrics>,
+    caches: Caches,
+    ctx: Arc<Context>,
     on_synced: impl FnOnce() + Send + 'static,
     stop: impl Future<Output = ()> + Send + 'static,
 ) {
     tokio::pin!(stop);
     let synced = async {
-        for store in &stores {
+        for store in &caches.authorizations {
             // An error means the controller (the store's writer) is gone: never synced.
             store.wait_until_ready().await.ok()?;
         }
+        for store in &caches.accounts {
+            store.wait_until_ready().await.ok()?;
+        }
+        caches.cluster_accounts.wait_until_ready().await.ok()?;
         Some(())
     };
     tokio::select! {
@@ -329,12 +351,19 @@ async fn watch_caches(
         },
         () = &mut stop => return,
     }
+    let metrics = ctx.metrics.clone();
     let mut ticker = tokio::time::interval(AUTHORIZATIONS_GAUGE_PERIOD);
     loop {
         tokio::select! {
             _ = ticker.tick() => {
                 let (mut ready, mut not_ready) = (0, 0);
-                for authorization in stores.iter().flat_map(Store::state) {
+                let mut live: HashSet<String> = HashSet::new();
+                for authorization in caches.authorizations.iter().flat_map(Store::state) {
+                    live.insert(format!(
+                        "{}/{}",
+                        authorization.namespace().unwrap_or_default(),
+                        authorization.name_any()
+                    ));
                     let conditions = authorization
                         .status
                         .as_ref()
@@ -347,6 +376,25 @@ async fn watch_caches(
                     }
                 }
                 metrics.set_authorizations(ready, not_ready);
+                let accounts: HashSet<AccountKey> = caches
+                    .accounts
+                    .iter()
+                    .flat_map(Store::state)
+                    .map(|account| AccountKey::of(account.as_ref()))
+                    .chain(
+                        caches
+                            .cluster_accounts
+                            .state()
+                            .iter()
+                            .map(|account| AccountKey::of(account.as_ref())),
+                    )
+                    .collect();
+                live.extend(accounts.iter().map(AccountKey::to_string));
+                ctx.accounts.retain(&accounts);
+                ctx.retain_backoff(|key| live.contains(key));
+                let (authorizations, grants) = ctx.accounts.prune_candidates();
+                metrics.set_prune_candidates(PruneKind::Authorization, authorizations);
+                metrics.set_prune_candidates(PruneKind::Grant, grants);
             }
             () = &mut stop => return,
         }

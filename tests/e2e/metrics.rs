@@ -111,3 +111,53 @@ async fn metrics_count_the_reconcile_the_put_and_the_issued_token() {
     );
     world.cleanup().await;
 }
+
+const CANDIDATES: &str = r#"ghes_oauth_operator_prune_candidates{kind="authorization"}"#;
+
+#[tokio::test]
+async fn a_deleted_account_is_forgotten() {
+    let mut world = World::new(&["forget"]).await;
+    let ns = world.ns(0).to_owned();
+    let created = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2);
+    world
+        .ghes
+        .seed_authorization(ghes_oauth_operator::emulator::SeedAuthorization {
+            login: USER.into(),
+            scopes: vec!["repo".into()],
+            note: Some("laptop".into()),
+            created_at: Some(created),
+            ..Default::default()
+        })
+        .expect("seed");
+    world
+        .account_with(
+            &ns,
+            "bot",
+            USER,
+            PASSWORD,
+            None,
+            serde_json::json!({"prune": {"mode": "DryRun"}}),
+        )
+        .await;
+    let admin = world.start_operator_with_admin();
+    wait_for("/readyz 200", || async {
+        get(admin, "/readyz")
+            .await
+            .filter(|(status, ..)| *status == 200)
+    })
+    .await;
+    wait_for("one DryRun candidate in /metrics", || async {
+        (sample(&scrape(admin).await, CANDIDATES) == 1.0).then_some(())
+    })
+    .await;
+    kube::Api::<ghes_oauth_operator::api::Account>::namespaced(world.client.clone(), &ns)
+        .delete("bot", &Default::default())
+        .await
+        .expect("delete the Account");
+    // Its client, listing and counts leave the operator: the gauge no longer counts them.
+    wait_for("the deleted account's candidates gone", || async {
+        (sample(&scrape(admin).await, CANDIDATES) == 0.0).then_some(())
+    })
+    .await;
+    world.cleanup().await;
+}
