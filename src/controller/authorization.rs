@@ -362,23 +362,17 @@ impl<'a> Run<'a> {
         {
             let live = match snapshot.get(id) {
                 Some(live) => Some(live.clone()),
-                None if self
-                    .stored
-                    .issued_at
-                    .as_ref()
-                    .is_some_and(|issued| issued.0 > snapshot.listed_at) =>
-                {
-                    // Issued after the listing by an earlier process: ask GHES directly.
-                    match entry.client.get_authorization(id).await {
-                        Ok(live) => {
-                            entry.record(&live);
-                            Some(live)
-                        }
-                        Err(error) if error.is_not_found() => None,
-                        Err(error) => return Err(account_error(&entry.key, error)),
+                // Not in the listing: issued after it, skipped by its offset paging while
+                // others were deleted, or gone. Only GHES can say which; a token is never
+                // declared lost on a listing's word alone.
+                None => match entry.client.get_authorization(id).await {
+                    Ok(live) => {
+                        entry.record(&live);
+                        Some(live)
                     }
-                }
-                None => None,
+                    Err(error) if error.is_not_found() => None,
+                    Err(error) => return Err(account_error(&entry.key, error)),
+                },
             };
             let Some(live) = live else {
                 entry.forget(id);

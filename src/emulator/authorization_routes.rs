@@ -34,7 +34,8 @@ pub(crate) async fn list(
     let client_id = query_param(&query, "client_id");
     let resource = format!("http://{}{}", caller.host, uri.path());
     let store = emulator.store();
-    let records = store.list_authorizations(caller.user_id, client_id.as_deref());
+    let mut records = store.list_authorizations(caller.user_id, client_id.as_deref());
+    records.retain(|record| !store.settings.listing_skips.contains(&record.id));
     let (page, link) = paginate(records, PageRequest::from_query(&query), &resource, &query);
     let items: Vec<Authorization> = page
         .into_iter()

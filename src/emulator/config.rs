@@ -28,6 +28,9 @@ pub struct Settings {
     pub token_ttl_secs: Option<u64>,
     /// Consecutive failed logins after which a user is locked out with 403.
     pub max_login_attempts: u32,
+    /// Authorization ids that `GET /authorizations` leaves out although they are live: what
+    /// offset paging does to a client when items before its page are deleted meanwhile.
+    pub listing_skips: Vec<u64>,
 }
 
 impl Default for Settings {
@@ -37,6 +40,7 @@ impl Default for Settings {
             rate_limit: None,
             token_ttl_secs: None,
             max_login_attempts: 5,
+            listing_skips: Vec::new(),
         }
     }
 }

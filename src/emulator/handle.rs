@@ -101,6 +101,9 @@ pub struct SettingsPatch {
     /// New lockout threshold (0 disables lockouts).
     #[serde(default)]
     pub max_login_attempts: Option<u32>,
+    /// Ids that listings skip from now on (see [`Settings::listing_skips`]).
+    #[serde(default)]
+    pub listing_skips: Option<Vec<u64>>,
 }
 
 /// Distinguishes a JSON `null` (`Some(None)`) from an absent field (`None`, via `default`).
@@ -266,6 +269,9 @@ impl Emulator {
         }
         if let Some(max) = patch.max_login_attempts {
             store.settings.max_login_attempts = max;
+        }
+        if let Some(skips) = patch.listing_skips {
+            store.settings.listing_skips = skips;
         }
         store.settings.clone()
     }

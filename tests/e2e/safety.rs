@@ -708,3 +708,57 @@ async fn an_adopted_token_has_its_scopes_repaired() {
     );
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_token_missing_from_a_listing_is_confirmed_before_it_is_replaced() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    world
+        .authorization(&ns, "release", personal_spec("bot", "release"))
+        .await;
+    world.start_operator();
+    let release = world.wait_ready(&ns, "release", "True").await;
+    let id = release
+        .status
+        .expect("status")
+        .authorization_id
+        .expect("id");
+    // The next listings skip the live token, as offset paging does when earlier items are
+    // deleted between pages.
+    let seq = world.ghes_seq();
+    world
+        .ghes
+        .update_settings(ghes_oauth_operator::emulator::SettingsPatch {
+            listing_skips: Some(vec![id as u64]),
+            ..Default::default()
+        });
+    // A spec change gives the account a new client, which lists afresh, and reconciles the
+    // Authorization against that listing.
+    world
+        .account_with(
+            &ns,
+            "bot",
+            USER,
+            PASSWORD,
+            None,
+            json!({"syncInterval": "10m"}),
+        )
+        .await;
+    wait_for("GHES asked about the token", || async {
+        world
+            .ghes_calls_since(seq)
+            .contains(&format!("GET /api/v3/authorizations/{id} 200"))
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (creates, deletes) = creates_and_deletes(&world, seq);
+    assert!(
+        creates.is_empty() && deletes.is_empty(),
+        "{creates:?} {deletes:?}"
+    );
+    let release = world.wait_ready(&ns, "release", "True").await;
+    assert_eq!(release.status.and_then(|s| s.authorization_id), Some(id));
+    world.cleanup().await;
+}
