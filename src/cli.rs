@@ -72,6 +72,12 @@ pub struct RunArgs {
     /// stable: tokens made under another id are no longer recognised as this installation's.
     #[arg(long, env = "INSTALLATION_ID", value_parser = parse_installation_id)]
     pub installation_id: Option<crate::controller::fingerprint::InstallationId>,
+    /// The operator's own namespace: the only one ClusterAccount credentials Secrets (and CA
+    /// bundles) are read from, so that whoever may create a ClusterAccount cannot send other
+    /// Secrets to a server of their choosing (default: `POD_NAMESPACE`, else the kubeconfig's
+    /// namespace).
+    #[arg(long, env = "CLUSTER_RESOURCE_NAMESPACE")]
+    pub cluster_resource_namespace: Option<String>,
     /// Address of the admin server (`/livez`, `/readyz`, `/metrics`); port 0 picks a free port
     /// (the address is printed on stdout). In a pod, listen on `0.0.0.0:PORT` for the probes.
     #[arg(long, env = "ADMIN_ADDRESS", default_value = "127.0.0.1:8080")]
@@ -114,6 +120,12 @@ impl RunArgs {
             ghes_timeout: std::time::Duration::from_secs(self.ghes_timeout),
             instance: self.instance.clone(),
             installation: self.installation_id.clone(),
+            cluster_resource_namespace: self
+                .cluster_resource_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .map(|ns| ns.trim().to_owned())
+                .filter(|ns| !ns.is_empty()),
         }
     }
 

@@ -113,7 +113,11 @@ pub async fn run(out: &mut (dyn Write + Send)) -> Result<(), DemoError> {
     let (stop, stopped) = oneshot::channel::<()>();
     let operator = tokio::spawn(controller::run(
         operator_client,
-        RunOptions::default(),
+        RunOptions {
+            // examples/ keep ClusterAccount credentials where the chart installs the operator.
+            cluster_resource_namespace: Some("ghes-system".into()),
+            ..RunOptions::default()
+        },
         async move {
             let _ = stopped.await;
         },

@@ -206,6 +206,16 @@ impl Cluster {
             .collect()
     }
 
+    /// `verb resource/name` of every request `user` made other than on Leases.
+    fn non_lease_requests_of(&self, user: &str) -> Vec<String> {
+        self.server
+            .requests()
+            .into_iter()
+            .filter(|r| r.user == user && r.resource != "leases")
+            .map(|r| format!("{} {}/{}", r.verb, r.resource, r.name.unwrap_or_default()))
+            .collect()
+    }
+
     fn last_seq(&self) -> u64 {
         self.server.requests().last().map_or(0, |r| r.seq)
     }
@@ -382,11 +392,14 @@ async fn one_leader_writes_and_a_standby_takes_over_after_a_crash() {
         BTreeSet::from([leader.name.clone()]),
         "only the leader writes"
     );
+    // At start it reads its installation id (so a misconfiguration fails before it ever
+    // leads); then it only watches the Lease.
     assert_eq!(
-        cluster.resources_of(&standby.name, 0),
-        BTreeSet::from(["leases".to_owned()]),
-        "the standby only watches the Lease"
+        cluster.non_lease_requests_of(&standby.name),
+        ["get namespaces/kube-system"],
+        "the standby reads nothing else"
     );
+    assert!(cluster.resources_of(&standby.name, 0).contains("leases"));
     let transitions = cluster.lease().await.map_or(0, |l| l.1);
 
     // The leader crashes: the standby takes over once the Lease expires.

@@ -331,7 +331,10 @@ impl CredentialsSecretRef {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterCredentialsSecretRef {
-    /// Namespace of the Secret (required: a ClusterAccount has no namespace of its own).
+    /// Namespace of the Secret: the operator's own namespace (`--cluster-resource-namespace`; with
+    /// the Helm chart, the release namespace). ClusterAccount credentials are read from nowhere
+    /// else, so that whoever may create a ClusterAccount cannot send another Secret of the
+    /// cluster to a server of their choosing; another namespace leaves the account not Ready.
     #[schemars(pattern(DNS_LABEL), length(min = 1, max = 63))]
     pub namespace: String,
 

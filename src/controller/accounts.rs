@@ -403,6 +403,8 @@ impl Default for ClientOptions {
 pub struct AccountRegistry {
     entries: Mutex<HashMap<AccountKey, Arc<AccountEntry>>>,
     options: ClientOptions,
+    /// The operator's own namespace: the only place ClusterAccount credentials are read from.
+    cluster_namespace: String,
 }
 
 impl AccountRegistry {
@@ -411,7 +413,31 @@ impl AccountRegistry {
         Self {
             entries: Mutex::new(HashMap::new()),
             options,
+            cluster_namespace: String::new(),
         }
+    }
+
+    /// Reads ClusterAccount credentials (and CA bundles) only from `namespace`.
+    pub fn with_cluster_namespace(mut self, namespace: String) -> Self {
+        self.cluster_namespace = namespace;
+        self
+    }
+
+    /// Where an account's credentials Secret (and CA bundle) may be read: an Account's own
+    /// namespace; for a ClusterAccount, the operator's namespace only — whoever may create a
+    /// ClusterAccount must not be able to send any Secret of the cluster to a server of their
+    /// choosing.
+    pub fn credentials_namespace<A: AccountResource>(&self, account: &A) -> Result<String> {
+        let named = account.credentials_namespace().unwrap_or_default();
+        if A::KIND == AccountKind::ClusterAccount && named != self.cluster_namespace {
+            return Err(Error::InvalidSpec(format!(
+                "spec.credentialsSecretRef.namespace is {named:?}, but ClusterAccount credentials \
+                 are read only from the operator's namespace {:?} (--cluster-resource-namespace); \
+                 move the Secret there",
+                self.cluster_namespace
+            )));
+        }
+        Ok(named)
     }
 
     /// The entry of an account for its current spec and credentials: reads the credentials
@@ -422,7 +448,7 @@ impl AccountRegistry {
     {
         let key = AccountKey::of(account);
         let reference = account.credentials_secret_ref();
-        let namespace = account.credentials_namespace().unwrap_or_default();
+        let namespace = self.credentials_namespace(account)?;
         let (password, secret) = secret::read_value(
             client,
             &namespace,

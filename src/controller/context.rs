@@ -72,6 +72,12 @@ impl Context {
         &self.installation
     }
 
+    /// Reads ClusterAccount credentials only from `namespace` (the operator's own).
+    pub fn with_cluster_resource_namespace(mut self, namespace: String) -> Self {
+        self.accounts = self.accounts.with_cluster_namespace(namespace);
+        self
+    }
+
     /// Restricts the context to these namespaces (empty: all), as `run --namespace` does.
     pub fn with_watched_namespaces(mut self, namespaces: Vec<String>) -> Self {
         self.watched_namespaces = namespaces;

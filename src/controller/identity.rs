@@ -115,14 +115,19 @@ async fn may_log_in_as<A: AccountObject>(ctx: &Context, account: &A, identity: &
         Some(entry) => Some(entry.username.clone()),
         None => {
             let reference = account.credentials_secret_ref();
-            let namespace = account.credentials_namespace().unwrap_or_default();
-            Api::<k8s_openapi::api::core::v1::Secret>::namespaced(ctx.client.clone(), &namespace)
+            match ctx.accounts.credentials_namespace(account) {
+                Err(_) => None,
+                Ok(namespace) => Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
+                    ctx.client.clone(),
+                    &namespace,
+                )
                 .get_opt(&reference.name)
                 .await
                 .ok()
                 .flatten()
                 .and_then(|secret| super::secret::value_of(&secret, &reference.username_key).ok())
-                .map(|value| value.expose().to_owned())
+                .map(|value| value.expose().to_owned()),
+            }
         }
     };
     login.is_none_or(|login| login.to_ascii_lowercase() == identity.login)

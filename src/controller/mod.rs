@@ -57,6 +57,9 @@ pub struct RunOptions {
     /// The id of this installation, written into every fingerprint (`None`: the uid of the
     /// `kube-system` namespace, see [`installation_id`]).
     pub installation: Option<InstallationId>,
+    /// The operator's own namespace, the only one ClusterAccount credentials are read from
+    /// (`None`: the client's default namespace).
+    pub cluster_resource_namespace: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -67,6 +70,7 @@ impl Default for RunOptions {
             ghes_timeout: Duration::from_secs(30),
             instance: None,
             installation: None,
+            cluster_resource_namespace: None,
         }
     }
 }
@@ -132,7 +136,13 @@ pub async fn run_with(
             },
             metrics.clone(),
         )
-        .with_watched_namespaces(options.namespaces.clone()),
+        .with_watched_namespaces(options.namespaces.clone())
+        .with_cluster_resource_namespace(
+            options
+                .cluster_resource_namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_owned()),
+        ),
     );
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {

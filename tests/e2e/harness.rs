@@ -496,6 +496,11 @@ fn spawn_operator(kubeconfig: &std::path::Path, namespaces: &[String], extra: &[
     let child = Command::new(BIN)
         .arg("run")
         .args(["--namespace", &namespaces.join(",")])
+        // The first namespace plays the operator's own (where ClusterAccount credentials live).
+        .args([
+            "--cluster-resource-namespace",
+            namespaces.first().map_or("default", String::as_str),
+        ])
         .args(extra)
         .env("KUBECONFIG", kubeconfig)
         // Operators run side by side: each admin server on a port of its own.

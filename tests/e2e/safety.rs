@@ -762,3 +762,56 @@ async fn a_token_missing_from_a_listing_is_confirmed_before_it_is_replaced() {
     assert_eq!(release.status.and_then(|s| s.authorization_id), Some(id));
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_cluster_account_cannot_borrow_credentials_from_another_namespace() {
+    let mut world = World::new(&["operator", "team"]).await;
+    let (operator_ns, team) = (world.ns(0).to_owned(), world.ns(1).to_owned());
+    // A Secret of some team, which whoever may create ClusterAccounts tries to send away.
+    world
+        .apply_json(
+            &team,
+            json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "team-bot", "namespace": team},
+                "stringData": {"username": USER, "password": PASSWORD},
+            }),
+        )
+        .await;
+    let cluster_account = format!("{team}-grab");
+    world
+        .apply_json(
+            &team,
+            json!({
+                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "ClusterAccount",
+                "metadata": {"name": cluster_account},
+                "spec": {"server": "https://ghes.invalid", "apiUrl": world.ghes.api_url(),
+                         "credentialsSecretRef": {"namespace": team, "name": "team-bot"},
+                         "allowedNamespaces": {}},
+            }),
+        )
+        .await;
+    world
+        .authorization(
+            &operator_ns,
+            "grab",
+            json!({"accountRef": {"kind": "ClusterAccount", "name": cluster_account},
+                   "scopes": ["repo"]}),
+        )
+        .await;
+    world.start_operator();
+    let ready = world.wait_not_ready(&operator_ns, "grab").await;
+    assert_eq!(ready.reason, "InvalidSpec", "{}", ready.message);
+    assert!(
+        ready.message.contains("operator's namespace"),
+        "{}",
+        ready.message
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        world.ghes_calls_since(0).is_empty(),
+        "the Secret went nowhere: {:?}",
+        world.ghes_calls_since(0)
+    );
+    world.cleanup().await;
+}
