@@ -599,8 +599,14 @@ impl<'a> Run<'a> {
                 && secret::token_in(existing, &desired.key).as_ref() == Some(token)
         });
         if !current {
-            secret::apply_token_secret(&self.ctx.client, self.authorization, &desired, token)
-                .await?;
+            secret::write_token_secret(
+                &self.ctx.client,
+                self.authorization,
+                &desired,
+                token,
+                secret.existing.is_some(),
+            )
+            .await?;
         }
         if let Some(old) = &secret.renamed_from {
             secret::delete_owned(&self.ctx.client, &self.namespace, old).await?;

@@ -191,15 +191,24 @@ pub async fn run_with(
         // Only the operator's own Secrets, metadata only: memory does not grow with the
         // cluster's Secrets, and a deleted or edited token Secret is repaired at once.
         let owned_secrets = watcher(
-            secrets,
+            secrets.clone(),
             watcher::Config::default().labels(&labels::managed_by_selector()),
         )
         .default_backoff()
         .touched_objects();
+        // Any Secret's metadata, kept nowhere: a Secret that blocks an Authorization
+        // (SecretConflict) is looked at again as soon as it changes or goes.
+        let any_secrets = watcher(secrets, watcher::Config::default())
+            .default_backoff()
+            .touched_objects();
+        let conflict_store = store.clone();
         let account_store = store.clone();
         let cluster_store = store.clone();
         let authorization_controller = controller
             .owns_stream(owned_secrets)
+            .watches_stream(any_secrets, move |secret: PartialObjectMeta<Secret>| {
+                blocked_by(&conflict_store, &secret)
+            })
             .watches(
                 accounts.clone(),
                 watcher::Config::default(),
@@ -409,6 +418,29 @@ async fn watch_caches(
             () = &mut stop => return,
         }
     }
+}
+
+/// The Authorizations that a Secret of another owner blocks (`SecretConflict`), to reconcile
+/// when that Secret changes or goes.
+fn blocked_by(
+    store: &Store<Authorization>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<Authorization>> {
+    let name = secret.name_any();
+    let namespace = secret.namespace();
+    store
+        .state()
+        .iter()
+        .filter(|authorization| {
+            authorization.namespace() == namespace
+                && authorization.secret_name() == name
+                && authorization.status.as_ref().is_some_and(|status| {
+                    conditions::find_condition(&status.conditions, conditions::READY)
+                        .is_some_and(|ready| ready.reason == "SecretConflict")
+                })
+        })
+        .map(|authorization| ObjectRef::from_obj(authorization.as_ref()))
+        .collect()
 }
 
 /// The Authorizations that use an account, to reconcile when it changes.

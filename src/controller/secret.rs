@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
@@ -139,15 +139,57 @@ impl DesiredSecret {
 
 /// Writes the token Secret by server-side apply: owned by (and garbage-collected with) the
 /// Authorization. Fields this manager applied before and no longer wants are removed.
-pub async fn apply_token_secret(
+///
+/// A Secret that did not exist when it was read (`exists: false`) is first created with a
+/// create-only request: if something else made a Secret of that name meanwhile, the write
+/// fails with `SecretConflict` instead of taking that Secret over.
+pub async fn write_token_secret(
     client: &Client,
     authorization: &Authorization,
     desired: &DesiredSecret,
     token: &Token,
+    exists: bool,
 ) -> Result<()> {
     let namespace = authorization.namespace().unwrap_or_default();
+    let api = Api::<Secret>::namespaced(client.clone(), &namespace);
+    let body = token_secret_body(authorization, desired, token)?;
+    if !exists {
+        let secret: Secret = serde_json::from_value(body.clone())
+            .map_err(|error| Error::InvalidSpec(format!("the token Secret: {error}")))?;
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        match api.create(&params, &secret).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                return Err(Error::SecretConflict {
+                    name: desired.name.clone(),
+                });
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    // Apply too, so that this manager owns the fields by apply and later drops what the spec
+    // no longer names.
+    api.patch(
+        &desired.name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(body),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The token Secret as the operator wants it.
+fn token_secret_body(
+    authorization: &Authorization,
+    desired: &DesiredSecret,
+    token: &Token,
+) -> Result<serde_json::Value> {
+    let namespace = authorization.namespace().unwrap_or_default();
     let owner = owner_reference(authorization)?;
-    let body = json!({
+    Ok(json!({
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
@@ -161,15 +203,7 @@ pub async fn apply_token_secret(
         "data": {
             desired.key.clone(): data_encoding::BASE64.encode(token.expose().as_bytes()),
         },
-    });
-    Api::<Secret>::namespaced(client.clone(), &namespace)
-        .patch(
-            &desired.name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(body),
-        )
-        .await?;
-    Ok(())
+    }))
 }
 
 /// Deletes a Secret the Authorization owns (after a rename of spec.secret.name).

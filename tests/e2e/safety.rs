@@ -815,3 +815,63 @@ async fn a_cluster_account_cannot_borrow_credentials_from_another_namespace() {
     );
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_secret_made_by_someone_else_meanwhile_is_never_taken_over() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    // GHES takes three seconds to answer the create: time for someone to make the Secret.
+    world
+        .ghes
+        .inject(
+            ghes_oauth_operator::emulator::Fault::latency(Duration::from_secs(3))
+                .times(1)
+                .method("POST"),
+        )
+        .expect("fault");
+    world
+        .authorization(&ns, "release", personal_spec("bot", "release"))
+        .await;
+    world.start_operator();
+    wait_for("the create under way", || async {
+        let status = world
+            .authorizations(&ns)
+            .get("release")
+            .await
+            .ok()?
+            .status?;
+        status.fingerprint.map(|_| ())
+    })
+    .await;
+    world
+        .apply_json(
+            &ns,
+            json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "release", "namespace": ns},
+                "stringData": {"config": "someone else's"},
+            }),
+        )
+        .await;
+    let ready = world.wait_not_ready(&ns, "release").await;
+    assert_eq!(ready.reason, "SecretConflict", "{}", ready.message);
+    let theirs = world
+        .secrets(&ns)
+        .get("release")
+        .await
+        .expect("their Secret");
+    assert!(theirs.metadata.owner_references.is_none(), "not taken over");
+    assert_eq!(
+        theirs.data.map(|d| d.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["config".to_owned()])
+    );
+    // Once it goes, the Authorization gets its Secret at once (the Secret is watched).
+    world
+        .secrets(&ns)
+        .delete("release", &DeleteParams::default())
+        .await
+        .expect("delete their Secret");
+    world.wait_ready(&ns, "release", "True").await;
+    world.cleanup().await;
+}
