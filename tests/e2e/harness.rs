@@ -586,6 +586,23 @@ impl World {
     }
 }
 
+/// A token created on GHES by a person, `age` ago.
+pub fn seed(world: &World, note: &str, client_id: Option<&str>, age: Duration) -> (u64, String) {
+    let created = jiff::Timestamp::now() - jiff::SignedDuration::try_from(age).expect("age");
+    let seeded = world
+        .ghes
+        .seed_authorization(ghes_oauth_operator::emulator::SeedAuthorization {
+            login: USER.into(),
+            client_id: client_id.map(str::to_owned),
+            scopes: vec!["repo".into()],
+            note: Some(note.into()),
+            created_at: Some(created),
+            ..Default::default()
+        })
+        .expect("seed");
+    (seeded.id, seeded.token)
+}
+
 /// Polls `probe` every 100 ms until it returns `Some`, or panics after [`WAIT`].
 pub async fn wait_for<T, F, Fut>(what: &str, probe: F) -> T
 where

@@ -118,17 +118,7 @@ const CANDIDATES: &str = r#"ghes_oauth_operator_prune_candidates{kind="authoriza
 async fn a_deleted_account_is_forgotten() {
     let mut world = World::new(&["forget"]).await;
     let ns = world.ns(0).to_owned();
-    let created = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2);
-    world
-        .ghes
-        .seed_authorization(ghes_oauth_operator::emulator::SeedAuthorization {
-            login: USER.into(),
-            scopes: vec!["repo".into()],
-            note: Some("laptop".into()),
-            created_at: Some(created),
-            ..Default::default()
-        })
-        .expect("seed");
+    seed(&world, "laptop", None, std::time::Duration::from_secs(7200));
     world
         .account_with(
             &ns,

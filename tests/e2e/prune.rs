@@ -4,8 +4,6 @@
 use std::time::Duration;
 
 use ghes_oauth_operator::api::PruneTarget;
-use ghes_oauth_operator::emulator::SeedAuthorization;
-use jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
@@ -25,23 +23,6 @@ async fn declare_ci_and_start(world: &mut World, ns: &str) {
     world.authorization(ns, "ci", app_spec()).await;
     world.start_operator();
     world.wait_ready(ns, "ci", "True").await;
-}
-
-/// A token created on GHES by a person, `age` ago.
-fn seed(world: &World, note: &str, client_id: Option<&str>, age: Duration) -> (u64, String) {
-    let created = Timestamp::now() - jiff::SignedDuration::try_from(age).expect("age");
-    let seeded = world
-        .ghes
-        .seed_authorization(SeedAuthorization {
-            login: USER.into(),
-            client_id: client_id.map(str::to_owned),
-            scopes: vec!["repo".into()],
-            note: Some(note.into()),
-            created_at: Some(created),
-            ..SeedAuthorization::default()
-        })
-        .expect("seed");
-    (seeded.id, seeded.token)
 }
 
 const TWO_HOURS: Duration = Duration::from_secs(7200);

@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use ghes_oauth_operator::emulator::SeedAuthorization;
 use ghes_oauth_operator::testkit::FaultSpec;
-use jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
@@ -122,18 +120,12 @@ async fn accounts_and_installations_sharing_one_ghes_user_never_prune_each_other
 async fn a_grant_is_kept_while_a_token_of_its_app_is_kept() {
     let mut world = World::new(&["a"]).await;
     let ns = world.ns(0).to_owned();
-    let created = Timestamp::now() - jiff::SignedDuration::from_hours(2);
-    let kept = world
-        .ghes
-        .seed_authorization(SeedAuthorization {
-            login: USER.into(),
-            client_id: Some(OTHER_CLIENT_ID.into()),
-            scopes: vec!["repo".into()],
-            note: Some("deploy key of another tool".into()),
-            created_at: Some(created),
-            ..SeedAuthorization::default()
-        })
-        .expect("seed");
+    let (kept, _) = seed(
+        &world,
+        "deploy key of another tool",
+        Some(OTHER_CLIENT_ID),
+        Duration::from_secs(7200),
+    );
     world
         .account_with(
             &ns,
@@ -141,7 +133,7 @@ async fn a_grant_is_kept_while_a_token_of_its_app_is_kept() {
             USER,
             PASSWORD,
             None,
-            json!({"prune": {"mode": "Enabled", "keep": {"ids": [kept.id]}}}),
+            json!({"prune": {"mode": "Enabled", "keep": {"ids": [kept]}}}),
         )
         .await;
     world.app_secret(&ns).await;
@@ -153,13 +145,13 @@ async fn a_grant_is_kept_while_a_token_of_its_app_is_kept() {
         prune
             .skipped
             .iter()
-            .any(|s| s.reason.contains(&format!("its token {} is kept", kept.id)))
+            .any(|s| s.reason.contains(&format!("its token {} is kept", kept)))
             .then_some(prune)
     })
     .await;
     assert_eq!(run.deleted, 0, "{run:?}");
     let state = world.ghes.state();
-    assert!(state.authorizations.iter().any(|a| a.id == kept.id));
+    assert!(state.authorizations.iter().any(|a| a.id == kept));
     assert!(
         state
             .grants
@@ -603,27 +595,11 @@ async fn a_ca_bundle_comes_from_a_config_map_and_nothing_is_sent_without_it() {
     world.cleanup().await;
 }
 
-/// A personal token made on GHES by hand, `age` ago.
-fn seed_personal(world: &World, note: &str, age: Duration) -> u64 {
-    let created = Timestamp::now() - jiff::SignedDuration::try_from(age).expect("age");
-    world
-        .ghes
-        .seed_authorization(SeedAuthorization {
-            login: USER.into(),
-            scopes: vec!["repo".into()],
-            note: Some(note.into()),
-            created_at: Some(created),
-            ..SeedAuthorization::default()
-        })
-        .expect("seed")
-        .id
-}
-
 #[tokio::test]
 async fn a_refused_create_does_not_hold_pruning_back() {
     let mut world = World::new(&["a"]).await;
     let ns = world.ns(0).to_owned();
-    seed_personal(&world, "taken", Duration::from_secs(60));
+    seed(&world, "taken", None, Duration::from_secs(60));
     world
         .account_with(
             &ns,
@@ -642,7 +618,7 @@ async fn a_refused_create_does_not_hold_pruning_back() {
     let ready = world.wait_not_ready(&ns, "clash").await;
     assert_eq!(ready.reason, "InvalidSpec", "{}", ready.message);
     // Later, a stale hand-made token: the next sync's prune run deletes it.
-    let stale = seed_personal(&world, "stale", Duration::from_secs(7200));
+    let (stale, _) = seed(&world, "stale", None, Duration::from_secs(7200));
     wait_for_within(
         "the stale token to be pruned",
         Duration::from_secs(100),
