@@ -156,6 +156,22 @@ impl Cluster {
         .await;
     }
 
+    /// Waits until the Account is Ready and its first prune run is recorded: its last write
+    /// after a listing.
+    async fn wait_account_synced(&self) {
+        let api =
+            Api::<ghes_oauth_operator::api::Account>::namespaced(self.client.clone(), NAMESPACE);
+        wait_for("Account bot synced", WAIT, || async {
+            let status = api.get_opt("bot").await.ok().flatten()?.status?;
+            let ready = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            (ready && status.prune.is_some_and(|p| p.last_run_time.is_some())).then_some(())
+        })
+        .await;
+    }
+
     /// The Lease's holder and transitions, if the Lease exists.
     async fn lease(&self) -> Option<(Option<String>, i32)> {
         let lease = Api::<Lease>::namespaced(self.client.clone(), NAMESPACE)
@@ -449,6 +465,9 @@ async fn graceful_stop_releases_the_lease_for_an_immediate_takeover() {
     assert!(second.wait_ready().await.contains("op-first leads"));
     cluster.authorization("before").await;
     cluster.wait_ready("before").await;
+    // The account's sync (listing, prune run, status) is the leader's last write to wait for:
+    // a graceful stop finishes a reconcile in flight, and that write would count below.
+    cluster.wait_account_synced().await;
 
     let stopped_at = cluster.last_seq();
     let started = Instant::now();
@@ -474,7 +493,20 @@ async fn graceful_stop_releases_the_lease_for_an_immediate_takeover() {
     cluster.wait_ready("after").await;
     assert_eq!(
         cluster.writers_since(stopped_at),
-        BTreeSet::from([second.name.clone()])
+        BTreeSet::from([second.name.clone()]),
+        "after its stop, the first wrote: {:?}",
+        cluster
+            .server
+            .requests()
+            .iter()
+            .filter(|r| r.seq > stopped_at && r.user == first.name && r.resource != "leases")
+            .map(|r| format!(
+                "{} {}/{}",
+                r.verb,
+                r.resource,
+                r.name.clone().unwrap_or_default()
+            ))
+            .collect::<Vec<_>>()
     );
 }
 
