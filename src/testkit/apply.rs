@@ -696,8 +696,21 @@ pub(crate) fn apply(
     let mut dropped: Vec<&FieldPath> = previous.difference(&applied_set).collect();
     // Deepest first, so a parent is looked at after its children went.
     dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    // A list-map item that goes goes whole: its fields (its keys among them) are not removed one
+    // by one, which would leave an item without its keys behind.
+    let dropped_items: Vec<&FieldPath> = dropped
+        .iter()
+        .copied()
+        .filter(|p| matches!(p.last(), Some(Pe::Key(_))))
+        .filter(|item| !others.iter().any(|o| is_prefix(item, o)))
+        .filter(|item| !applied_set.iter().any(|a| is_prefix(item, a)))
+        .collect();
     for path in dropped {
-        if others.iter().any(|o| is_prefix(path, o))
+        let inside_dropped_item = dropped_items
+            .iter()
+            .any(|item| item.len() < path.len() && is_prefix(item, path));
+        if inside_dropped_item
+            || others.iter().any(|o| is_prefix(path, o))
             || applied_set.iter().any(|a| is_prefix(path, a))
         {
             continue;
@@ -801,6 +814,47 @@ mod tests {
         )
         .unwrap();
         assert_eq!(merged, json!({"data": {"a": "1"}}));
+    }
+
+    #[test]
+    fn apply_removes_a_list_map_item_whole() {
+        let schema = json!({"type": "object", "properties": {"conditions": {
+            "type": "array",
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+            "items": {"type": "object", "properties": {
+                "type": {"type": "string"}, "status": {"type": "string"}}}}}});
+        let shape = Shape {
+            schema: Some(&schema),
+        };
+        let mut entries = Vec::new();
+        let both = json!({"conditions": [
+            {"type": "Ready", "status": "Unknown"},
+            {"type": "Reconciling", "status": "True"}]});
+        let merged = apply(
+            &json!({}),
+            &both,
+            &shape,
+            MAIN,
+            &who("m"),
+            false,
+            &mut entries,
+            "t",
+        )
+        .unwrap();
+        let one = json!({"conditions": [{"type": "Ready", "status": "True"}]});
+        let merged = apply(
+            &merged,
+            &one,
+            &shape,
+            MAIN,
+            &who("m"),
+            false,
+            &mut entries,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(merged, one, "no key-less remnant of the dropped item");
     }
 
     #[test]
