@@ -11,6 +11,14 @@ pub const READY: &str = "Ready";
 /// `Synced=True`: the last reconcile reached GHES and applied every change it needed.
 pub const SYNCED: &str = "Synced";
 
+/// `Reconciling=True` (the kstatus convention): work for the current generation is under way or
+/// being retried after a transient failure. Absent otherwise.
+pub const RECONCILING: &str = "Reconciling";
+
+/// `Stalled=True` (the kstatus convention): a configuration error that waits for a change by a
+/// human. Absent otherwise.
+pub const STALLED: &str = "Stalled";
+
 /// The API server's limit on `Condition.message` (bytes).
 pub const MAX_MESSAGE_BYTES: usize = 32_768;
 

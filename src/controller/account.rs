@@ -20,7 +20,7 @@ use super::error::{Error, Result};
 use super::identity::{self, Identity};
 use super::prune;
 use super::status::apply_status;
-use crate::api::conditions::{self, ConditionStatus, READY};
+use crate::api::conditions::{self, ConditionStatus, READY, RECONCILING, STALLED};
 use crate::api::{
     AccountResource, AccountStatus, PruneMode, PruneStatus, PruneTarget, RefusedCredentials,
 };
@@ -106,6 +106,28 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
         Time(Timestamp::now()),
     );
     conditions::set_condition(&mut status.conditions, condition);
+    // kstatus: Stalled for what waits for a human, Reconciling while a transient failure is
+    // retried; neither once the account works.
+    let (stalled, reconciling) = match &outcome {
+        Ok(_) => (false, false),
+        Err(error) if error.is_config() => (true, false),
+        Err(_) => (false, true),
+    };
+    for (type_, on) in [(STALLED, stalled), (RECONCILING, reconciling)] {
+        if on {
+            let condition = conditions::new_condition(
+                type_,
+                ConditionStatus::True,
+                reason,
+                &message,
+                account.meta().generation,
+                Time(Timestamp::now()),
+            );
+            conditions::set_condition(&mut status.conditions, condition);
+        } else {
+            conditions::remove_condition(&mut status.conditions, type_);
+        }
+    }
     if status != stored {
         apply_status(&account.api(ctx.client.clone()), account.as_ref(), &status).await?;
         let was_ready = conditions::is_true(&stored.conditions, READY);

@@ -21,7 +21,7 @@ use super::error::{Error, ROLE_CLIENT_SECRET, Result};
 use super::fingerprint::{Fingerprint, Owned};
 use super::secret::{self, DesiredSecret};
 use super::status::apply_status;
-use crate::api::conditions::{self, ConditionStatus, READY, SYNCED};
+use crate::api::conditions::{self, ConditionStatus, READY, RECONCILING, STALLED, SYNCED};
 use crate::api::{AccountKind, Authorization, AuthorizationStatus, DeletionPolicy, FINALIZER};
 use crate::ghes::{
     AppAuthorizationRequest, Authorization as GhesAuthorization, AuthorizationUpdate, GhesError,
@@ -100,6 +100,7 @@ async fn apply(
     ctx: &Context,
 ) -> Result<Action> {
     let mut run = Run::new(api, authorization, ctx);
+    run.begin().await;
     match run.sync().await {
         Ok(requeue) => {
             run.succeed().await?;
@@ -638,6 +639,29 @@ impl<'a> Run<'a> {
         self.authorization.note()
     }
 
+    /// A first attempt at this generation: `Ready=Unknown` and `Reconciling=True` until it ends,
+    /// so that nothing reads an older generation's `Ready` as this one's.
+    /// Best effort: a status that cannot be written now is written when the attempt ends.
+    async fn begin(&mut self) {
+        let generation = self.authorization.metadata.generation;
+        let current = conditions::find_condition(&self.status.conditions, READY)
+            .is_some_and(|ready| ready.observed_generation == generation);
+        if current {
+            return;
+        }
+        let message = format!(
+            "issuing or checking the token for generation {}",
+            generation.unwrap_or_default()
+        );
+        self.set_condition(READY, ConditionStatus::Unknown, "Reconciling", &message);
+        self.set_condition(RECONCILING, ConditionStatus::True, "Progressing", &message);
+        conditions::remove_condition(&mut self.status.conditions, STALLED);
+        self.status.observed_generation = generation;
+        if let Err(error) = self.save().await {
+            tracing::debug!(%error, "could not record the attempt in status yet");
+        }
+    }
+
     async fn succeed(&mut self) -> Result<()> {
         let generation = self.authorization.metadata.generation;
         let secret_name = self.authorization.secret_name();
@@ -655,6 +679,8 @@ impl<'a> Run<'a> {
             "Synced",
             &format!("GHES authorization {id} matches the spec"),
         );
+        conditions::remove_condition(&mut self.status.conditions, RECONCILING);
+        conditions::remove_condition(&mut self.status.conditions, STALLED);
         self.status.observed_generation = generation;
         self.save().await
     }
@@ -662,9 +688,24 @@ impl<'a> Run<'a> {
     async fn fail(&mut self, error: &Error) {
         let message = error.condition_message();
         let reason = error.reason();
+        let generation = self.authorization.metadata.generation;
         if error.is_config() {
+            // Waits for a human: kstatus reads Stalled as Failed.
             crate::metrics::note_config_error(reason);
             self.set_condition(READY, ConditionStatus::False, reason, &message);
+            self.set_condition(STALLED, ConditionStatus::True, reason, &message);
+            conditions::remove_condition(&mut self.status.conditions, RECONCILING);
+        } else {
+            conditions::remove_condition(&mut self.status.conditions, STALLED);
+            let satisfied =
+                conditions::find_condition(&self.status.conditions, READY).is_some_and(|ready| {
+                    ready.status == "True" && ready.observed_generation == generation
+                });
+            if !satisfied {
+                // This generation has no token yet: retried, so in progress, not healthy.
+                self.set_condition(READY, ConditionStatus::False, reason, &message);
+                self.set_condition(RECONCILING, ConditionStatus::True, reason, &message);
+            }
         }
         self.set_condition(SYNCED, ConditionStatus::False, reason, &message);
         self.status.observed_generation = self.authorization.metadata.generation;

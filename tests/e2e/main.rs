@@ -3,6 +3,7 @@
 //! Secrets, status, Events, GHES state and the calls GHES received.
 
 mod harness;
+mod health;
 mod metrics;
 mod prune;
 mod safety;

@@ -1,0 +1,145 @@
+//! The Argo CD health script of `examples/gitops/argocd/argocd-cm.yaml`, run by a Lua 5.1 (the
+//! language of Argo CD's gopher-lua) against the objects the operator writes in each state.
+
+use mlua::{Lua, LuaSerdeExt, Table};
+use serde_json::{Value, json};
+
+const CONFIG_MAP: &str = include_str!("../examples/gitops/argocd/argocd-cm.yaml");
+
+/// The one health script (the same under each kind's key).
+fn script() -> String {
+    let config_map: Value = serde_yaml::from_str(CONFIG_MAP).expect("argocd-cm.yaml");
+    let data = config_map["data"].as_object().expect("data");
+    let scripts: Vec<&str> = ["Authorization", "Account", "ClusterAccount"]
+        .iter()
+        .map(|kind| {
+            data[&format!("resource.customizations.health.oauth.ghes.io_{kind}")]
+                .as_str()
+                .expect("a script per kind")
+        })
+        .collect();
+    assert!(
+        scripts.iter().all(|s| *s == scripts[0]),
+        "one script, the same for every kind"
+    );
+    scripts[0].to_owned()
+}
+
+/// What Argo CD shows for `object`: (status, message).
+fn health(object: &Value) -> (String, String) {
+    let lua = Lua::new();
+    let obj = lua.to_value(object).expect("object to Lua");
+    lua.globals().set("obj", obj).expect("obj");
+    let hs: Table = lua.load(script()).eval().expect("the script runs");
+    (
+        hs.get::<String>("status").expect("status"),
+        hs.get::<Option<String>>("message")
+            .expect("message")
+            .unwrap_or_default(),
+    )
+}
+
+fn condition(type_: &str, status: &str, reason: &str, message: &str, generation: i64) -> Value {
+    json!({"type": type_, "status": status, "reason": reason, "message": message,
+           "observedGeneration": generation, "lastTransitionTime": "2026-11-29T12:00:00Z"})
+}
+
+/// An Authorization at `generation` whose status has `conditions`, observed at `observed`.
+fn object(generation: i64, observed: Option<i64>, conditions: Vec<Value>) -> Value {
+    let mut object = json!({
+        "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
+        "metadata": {"name": "ci", "namespace": "team-a", "generation": generation},
+        "spec": {"accountRef": {"name": "bot"}, "scopes": ["repo"]},
+    });
+    if let Some(observed) = observed {
+        object["status"] = json!({"observedGeneration": observed, "conditions": conditions});
+    }
+    object
+}
+
+#[test]
+fn no_status_yet_is_progressing() {
+    assert_eq!(health(&object(1, None, vec![])).0, "Progressing");
+}
+
+#[test]
+fn a_first_attempt_in_flight_is_progressing() {
+    let (status, message) = health(&object(
+        1,
+        Some(1),
+        vec![
+            condition("Ready", "Unknown", "Reconciling", "issuing the token", 1),
+            condition("Reconciling", "True", "Progressing", "issuing the token", 1),
+        ],
+    ));
+    assert_eq!(status, "Progressing");
+    assert_eq!(message, "Progressing: issuing the token");
+}
+
+#[test]
+fn a_transient_failure_is_progressing_with_its_message() {
+    for reason in ["GhesUnavailable", "RateLimited"] {
+        let (status, message) = health(&object(
+            2,
+            Some(2),
+            vec![
+                condition("Ready", "False", reason, "GHES answered 503", 2),
+                condition("Reconciling", "True", reason, "GHES answered 503", 2),
+                condition("Synced", "False", reason, "GHES answered 503", 2),
+            ],
+        ));
+        assert_eq!(status, "Progressing", "{reason}");
+        assert_eq!(message, format!("{reason}: GHES answered 503"));
+    }
+}
+
+#[test]
+fn a_configuration_error_is_degraded_with_its_message() {
+    let (status, message) = health(&object(
+        1,
+        Some(1),
+        vec![
+            condition(
+                "Ready",
+                "False",
+                "AccountNotFound",
+                "Account \"nope\" not found",
+                1,
+            ),
+            condition(
+                "Stalled",
+                "True",
+                "AccountNotFound",
+                "Account \"nope\" not found",
+                1,
+            ),
+        ],
+    ));
+    assert_eq!(status, "Degraded");
+    assert_eq!(message, "AccountNotFound: Account \"nope\" not found");
+}
+
+#[test]
+fn ready_for_the_current_generation_is_healthy() {
+    let ready = vec![condition(
+        "Ready",
+        "True",
+        "TokenReady",
+        "Secret ci holds token …abcd1234",
+        3,
+    )];
+    let (status, message) = health(&object(3, Some(3), ready.clone()));
+    assert_eq!(status, "Healthy");
+    assert_eq!(message, "Secret ci holds token …abcd1234");
+    // The same status, but the spec changed since: not healthy yet.
+    assert_eq!(health(&object(4, Some(3), ready)).0, "Progressing");
+}
+
+#[test]
+fn an_older_operators_ready_false_is_read_by_its_reason() {
+    // Without Stalled or Reconciling (written before those existed): the reason decides.
+    let transient = vec![condition("Ready", "False", "GhesUnavailable", "503", 1)];
+    assert_eq!(health(&object(1, Some(1), transient)).0, "Progressing");
+    let config = vec![condition("Ready", "False", "InvalidSpec", "bad", 1)];
+    assert_eq!(health(&object(1, Some(1), config)).0, "Degraded");
+}
