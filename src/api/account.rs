@@ -268,8 +268,8 @@ pub struct CredentialsSecretRef {
     pub password_key: String,
 
     /// Key in the Secret's data that holds the base32 TOTP seed of a user with two-factor
-    /// authentication, from which the operator computes one-time codes. Default: none (the user
-    /// has no two-factor authentication).
+    /// authentication, from which the operator computes one-time codes. Default: `totpSecret`
+    /// when the Secret has that key; otherwise none (the user has no two-factor authentication).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(SECRET_KEY), length(min = 1, max = 253))]
     pub totp_secret_key: Option<String>,

@@ -335,6 +335,9 @@ async fn read_ca_bundle(
     Ok((pem, version))
 }
 
+/// The key of a credentials Secret that holds a TOTP seed when `totpSecretKey` names none.
+pub const DEFAULT_TOTP_KEY: &str = "totpSecret";
+
 /// Rounds of PBKDF2 in [`credentials_fingerprint`]: enough to make guessing a password from
 /// status slow, few enough to cost milliseconds once per change of the credentials.
 const FINGERPRINT_ROUNDS: u32 = 20_000;
@@ -477,7 +480,15 @@ impl AccountRegistry {
         {
             return Ok(entry);
         }
-        let totp = match &reference.totp_secret_key {
+        // Without totpSecretKey, a seed under the documented default key is used all the same.
+        let totp_key = reference.totp_secret_key.clone().or_else(|| {
+            secret
+                .data
+                .as_ref()
+                .is_some_and(|data| data.contains_key(DEFAULT_TOTP_KEY))
+                .then(|| DEFAULT_TOTP_KEY.to_owned())
+        });
+        let totp = match &totp_key {
             None => None,
             Some(key) => {
                 let seed = secret::require_value(&secret, key, ROLE_CREDENTIALS)?;
@@ -495,8 +506,7 @@ impl AccountRegistry {
             &settings.api_root(),
             username.expose(),
             password.expose(),
-            reference
-                .totp_secret_key
+            totp_key
                 .as_ref()
                 .and_then(|key| secret::value_of(&secret, key).ok())
                 .as_ref()

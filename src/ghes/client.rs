@@ -409,7 +409,7 @@ impl HttpGhesClient {
                                 self.refuse("GHES requires a two-factor code and no TOTP seed is configured");
                                 return Err(GhesError::OtpRequired {
                                     method: method_name,
-                                    detail: "; add the account's base32 TOTP seed to its credentials Secret".into(),
+                                    detail: "; add the user's base32 TOTP seed to the credentials Secret under the key `totpSecret`, or name its key in spec.credentialsSecretRef.totpSecretKey".into(),
                                 });
                             }
                         }

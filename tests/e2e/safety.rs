@@ -851,3 +851,39 @@ async fn a_secret_made_by_someone_else_meanwhile_is_never_taken_over() {
     world.wait_ready(&ns, "release", "True").await;
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_totp_seed_under_the_documented_key_is_used_without_naming_it() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    // As examples/10-account.yaml says: keys username, password and totpSecret; the Account
+    // names no totpSecretKey.
+    world
+        .apply_json(
+            &ns,
+            json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "otp-credentials", "namespace": ns},
+                "stringData": {"username": OTP_USER, "password": OTP_PASSWORD,
+                               "totpSecret": OTP_SEED},
+            }),
+        )
+        .await;
+    world
+        .apply_json(
+            &ns,
+            json!({
+                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Account",
+                "metadata": {"name": "otp", "namespace": ns},
+                "spec": {"server": "https://ghes.invalid", "apiUrl": world.ghes.api_url(),
+                         "credentialsSecretRef": {"name": "otp-credentials"}},
+            }),
+        )
+        .await;
+    world
+        .authorization(&ns, "release", personal_spec("otp", "release"))
+        .await;
+    world.start_operator();
+    world.wait_ready(&ns, "release", "True").await;
+    world.cleanup().await;
+}
