@@ -180,6 +180,12 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Proof that `live` was made for this resource; the error says why it was not.
+    fn proof(&self, live: &GhesAuthorization) -> Result<Owned> {
+        Owned::verify(live, &self.uid, self.ctx.installation())
+            .map_err(|why| Error::Ghes(GhesError::Protocol(why)))
+    }
+
     /// Proof that `live` was made for this resource, or a Warning Event saying why it is left
     /// alone.
     async fn owned(&self, live: &GhesAuthorization) -> Option<Owned> {
@@ -247,9 +253,7 @@ impl<'a> Run<'a> {
                     Some(_) if secret.token.is_none() => "the Secret held no token",
                     Some(_) => "the Secret's token does not match the authorization",
                 };
-                let owned = Owned::verify(&lost, &self.uid, self.ctx.installation())
-                    .map_err(|why| Error::Ghes(GhesError::Protocol(why)))?;
-                revoke(&entry, owned).await?;
+                revoke(&entry, self.proof(&lost)?).await?;
                 let issued = self
                     .issue(&entry, &fingerprint, client_secret.as_ref(), &secret)
                     .await?
@@ -385,7 +389,7 @@ impl<'a> Run<'a> {
             // Status names a token that is not this resource's: look for its own instead.
             return Ok(snapshot
                 .by_fingerprint(self.client_id(), fingerprint)
-                .filter(|own| Owned::verify(own, &self.uid, self.ctx.installation()).is_ok())
+                .filter(|own| self.proof(own).is_ok())
                 .cloned());
         }
         if self.stored.fingerprint.is_some() {
@@ -455,10 +459,7 @@ impl<'a> Run<'a> {
                             created: false,
                         });
                     }
-                    let owned =
-                        Owned::verify(&answer.authorization, &self.uid, self.ctx.installation())
-                            .map_err(|why| Error::Ghes(GhesError::Protocol(why)))?;
-                    revoke(entry, owned).await?;
+                    revoke(entry, self.proof(&answer.authorization)?).await?;
                     answer = entry
                         .client
                         .get_or_create_for_app_and_fingerprint(
