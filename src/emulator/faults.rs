@@ -70,6 +70,10 @@ pub struct Fault {
     /// Only requests whose HTTP Basic credentials claim this login (right password or not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<String>,
+    /// On a `status` fault: `X-GitHub-OTP: required; <value>` (`app` or `sms`), GHES's
+    /// two-factor challenge (use with status 401).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp_required: Option<String>,
     /// Strike after the request was carried out: its effect stays, but the latency holds the
     /// answer, or the reset or status replaces it. This is the lost answer of a real outage:
     /// GHES created the token, the client never heard.
@@ -109,6 +113,7 @@ impl Fault {
             method: None,
             path_prefix: None,
             login: None,
+            otp_required: None,
             after_processing: false,
         }
     }
@@ -181,6 +186,13 @@ impl Fault {
     }
 
     /// Strikes after the request was carried out (see [`Fault::after_processing`]).
+    /// Answer with GHES's two-factor challenge header (`app` or `sms`).
+    pub fn otp_required(mut self, method: &str) -> Self {
+        self.otp_required = Some(method.to_owned());
+        self
+    }
+
+    /// Strike after the request was carried out.
     pub fn after_processing(mut self) -> Self {
         self.after_processing = true;
         self
@@ -264,6 +276,13 @@ impl FaultBook {
         self.entries.clear();
     }
 
+    /// Removes one fault; whether it was still active.
+    pub(crate) fn remove(&mut self, id: u64) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|entry| entry.active.id != id);
+        self.entries.len() != before
+    }
+
     /// The active faults.
     pub(crate) fn list(&self) -> Vec<ActiveFault> {
         self.entries.iter().map(|e| e.active.clone()).collect()
@@ -328,12 +347,20 @@ fn status_response(fault: &Fault, rate_limit: u32) -> Response {
     let message = fault
         .message
         .clone()
-        .unwrap_or_else(|| default_message(status, fault.ratelimit_reset_in.is_some()));
+        .unwrap_or_else(|| match fault.otp_required {
+            Some(_) => "Must specify two-factor authentication OTP code.".into(),
+            None => default_message(status, fault.ratelimit_reset_in.is_some()),
+        });
     let body = serde_json::json!({ "message": message, "documentation_url": DOCUMENTATION_URL });
     let mut response = json(status, &body);
     let headers = response.headers_mut();
     if let Some(secs) = fault.retry_after {
         headers.insert("retry-after", HeaderValue::from(secs));
+    }
+    if let Some(method) = &fault.otp_required
+        && let Ok(value) = HeaderValue::from_str(&format!("required; {method}"))
+    {
+        headers.insert(super::auth::OTP_HEADER, value);
     }
     if let Some(secs) = fault.ratelimit_reset_in {
         RateHeaders {

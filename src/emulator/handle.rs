@@ -195,6 +195,11 @@ impl Emulator {
         self.faults().list()
     }
 
+    /// Removes one injected fault; whether it was still active.
+    pub fn remove_fault(&self, id: u64) -> bool {
+        self.faults().remove(id)
+    }
+
     /// Removes every injected fault.
     pub fn clear_faults(&self) {
         self.faults().clear();
@@ -284,6 +289,17 @@ impl Emulator {
     /// Adds a user at run time.
     pub fn add_user(&self, user: UserSpec) -> Result<UserSummary, EmulatorError> {
         Ok(self.store().add_user(user)?)
+    }
+
+    /// Changes a user's password, as the user would on GHES.
+    pub fn set_password(&self, login: &str, password: &str) -> Result<(), EmulatorError> {
+        let mut store = self.store();
+        let user = store
+            .users
+            .get_mut(login)
+            .ok_or_else(|| EmulatorError::UnknownUser(login.to_owned()))?;
+        user.password = password.to_owned();
+        Ok(())
     }
 
     /// Adds an OAuth app at run time.

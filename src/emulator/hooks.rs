@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,9 +23,17 @@ pub(crate) fn router(emulator: Emulator) -> Router {
             "/_emulator/faults",
             get(list_faults).post(add_fault).delete(clear_faults),
         )
+        .route(
+            "/_emulator/faults/{id}",
+            axum::routing::delete(remove_fault),
+        )
         .route("/_emulator/requests", get(requests).delete(clear_requests))
         .route("/_emulator/state", get(state))
         .route("/_emulator/users", post(add_user))
+        .route(
+            "/_emulator/users/{login}",
+            axum::routing::patch(update_user),
+        )
         .route("/_emulator/apps", post(add_app))
         .route("/_emulator/authorizations", post(seed_authorization))
         .route("/_emulator/settings", get(settings).put(update_settings))
@@ -85,6 +93,14 @@ async fn clear_faults(State(emulator): State<Emulator>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+async fn remove_fault(State(emulator): State<Emulator>, Path(id): Path<u64>) -> StatusCode {
+    if emulator.remove_fault(id) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}
+
 async fn requests(State(emulator): State<Emulator>) -> Response {
     json(StatusCode::OK, &emulator.requests())
 }
@@ -102,6 +118,23 @@ async fn state(State(emulator): State<Emulator>, headers: HeaderMap) -> Response
 async fn add_user(State(emulator): State<Emulator>, body: Bytes) -> Result<Response, HookError> {
     let summary = emulator.add_user(parse::<UserSpec>(&body)?)?;
     Ok(json(StatusCode::CREATED, &summary))
+}
+
+/// `PATCH /_emulator/users/{login}`: what a user may change on GHES.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserPatch {
+    password: String,
+}
+
+async fn update_user(
+    State(emulator): State<Emulator>,
+    Path(login): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, HookError> {
+    let patch = parse::<UserPatch>(&body)?;
+    emulator.set_password(&login, &patch.password)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn add_app(State(emulator): State<Emulator>, body: Bytes) -> Result<Response, HookError> {

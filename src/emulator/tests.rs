@@ -440,6 +440,90 @@ async fn injected_faults_reach_the_client() {
 }
 
 #[tokio::test]
+async fn one_fault_is_removed_and_a_password_changes() {
+    let emulator = start().await;
+    let hooks = format!("{}/_emulator", emulator.base_url());
+    // A two-factor challenge for alice only, then a 500 for everyone.
+    let otp = json!({"kind": "status", "status": 401, "otp_required": "app", "login": "alice"});
+    let (status, _, otp) = body(
+        Client::new()
+            .post(format!("{hooks}/faults"))
+            .json(&otp)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    emulator
+        .inject(Fault::status(500).method("DELETE"))
+        .unwrap();
+    let (status, headers, error) = body(
+        alice(&emulator, Method::GET, "/authorizations")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers["x-github-otp"], "required; app");
+    assert_eq!(
+        error["message"],
+        "Must specify two-factor authentication OTP code."
+    );
+    // Removing the challenge leaves the other fault; removing it twice is a 404.
+    let remove = |id: &Value| Client::new().delete(format!("{hooks}/faults/{id}")).send();
+    assert_eq!(
+        remove(&otp["id"]).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        remove(&otp["id"]).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(emulator.active_faults().len(), 1);
+    assert_eq!(
+        alice(&emulator, Method::GET, "/authorizations")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+
+    // A new password: the old one is refused, the new one works.
+    let patch = Client::new()
+        .patch(format!("{hooks}/users/alice"))
+        .json(&json!({"password": "alice-new-pw"}));
+    assert_eq!(patch.send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    let unknown = Client::new()
+        .patch(format!("{hooks}/users/nobody"))
+        .json(&json!({"password": "x"}));
+    assert_eq!(
+        unknown.send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        alice(&emulator, Method::GET, "/authorizations")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&emulator, Method::GET, "/authorizations")
+            .basic_auth("alice", Some("alice-new-pw"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
 async fn hooks_seed_and_snapshot_without_secrets() {
     let emulator = start().await;
     let hooks = format!("{}/_emulator", emulator.base_url());
