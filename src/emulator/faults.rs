@@ -235,6 +235,9 @@ pub struct ActiveFault {
     pub id: u64,
     /// Requests it may still hit (`None`: unlimited).
     pub remaining: Option<u32>,
+    /// Requests it has hit so far.
+    #[serde(default)]
+    pub hits: u64,
     /// The fault.
     #[serde(flatten)]
     pub fault: Fault,
@@ -261,6 +264,7 @@ impl FaultBook {
         let active = ActiveFault {
             id: self.last_id,
             remaining: fault.count,
+            hits: 0,
             fault,
         };
         let rng = active.fault.seed.map(StdRng::seed_from_u64);
@@ -302,6 +306,7 @@ impl FaultBook {
         })?;
         let entry = &mut self.entries[index];
         let fault = entry.active.fault.clone();
+        entry.active.hits += 1;
         if let Some(remaining) = entry.active.remaining.as_mut() {
             *remaining = remaining.saturating_sub(1);
             if *remaining == 0 {

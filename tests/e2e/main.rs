@@ -4,6 +4,7 @@
 
 mod harness;
 mod health;
+mod matrix;
 mod metrics;
 mod prune;
 mod safety;
