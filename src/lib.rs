@@ -21,6 +21,7 @@ pub mod cli;
 pub mod controller;
 pub mod demo;
 pub mod emulator;
+pub mod failpoint;
 pub mod ghes;
 pub mod leader;
 pub mod metrics;

@@ -254,6 +254,7 @@ impl<'a> Run<'a> {
                     Some(_) => "the Secret's token does not match the authorization",
                 };
                 revoke(&entry, self.proof(&lost)?).await?;
+                crate::failpoint::hit("reissue.revoked");
                 let issued = self
                     .issue(&entry, &fingerprint, client_secret.as_ref(), &secret)
                     .await?
@@ -430,6 +431,7 @@ impl<'a> Run<'a> {
             };
             apply_status(self.api, self.authorization, &self.status).await?;
             self.stored = self.status.clone();
+            crate::failpoint::hit("issue.intent-recorded");
         }
         let note = self.note();
         let issued = match (&self.spec().app, client_secret) {
@@ -514,6 +516,7 @@ impl<'a> Run<'a> {
             ))
         })?;
         entry.record(&issued);
+        crate::failpoint::hit("issue.created");
         Ok(Issued {
             authorization: issued,
             token,
@@ -561,6 +564,7 @@ impl<'a> Run<'a> {
             Err(error) => return Err(account_error(&entry.key, error)),
         };
         entry.record(&updated);
+        crate::failpoint::hit("update.patched");
         let mut changes = Vec::new();
         if update.scopes.is_some() {
             changes.push(format!(
@@ -609,6 +613,7 @@ impl<'a> Run<'a> {
                 secret.existing.is_some(),
             )
             .await?;
+            crate::failpoint::hit("secret.written");
         }
         if let Some(old) = &secret.renamed_from {
             secret::delete_owned(&self.ctx.client, &self.namespace, old).await?;
@@ -956,6 +961,7 @@ async fn revoke_all(
     for proof in owned {
         let (id, fingerprint) = (proof.id(), proof.fingerprint().to_owned());
         revoke(entry, proof).await?;
+        crate::failpoint::hit("delete.revoked");
         ctx.publish(
             &reference,
             EventType::Normal,

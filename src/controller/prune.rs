@@ -461,6 +461,9 @@ pub async fn execute(
             Err(error) if error.is_not_found() => None,
             Err(error) => Some(error.to_string()),
         };
+        if error.is_none() {
+            crate::failpoint::hit("prune.deleted");
+        }
         match &error {
             None => {
                 status.deleted += 1;

@@ -247,7 +247,35 @@ impl World {
 
     /// Starts the operator with extra `run` arguments.
     pub fn start_operator_with(&mut self, extra: &[&str]) {
-        self.operator = Some(spawn_operator(&self.kubeconfig, &self.namespaces, extra));
+        self.start_operator_env(extra, &[]);
+    }
+
+    /// Starts the operator with extra `run` arguments and environment variables (e.g.
+    /// `FAILPOINTS`).
+    pub fn start_operator_env(&mut self, extra: &[&str], env: &[(&str, &str)]) {
+        self.operator = Some(spawn_operator(
+            &self.kubeconfig,
+            &self.namespaces,
+            extra,
+            env,
+        ));
+    }
+
+    /// Waits up to `limit` for the operator process to end by itself; its exit status.
+    #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+    pub async fn wait_operator_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let operator = self.operator.as_mut().expect("an operator is running");
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = operator.0.try_wait().expect("the operator's status") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "the operator did not exit within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Starts the operator with its admin server (`/readyz`, `/metrics`) on a free loopback
@@ -492,7 +520,12 @@ impl World {
 }
 
 /// Starts the operator binary against the cluster of `kubeconfig`, watching `namespaces`.
-fn spawn_operator(kubeconfig: &std::path::Path, namespaces: &[String], extra: &[&str]) -> Operator {
+fn spawn_operator(
+    kubeconfig: &std::path::Path,
+    namespaces: &[String],
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Operator {
     let child = Command::new(BIN)
         .arg("run")
         .args(["--namespace", &namespaces.join(",")])
@@ -507,6 +540,7 @@ fn spawn_operator(kubeconfig: &std::path::Path, namespaces: &[String], extra: &[
         .env("ADMIN_ADDRESS", "127.0.0.1:0")
         .env("LOG_LEVEL", "info,ghes_oauth_operator=debug")
         .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(if std::env::var_os("E2E_OPERATOR_LOGS").is_some() {
             Stdio::inherit()
@@ -537,6 +571,7 @@ impl OtherCluster {
             &self.kubeconfig,
             std::slice::from_ref(&self.namespace),
             extra,
+            &[],
         ));
     }
 }
@@ -644,5 +679,88 @@ impl World {
     /// The Namespace API.
     pub fn namespaces_api(&self) -> Api<Namespace> {
         Api::all(self.client.clone())
+    }
+}
+
+impl World {
+    /// A GHES user's live authorizations: (id, SHA-256 of the token, scopes).
+    pub fn live_tokens(&self, login: &str) -> Vec<(i64, String, Vec<String>)> {
+        self.ghes
+            .state()
+            .authorizations
+            .into_iter()
+            .filter(|a| a.user.as_ref().map(|u| u.login.as_str()) == Some(login))
+            .map(|a| {
+                (
+                    i64::try_from(a.id).unwrap_or(i64::MAX),
+                    a.hashed_token.unwrap_or_default(),
+                    a.scopes,
+                )
+            })
+            .collect()
+    }
+
+    /// What a user checks after any fault or crash: each `held` Secret (name, scopes it must
+    /// have) in `namespace` holds a live token of `login` with those scopes, and GHES holds no
+    /// other token of `login` than those and `left` (tokens the test expects to remain).
+    pub async fn check_tokens(
+        &self,
+        namespace: &str,
+        login: &str,
+        held: &[(&str, &[&str])],
+        left: &std::collections::BTreeSet<i64>,
+    ) -> Result<(), String> {
+        let live = self.live_tokens(login);
+        let mut accounted = left.clone();
+        for (secret, want) in held {
+            let token = self
+                .token(namespace, secret, "token")
+                .await
+                .ok_or_else(|| format!("Secret {secret} holds no token"))?;
+            let hash = sha256_hex(&token);
+            let (id, _, scopes) = live
+                .iter()
+                .find(|(_, hashed, _)| *hashed == hash)
+                .ok_or_else(|| format!("Secret {secret} holds a revoked token"))?;
+            if !want.iter().all(|scope| scopes.iter().any(|s| s == scope)) {
+                return Err(format!(
+                    "Secret {secret}'s token has scopes {scopes:?}, want {want:?}"
+                ));
+            }
+            accounted.insert(*id);
+        }
+        let ids: Vec<i64> = live.iter().map(|(id, _, _)| *id).collect();
+        let leaked: Vec<&i64> = ids.iter().filter(|id| !accounted.contains(id)).collect();
+        if !leaked.is_empty() {
+            return Err(format!(
+                "GHES holds tokens nothing accounts for: {leaked:?}"
+            ));
+        }
+        if ids.len() != accounted.len() {
+            return Err(format!(
+                "expected tokens {accounted:?} live, GHES has {ids:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`World::check_tokens`] until it holds (an orphan may need a listing to be found), or
+    /// its last complaint after `limit`.
+    pub async fn settle_tokens(
+        &self,
+        namespace: &str,
+        login: &str,
+        held: &[(&str, &[&str])],
+        left: &std::collections::BTreeSet<i64>,
+        limit: Duration,
+    ) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        loop {
+            match self.check_tokens(namespace, login, held, left).await {
+                Ok(()) => return Ok(()),
+                Err(problem) if started.elapsed() > limit => return Err(problem),
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
     }
 }

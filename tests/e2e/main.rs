@@ -2,6 +2,7 @@
 //! cluster with `E2E_KUBECONFIG`) and the GHES emulator, asserting what a user would check —
 //! Secrets, status, Events, GHES state and the calls GHES received.
 
+mod crash;
 mod harness;
 mod health;
 mod matrix;

@@ -438,7 +438,7 @@ impl Cell<'_> {
             }
             Op::Prune => {
                 poll("the hand-made token to be pruned", CELL_WAIT, || async {
-                    (self.live().len() == 1).then_some(())
+                    (world.live_tokens(&self.login).len() == 1).then_some(())
                 })
                 .await?;
             }
@@ -455,73 +455,30 @@ impl Cell<'_> {
             BTreeSet::new()
         };
         // The invariants may take a listing to hold (an orphan found by its fingerprint).
-        let started = Instant::now();
-        while let Err(problem) = self.invariants(&expected_left).await {
-            if started.elapsed() > Duration::from_secs(40) {
-                return Err(problem);
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        let want: &[&str] = if self.op == Op::Update {
+            &["gist", "repo"]
+        } else {
+            &["gist"]
+        };
+        let held: Vec<(&str, &[&str])> = if self.op == Op::Delete {
+            Vec::new()
+        } else {
+            vec![(self.name.as_str(), want)]
+        };
+        world
+            .settle_tokens(
+                &self.ns,
+                &self.login,
+                &held,
+                &expected_left,
+                Duration::from_secs(40),
+            )
+            .await?;
         Ok(if reported {
             Pass::Reported
         } else {
             Pass::Converged
         })
-    }
-
-    /// The user's live authorizations: (id, SHA-256 of the token, scopes).
-    fn live(&self) -> Vec<(i64, String, Vec<String>)> {
-        self.world
-            .ghes
-            .state()
-            .authorizations
-            .into_iter()
-            .filter(|a| a.user.as_ref().map(|u| u.login.as_str()) == Some(self.login.as_str()))
-            .map(|a| (a.id as i64, a.hashed_token.unwrap_or_default(), a.scopes))
-            .collect()
-    }
-
-    async fn invariants(&self, expected_left: &BTreeSet<i64>) -> Result<(), String> {
-        let live = self.live();
-        let mut accounted: BTreeSet<i64> = expected_left.clone();
-        if self.op != Op::Delete {
-            let token = self
-                .world
-                .token(&self.ns, &self.name, "token")
-                .await
-                .ok_or("the Secret holds no token")?;
-            let hash = sha256_hex(&token);
-            let (id, _, scopes) = live
-                .iter()
-                .find(|(_, hashed, _)| *hashed == hash)
-                .ok_or("the Secret holds a revoked token")?;
-            let want: &[&str] = if self.op == Op::Update {
-                &["gist", "repo"]
-            } else {
-                &["gist"]
-            };
-            if !want.iter().all(|scope| scopes.iter().any(|s| s == scope)) {
-                return Err(format!("the token has scopes {scopes:?}, want {want:?}"));
-            }
-            accounted.insert(*id);
-        }
-        let leaked: Vec<i64> = live
-            .iter()
-            .map(|(id, _, _)| *id)
-            .filter(|id| !accounted.contains(id))
-            .collect();
-        if !leaked.is_empty() {
-            return Err(format!(
-                "GHES holds tokens nothing accounts for: {leaked:?}"
-            ));
-        }
-        if live.len() != accounted.len() {
-            return Err(format!(
-                "expected tokens {accounted:?} live, GHES has {:?}",
-                live.iter().map(|(id, _, _)| id).collect::<Vec<_>>()
-            ));
-        }
-        Ok(())
     }
 }
 
