@@ -2,7 +2,11 @@
 //! language of Argo CD's gopher-lua) against the objects the operator writes in each state.
 
 use mlua::{Lua, LuaSerdeExt, Table};
-use serde_json::{Value, json};
+use serde_json::Value;
+
+#[path = "support/states.rs"]
+mod states;
+use states::{condition, object, states};
 
 const CONFIG_MAP: &str = include_str!("../examples/gitops/argocd/argocd-cm.yaml");
 
@@ -39,22 +43,11 @@ fn health(object: &Value) -> (String, String) {
     )
 }
 
-fn condition(type_: &str, status: &str, reason: &str, message: &str, generation: i64) -> Value {
-    json!({"type": type_, "status": status, "reason": reason, "message": message,
-           "observedGeneration": generation, "lastTransitionTime": "2026-11-29T12:00:00Z"})
-}
-
-/// An Authorization at `generation` whose status has `conditions`, observed at `observed`.
-fn object(generation: i64, observed: Option<i64>, conditions: Vec<Value>) -> Value {
-    let mut object = json!({
-        "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
-        "metadata": {"name": "ci", "namespace": "team-a", "generation": generation},
-        "spec": {"accountRef": {"name": "bot"}, "scopes": ["repo"]},
-    });
-    if let Some(observed) = observed {
-        object["status"] = json!({"observedGeneration": observed, "conditions": conditions});
+#[test]
+fn every_recorded_state_gets_its_health() {
+    for state in states() {
+        assert_eq!(health(&state.object).0, state.argocd, "{}", state.name);
     }
-    object
 }
 
 #[test]

@@ -6,15 +6,18 @@
 
 use std::fmt::Write as _;
 
-use crate::matrix::check_readme_section;
-
 #[test]
 fn the_readme_lists_every_crash_point() {
     let mut list = String::new();
     for (point, instant) in ghes_oauth_operator::failpoint::POINTS {
         let _ = writeln!(list, "- `{point}`: {instant}");
     }
-    check_readme_section("crash-points", "the_readme_lists_every_crash_point", &list);
+    crate::generated::check_section(
+        "README.md",
+        "crash-points",
+        "cargo test --test e2e the_readme_lists_every_crash_point",
+        &list,
+    );
 }
 
 #[cfg(feature = "failpoints")]

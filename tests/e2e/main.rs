@@ -3,6 +3,8 @@
 //! Secrets, status, Events, GHES state and the calls GHES received.
 
 mod crash;
+#[path = "../support/generated.rs"]
+mod generated;
 mod harness;
 mod health;
 mod matrix;

@@ -541,31 +541,11 @@ async fn fault_matrix() {
         "failing cells:\n{}",
         failures.join("\n")
     );
-    check_readme_section("fault-matrix", "fault_matrix", &table);
+    crate::generated::check_section(
+        "README.md",
+        "fault-matrix",
+        "cargo test --test e2e fault_matrix",
+        &table,
+    );
     world.cleanup().await;
-}
-
-/// The README section between `<!-- NAME:begin -->` and `<!-- NAME:end -->` must be `body`; with
-/// `UPDATE_README=1` it is written instead. `test` is the test that produces it.
-pub fn check_readme_section(name: &str, test: &str, body: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
-    let readme = std::fs::read_to_string(&path).expect("README.md");
-    let (begin, end) = (
-        format!("<!-- {name}:begin -->\n"),
-        format!("<!-- {name}:end -->"),
-    );
-    let start = readme.find(&begin).expect("the README's begin marker") + begin.len();
-    let stop = readme[start..].find(&end).expect("the README's end marker") + start;
-    if readme[start..stop] == *body {
-        return;
-    }
-    if std::env::var_os("UPDATE_README").is_some() {
-        let updated = format!("{}{body}{}", &readme[..start], &readme[stop..]);
-        std::fs::write(&path, updated).expect("write README.md");
-        return;
-    }
-    panic!(
-        "README.md's {name} section is not what the tests produce; run \
-         `UPDATE_README=1 cargo test --test e2e {test}` and commit:\n{body}"
-    );
 }
