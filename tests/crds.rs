@@ -693,7 +693,7 @@ fn account_credentials_namespace_exists_only_on_cluster_accounts() {
     assert!(refs.required.iter().flatten().any(|r| r == "namespace"));
 }
 
-// CEL rules the API server enforces (not evaluated here: the schema carries them).
+// CEL rules the API server enforces (the test server evaluates them: tests/bad_input.rs).
 
 fn rules_at(kind: &str, path: &str) -> Vec<String> {
     let crd = crd(kind);

@@ -174,9 +174,10 @@ pub struct ClusterAccountSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountSettings {
-    /// The GHES server's base URL, such as `https://ghes.example.com` (https only, no
-    /// `user:password@`: credentials belong in the credentials Secret). The REST API is reached at
-    /// `<server>/api/v3` unless apiUrl says otherwise.
+    /// The GHES server's base URL, such as `https://ghes.example.com` (https only, no path — GHES
+    /// serves at the root of its host — and no `user:password@`: credentials belong in the
+    /// credentials Secret). The REST API is reached at `<server>/api/v3` unless apiUrl says
+    /// otherwise.
     #[schemars(pattern(HTTPS_URL), length(max = 2048))]
     pub server: String,
 

@@ -101,8 +101,9 @@ pub struct AuthorizationSpec {
     pub app: Option<OAuthApp>,
 
     /// The OAuth scopes of the token, such as `repo`, `read:org` or `admin:repo_hook`. GHES
-    /// normalizes scopes (implied scopes, order), so they are compared as sets. Default: none (a
-    /// token that can read public information only).
+    /// normalizes scopes (implied scopes, order), so they are compared as sets. A name that is
+    /// not a GHES classic scope is refused before any GHES call (Ready=False, InvalidSpec).
+    /// Default: none (a token that can read public information only).
     #[serde(default)]
     #[schemars(
         extend("x-kubernetes-list-type" = "set"),

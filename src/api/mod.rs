@@ -20,6 +20,7 @@ pub mod authorization;
 pub mod conditions;
 pub mod duration;
 pub mod patterns;
+pub mod scopes;
 
 pub use account::{
     Account, AccountResource, AccountSettings, AccountSpec, AccountStatus, CaBundleKind,

@@ -17,10 +17,11 @@ pub const SCOPE: &str = r"^[a-z_]+(:[a-z_]+)?$";
 /// An OAuth app's client ID (it goes into a URL path, so only URL-safe characters).
 pub const CLIENT_ID: &str = r"^[A-Za-z0-9._-]+$";
 
-/// An `https://` URL without whitespace, query or fragment: a GHES server.
+/// An `https://` URL of a host, without path, whitespace, query or fragment: a GHES server
+/// (GHES always serves at the root of its host; its API at `/api/v3`, which the operator adds).
 /// No user-info (`user:password@`): credentials belong in the credentials Secret, and the URL is
 /// shown in a printer column.
-pub const HTTPS_URL: &str = r"^https://[^\s/?#@]+(/[^\s?#]*)?$";
+pub const HTTPS_URL: &str = r"^https://[^\s/?#@]+/?$";
 
 /// An `http://` or `https://` URL without whitespace.
 pub const HTTP_URL: &str = r"^https?://[^\s/?#]+([/?#]\S*)?$";

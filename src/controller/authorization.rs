@@ -205,6 +205,12 @@ impl<'a> Run<'a> {
 
     /// Runs the pipeline; returns when to look again.
     async fn sync(&mut self) -> Result<Duration> {
+        if let Some((index, scope)) = crate::api::scopes::first_unknown(&self.spec().scopes) {
+            return Err(Error::InvalidSpec(format!(
+                "spec.scopes[{index}]: {scope:?} is not a GHES OAuth scope (e.g. repo, read:org, \
+                 gist, workflow, admin:repo_hook)"
+            )));
+        }
         let entry = self
             .ctx
             .accounts

@@ -9,7 +9,7 @@ use crate::ghes::GhesError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The referenced Account or ClusterAccount does not exist.
-    #[error("{kind} {name:?} not found{}", in_namespace(.namespace))]
+    #[error("spec.accountRef: {kind} {name:?} not found{}", in_namespace(.namespace))]
     AccountNotFound {
         /// `Account` or `ClusterAccount`.
         kind: &'static str,
@@ -19,7 +19,9 @@ pub enum Error {
         namespace: Option<String>,
     },
     /// A ClusterAccount that does not allow the Authorization's namespace.
-    #[error("ClusterAccount {name:?} does not allow namespace {namespace:?}: {detail}")]
+    #[error(
+        "spec.accountRef: ClusterAccount {name:?} does not allow namespace {namespace:?}: {detail}"
+    )]
     NamespaceNotAllowed {
         /// The ClusterAccount.
         name: String,
@@ -29,7 +31,7 @@ pub enum Error {
         detail: String,
     },
     /// The account exists but cannot be used (credentials refused, two-factor, ...).
-    #[error("{kind} {name:?} is not ready ({reason}): {message}")]
+    #[error("spec.accountRef: {kind} {name:?} is not ready ({reason}): {message}")]
     AccountNotReady {
         /// `Account` or `ClusterAccount`.
         kind: &'static str,
@@ -42,8 +44,9 @@ pub enum Error {
     },
     /// GHES refused these very credentials before: they are not sent again.
     #[error(
-        "GHES refused these credentials ({reason}); they are not sent again until the API root, \
-         username, password or two-factor seed in the credentials Secret changes"
+        "spec.credentialsSecretRef: GHES refused these credentials ({reason}); they are not sent \
+         again until the API root, username, password or two-factor seed in the credentials \
+         Secret changes"
     )]
     CredentialsRefused {
         /// What GHES answered then.
@@ -87,7 +90,7 @@ pub enum Error {
 #[derive(Debug, thiserror::Error)]
 pub enum MissingSecret {
     /// The Secret does not exist.
-    #[error("{role} Secret {namespace}/{name} not found")]
+    #[error("{}: {role} Secret {namespace}/{name} not found", field_of(role))]
     Secret {
         /// What the Secret is for (e.g. "credentials", "client secret").
         role: &'static str,
@@ -97,7 +100,10 @@ pub enum MissingSecret {
         name: String,
     },
     /// The Secret exists but lacks the key, or the value is empty or not UTF-8.
-    #[error("{role} Secret {namespace}/{name} has no usable key {key:?}{detail}")]
+    #[error(
+        "{}: {role} Secret {namespace}/{name} has no usable key {key:?}{detail}",
+        field_of(role)
+    )]
     Key {
         /// What the Secret is for.
         role: &'static str,
@@ -110,6 +116,16 @@ pub enum MissingSecret {
         /// Extra detail (never the value).
         detail: String,
     },
+}
+
+/// The spec field that names a Secret of `role`.
+fn field_of(role: &str) -> &'static str {
+    match role {
+        ROLE_CREDENTIALS => "spec.credentialsSecretRef",
+        ROLE_CLIENT_SECRET => "spec.app.clientSecretRef",
+        ROLE_CA_BUNDLE => "spec.caBundleRef",
+        _ => "spec",
+    }
 }
 
 fn in_namespace(namespace: &Option<String>) -> String {
@@ -216,7 +232,7 @@ mod tests {
         assert_eq!(missing.reason(), "CredentialsNotFound");
         assert_eq!(
             missing.to_string(),
-            "credentials Secret team-a/ghes-bot has no usable key \"password\""
+            "spec.credentialsSecretRef: credentials Secret team-a/ghes-bot has no usable key \"password\""
         );
         let transient = Error::Ghes(GhesError::Transient {
             status: Some(502),

@@ -104,6 +104,18 @@ impl ClientConfig {
 /// GHES URL, before any request: `https`, or plain `http` to a loopback host only (Basic
 /// credentials would otherwise cross the network in clear); no user-info, query or fragment.
 pub fn api_root(server: &str, api_url: Option<&str>) -> Result<Url, GhesError> {
+    // GHES serves at the root of its host: a path in `server` is an API URL pasted there, which
+    // would become `<path>/api/v3`.
+    if let Ok(base) = Url::parse(server.trim())
+        && !matches!(base.path(), "" | "/")
+    {
+        return Err(GhesError::Config(format!(
+            "server must be the GHES base URL such as https://{}, without a path (got {:?}); \
+             the operator adds /api/v3, or set apiUrl for an API root elsewhere",
+            base.host_str().unwrap_or("ghes.example.com"),
+            base.path()
+        )));
+    }
     let (field, raw) = match api_url {
         Some(api_url) => ("apiUrl", api_url.to_owned()),
         None => (
@@ -845,6 +857,11 @@ mod tests {
         }
         let error = api_root("x", Some("https://u@ghes/api/v3")).expect_err("userinfo");
         assert!(error.to_string().contains("must not contain credentials"));
+        // An API URL pasted into server: refused, whether or not apiUrl is set.
+        for api_url in [None, Some("https://ghes.example.com/api/v3")] {
+            let error = api_root("https://ghes.example.com/api/v3", api_url).expect_err("path");
+            assert!(error.to_string().contains("without a path"), "{error}");
+        }
     }
 
     #[test]

@@ -287,9 +287,14 @@ fn unknown_fields(rq: &WriteRequest, lost: &[String]) -> ApiResult<Vec<String>> 
     }
 }
 
-fn schema_errors(info: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
+/// Schema errors, then the CEL rules' (transition rules only when `old` is given).
+fn schema_errors(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     match (&info.rules, &info.schema) {
-        (Kind::Custom, Some(schema)) => schema::validate(obj, schema),
+        (Kind::Custom, Some(schema)) => {
+            let mut errors = schema::validate(obj, schema);
+            errors.extend(super::cel::validate(obj, old, schema));
+            errors
+        }
         _ => Vec::new(),
     }
 }
@@ -333,14 +338,6 @@ fn after_commit(st: &mut State, info: &ResourceInfo, stored: &Value) {
         return;
     }
     let name = meta_str(stored, "name").to_owned();
-    let rules = hooks::crd_cel_rules(stored);
-    if !rules.is_empty() {
-        tracing::info!(
-            crd = %name,
-            rules = ?rules,
-            "the test API server does not evaluate CEL rules (x-kubernetes-validations); they are skipped"
-        );
-    }
     st.registry
         .register_crd(&name, hooks::crd_resources(stored));
     let wanted = hooks::crd_established_status(stored, &now());
@@ -460,7 +457,7 @@ fn create_with(
     let mut errors = validate_name(&name, info.rules == Kind::Namespace);
     errors.extend(validate_meta(&obj["metadata"]));
     errors.extend(hooks::validate_create(info, &obj));
-    errors.extend(schema_errors(info, &obj));
+    errors.extend(schema_errors(info, &obj, None));
     if !errors.is_empty() {
         return Err(ApiError::invalid(&info.kind, &info.group, &name, &errors));
     }
@@ -621,13 +618,13 @@ fn update_existing(
     admission::owner_references(&st.registry, rq, &name, &new, Some(&old))?;
     let mut errors = validate_meta_update(&new["metadata"], &old["metadata"]);
     errors.extend(hooks::validate_update(info, &new, &old));
-    let old_schema_errors: Vec<String> = schema_errors(info, &old)
+    let old_schema_errors: Vec<String> = schema_errors(info, &old, None)
         .iter()
         .map(FieldError::message)
         .collect();
     // Ratcheting: an invalid value the object already had does not fail the update.
     errors.extend(
-        schema_errors(info, &new)
+        schema_errors(info, &new, Some(&old))
             .into_iter()
             .filter(|e| !old_schema_errors.contains(&e.message())),
     );

@@ -4,7 +4,6 @@
 //! Secrets (`stringData`, keys, size, `type`, `immutable`), ConfigMaps, Namespaces, Events (both
 //! APIs), Leases and CRDs (which register their custom resources).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use data_encoding::BASE64;
@@ -506,11 +505,22 @@ fn validate_crd(obj: &Value, errors: &mut Vec<FieldError>) {
             ));
         }
         for (i, v) in versions.iter().enumerate() {
-            if v.pointer("/schema/openAPIV3Schema").is_none() {
-                errors.push(FieldError::required(
+            match v.pointer("/schema/openAPIV3Schema") {
+                None => errors.push(FieldError::required(
                     format!("spec.versions[{i}].schema.openAPIV3Schema"),
                     "schemas are required",
-                ));
+                )),
+                Some(schema) => {
+                    for (path, rule, error) in super::cel::compile_errors(schema) {
+                        errors.push(FieldError::invalid(
+                            format!(
+                                "spec.versions[{i}].schema.openAPIV3Schema.{path}.x-kubernetes-validations"
+                            ),
+                            json!(rule),
+                            format!("compilation failed: {error}"),
+                        ));
+                    }
+                }
             }
         }
     }
@@ -660,26 +670,6 @@ pub(crate) fn crd_resources(crd: &Value) -> Vec<ResourceInfo> {
             crd_name: Some(crd_name.clone()),
         })
         .collect()
-}
-
-/// The CEL rules of a CRD, by version, that the server does not evaluate.
-pub(crate) fn crd_cel_rules(crd: &Value) -> BTreeMap<String, Vec<(String, String)>> {
-    let mut rules = BTreeMap::new();
-    for v in crd
-        .pointer("/spec/versions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(schema) = v.pointer("/schema/openAPIV3Schema") {
-            let found = schema::cel_rules(schema);
-            if !found.is_empty() {
-                let name = v.get("name").and_then(Value::as_str).unwrap_or_default();
-                rules.insert(name.to_owned(), found);
-            }
-        }
-    }
-    rules
 }
 
 /// The status the CRD controllers set once the names are accepted and the API is served.

@@ -44,11 +44,14 @@
 //!   namespace termination, CRD cleanup, watch bookmarks.
 //!
 //! # What it does not reproduce
-//! - CEL rules (`x-kubernetes-validations`) are **not evaluated**; the server logs the rules it
-//!   skips when a CRD is registered. Neither are validating or mutating admission webhooks,
-//!   `ValidatingAdmissionPolicy`, RBAC (every bearer token is accepted and is the user's name;
-//!   requests without credentials are `system:anonymous` and allowed, because kubectl sends no
-//!   token over plain HTTP; other schemes get 401), quotas or priority and fairness.
+//! - CEL rules (`x-kubernetes-validations`) are evaluated with CEL's standard library only
+//!   (`cel.rs`): Kubernetes' extension libraries (`url()`, `quantity()`, …) are missing, and a
+//!   rule calling one fails as an evaluation error; `messageExpression` is not evaluated. Not
+//!   reproduced at all: validating or mutating admission webhooks, `ValidatingAdmissionPolicy`,
+//!   RBAC beyond the permission table of [`TestApiServer::restrict`] (without one, every bearer
+//!   token is accepted and is the user's name; requests without credentials are
+//!   `system:anonymous` and allowed, because kubectl sends no token over plain HTTP; other
+//!   schemes get 401), quotas or priority and fairness.
 //! - Structural-schema checks of CRDs themselves, conversion webhooks (versions convert by
 //!   rewriting `apiVersion`, the `None` strategy), `x-kubernetes-embedded-resource` metadata
 //!   validation, printer columns (`Accept: …;as=Table` gets a plain list, which kubectl prints
@@ -94,6 +97,7 @@
 
 mod admission;
 mod apply;
+mod cel;
 mod crud;
 mod delete;
 mod discovery;

@@ -10,8 +10,8 @@
 //! `x-kubernetes-int-or-string`, `x-kubernetes-embedded-resource` (kept, not checked further),
 //! `x-kubernetes-list-type` (`set` and `map` items must be unique) and `default`.
 //!
-//! Not evaluated: CEL rules (`x-kubernetes-validations`); [`cel_rules`] lists them so the server
-//! can say so when a CRD is registered.
+//! CEL rules (`x-kubernetes-validations`) are evaluated apart (`cel.rs`); [`cel_rules`] lists
+//! them so that a CRD whose rules do not compile is refused.
 
 use std::collections::BTreeSet;
 
@@ -641,7 +641,7 @@ fn validate_combinators(value: &Value, schema: &Value, path: &str, errors: &mut 
     }
 }
 
-/// Every CEL rule in a schema, as `(path, rule)`: the server does not evaluate them.
+/// Every CEL rule in a schema, as `(path, rule)`.
 pub(crate) fn cel_rules(schema: &Value) -> Vec<(String, String)> {
     let mut rules = Vec::new();
     collect_rules(schema, "", &mut rules);
