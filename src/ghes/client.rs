@@ -168,7 +168,42 @@ pub struct HttpGhesClient {
     /// Set once GHES has asked for a two-factor code: later requests send one up front.
     otp_expected: AtomicBool,
     /// Set when GHES refused the credentials: no further request is sent with them.
-    refused: Mutex<Option<String>>,
+    refused: Mutex<Option<Refusal>>,
+}
+
+/// Why GHES refused the credentials: later calls fail with the same error, hint included,
+/// without a request.
+#[derive(Clone, Debug)]
+enum Refusal {
+    /// A wrong login or password, or a lock-out: GHES's message.
+    Credentials(String),
+    /// A two-factor challenge the client could not answer.
+    Otp {
+        /// Delivery method GHES named.
+        method: String,
+        /// What to do about it.
+        detail: String,
+    },
+}
+
+impl Refusal {
+    /// The error of the refused call, or (`again`) of every later call.
+    fn error(&self, again: bool) -> GhesError {
+        let until = if again {
+            "; no further request is sent until the credentials change"
+        } else {
+            ""
+        };
+        match self {
+            Self::Credentials(reason) => GhesError::InvalidCredentials {
+                message: format!("{reason}{until}"),
+            },
+            Self::Otp { method, detail } => GhesError::OtpRequired {
+                method: method.clone(),
+                detail: format!("{detail}{until}"),
+            },
+        }
+    }
 }
 
 impl std::fmt::Debug for HttpGhesClient {
@@ -253,15 +288,18 @@ impl HttpGhesClient {
         url
     }
 
-    fn refused_reason(&self) -> Option<String> {
+    fn refusal(&self) -> Option<Refusal> {
         self.refused
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    fn refuse(&self, reason: &str) {
-        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_owned());
+    /// Remembers a refusal; returns the error of the refused call.
+    fn refuse(&self, refusal: Refusal) -> GhesError {
+        let error = refusal.error(false);
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(refusal);
+        error
     }
 
     fn observe_response(&self, operation: Operation, status: Option<u16>) {
@@ -284,12 +322,8 @@ impl HttpGhesClient {
         url: Url,
         body: Option<&Value>,
     ) -> Result<Answer, GhesError> {
-        if let Some(reason) = self.refused_reason() {
-            return Err(GhesError::InvalidCredentials {
-                message: format!(
-                    "{reason}; no further request is sent until the credentials change"
-                ),
-            });
+        if let Some(refusal) = self.refusal() {
+            return Err(refusal.error(true));
         }
         let idempotent = operation.is_idempotent();
         let mut retries = 0u32;
@@ -410,24 +444,26 @@ impl HttpGhesClient {
                                 continue;
                             }
                             Some(_) => {
-                                let detail = "; the code generated from the TOTP seed was refused: check the seed and this machine's clock".to_owned();
-                                self.refuse("GHES refused the two-factor code");
-                                return Err(GhesError::OtpRequired {
+                                return Err(self.refuse(Refusal::Otp {
                                     method: method_name,
-                                    detail,
-                                });
+                                    detail: "; the code generated from the TOTP seed was refused: \
+                                             check the seed and this machine's clock"
+                                        .into(),
+                                }));
                             }
                             None => {
-                                self.refuse("GHES requires a two-factor code and no TOTP seed is configured");
-                                return Err(GhesError::OtpRequired {
+                                return Err(self.refuse(Refusal::Otp {
                                     method: method_name,
-                                    detail: "; add the user's base32 TOTP seed to the credentials Secret under the key `totpSecret`, or name its key in spec.credentialsSecretRef.totpSecretKey".into(),
-                                });
+                                    detail: "; no TOTP seed is configured: add the user's base32 \
+                                             TOTP seed to the credentials Secret under the key \
+                                             `totpSecret`, or name its key in \
+                                             spec.credentialsSecretRef.totpSecretKey"
+                                        .into(),
+                                }));
                             }
                         }
                     }
-                    self.refuse("GHES rejected the credentials (401)");
-                    return Err(GhesError::InvalidCredentials { message });
+                    return Err(self.refuse(Refusal::Credentials(message)));
                 }
                 403 | 429 if status.as_u16() == 429 || is_rate_limit(&headers, &message) => {
                     let wait = server_requested_wait(&headers)
@@ -447,7 +483,9 @@ impl HttpGhesClient {
                 }
                 403 => {
                     if is_login_lockout(&message) {
-                        self.refuse("GHES locked the login after too many failed attempts (403)");
+                        self.refuse(Refusal::Credentials(
+                            "GHES locked the login after too many failed attempts (403)".into(),
+                        ));
                     }
                     return Err(GhesError::Forbidden { message });
                 }

@@ -2,6 +2,7 @@
 //! cluster with `E2E_KUBECONFIG`) and the GHES emulator, asserting what a user would check —
 //! Secrets, status, Events, GHES state and the calls GHES received.
 
+mod bad_input;
 mod crash;
 #[path = "../support/generated.rs"]
 mod generated;
