@@ -1227,6 +1227,7 @@ async fn injected_faults_answer_with_a_status_and_are_logged() {
         verb: "get".into(),
         resource: "configmaps".into(),
         name: Some("x".into()),
+        user: None,
         status: Some(500),
         count: 1,
         ..FaultSpec::default()
@@ -1505,5 +1506,77 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
     assert_eq!(
         status.message,
         "namespaces \"default\" is forbidden: this namespace may not be deleted"
+    );
+}
+
+#[tokio::test]
+async fn expiring_watches_ends_open_streams_with_410_and_forbids_resuming() {
+    let (server, client) = start().await;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "a"}})).unwrap();
+    let created = maps.create(&PostParams::default(), &cm).await.unwrap();
+    let rv = created.resource_version().unwrap();
+    let mut events = maps
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    let b: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "b"}})).unwrap();
+    maps.create(&PostParams::default(), &b).await.unwrap();
+    assert!(matches!(
+        next(&mut events).await.unwrap(),
+        WatchEvent::Added(_)
+    ));
+    server.expire_watches();
+    match next(&mut events).await.unwrap() {
+        WatchEvent::Error(status) => {
+            assert_eq!((status.code, status.reason.as_str()), (410, "Expired"));
+        }
+        other => panic!("expected an ERROR event, got {other:?}"),
+    }
+    assert!(
+        within("the stream's end", events.next()).await.is_none(),
+        "the stream ends"
+    );
+    // Resuming from a version before the compaction is refused the same way: only a new list
+    // helps.
+    let mut resumed = maps
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    assert!(matches!(
+        next(&mut resumed).await.unwrap(),
+        WatchEvent::Error(status) if status.code == 410
+    ));
+    let listed = maps.list(&Default::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 2);
+}
+
+#[tokio::test]
+async fn a_restricted_user_gets_rbacs_403_and_its_used_permissions_are_recorded() {
+    use ghes_oauth_operator::testkit::Permission;
+    let (server, _) = start_with(
+        TestApiServer::new().restrict("bot", vec![Permission::new("", "configmaps", "get")]),
+    )
+    .await;
+    let bot = server.client("bot").unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(bot.clone(), "default");
+    let status = api_error(maps.list(&Default::default()).await);
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (
+            403,
+            "configmaps is forbidden: User \"bot\" cannot list resource \"configmaps\" in API \
+             group \"\" in the namespace \"default\""
+        )
+    );
+    let status = api_error(maps.get("x").await);
+    assert_eq!(status.code, 404, "allowed, and not there");
+    let secrets: Api<Secret> = Api::namespaced(bot, "default");
+    assert_eq!(api_error(secrets.get("x").await).code, 403);
+    assert_eq!(
+        server.permissions_used("bot"),
+        [Permission::new("", "configmaps", "get")]
     );
 }

@@ -5,8 +5,13 @@
 //! reference that newly sets `blockOwnerDeletion: true` needs `update` on the owner's
 //! `finalizers` subresource — otherwise the write is refused with 403, as that plugin does.
 //!
-//! Only these checks use the permissions; every other request of a restricted caller is allowed
-//! (the server does no RBAC).
+//! The same permissions are the caller's RBAC: a resource request they lack is refused with
+//! the authorizer's 403 before anything else (see `routes`), and every permission a request or
+//! an admission check used is remembered, so a test can compare what was used with what was
+//! granted.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -15,7 +20,7 @@ use super::errors::{ApiError, ApiResult};
 use super::resources::Registry;
 
 /// One permitted (API group, resource, verb); `*` matches anything.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Permission {
     /// API group (`""` is the core group).
     pub group: String,
@@ -43,13 +48,42 @@ impl Permission {
     }
 }
 
-/// What a restricted caller may do.
+/// What a restricted caller may do, and which of it the caller has used: every request and
+/// every admission check of a restricted user asks here.
 #[derive(Clone, Debug, Default)]
-pub struct Permissions(pub Vec<Permission>);
+pub struct Permissions {
+    table: Vec<Permission>,
+    used: Arc<Mutex<BTreeSet<Permission>>>,
+}
 
 impl Permissions {
-    fn allow(&self, group: &str, resource: &str, verb: &str) -> bool {
-        self.0.iter().any(|p| p.allows(group, resource, verb))
+    pub(crate) fn new(table: Vec<Permission>) -> Self {
+        Self {
+            table,
+            used: Arc::default(),
+        }
+    }
+
+    /// Whether the table allows it; an allowed permission is remembered as used.
+    pub(crate) fn allow(&self, group: &str, resource: &str, verb: &str) -> bool {
+        let allowed = self.table.iter().any(|p| p.allows(group, resource, verb));
+        if allowed {
+            self.used
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(Permission::new(group, resource, verb));
+        }
+        allowed
+    }
+
+    /// Every permission used so far.
+    pub(crate) fn used(&self) -> Vec<Permission> {
+        self.used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 }
 

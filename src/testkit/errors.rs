@@ -360,6 +360,36 @@ impl ApiError {
         .with_details(gr.details(name))
     }
 
+    /// 403 `Forbidden` from RBAC: `User "x" cannot list resource "secrets" in API group ""
+    /// in the namespace "y"`, as the API server's authorizer words it.
+    pub fn rbac_forbidden(
+        gr: &GroupResource<'_>,
+        name: Option<&str>,
+        verb: &str,
+        user: &str,
+        namespace: Option<&str>,
+    ) -> Self {
+        let subject = match name {
+            Some(name) => format!("{gr} {}", go_quote(name)),
+            None => gr.to_string(),
+        };
+        let scope = match namespace {
+            Some(namespace) => format!("in the namespace {}", go_quote(namespace)),
+            None => "at the cluster scope".to_owned(),
+        };
+        Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{subject} is forbidden: User {} cannot {verb} resource {} in API group {} {scope}",
+                go_quote(user),
+                go_quote(gr.resource),
+                go_quote(gr.group),
+            ),
+        )
+        .with_details(gr.details(name.unwrap_or_default()))
+    }
+
     /// 405 `MethodNotAllowed`.
     pub fn method_not_supported(gr: &GroupResource<'_>, action: &str) -> Self {
         Self::new(

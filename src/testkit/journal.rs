@@ -52,6 +52,8 @@ pub struct FaultSpec {
     pub namespace: Option<String>,
     /// Only requests for this object name, if set.
     pub name: Option<String>,
+    /// Only requests by this user (the bearer token's name), if set.
+    pub user: Option<String>,
     /// Wait this long before answering.
     pub delay_ms: Option<u64>,
     /// Answer with a `Status` error of this HTTP code instead of doing the request.
@@ -68,6 +70,7 @@ impl FaultSpec {
         resource: &str,
         namespace: Option<&str>,
         name: Option<&str>,
+        user: Option<&str>,
     ) -> bool {
         let verb_ok = self.verb == "*" || self.verb == verb;
         let plural = resource.split('/').next().unwrap_or_default();
@@ -75,7 +78,8 @@ impl FaultSpec {
             self.resource == "*" || self.resource == resource || self.resource == plural;
         let namespace_ok = self.namespace.is_none() || self.namespace.as_deref() == namespace;
         let name_ok = self.name.is_none() || self.name.as_deref() == name;
-        verb_ok && resource_ok && namespace_ok && name_ok && !resource.is_empty()
+        let user_ok = self.user.is_none() || self.user.as_deref() == user;
+        verb_ok && resource_ok && namespace_ok && name_ok && user_ok && !resource.is_empty()
     }
 }
 
@@ -113,6 +117,10 @@ impl Journal {
         }
     }
 
+    pub fn clear_faults(&mut self) {
+        self.faults.clear();
+    }
+
     /// The fault for a request, if one matches (using up one of its count).
     pub fn take_fault(
         &mut self,
@@ -120,11 +128,12 @@ impl Journal {
         resource: &str,
         namespace: Option<&str>,
         name: Option<&str>,
+        user: Option<&str>,
     ) -> Option<FaultSpec> {
         let index = self
             .faults
             .iter()
-            .position(|f| f.matches(verb, resource, namespace, name))?;
+            .position(|f| f.matches(verb, resource, namespace, name, user))?;
         let fault = self.faults[index].clone();
         self.faults[index].count -= 1;
         if self.faults[index].count == 0 {
@@ -150,22 +159,28 @@ mod tests {
         });
         assert!(
             journal
-                .take_fault("get", "authorizations", None, None)
+                .take_fault("get", "authorizations", None, None, None)
                 .is_none()
         );
         assert!(
             journal
-                .take_fault("patch", "authorizations/status", Some("ns"), Some("a"))
+                .take_fault(
+                    "patch",
+                    "authorizations/status",
+                    Some("ns"),
+                    Some("a"),
+                    None
+                )
                 .is_some()
         );
         assert!(
             journal
-                .take_fault("patch", "authorizations", None, None)
+                .take_fault("patch", "authorizations", None, None, None)
                 .is_some()
         );
         assert!(
             journal
-                .take_fault("patch", "authorizations", None, None)
+                .take_fault("patch", "authorizations", None, None, None)
                 .is_none()
         );
     }

@@ -184,13 +184,15 @@ impl TestApiServer {
         self
     }
 
-    /// Restricts `user` to `permissions` where a hardened API server checks them itself: the
-    /// `OwnerReferencesPermissionEnforcement` admission plugin (OpenShift's default). A write
-    /// by `user` that sets `blockOwnerDeletion` on an owner whose `finalizers` it may not
-    /// update, or changes the owner references of an object it may not delete, gets 403.
+    /// Restricts `user` to `permissions`, as RBAC does: a resource request outside them gets the
+    /// authorizer's 403. The `OwnerReferencesPermissionEnforcement` admission plugin
+    /// (OpenShift's default) checks them too: a write by `user` that sets `blockOwnerDeletion`
+    /// on an owner whose `finalizers` it may not update, or changes the owner references of an
+    /// object it may not delete, gets 403. [`RunningApiServer::permissions_used`] tells which
+    /// were used.
     pub fn restrict(mut self, user: &str, permissions: Vec<Permission>) -> Self {
         self.restricted
-            .insert(user.to_owned(), Arc::new(Permissions(permissions)));
+            .insert(user.to_owned(), Arc::new(Permissions::new(permissions)));
         self
     }
 
@@ -341,6 +343,28 @@ impl RunningApiServer {
     /// Injects a fault into the next `fault.count` matching requests.
     pub fn inject(&self, fault: FaultSpec) {
         self.app.journal().inject(fault);
+    }
+
+    /// The permissions a restricted `user` has used so far — by its requests and by the
+    /// admission checks of its writes — as they were asked for (not as the table grants them).
+    pub fn permissions_used(&self, user: &str) -> Vec<Permission> {
+        self.app
+            .restricted
+            .get(user)
+            .map(|permissions| permissions.used())
+            .unwrap_or_default()
+    }
+
+    /// Removes every injected fault that has not run out.
+    pub fn clear_faults(&self) {
+        self.app.journal().clear_faults();
+    }
+
+    /// Compacts the watch history: every open watch ends with an in-stream 410 `Expired` and
+    /// no version seen so far can be resumed from, so every client must list again (what
+    /// etcd compaction or an API server restart does to long-running watches).
+    pub fn expire_watches(&self) {
+        self.app.store.lock().compact();
     }
 
     /// Stops the server: open watches end, new connections are refused.

@@ -249,12 +249,38 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
             .filter(|t| !t.is_empty()),
     };
 
-    let response = match &user {
-        None => ApiError::unauthorized().into_response(),
-        Some(_) => {
-            let fault =
-                app.journal()
-                    .take_fault(verb, &resource, namespace.as_deref(), name.as_deref());
+    // RBAC for restricted users: a resource request their permission table lacks is refused
+    // before anything else happens (discovery and other non-resource paths stay open, as the
+    // system:discovery role keeps them).
+    let denied = match (&target, &user) {
+        (Target::Resource(p), Some(user)) => app.restricted.get(user).and_then(|permissions| {
+            (!permissions.allow(&p.group, &resource, verb)).then(|| {
+                ApiError::rbac_forbidden(
+                    &super::errors::GroupResource {
+                        group: &p.group,
+                        resource: &resource,
+                    },
+                    name.as_deref(),
+                    verb,
+                    user,
+                    namespace.as_deref(),
+                )
+                .into_response()
+            })
+        }),
+        _ => None,
+    };
+    let response = match (&user, denied) {
+        (None, _) => ApiError::unauthorized().into_response(),
+        (Some(_), Some(denied)) => denied,
+        (Some(_), None) => {
+            let fault = app.journal().take_fault(
+                verb,
+                &resource,
+                namespace.as_deref(),
+                name.as_deref(),
+                user.as_deref(),
+            );
             let faulted = match fault {
                 Some(fault) => {
                     if let Some(delay) = fault.delay_ms {

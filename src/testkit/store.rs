@@ -46,6 +46,8 @@ pub(crate) enum Broadcast {
     Change(Arc<Change>),
     /// Everything up to this version has been broadcast: a bookmark may carry it.
     Tick(u64),
+    /// The history was compacted: every open watch ends with a 410 `Expired` error.
+    Expire(u64),
 }
 
 /// Tunables of the server.
@@ -238,6 +240,14 @@ impl State {
     /// A receiver of every change committed from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Broadcast> {
         self.sender.subscribe()
+    }
+
+    /// Drops the change history, as etcd's compaction does, and ends every open watch with a
+    /// 410: clients must list again; resuming from any version seen so far is refused.
+    pub fn compact(&mut self) {
+        self.history.clear();
+        self.floor = self.rv;
+        let _ = self.sender.send(Broadcast::Expire(self.rv));
     }
 
     /// Tells live watches that everything up to the current version was broadcast.

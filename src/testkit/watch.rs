@@ -162,6 +162,16 @@ impl WatchState {
                             return Some(line(&self.filter.bookmark(self.seen, false)));
                         }
                     }
+                    Ok(Broadcast::Expire(floor)) => {
+                        self.finished = true;
+                        let status = ApiError::expired(format!(
+                            "too old resource version: {} ({})",
+                            self.seen,
+                            floor + 1
+                        ))
+                        .status();
+                        return Some(line(&json!({"type": "ERROR", "object": status})));
+                    }
                     // Too far behind, or the server is going away: end the stream, the client
                     // resumes from the last version it saw.
                     Err(RecvError::Lagged(_) | RecvError::Closed) => return None,

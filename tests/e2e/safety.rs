@@ -307,6 +307,7 @@ async fn a_token_whose_status_was_never_written_is_revoked_on_delete() {
                 resource: resource.into(),
                 namespace: Some(ns.clone()),
                 name: None,
+                user: None,
                 delay_ms: None,
                 status: Some(500),
                 count: 1000,
