@@ -247,6 +247,8 @@ impl<'a> Run<'a> {
                     .is_some_and(|hash| token.matches_hash(hash))
             })
         };
+        // Whether this run created the token: one no Secret can hold must not stay live.
+        let mut fresh = false;
         let (live, token) = match live {
             Some(live) if token_held(&live) => {
                 let token = secret.token.clone();
@@ -265,6 +267,7 @@ impl<'a> Run<'a> {
                     .issue(&entry, &fingerprint, client_secret.as_ref(), &secret)
                     .await?
                     .into_pair();
+                fresh = true;
                 self.publish(
                     EventType::Normal,
                     "TokenReissued",
@@ -293,6 +296,7 @@ impl<'a> Run<'a> {
                     (live, Some(issued.token))
                 } else {
                     let issued = issued.into_pair();
+                    fresh = true;
                     let (reason, why) = if was_issued {
                         (
                             "TokenReissued",
@@ -324,7 +328,25 @@ impl<'a> Run<'a> {
                 "no token for a live authorization".into(),
             ))
         })?;
-        self.write_secret(&live, &token, &secret).await?;
+        if let Err(error) = self.write_secret(&live, &token, &secret).await {
+            if fresh && matches!(error, Error::SecretConflict { .. }) {
+                // Another object took the Secret meanwhile (two Authorizations naming one
+                // Secret): the token can reach no one, so it goes at once.
+                revoke(&entry, self.proof(&live)?).await?;
+                self.publish(
+                    EventType::Normal,
+                    "Revoked",
+                    format!(
+                        "revoked GHES authorization {} just issued: its Secret {:?} belongs to \
+                         something else",
+                        live.id,
+                        self.authorization.secret_name()
+                    ),
+                )
+                .await;
+            }
+            return Err(error);
+        }
         self.record(&live, &fingerprint, &token);
         Ok(entry.sync_interval)
     }

@@ -346,6 +346,16 @@ async fn two_authorizations_naming_one_secret_leave_one_token() {
             )
             .await;
     }
+    // Both reconcile at once: each finds no Secret and issues a token before either Secret
+    // write lands (the first two Secret creates are held half a second).
+    world.kube_fault(ghes_oauth_operator::testkit::FaultSpec {
+        verb: "create".into(),
+        resource: "secrets".into(),
+        user: Some(OPERATOR_USER.into()),
+        delay_ms: Some(500),
+        count: 2,
+        ..Default::default()
+    });
     world.start_operator();
     let api = world.authorizations(&ns);
     let (winner, loser) = wait_for("one Ready, one SecretConflict", || async {
