@@ -99,6 +99,8 @@ pub struct World {
     /// The namespaces this test created.
     pub namespaces: Vec<String>,
     operator: Option<Operator>,
+    /// This scenario's part of the suite record.
+    record: Record,
     _gate: Gate,
     _dir: TempDir,
 }
@@ -209,6 +211,7 @@ impl World {
             ghes,
             namespaces: Vec::new(),
             operator: None,
+            record: Record::new(),
             _gate: gate,
             _dir: TempDir(dir),
         };
@@ -258,6 +261,7 @@ impl World {
             &self.namespaces,
             extra,
             env,
+            Some(&self.record),
         ));
     }
 
@@ -316,6 +320,10 @@ impl World {
         totp: Option<&str>,
         extra: serde_json::Value,
     ) {
+        self.record.secret(password);
+        if let Some(seed) = totp {
+            self.record.secret(seed);
+        }
         let mut data = json!({"username": user, "password": password});
         let mut reference = json!({"name": format!("{name}-credentials")});
         if let Some(seed) = totp {
@@ -352,6 +360,7 @@ impl World {
 
     /// The app's client-secret Secret in `namespace`.
     pub async fn app_secret(&self, namespace: &str) {
+        self.record.secret(CLIENT_SECRET);
         self.apply_json(
             namespace,
             json!({
@@ -499,6 +508,7 @@ impl World {
     /// Removes what the test created (real clusters only; a test server just stops).
     pub async fn cleanup(mut self) {
         self.operator = None;
+        self.write_record().await;
         // For the record (shown with --nocapture): what this scenario cost on GHES.
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for request in self.ghes.requests() {
@@ -525,7 +535,17 @@ fn spawn_operator(
     namespaces: &[String],
     extra: &[&str],
     env: &[(&str, &str)],
+    record: Option<&Record>,
 ) -> Operator {
+    // Every operator of the suite logs at debug level into the record, plain and JSON in turn.
+    let (log, format) = match record {
+        Some(record) if std::env::var_os("E2E_OPERATOR_LOGS").is_none() => {
+            let (file, format) = record.operator_log();
+            (Stdio::from(file), format)
+        }
+        _ if std::env::var_os("E2E_OPERATOR_LOGS").is_some() => (Stdio::inherit(), "plain"),
+        _ => (Stdio::null(), "plain"),
+    };
     let child = Command::new(BIN)
         .arg("run")
         .args(["--namespace", &namespaces.join(",")])
@@ -538,15 +558,12 @@ fn spawn_operator(
         .env("KUBECONFIG", kubeconfig)
         // Operators run side by side: each admin server on a port of its own.
         .env("ADMIN_ADDRESS", "127.0.0.1:0")
-        .env("LOG_LEVEL", "info,ghes_oauth_operator=debug")
+        .env("LOG_LEVEL", "debug")
+        .env("LOG_FORMAT", format)
         .env_remove("RUST_LOG")
         .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(if std::env::var_os("E2E_OPERATOR_LOGS").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
+        .stderr(log)
         .spawn()
         .expect("start the operator");
     Operator(child)
@@ -572,6 +589,7 @@ impl OtherCluster {
             std::slice::from_ref(&self.namespace),
             extra,
             &[],
+            None,
         ));
     }
 }
@@ -608,6 +626,25 @@ impl World {
         }
     }
 
+    /// Ends every open watch of the test API server with a 410 and compacts its history, so
+    /// the operator must list again (test server only).
+    pub fn expire_watches(&self) -> bool {
+        match &self.cluster {
+            Cluster::TestServer { _server } => {
+                _server.expire_watches();
+                true
+            }
+            Cluster::Real => false,
+        }
+    }
+
+    /// Removes the test API server's injected faults.
+    pub fn clear_kube_faults(&self) {
+        if let Cluster::TestServer { _server } = &self.cluster {
+            _server.clear_faults();
+        }
+    }
+
     /// Makes the test API server answer matching requests with a fault (test server only;
     /// a real cluster cannot be told to).
     pub fn kube_fault(&self, fault: ghes_oauth_operator::testkit::FaultSpec) -> bool {
@@ -635,6 +672,7 @@ pub fn seed(world: &World, note: &str, client_id: Option<&str>, age: Duration) -
             ..Default::default()
         })
         .expect("seed");
+    world.record.secret(&seeded.token);
     (seeded.id, seeded.token)
 }
 
@@ -762,5 +800,182 @@ impl World {
                 Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
             }
         }
+    }
+}
+
+/// Where the whole e2e run leaves its record: every operator's log (debug level, plain and
+/// JSON), every scenario's objects and Events, the permissions the operator used, and (apart,
+/// in `secrets/`) the secret values the scenario handled. `scripts/test` clears it before the
+/// run and checks it as a whole after (`tests/e2e_record.rs`); each scenario checks its own
+/// part when it cleans up.
+pub fn record_dir() -> PathBuf {
+    std::env::var_os("E2E_RECORD_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-record"))
+}
+
+/// The shape of every token GHES (and the emulator) issues.
+pub const TOKEN_PATTERN: &str = r"gh[opusr]_[A-Za-z0-9]{36}";
+
+/// One scenario's part of the suite record.
+struct Record {
+    prefix: String,
+    operators: std::sync::atomic::AtomicUsize,
+    secrets: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl Record {
+    fn new() -> Self {
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("scenario")
+            .replace("::", "-");
+        let suffix: u32 = rand::random();
+        let dir = record_dir();
+        std::fs::create_dir_all(dir.join("secrets")).expect("record dir");
+        Self {
+            prefix: format!("{test}-{suffix:08x}"),
+            operators: Default::default(),
+            secrets: Default::default(),
+        }
+    }
+
+    /// A secret value this scenario handles: it must appear nowhere in the record.
+    fn secret(&self, value: &str) {
+        if value.len() >= 6 {
+            self.secrets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(value.to_owned());
+        }
+    }
+
+    /// A new operator log file, and its format: plain and JSON in turn.
+    fn operator_log(&self) -> (std::fs::File, &'static str) {
+        let n = self
+            .operators
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let format = if n.is_multiple_of(2) { "plain" } else { "json" };
+        let path = record_dir().join(format!("{}-operator-{n}.log", self.prefix));
+        (std::fs::File::create(path).expect("operator log"), format)
+    }
+
+    fn write(&self, what: &str, text: &str) {
+        std::fs::write(record_dir().join(format!("{}-{what}", self.prefix)), text)
+            .expect("write the record");
+    }
+}
+
+/// Which secrets (and token-shaped strings) `text` shows: redacted descriptions.
+pub fn leaks(text: &str, secrets: &std::collections::BTreeSet<String>) -> Vec<String> {
+    let mut found: Vec<String> = regex::Regex::new(TOKEN_PATTERN)
+        .expect("token pattern")
+        .find_iter(text)
+        .map(|m| format!("a token {}…", &m.as_str()[..6]))
+        .collect();
+    found.extend(
+        secrets
+            .iter()
+            .filter(|secret| text.contains(secret.as_str()))
+            .map(|secret| format!("a secret value {}…", &secret[..3])),
+    );
+    found
+}
+
+impl World {
+    /// Writes this scenario's record and checks it: no secret in any log line, Event or status.
+    async fn write_record(&self) {
+        use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+        let mut objects = Vec::new();
+        let kinds = [
+            ("oauth.ghes.io", "v1alpha1", "Authorization"),
+            ("oauth.ghes.io", "v1alpha1", "Account"),
+            ("events.k8s.io", "v1", "Event"),
+            ("", "v1", "Event"),
+        ];
+        for namespace in &self.namespaces {
+            for (group, version, kind) in kinds {
+                let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(self.client.clone(), namespace, &resource);
+                if let Ok(list) = api.list(&Default::default()).await {
+                    objects.extend(
+                        list.items
+                            .into_iter()
+                            .filter_map(|o| serde_json::to_value(o).ok()),
+                    );
+                }
+            }
+            // The Secrets hold the credentials and tokens of the scenario: their values are
+            // what must not show anywhere else.
+            if let Ok(list) = self.secrets(namespace).list(&Default::default()).await {
+                for secret in list.items {
+                    for (key, value) in secret.data.unwrap_or_default() {
+                        if !matches!(key.as_str(), "username" | "login") {
+                            self.record.secret(&String::from_utf8_lossy(&value.0));
+                        }
+                    }
+                }
+            }
+        }
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "oauth.ghes.io",
+            "v1alpha1",
+            "ClusterAccount",
+        ));
+        if let Ok(list) = Api::<DynamicObject>::all_with(self.client.clone(), &resource)
+            .list(&Default::default())
+            .await
+        {
+            objects.extend(
+                list.items
+                    .into_iter()
+                    .filter_map(|o| serde_json::to_value(o).ok()),
+            );
+        }
+        self.record.write(
+            "cluster.json",
+            &serde_json::to_string_pretty(&objects).unwrap_or_default(),
+        );
+        if let Cluster::TestServer { _server } = &self.cluster {
+            let used: Vec<String> = _server
+                .permissions_used(OPERATOR_USER)
+                .iter()
+                .map(|p| format!("{} {} {}", p.group, p.resource, p.verb))
+                .collect();
+            self.record.write("permissions-used.txt", &used.join("\n"));
+        }
+        let secrets = self
+            .record
+            .secrets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let listed: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        std::fs::write(
+            record_dir()
+                .join("secrets")
+                .join(format!("{}.txt", self.record.prefix)),
+            listed.join("\n"),
+        )
+        .expect("write the secrets list");
+        // This scenario's files, checked now.
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(record_dir())
+            .expect("record dir")
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with(&self.record.prefix) {
+                continue;
+            }
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            found.extend(
+                leaks(&text, &secrets)
+                    .into_iter()
+                    .map(|leak| format!("{name}: {leak}")),
+            );
+        }
+        assert!(found.is_empty(), "secrets in the record: {found:?}");
     }
 }

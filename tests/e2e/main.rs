@@ -8,6 +8,7 @@ mod crash;
 mod generated;
 mod harness;
 mod health;
+mod kube_faults;
 mod matrix;
 mod metrics;
 mod prune;

@@ -1,0 +1,251 @@
+//! Kubernetes faults: watches that end with 410 or fail, the API server unreachable for the
+//! operator, and conflicts on its writes. The operator must miss no change, write nothing on
+//! GHES while it cannot see the cluster, and converge once the API server answers again.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use ghes_oauth_operator::testkit::FaultSpec;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+use crate::harness::*;
+
+/// A fault for the operator's own requests only (the test keeps its access).
+fn operator_fault(verb: &str, resource: &str, status: u16, count: u32) -> FaultSpec {
+    FaultSpec {
+        verb: verb.into(),
+        resource: resource.into(),
+        user: Some(OPERATOR_USER.into()),
+        status: Some(status),
+        count,
+        ..FaultSpec::default()
+    }
+}
+
+fn personal(scopes: &[&str]) -> serde_json::Value {
+    json!({"accountRef": {"name": "bot"}, "scopes": scopes})
+}
+
+/// GHES writes (anything but GET) after `seq`.
+fn writes_since(world: &World, seq: u64) -> Vec<String> {
+    world
+        .ghes_calls_since(seq)
+        .into_iter()
+        .filter(|call| !call.starts_with("GET "))
+        .collect()
+}
+
+#[tokio::test]
+async fn expired_and_failing_watches_miss_no_change() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    world
+        .authorization(&ns, "release", personal(&["gist"]))
+        .await;
+    world.start_operator();
+    world.wait_ready(&ns, "release", "True").await;
+    if !world.expire_watches() {
+        return; // a real cluster cannot be told to
+    }
+    let edits: [&[&str]; 3] = [
+        &["gist", "repo"],
+        &["gist", "read:org"],
+        &["gist", "workflow"],
+    ];
+    for (round, scopes) in edits.iter().enumerate() {
+        // Every watch ends with a 410 and its history is gone; in the second round the
+        // operator's new watches fail too, until they have failed six times.
+        world.expire_watches();
+        if round == 1 {
+            world.kube_fault(operator_fault("watch", "*", 500, 6));
+        }
+        world.authorization(&ns, "release", personal(scopes)).await;
+        world.wait_ready(&ns, "release", "True").await;
+        world
+            .settle_tokens(
+                &ns,
+                USER,
+                &[("release", scopes)],
+                &BTreeSet::new(),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap_or_else(|problem| panic!("round {round}: {problem}"));
+    }
+    let patches = world
+        .ghes_calls_since(0)
+        .iter()
+        .filter(|call| call.starts_with("PATCH "))
+        .count();
+    assert_eq!(
+        patches,
+        3,
+        "one PATCH per edit: {:?}",
+        world.ghes_calls_since(0)
+    );
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn no_ghes_write_while_the_api_server_is_unreachable() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world
+        .account_with(
+            &ns,
+            "bot",
+            USER,
+            PASSWORD,
+            None,
+            json!({"syncInterval": "30s", "prune": {"mode": "Enabled", "minAge": "1m"}}),
+        )
+        .await;
+    world
+        .authorization(&ns, "release", personal(&["gist"]))
+        .await;
+    world.start_operator();
+    world.wait_ready(&ns, "release", "True").await;
+    // The API server stops answering the operator (every verb, every resource).
+    if !world.kube_fault(operator_fault("*", "*", 500, u32::MAX)) {
+        return;
+    }
+    let blind_from = world.ghes_seq();
+    // Meanwhile, what would make a seeing operator write: a prune candidate on GHES, and the
+    // token Secret gone.
+    let (hand_made, _) = seed(&world, "made by hand", None, Duration::from_secs(7200));
+    world
+        .secrets(&ns)
+        .patch(
+            "release",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"token": null}})),
+        )
+        .await
+        .expect("empty the Secret");
+    // Longer than a sync interval: the account's timer fires while the operator is blind.
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    let blind = writes_since(&world, blind_from);
+    assert!(blind.is_empty(), "GHES writes while blind: {blind:?}");
+
+    world.clear_kube_faults();
+    wait_for("a new token in the Secret", || async {
+        world.token(&ns, "release", "token").await
+    })
+    .await;
+    wait_for("the hand-made token pruned", || async {
+        (!world
+            .live_tokens(USER)
+            .iter()
+            .any(|(id, _, _)| *id == hand_made as i64))
+        .then_some(())
+    })
+    .await;
+    world.wait_ready(&ns, "release", "True").await;
+    world
+        .settle_tokens(
+            &ns,
+            USER,
+            &[("release", &["gist"])],
+            &BTreeSet::new(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|problem| panic!("{problem}"));
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn conflicts_on_status_and_secret_writes_are_retried() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    if !world.kube_fault(operator_fault("patch", "authorizations/status", 409, 3)) {
+        return;
+    }
+    world
+        .authorization(&ns, "release", personal(&["gist"]))
+        .await;
+    world.start_operator();
+    world.wait_ready(&ns, "release", "True").await;
+    let creates = |world: &World| {
+        world
+            .ghes_calls_since(0)
+            .iter()
+            .filter(|call| call.starts_with("POST "))
+            .count()
+    };
+    assert_eq!(creates(&world), 1, "{:?}", world.ghes_calls_since(0));
+    let first = world.token(&ns, "release", "token").await.expect("a token");
+
+    // The token leaves the Secret; the rewrite meets two conflicts.
+    world.kube_fault(operator_fault("patch", "secrets", 409, 2));
+    world
+        .secrets(&ns)
+        .patch(
+            "release",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"token": null}})),
+        )
+        .await
+        .expect("empty the Secret");
+    wait_for("a new token in the Secret", || async {
+        world
+            .token(&ns, "release", "token")
+            .await
+            .filter(|token| *token != first)
+    })
+    .await;
+    world.wait_ready(&ns, "release", "True").await;
+    world
+        .settle_tokens(
+            &ns,
+            USER,
+            &[("release", &["gist"])],
+            &BTreeSet::new(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|problem| panic!("{problem}"));
+    world.cleanup().await;
+}
+
+/// With leader election the operator holds its Lease under its own RBAC (the chart's table
+/// grants get, create and update on leases): it creates the Lease, renews it, and works.
+#[tokio::test]
+async fn the_leader_takes_and_renews_its_lease() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    world
+        .authorization(&ns, "release", personal(&["gist"]))
+        .await;
+    world.start_operator_with(&[
+        "--leader-elect",
+        "--leader-election-namespace",
+        &ns,
+        "--lease-duration",
+        "4",
+        "--lease-renew-period",
+        "1",
+        "--lease-retry-period",
+        "1",
+    ]);
+    world.wait_ready(&ns, "release", "True").await;
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(world.client.clone(), &ns);
+    let renewed = |lease: &k8s_openapi::api::coordination::v1::Lease| {
+        lease.spec.as_ref().and_then(|s| s.renew_time.clone())
+    };
+    let first = wait_for("the Lease", || async {
+        renewed(&leases.get_opt("ghes-oauth-operator").await.ok()??)
+    })
+    .await;
+    wait_for("a renewal", || async {
+        let lease = leases.get_opt("ghes-oauth-operator").await.ok()??;
+        renewed(&lease).filter(|time| *time != first).map(|_| ())
+    })
+    .await;
+    world.cleanup().await;
+}
