@@ -62,8 +62,9 @@ pub struct RunArgs {
     /// Timeout of one GHES request, in seconds.
     #[arg(long, env = "GHES_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub ghes_timeout: u64,
-    /// Name of this instance in Events and in the leader Lease (the pod name in a cluster;
-    /// default for the Lease: the host name with a random suffix).
+    /// Name of this instance in Events, in the leader Lease and in the `User-Agent` of its GHES
+    /// requests (the pod name in a cluster; default for the Lease: the host name with a random
+    /// suffix).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
     /// Id of this installation of the operator, written into the fingerprint of every token it

@@ -390,6 +390,8 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Counts every client's GHES responses and rate-limit waits.
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// This operator instance's name, sent in every client's `User-Agent`.
+    pub instance: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -397,6 +399,7 @@ impl Default for ClientOptions {
         Self {
             timeout: Duration::from_secs(30),
             metrics: None,
+            instance: None,
         }
     }
 }
@@ -540,6 +543,7 @@ impl AccountRegistry {
         config.requests_per_second = settings.requests_per_second;
         config.burst = settings.burst;
         config.timeout = self.options.timeout;
+        config.instance = self.options.instance.clone();
         config.observer = self
             .options
             .metrics

@@ -32,6 +32,9 @@ pub struct RequestRecord {
     pub user: Option<String>,
     /// Whether an `X-GitHub-OTP` header was sent.
     pub otp: bool,
+    /// The `User-Agent` sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 /// Recorded requests, oldest first.
@@ -82,6 +85,11 @@ pub(crate) async fn record(
         status: 0,
         user,
         otp: request.headers().contains_key(OTP_HEADER),
+        user_agent: request
+            .headers()
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
     };
     let response = next.run(request).await;
     if response.extensions().get::<ConnectionReset>().is_none() {
@@ -106,6 +114,7 @@ mod tests {
             status: 200,
             user: None,
             otp: false,
+            user_agent: None,
         };
         journal.push(record.clone());
         journal.clear();

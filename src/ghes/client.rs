@@ -67,6 +67,9 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Told about every response and rate-limit wait (metrics).
     pub observer: Option<Arc<dyn RequestObserver>>,
+    /// This operator instance's name (the pod name), added to the `User-Agent` so that GHES's
+    /// logs tell replicas apart.
+    pub instance: Option<String>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -96,6 +99,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             observer: None,
+            instance: None,
         }
     }
 }
@@ -235,7 +239,10 @@ impl HttpGhesClient {
         let trimmed = root.path().trim_end_matches('/').to_owned();
         root.set_path(&trimmed);
         let mut builder = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
+            .user_agent(match &config.instance {
+                Some(instance) => format!("{USER_AGENT} instance/{instance}"),
+                None => USER_AGENT.to_owned(),
+            })
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))

@@ -33,6 +33,8 @@ pub const WAIT: Duration = Duration::from_secs(60);
 
 /// The operator's Kubernetes user on the test server.
 pub const OPERATOR_USER: &str = "operator";
+/// A second replica's Kubernetes user (same permissions), so faults can single one out.
+pub const SECOND_OPERATOR_USER: &str = "operator-b";
 /// The test's own Kubernetes user on the test server: unrestricted.
 pub const TEST_USER: &str = "e2e-test";
 
@@ -99,6 +101,8 @@ pub struct World {
     /// The namespaces this test created.
     pub namespaces: Vec<String>,
     operator: Option<Operator>,
+    /// A second replica (test server only), as [`SECOND_OPERATOR_USER`].
+    second: Option<Operator>,
     /// This scenario's part of the suite record.
     record: Record,
     _gate: Gate,
@@ -163,12 +167,16 @@ impl World {
                 // API server checks them (OwnerReferencesPermissionEnforcement).
                 let server = TestApiServer::new()
                     .restrict(OPERATOR_USER, operator_permissions())
+                    .restrict(SECOND_OPERATOR_USER, operator_permissions())
                     .bind(([127, 0, 0, 1], 0).into())
                     .await
                     .expect("test API server");
                 server
                     .write_kubeconfig(&kubeconfig, OPERATOR_USER)
                     .expect("kubeconfig");
+                server
+                    .write_kubeconfig(dir.join("kubeconfig-b"), SECOND_OPERATOR_USER)
+                    .expect("second kubeconfig");
                 Cluster::TestServer { _server: server }
             }
         };
@@ -211,6 +219,7 @@ impl World {
             ghes,
             namespaces: Vec::new(),
             operator: None,
+            second: None,
             record: Record::new(),
             _gate: gate,
             _dir: TempDir(dir),
@@ -261,6 +270,17 @@ impl World {
             &self.namespaces,
             extra,
             env,
+            Some(&self.record),
+        ));
+    }
+
+    /// Starts a second replica beside the first, as [`SECOND_OPERATOR_USER`] (test server only).
+    pub fn start_second_operator(&mut self, extra: &[&str]) {
+        self.second = Some(spawn_operator(
+            &self._dir.0.join("kubeconfig-b"),
+            &self.namespaces,
+            extra,
+            &[],
             Some(&self.record),
         ));
     }
@@ -508,6 +528,7 @@ impl World {
     /// Removes what the test created (real clusters only; a test server just stops).
     pub async fn cleanup(mut self) {
         self.operator = None;
+        self.second = None;
         self.write_record().await;
         // For the record (shown with --nocapture): what this scenario cost on GHES.
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -938,9 +959,9 @@ impl World {
             &serde_json::to_string_pretty(&objects).unwrap_or_default(),
         );
         if let Cluster::TestServer { _server } = &self.cluster {
-            let used: Vec<String> = _server
-                .permissions_used(OPERATOR_USER)
+            let used: Vec<String> = [OPERATOR_USER, SECOND_OPERATOR_USER]
                 .iter()
+                .flat_map(|user| _server.permissions_used(user))
                 .map(|p| format!("{} {} {}", p.group, p.resource, p.verb))
                 .collect();
             self.record.write("permissions-used.txt", &used.join("\n"));

@@ -249,3 +249,115 @@ async fn the_leader_takes_and_renews_its_lease() {
     .await;
     world.cleanup().await;
 }
+
+/// Two replicas, and the leader cut off from the API server's Lease: it must stop before the
+/// Lease can expire, so that the two never both work. The emulator's log, which records each
+/// request's `User-Agent` (carrying the instance name), proves it: every request of the old
+/// leader comes before the first of the new one, while Authorizations keep arriving.
+#[tokio::test]
+async fn a_leader_cut_off_from_its_lease_stops_before_the_standby_starts() {
+    let mut world = World::exclusive(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    let lease_flags = |instance: &'static str| -> Vec<String> {
+        [
+            "--leader-elect",
+            "--leader-election-namespace",
+            &ns,
+            "--lease-duration",
+            "4",
+            "--lease-renew-period",
+            "1",
+            "--lease-retry-period",
+            "1",
+            "--instance",
+            instance,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    };
+    let a = lease_flags("replica-a");
+    world.start_operator_with(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(world.client.clone(), &ns);
+    let holder = || async {
+        leases
+            .get_opt("ghes-oauth-operator")
+            .await
+            .ok()??
+            .spec?
+            .holder_identity
+    };
+    wait_for("replica-a to lead", || async {
+        (holder().await.as_deref() == Some("replica-a")).then_some(())
+    })
+    .await;
+    let b = lease_flags("replica-b");
+    world.start_second_operator(&b.iter().map(String::as_str).collect::<Vec<_>>());
+    for i in 0..3 {
+        world
+            .authorization(&ns, &format!("before-{i}"), personal(&["gist"]))
+            .await;
+    }
+    for i in 0..3 {
+        world.wait_ready(&ns, &format!("before-{i}"), "True").await;
+    }
+    // replica-a can no longer renew; Authorizations keep coming while the Lease changes hands.
+    if !world.kube_fault(operator_fault("update", "leases", 500, u32::MAX)) {
+        return;
+    }
+    for i in 0..20 {
+        world
+            .authorization(&ns, &format!("during-{i}"), personal(&["gist"]))
+            .await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    wait_for("replica-b to lead", || async {
+        (holder().await.as_deref() == Some("replica-b")).then_some(())
+    })
+    .await;
+    for i in 0..20 {
+        world.wait_ready(&ns, &format!("during-{i}"), "True").await;
+    }
+    let requests = world.ghes.requests();
+    let by = |instance: &str| -> Vec<u64> {
+        requests
+            .iter()
+            .filter(|r| {
+                r.user_agent
+                    .as_deref()
+                    .is_some_and(|ua| ua.ends_with(&format!("instance/{instance}")))
+            })
+            .map(|r| r.seq)
+            .collect()
+    };
+    let (from_a, from_b) = (by("replica-a"), by("replica-b"));
+    assert!(
+        !from_a.is_empty() && !from_b.is_empty(),
+        "{from_a:?} {from_b:?}"
+    );
+    assert_eq!(
+        from_a.len() + from_b.len(),
+        requests.len(),
+        "every GHES request names its replica"
+    );
+    let last_a = from_a.iter().max().copied().unwrap_or_default();
+    let first_b = from_b.iter().min().copied().unwrap_or_default();
+    assert!(
+        last_a < first_b,
+        "the replicas overlapped on GHES: replica-a's last request is #{last_a}, replica-b's \
+         first #{first_b}"
+    );
+    let held: Vec<(String, &[&str])> = (0..3)
+        .map(|i| format!("before-{i}"))
+        .chain((0..20).map(|i| format!("during-{i}")))
+        .map(|name| (name, &["gist"][..]))
+        .collect();
+    let held: Vec<(&str, &[&str])> = held.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+    world
+        .settle_tokens(&ns, USER, &held, &BTreeSet::new(), Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|problem| panic!("{problem}"));
+    world.cleanup().await;
+}
