@@ -12,6 +12,7 @@
 use serde_json::Value;
 
 use super::errors::FieldError;
+use super::schema::join;
 
 /// Every rule of `schema` that does not compile, as `(path, rule, error)`: the CRD is refused.
 pub(crate) fn compile_errors(schema: &Value) -> Vec<(String, String, String)> {
@@ -30,14 +31,6 @@ pub(crate) fn validate(new: &Value, old: Option<&Value>, schema: &Value) -> Vec<
     let mut errors = Vec::new();
     walk(new, old, schema, "", &mut errors);
     errors
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
 }
 
 fn walk(

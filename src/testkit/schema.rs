@@ -236,7 +236,8 @@ pub(crate) fn validate(obj: &Value, schema: &Value) -> Vec<FieldError> {
     errors
 }
 
-fn join(path: &str, key: &str) -> String {
+/// `path.key`, or `key` at the root.
+pub(crate) fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_owned()
     } else {

@@ -27,6 +27,19 @@ fn personal(scopes: &[&str]) -> serde_json::Value {
     json!({"accountRef": {"name": "bot"}, "scopes": scopes})
 }
 
+/// Takes the token out of a token Secret, as a careless edit would.
+async fn empty_secret(world: &World, ns: &str, name: &str) {
+    world
+        .secrets(ns)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"token": null}})),
+        )
+        .await
+        .expect("empty the Secret");
+}
+
 /// GHES writes (anything but GET) after `seq`.
 fn writes_since(world: &World, seq: u64) -> Vec<String> {
     world
@@ -115,15 +128,7 @@ async fn no_ghes_write_while_the_api_server_is_unreachable() {
     // Meanwhile, what would make a seeing operator write: a prune candidate on GHES, and the
     // token Secret gone.
     let (hand_made, _) = seed(&world, "made by hand", None, Duration::from_secs(7200));
-    world
-        .secrets(&ns)
-        .patch(
-            "release",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"token": null}})),
-        )
-        .await
-        .expect("empty the Secret");
+    empty_secret(&world, &ns, "release").await;
     // Longer than a sync interval: the account's timer fires while the operator is blind.
     tokio::time::sleep(Duration::from_secs(35)).await;
     let blind = writes_since(&world, blind_from);
@@ -181,15 +186,7 @@ async fn conflicts_on_status_and_secret_writes_are_retried() {
 
     // The token leaves the Secret; the rewrite meets two conflicts.
     world.kube_fault(operator_fault("patch", "secrets", 409, 2));
-    world
-        .secrets(&ns)
-        .patch(
-            "release",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"token": null}})),
-        )
-        .await
-        .expect("empty the Secret");
+    empty_secret(&world, &ns, "release").await;
     wait_for("a new token in the Secret", || async {
         world
             .token(&ns, "release", "token")
