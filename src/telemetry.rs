@@ -22,8 +22,10 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
         _ => EnvFilter::try_new(level),
     }
     .map_err(|error| format!("invalid log level {level:?}: {error}"))?;
+    // Colours only for a person at a terminal: container logs and files get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Plain => builder.try_init(),

@@ -23,9 +23,15 @@ pub struct Rule {
 pub const WATCHED_NAMESPACE_RULES: &[Rule] = &[
     Rule {
         api_groups: &["oauth.ghes.io"],
-        resources: &["authorizations", "accounts"],
+        resources: &["authorizations"],
         verbs: &["get", "list", "watch", "patch"],
-        why: "watch the resources; add and remove the cleanup finalizer (JSON patch)",
+        why: "watch Authorizations; add and remove their cleanup finalizer (JSON patch)",
+    },
+    Rule {
+        api_groups: &["oauth.ghes.io"],
+        resources: &["accounts"],
+        verbs: &["get", "list", "watch"],
+        why: "watch Accounts (they have no finalizer: nothing to patch but their status)",
     },
     Rule {
         api_groups: &["oauth.ghes.io"],

@@ -824,19 +824,14 @@ impl World {
     }
 }
 
-/// Where the whole e2e run leaves its record: every operator's log (debug level, plain and
-/// JSON), every scenario's objects and Events, the permissions the operator used, and (apart,
-/// in `secrets/`) the secret values the scenario handled. `scripts/test` clears it before the
-/// run and checks it as a whole after (`tests/e2e_record.rs`); each scenario checks its own
-/// part when it cleans up.
-pub fn record_dir() -> PathBuf {
-    std::env::var_os("E2E_RECORD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-record"))
-}
-
-/// The shape of every token GHES (and the emulator) issues.
-pub const TOKEN_PATTERN: &str = r"gh[opusr]_[A-Za-z0-9]{36}";
+// The record of the whole run: every operator's log (debug level, plain and JSON), every
+// scenario's objects and Events, the permissions the operator used, and (apart, in
+// `secrets/`) the secret values the scenario handled. `scripts/test` clears it before the run
+// and checks it as a whole after (`tests/e2e_record.rs`); each scenario checks its own part
+// when it cleans up.
+#[path = "../support/record.rs"]
+mod record;
+pub use record::record_dir;
 
 /// One scenario's part of the suite record.
 struct Record {
@@ -885,22 +880,6 @@ impl Record {
         std::fs::write(record_dir().join(format!("{}-{what}", self.prefix)), text)
             .expect("write the record");
     }
-}
-
-/// Which secrets (and token-shaped strings) `text` shows: redacted descriptions.
-pub fn leaks(text: &str, secrets: &std::collections::BTreeSet<String>) -> Vec<String> {
-    let mut found: Vec<String> = regex::Regex::new(TOKEN_PATTERN)
-        .expect("token pattern")
-        .find_iter(text)
-        .map(|m| format!("a token {}…", &m.as_str()[..6]))
-        .collect();
-    found.extend(
-        secrets
-            .iter()
-            .filter(|secret| text.contains(secret.as_str()))
-            .map(|secret| format!("a secret value {}…", &secret[..3])),
-    );
-    found
 }
 
 impl World {
@@ -981,6 +960,7 @@ impl World {
         )
         .expect("write the secrets list");
         // This scenario's files, checked now.
+        let finder = record::finder(&secrets);
         let mut found = Vec::new();
         for entry in std::fs::read_dir(record_dir())
             .expect("record dir")
@@ -992,7 +972,7 @@ impl World {
             }
             let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
             found.extend(
-                leaks(&text, &secrets)
+                record::leaks(&text, &finder)
                     .into_iter()
                     .map(|leak| format!("{name}: {leak}")),
             );

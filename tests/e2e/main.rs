@@ -541,3 +541,44 @@ async fn cluster_account_serves_two_allowed_namespaces() {
     assert_eq!(world.ghes.state().authorizations.len(), 2);
     world.cleanup().await;
 }
+
+/// A new `secret.name` moves the token: the new Secret holds the same token, the old Secret
+/// (the operator's own) goes, and GHES is not called.
+#[tokio::test]
+async fn renaming_the_secret_moves_the_token_without_a_ghes_call() {
+    let world = world_with_account().await;
+    let ns = world.ns(0).to_owned();
+    world.authorization(&ns, "ci", app_spec(&["repo"])).await;
+    world.wait_ready(&ns, "ci", "True").await;
+    let token = world.token(&ns, "ci-token", "token").await.expect("token");
+    let seq = world.ghes_seq();
+    world
+        .authorization(&ns, "ci", {
+            let mut spec = app_spec(&["repo"]);
+            spec["secret"]["name"] = json!("ci-renamed");
+            spec
+        })
+        .await;
+    world.wait_ready(&ns, "ci", "True").await;
+    assert_eq!(
+        world.token(&ns, "ci-renamed", "token").await.as_deref(),
+        Some(token.as_str())
+    );
+    wait_for("the old Secret to go", || async {
+        world
+            .secrets(&ns)
+            .get_opt("ci-token")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let writes: Vec<String> = world
+        .ghes_calls_since(seq)
+        .into_iter()
+        .filter(|call| !call.starts_with("GET "))
+        .collect();
+    assert!(writes.is_empty(), "no GHES write: {writes:?}");
+    world.cleanup().await;
+}
