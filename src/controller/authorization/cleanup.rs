@@ -1,0 +1,174 @@
+//! Deleting an Authorization: revoke what it owns on GHES, or orphan it, and never wedge.
+
+use super::*;
+
+/// Deletion: revoke on GHES unless the policy is Orphan; the Secret goes with its owner.
+///
+/// Every token made for this resource goes: the ids in status and whatever carries one of its
+/// fingerprints in the account's listing (a crash between the create and the first status
+/// write leaves no id behind), each checked against its live fingerprint first. Deletion never
+/// wedges: when GHES cannot be reached for a configuration reason (no account, no credentials,
+/// refused credentials), a Warning Event names the token and the finalizer is released; the
+/// token is left to pruning. Transient errors retry.
+pub(super) async fn cleanup(authorization: &Authorization, ctx: &Context) -> Result<Action> {
+    let reference = authorization.object_ref(&());
+    if authorization.spec.deletion_policy == DeletionPolicy::Orphan {
+        ctx.publish(
+            &reference,
+            EventType::Normal,
+            "Orphaned",
+            "Delete",
+            "deletionPolicy is Orphan: the token stays on GHES".into(),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let status = authorization.status.clone().unwrap_or_default();
+    let uid = authorization.uid().unwrap_or_default();
+    let ids: Vec<u64> = status
+        .authorization_id
+        .into_iter()
+        .chain(status.previous.as_ref().map(|p| p.authorization_id))
+        .filter_map(|id| u64::try_from(id).ok())
+        .collect();
+    // A personal token is only ever created after its fingerprint is in status; an app
+    // token's get-or-create needs no record first, so it may exist without any status.
+    if ids.is_empty() && status.fingerprint.is_none() && authorization.spec.app.is_none() {
+        return Ok(Action::await_change());
+    }
+    let abandon = |error: &Error| {
+        let known = match (ids.as_slice(), &status.fingerprint) {
+            ([], None) => format!("any token made for it (fingerprint prefix k8s-{uid})"),
+            ([], Some(fingerprint)) => format!("the token with fingerprint {fingerprint}"),
+            (ids, fingerprint) => format!(
+                "GHES authorization {} (fingerprint {})",
+                ids.iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                fingerprint.as_deref().unwrap_or("unknown")
+            ),
+        };
+        format!(
+            "cannot revoke {known} of {} {}: {error}; the finalizer is released and the token is \
+             left on GHES, to pruning or to revoke by hand",
+            authorization.spec.account_ref.kind.as_str(),
+            authorization.spec.account_ref.name,
+        )
+    };
+    let namespace = authorization.namespace().unwrap_or_default();
+    let outcome = match ctx
+        .accounts
+        .resolve(&ctx.client, &namespace, &authorization.spec.account_ref)
+        .await
+    {
+        Ok(entry) => revoke_all(authorization, ctx, &entry, &ids).await,
+        Err(error @ Error::AccountNotFound { .. }) => {
+            // The account went first (e.g. namespace deletion): use its last known client.
+            let key = AccountKey {
+                kind: authorization.spec.account_ref.kind,
+                namespace: (authorization.spec.account_ref.kind == AccountKind::Account)
+                    .then(|| namespace.clone()),
+                name: authorization.spec.account_ref.name.clone(),
+            };
+            match ctx.accounts.lookup(&key) {
+                Some(entry) => revoke_all(authorization, ctx, &entry, &ids).await,
+                None => Err(error),
+            }
+        }
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok(()) => Ok(Action::await_change()),
+        Err(error) if error.is_config() => {
+            let message = abandon(&error);
+            ctx.publish(
+                &reference,
+                EventType::Warning,
+                "RevokeAbandoned",
+                "Delete",
+                message,
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+        Err(error) => {
+            ctx.publish(
+                &reference,
+                EventType::Warning,
+                "RevokeFailed",
+                "Delete",
+                format!("cannot revoke the token yet: {error}; retrying"),
+            )
+            .await;
+            Err(error)
+        }
+    }
+}
+
+/// Revokes every token of the resource that GHES holds: `ids` from status and whatever carries
+/// the resource's fingerprint in the listing, each only after its fingerprint proved it is
+/// the resource's.
+pub(super) async fn revoke_all(
+    authorization: &Authorization,
+    ctx: &Context,
+    entry: &AccountEntry,
+    ids: &[u64],
+) -> Result<()> {
+    let reference = authorization.object_ref(&());
+    let uid = authorization.uid().unwrap_or_default();
+    let status = authorization.status.clone().unwrap_or_default();
+    // A personal token's create under way: only a listing made now can show its outcome.
+    let snapshot = if status.authorization_id.is_none() && status.fingerprint.is_some() {
+        entry.sync(Some(Timestamp::now())).await
+    } else {
+        entry.ensure_synced().await
+    }
+    .map_err(|error| account_error(&entry.key, error))?;
+    let mut owned: Vec<Owned> = snapshot
+        .authorizations
+        .values()
+        .filter_map(|live| Owned::verify(live, &uid, ctx.installation()).ok())
+        .collect();
+    for &id in ids {
+        if owned.iter().any(|o| o.id() == id) {
+            continue;
+        }
+        let live = match snapshot.get(id) {
+            Some(live) => live.clone(),
+            // Issued after the listing, or gone: ask GHES.
+            None => match entry.client.get_authorization(id).await {
+                Ok(live) => live,
+                Err(error) if error.is_not_found() => continue,
+                Err(error) => return Err(account_error(&entry.key, error)),
+            },
+        };
+        match Owned::verify(&live, &uid, ctx.installation()) {
+            Ok(proof) => owned.push(proof),
+            Err(why) => {
+                ctx.publish(
+                    &reference,
+                    EventType::Warning,
+                    "NotOwned",
+                    "Delete",
+                    format!("status names {why}; it is not revoked"),
+                )
+                .await;
+            }
+        }
+    }
+    for proof in owned {
+        let (id, fingerprint) = (proof.id(), proof.fingerprint().to_owned());
+        revoke(entry, proof).await?;
+        crate::failpoint::hit("delete.revoked");
+        ctx.publish(
+            &reference,
+            EventType::Normal,
+            "Revoked",
+            "Delete",
+            format!("revoked GHES authorization {id} (fingerprint {fingerprint})"),
+        )
+        .await;
+    }
+    Ok(())
+}

@@ -1,0 +1,403 @@
+//! Reconciling an Authorization: resolve → locate the live GHES authorization → issue or keep
+//! the token → write the Secret → repair drift → write status. Every step is idempotent and it
+//! is safe to crash between any two: the fingerprint is recorded in status before any token is
+//! created, so a lost answer is found again and replaced, never duplicated.
+//!
+//! This file holds the run and its order (`Run::sync`); each step is a file of its own:
+//! `locate`, `issue`, `drift`, `token_secret` (read and write the Secret), `report` (status and
+//! conditions), and `cleanup` (deletion).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Api, Resource, ResourceExt};
+
+use super::accounts::{AccountEntry, AccountKey, Snapshot};
+use super::context::Context;
+use super::error::{Error, ROLE_CLIENT_SECRET, Result};
+use super::fingerprint::{Fingerprint, Owned};
+use super::secret::{self, DesiredSecret};
+use super::status::apply_status;
+use crate::api::conditions::{self, ConditionStatus, READY, RECONCILING, STALLED, SYNCED};
+use crate::api::{AccountKind, Authorization, AuthorizationStatus, DeletionPolicy, FINALIZER};
+use crate::ghes::{
+    AppAuthorizationRequest, Authorization as GhesAuthorization, AuthorizationUpdate, GhesError,
+    NewAuthorization, ScopeChange, Token,
+};
+
+mod cleanup;
+mod drift;
+mod issue;
+mod locate;
+mod report;
+mod token_secret;
+
+use cleanup::cleanup;
+
+/// How long a configuration error waits before a periodic re-check; changes to the resource
+/// and its account trigger at once. Secrets the operator does not own are not watched, so a
+/// missing one is looked for again sooner (a Kubernetes read, no GHES call).
+fn config_error_recheck(error: &Error) -> Duration {
+    match error {
+        Error::MissingSecret(_) | Error::CaBundleNotFound(_) => Duration::from_secs(30),
+        _ => Duration::from_secs(300),
+    }
+}
+
+/// Entry point of the controller for one Authorization.
+pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> Result<Action> {
+    let namespace = authorization
+        .namespace()
+        .ok_or_else(|| Error::InvalidSpec("an Authorization must have a namespace".into()))?;
+    let api = Api::<Authorization>::namespaced(ctx.client.clone(), &namespace);
+    let key = object_key(&authorization);
+    // Decide on the object as the API server has it now, not as the watch cache last saw it:
+    // right after this operator's own status write the cache can lag, and a stale status
+    // (fingerprint recorded, no id yet) would look like an interrupted create.
+    let Some(authorization) = api.get_opt(&authorization.name_any()).await?.map(Arc::new) else {
+        return Ok(Action::await_change());
+    };
+    let result = finalizer(&api, FINALIZER, authorization, |event| async {
+        match event {
+            Finalizer::Apply(authorization) => apply(&api, &authorization, &ctx).await,
+            Finalizer::Cleanup(authorization) => cleanup(&authorization, &ctx).await,
+        }
+    })
+    .await;
+    match result {
+        Ok(action) => {
+            ctx.reset_backoff(&key);
+            Ok(action)
+        }
+        Err(kube::runtime::finalizer::Error::ApplyFailed(error))
+        | Err(kube::runtime::finalizer::Error::CleanupFailed(error)) => Err(error),
+        Err(kube::runtime::finalizer::Error::AddFinalizer(error))
+        | Err(kube::runtime::finalizer::Error::RemoveFinalizer(error)) => Err(Error::Kube(error)),
+        Err(other) => Err(Error::InvalidSpec(other.to_string())),
+    }
+}
+
+/// Requeue after a failure the reconcile returned (transient ones only reach here).
+pub fn error_policy(authorization: Arc<Authorization>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = error
+        .retry_after()
+        .unwrap_or_else(|| ctx.next_backoff(&object_key(&authorization)));
+    tracing::warn!(
+        authorization = %object_key(&authorization),
+        reason = error.reason(),
+        %error,
+        retry_in_ms = delay.as_millis() as u64,
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+fn object_key(authorization: &Authorization) -> String {
+    format!(
+        "{}/{}",
+        authorization.namespace().unwrap_or_default(),
+        authorization.name_any()
+    )
+}
+
+async fn apply(
+    api: &Api<Authorization>,
+    authorization: &Authorization,
+    ctx: &Context,
+) -> Result<Action> {
+    let mut run = Run::new(api, authorization, ctx);
+    run.begin().await;
+    match run.sync().await {
+        Ok(requeue) => {
+            run.succeed().await?;
+            Ok(Action::requeue(requeue))
+        }
+        Err(error) => {
+            run.fail(&error).await;
+            if error.is_config() {
+                Ok(Action::requeue(config_error_recheck(&error)))
+            } else {
+                Err(error)
+            }
+        }
+    }
+}
+
+/// One reconcile of one Authorization, with a working copy of its status.
+struct Run<'a> {
+    api: &'a Api<Authorization>,
+    authorization: &'a Authorization,
+    ctx: &'a Context,
+    namespace: String,
+    uid: String,
+    /// The status as stored.
+    stored: AuthorizationStatus,
+    /// The status as this run wants it.
+    status: AuthorizationStatus,
+}
+
+/// What the Secret currently holds.
+struct SecretState {
+    existing: Option<Secret>,
+    token: Option<Token>,
+    /// A Secret of an earlier spec.secret.name that this Authorization still owns.
+    renamed_from: Option<Secret>,
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        api: &'a Api<Authorization>,
+        authorization: &'a Authorization,
+        ctx: &'a Context,
+    ) -> Self {
+        let stored = authorization.status.clone().unwrap_or_default();
+        Self {
+            api,
+            authorization,
+            ctx,
+            namespace: authorization.namespace().unwrap_or_default(),
+            uid: authorization.uid().unwrap_or_default(),
+            status: stored.clone(),
+            stored,
+        }
+    }
+
+    fn spec(&self) -> &crate::api::AuthorizationSpec {
+        &self.authorization.spec
+    }
+
+    fn client_id(&self) -> Option<&str> {
+        self.spec().app.as_ref().map(|app| app.client_id.as_str())
+    }
+
+    /// The fingerprint of this resource's token: the one in status when it was made for this
+    /// very resource (the older form without an installation id included), else this
+    /// installation's. A fingerprint of another resource in status (a restored or copied
+    /// status) is never used.
+    fn fingerprint(&self) -> String {
+        match self
+            .stored
+            .fingerprint
+            .as_deref()
+            .and_then(Fingerprint::parse)
+        {
+            Some(recorded) if recorded.uid() == self.uid => recorded.to_string(),
+            _ => Fingerprint::new(&self.uid, self.ctx.installation()).to_string(),
+        }
+    }
+
+    /// Proof that `live` was made for this resource; the error says why it was not.
+    fn proof(&self, live: &GhesAuthorization) -> Result<Owned> {
+        Owned::verify(live, &self.uid, self.ctx.installation())
+            .map_err(|why| Error::Ghes(GhesError::Protocol(why)))
+    }
+
+    /// Proof that `live` was made for this resource, or a Warning Event saying why it is left
+    /// alone.
+    async fn owned(&self, live: &GhesAuthorization) -> Option<Owned> {
+        match Owned::verify(live, &self.uid, self.ctx.installation()) {
+            Ok(owned) => Some(owned),
+            Err(why) => {
+                self.publish(
+                    EventType::Warning,
+                    "NotOwned",
+                    format!("{why}; it is left alone and this resource gets a token of its own"),
+                )
+                .await;
+                None
+            }
+        }
+    }
+
+    /// Runs the pipeline; returns when to look again.
+    async fn sync(&mut self) -> Result<Duration> {
+        if let Some((index, scope)) = crate::api::scopes::first_unknown(&self.spec().scopes) {
+            return Err(Error::InvalidSpec(format!(
+                "spec.scopes[{index}]: {scope:?} is not a GHES OAuth scope (e.g. repo, read:org, \
+                 gist, workflow, admin:repo_hook)"
+            )));
+        }
+        let entry = self
+            .ctx
+            .accounts
+            .resolve(&self.ctx.client, &self.namespace, &self.spec().account_ref)
+            .await?;
+        // Everything from Kubernetes first: a missing client secret costs no GHES call.
+        let client_secret = match &self.spec().app {
+            None => None,
+            Some(app) => Some(
+                secret::read_value(
+                    &self.ctx.client,
+                    &self.namespace,
+                    &app.client_secret_ref.name,
+                    &app.client_secret_ref.key,
+                    ROLE_CLIENT_SECRET,
+                )
+                .await?
+                .0,
+            ),
+        };
+        let secret = self.read_secret().await?;
+        let snapshot = entry
+            .ensure_synced()
+            .await
+            .map_err(|error| account_error(&entry.key, error))?;
+        let fingerprint = self.fingerprint();
+
+        let live = self.locate(&entry, &snapshot, &fingerprint).await?;
+        let token_held = |live: &GhesAuthorization| {
+            secret.token.as_ref().is_some_and(|token| {
+                live.hashed_token
+                    .as_deref()
+                    .or(self.stored.hashed_token.as_deref())
+                    .is_some_and(|hash| token.matches_hash(hash))
+            })
+        };
+        // Whether this run created the token: one no Secret can hold must not stay live.
+        let mut fresh = false;
+        let (live, token) = match live {
+            Some(live) if token_held(&live) => {
+                let token = secret.token.clone();
+                (self.repair_drift(&entry, live).await?, token)
+            }
+            Some(lost) => {
+                // The token cannot be read back from GHES: replace the authorization.
+                let why = match &secret.existing {
+                    None => "the Secret was missing",
+                    Some(_) if secret.token.is_none() => "the Secret held no token",
+                    Some(_) => "the Secret's token does not match the authorization",
+                };
+                revoke(&entry, self.proof(&lost)?).await?;
+                crate::failpoint::hit("reissue.revoked");
+                let issued = self
+                    .issue(&entry, &fingerprint, client_secret.as_ref(), &secret)
+                    .await?
+                    .into_pair();
+                fresh = true;
+                self.publish(
+                    EventType::Normal,
+                    "TokenReissued",
+                    format!(
+                        "{why}: revoked GHES authorization {} and issued {} (token …{})",
+                        lost.id,
+                        issued.0.id,
+                        issued.1.last_eight()
+                    ),
+                )
+                .await;
+                (issued.0, Some(issued.1))
+            }
+            None => {
+                let was_issued = self.stored.authorization_id.is_some();
+                let issued = self
+                    .issue(&entry, &fingerprint, client_secret.as_ref(), &secret)
+                    .await?;
+                if !issued.created {
+                    // The get-or-create found the token this Secret already holds (status was
+                    // lost): adopt it, and repair its scopes against what GHES holds, not
+                    // against a request this process never made.
+                    self.stored.requested_scopes = issued.authorization.scopes.clone();
+                    self.stored.scopes = issued.authorization.scopes.clone();
+                    let live = self.repair_drift(&entry, issued.authorization).await?;
+                    (live, Some(issued.token))
+                } else {
+                    let issued = issued.into_pair();
+                    fresh = true;
+                    let (reason, why) = if was_issued {
+                        (
+                            "TokenReissued",
+                            format!(
+                                "GHES authorization {} was gone; ",
+                                self.stored.authorization_id.unwrap_or_default()
+                            ),
+                        )
+                    } else {
+                        ("Created", String::new())
+                    };
+                    self.publish(
+                        EventType::Normal,
+                        reason,
+                        format!(
+                            "{why}issued GHES authorization {} (token …{}, scopes [{}])",
+                            issued.0.id,
+                            issued.1.last_eight(),
+                            issued.0.scopes.join(", ")
+                        ),
+                    )
+                    .await;
+                    (issued.0, Some(issued.1))
+                }
+            }
+        };
+        let token = token.ok_or_else(|| {
+            Error::Ghes(GhesError::Protocol(
+                "no token for a live authorization".into(),
+            ))
+        })?;
+        if let Err(error) = self.write_secret(&live, &token, &secret).await {
+            if fresh && matches!(error, Error::SecretConflict { .. }) {
+                // Another object took the Secret meanwhile (two Authorizations naming one
+                // Secret): the token can reach no one, so it goes at once.
+                revoke(&entry, self.proof(&live)?).await?;
+                self.publish(
+                    EventType::Normal,
+                    "Revoked",
+                    format!(
+                        "revoked GHES authorization {} just issued: its Secret {:?} belongs to \
+                         something else",
+                        live.id,
+                        self.authorization.secret_name()
+                    ),
+                )
+                .await;
+            }
+            return Err(error);
+        }
+        self.record(&live, &fingerprint, &token);
+        Ok(entry.sync_interval)
+    }
+
+    fn note(&self) -> String {
+        self.authorization.note()
+    }
+
+    async fn publish(&self, type_: EventType, reason: &str, note: String) {
+        let reference = self.authorization.object_ref(&());
+        self.ctx
+            .publish(&reference, type_, reason, "Reconcile", note)
+            .await;
+    }
+}
+
+/// Deletes an authorization on GHES that this resource provably owns; gone already counts as
+/// done. The only DELETE of an Authorization's token.
+async fn revoke(entry: &AccountEntry, owned: Owned) -> Result<()> {
+    match entry.client.delete_authorization(owned.id()).await {
+        Ok(()) => {}
+        Err(error) if error.is_not_found() => {}
+        Err(error) => return Err(account_error(&entry.key, error)),
+    }
+    entry.forget(owned.id());
+    Ok(())
+}
+
+/// A GHES error as seen by an Authorization: credential problems belong to the account.
+fn account_error(key: &AccountKey, error: GhesError) -> Error {
+    if error.is_credentials_problem() {
+        Error::AccountNotReady {
+            kind: key.kind.as_str(),
+            name: key.name.clone(),
+            reason: error.reason(),
+            message: error.to_string(),
+        }
+    } else {
+        Error::Ghes(error)
+    }
+}

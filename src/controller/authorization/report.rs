@@ -1,0 +1,131 @@
+//! What a run reports: the status it records and the conditions it sets.
+
+use super::*;
+
+impl Run<'_> {
+    /// Records the live authorization in the working status.
+    pub(super) fn record(&mut self, live: &GhesAuthorization, fingerprint: &str, token: &Token) {
+        let issued_changed = self.stored.authorization_id != i64::try_from(live.id).ok();
+        self.status.authorization_id = i64::try_from(live.id).ok();
+        self.status.fingerprint = Some(fingerprint.to_owned());
+        self.status.scopes = live.scopes.clone();
+        self.status.requested_scopes = self.spec().scopes.clone();
+        self.status.token_last_eight = Some(token.last_eight().to_owned());
+        self.status.hashed_token = Some(
+            live.hashed_token
+                .clone()
+                .unwrap_or_else(|| token.sha256_hex()),
+        );
+        self.status.secret_name = Some(self.authorization.secret_name());
+        if issued_changed || self.status.issued_at.is_none() {
+            self.status.issued_at = Some(Time(live.created_at.max(Timestamp::now())));
+        }
+        self.status.expires_at = live.expires_at.map(Time);
+    }
+
+    /// A first attempt at this generation: `Ready=Unknown` and `Reconciling=True` until it ends,
+    /// so that nothing reads an older generation's `Ready` as this one's.
+    /// Best effort: a status that cannot be written now is written when the attempt ends.
+    pub(super) async fn begin(&mut self) {
+        let generation = self.authorization.metadata.generation;
+        let current = conditions::find_condition(&self.status.conditions, READY)
+            .is_some_and(|ready| ready.observed_generation == generation);
+        if current {
+            return;
+        }
+        let message = format!(
+            "issuing or checking the token for generation {}",
+            generation.unwrap_or_default()
+        );
+        self.set_condition(READY, ConditionStatus::Unknown, "Reconciling", &message);
+        self.set_condition(RECONCILING, ConditionStatus::True, "Progressing", &message);
+        conditions::remove_condition(&mut self.status.conditions, STALLED);
+        self.status.observed_generation = generation;
+        if let Err(error) = self.save().await {
+            tracing::debug!(%error, "could not record the attempt in status yet");
+        }
+    }
+
+    pub(super) async fn succeed(&mut self) -> Result<()> {
+        let generation = self.authorization.metadata.generation;
+        let secret_name = self.authorization.secret_name();
+        let last_eight = self.status.token_last_eight.clone().unwrap_or_default();
+        self.set_condition(
+            READY,
+            ConditionStatus::True,
+            "TokenReady",
+            &format!("Secret {secret_name} holds token …{last_eight}"),
+        );
+        let id = self.status.authorization_id.unwrap_or_default();
+        self.set_condition(
+            SYNCED,
+            ConditionStatus::True,
+            "Synced",
+            &format!("GHES authorization {id} matches the spec"),
+        );
+        conditions::remove_condition(&mut self.status.conditions, RECONCILING);
+        conditions::remove_condition(&mut self.status.conditions, STALLED);
+        self.status.observed_generation = generation;
+        self.save().await
+    }
+
+    pub(super) async fn fail(&mut self, error: &Error) {
+        let message = error.condition_message();
+        let reason = error.reason();
+        let generation = self.authorization.metadata.generation;
+        if error.is_config() {
+            // Waits for a human: kstatus reads Stalled as Failed.
+            crate::metrics::note_config_error(reason);
+            self.set_condition(READY, ConditionStatus::False, reason, &message);
+            self.set_condition(STALLED, ConditionStatus::True, reason, &message);
+            conditions::remove_condition(&mut self.status.conditions, RECONCILING);
+        } else {
+            conditions::remove_condition(&mut self.status.conditions, STALLED);
+            let satisfied =
+                conditions::find_condition(&self.status.conditions, READY).is_some_and(|ready| {
+                    ready.status == "True" && ready.observed_generation == generation
+                });
+            if !satisfied {
+                // This generation has no token yet: retried, so in progress, not healthy.
+                self.set_condition(READY, ConditionStatus::False, reason, &message);
+                self.set_condition(RECONCILING, ConditionStatus::True, reason, &message);
+            }
+        }
+        self.set_condition(SYNCED, ConditionStatus::False, reason, &message);
+        self.status.observed_generation = self.authorization.metadata.generation;
+        let changed = self.status != self.stored;
+        if let Err(save_error) = self.save().await {
+            tracing::warn!(error = %save_error, "could not record the failure in status");
+        }
+        if changed {
+            self.publish(EventType::Warning, reason, message).await;
+        }
+    }
+
+    pub(super) fn set_condition(
+        &mut self,
+        type_: &str,
+        status: ConditionStatus,
+        reason: &str,
+        message: &str,
+    ) {
+        let condition = conditions::new_condition(
+            type_,
+            status,
+            reason,
+            message,
+            self.authorization.metadata.generation,
+            Time(Timestamp::now()),
+        );
+        conditions::set_condition(&mut self.status.conditions, condition);
+    }
+
+    pub(super) async fn save(&mut self) -> Result<()> {
+        if self.status == self.stored {
+            return Ok(());
+        }
+        apply_status(self.api, self.authorization, &self.status).await?;
+        self.stored = self.status.clone();
+        Ok(())
+    }
+}
