@@ -39,6 +39,19 @@ const MIN_RATE_LIMIT_WAIT: Duration = Duration::from_millis(1);
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// What happened to a token on GHES, as the reconcile that did it reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenChange {
+    /// A first token for a resource.
+    Issued,
+    /// A token replacing one that was lost or gone.
+    Reissued,
+    /// A token replacing one that was due (rotation).
+    Rotated,
+    /// A token revoked by the operator.
+    Revoked,
+}
+
 /// Which controller a reconcile belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ControllerKind {
@@ -307,15 +320,13 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Counts the Event a reconcile published about an Authorization, when it marks a token
-    /// issued, re-issued, rotated or revoked (by the Event's reason).
-    pub fn token_event(&self, reason: &str) {
-        match reason {
-            "Created" => self.tokens_issued.inc(),
-            "TokenReissued" | "Reissued" => self.tokens_reissued.inc(),
-            "Rotated" | "TokenRotated" => self.tokens_rotated.inc(),
-            "Revoked" => self.tokens_revoked.inc(),
-            _ => 0,
+    /// Counts a token issued, re-issued, rotated or revoked.
+    pub fn count_token(&self, change: TokenChange) {
+        match change {
+            TokenChange::Issued => self.tokens_issued.inc(),
+            TokenChange::Reissued => self.tokens_reissued.inc(),
+            TokenChange::Rotated => self.tokens_rotated.inc(),
+            TokenChange::Revoked => self.tokens_revoked.inc(),
         };
     }
 
@@ -435,8 +446,7 @@ mod tests {
         metrics.on_response(Operation::ListAuthorizations, None);
         metrics.on_rate_limit_wait(Operation::ListAuthorizations, Duration::from_millis(1500));
         metrics.on_rate_limit_wait(Operation::ListGrants, Duration::from_micros(3));
-        metrics.token_event("Created");
-        metrics.token_event("Updated");
+        metrics.count_token(TokenChange::Issued);
         metrics.set_prune_candidates(PruneKind::Grant, 3);
         metrics.prune_deleted(PruneKind::Authorization);
         metrics.set_authorizations(2, 1);

@@ -91,9 +91,8 @@ impl Context {
 
     /// Publishes an Event about `object`. A failure to publish is logged, never fatal.
     ///
-    /// It also feeds the metrics: an Authorization's `Created`, `TokenReissued`, `Rotated` and
-    /// `Revoked` Events count tokens, and a Warning of a reconcile or sync marks the running
-    /// reconcile as ended by that configuration error (unless it returns an error).
+    /// A Warning of a reconcile or sync also marks the running reconcile as ended by that
+    /// configuration error (unless it returns an error), for its metrics.
     pub async fn publish(
         &self,
         object: &ObjectReference,
@@ -102,14 +101,8 @@ impl Context {
         action: &str,
         note: String,
     ) {
-        match type_ {
-            EventType::Normal if object.kind.as_deref() == Some("Authorization") => {
-                self.metrics.token_event(reason);
-            }
-            EventType::Warning if matches!(action, "Reconcile" | "Sync") => {
-                metrics::note_config_error(reason);
-            }
-            _ => {}
+        if type_ == EventType::Warning && matches!(action, "Reconcile" | "Sync") {
+            metrics::note_config_error(reason);
         }
         let event = Event {
             type_,

@@ -160,6 +160,7 @@ pub(super) async fn revoke_all(
     for proof in owned {
         let (id, fingerprint) = (proof.id(), proof.fingerprint().to_owned());
         revoke(entry, proof).await?;
+        ctx.metrics.count_token(TokenChange::Revoked);
         crate::failpoint::hit("delete.revoked");
         ctx.publish(
             &reference,

@@ -1,10 +1,55 @@
-//! Locating the live GHES authorization of an Authorization in its account's listing.
+//! Locating the live GHES authorization of an Authorization in its account's listing, and
+//! whether the Secret holds its token.
 
 use super::*;
+
+/// Where this resource's token stands on GHES.
+pub(super) enum Located {
+    /// Live, and the Secret holds its token.
+    Held(GhesAuthorization),
+    /// Live, but its token cannot be read back from the Secret: it must be replaced.
+    Lost {
+        /// The live authorization.
+        live: GhesAuthorization,
+        /// Why the Secret does not hold it.
+        why: &'static str,
+    },
+    /// Nothing live: never issued, or gone.
+    Missing,
+}
 
 impl Run<'_> {
     /// Finds the live GHES authorization of this resource, from the account's snapshot.
     pub(super) async fn locate(
+        &mut self,
+        entry: &AccountEntry,
+        snapshot: &Snapshot,
+        fingerprint: &str,
+        secret: &SecretState,
+    ) -> Result<Located> {
+        let found = self.find(entry, snapshot, fingerprint).await?;
+        let Some(live) = found else {
+            return Ok(Located::Missing);
+        };
+        let held = secret.token.as_ref().is_some_and(|token| {
+            live.hashed_token
+                .as_deref()
+                .or(self.stored.hashed_token.as_deref())
+                .is_some_and(|hash| token.matches_hash(hash))
+        });
+        if held {
+            return Ok(Located::Held(live));
+        }
+        let why = match &secret.existing {
+            None => "the Secret was missing",
+            Some(_) if secret.token.is_none() => "the Secret held no token",
+            Some(_) => "the Secret's token does not match the authorization",
+        };
+        Ok(Located::Lost { live, why })
+    }
+
+    /// The live GHES authorization of this resource, if any, proven its own.
+    async fn find(
         &mut self,
         entry: &AccountEntry,
         snapshot: &Snapshot,

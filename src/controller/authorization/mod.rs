@@ -31,6 +31,7 @@ use crate::ghes::{
     AppAuthorizationRequest, Authorization as GhesAuthorization, AuthorizationUpdate, GhesError,
     NewAuthorization, ScopeChange, Token,
 };
+use crate::metrics::TokenChange;
 
 mod cleanup;
 mod drift;
@@ -40,6 +41,7 @@ mod report;
 mod token_secret;
 
 use cleanup::cleanup;
+use locate::Located;
 
 /// How long a configuration error waits before a periodic re-check; changes to the resource
 /// and its account trigger at once. Secrets the operator does not own are not watched, so a
@@ -251,29 +253,18 @@ impl<'a> Run<'a> {
             .map_err(|error| account_error(&entry.key, error))?;
         let fingerprint = self.fingerprint();
 
-        let live = self.locate(&entry, &snapshot, &fingerprint).await?;
-        let token_held = |live: &GhesAuthorization| {
-            secret.token.as_ref().is_some_and(|token| {
-                live.hashed_token
-                    .as_deref()
-                    .or(self.stored.hashed_token.as_deref())
-                    .is_some_and(|hash| token.matches_hash(hash))
-            })
-        };
+        let located = self
+            .locate(&entry, &snapshot, &fingerprint, &secret)
+            .await?;
         // Whether this run created the token: one no Secret can hold must not stay live.
         let mut fresh = false;
-        let (live, token) = match live {
-            Some(live) if token_held(&live) => {
+        let (live, token) = match located {
+            Located::Held(live) => {
                 let token = secret.token.clone();
                 (self.repair_drift(&entry, live).await?, token)
             }
-            Some(lost) => {
+            Located::Lost { live: lost, why } => {
                 // The token cannot be read back from GHES: replace the authorization.
-                let why = match &secret.existing {
-                    None => "the Secret was missing",
-                    Some(_) if secret.token.is_none() => "the Secret held no token",
-                    Some(_) => "the Secret's token does not match the authorization",
-                };
                 revoke(&entry, self.proof(&lost)?).await?;
                 crate::failpoint::hit("reissue.revoked");
                 let issued = self
@@ -281,6 +272,7 @@ impl<'a> Run<'a> {
                     .await?
                     .into_pair();
                 fresh = true;
+                self.ctx.metrics.count_token(TokenChange::Reissued);
                 self.publish(
                     EventType::Normal,
                     "TokenReissued",
@@ -294,7 +286,7 @@ impl<'a> Run<'a> {
                 .await;
                 (issued.0, Some(issued.1))
             }
-            None => {
+            Located::Missing => {
                 let was_issued = self.stored.authorization_id.is_some();
                 let issued = self
                     .issue(&entry, &fingerprint, client_secret.as_ref(), &secret)
@@ -310,17 +302,19 @@ impl<'a> Run<'a> {
                 } else {
                     let issued = issued.into_pair();
                     fresh = true;
-                    let (reason, why) = if was_issued {
+                    let (reason, why, change) = if was_issued {
                         (
                             "TokenReissued",
                             format!(
                                 "GHES authorization {} was gone; ",
                                 self.stored.authorization_id.unwrap_or_default()
                             ),
+                            TokenChange::Reissued,
                         )
                     } else {
-                        ("Created", String::new())
+                        ("Created", String::new(), TokenChange::Issued)
                     };
+                    self.ctx.metrics.count_token(change);
                     self.publish(
                         EventType::Normal,
                         reason,
@@ -346,6 +340,7 @@ impl<'a> Run<'a> {
                 // Another object took the Secret meanwhile (two Authorizations naming one
                 // Secret): the token can reach no one, so it goes at once.
                 revoke(&entry, self.proof(&live)?).await?;
+                self.ctx.metrics.count_token(TokenChange::Revoked);
                 self.publish(
                     EventType::Normal,
                     "Revoked",
