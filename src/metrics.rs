@@ -16,8 +16,6 @@
 //! | `authorizations` (gauge) | `ready` (`true`, `false`) |
 //! | `leader` (gauge: 1 while this instance runs the controllers) | |
 
-use std::cell::RefCell;
-use std::future::Future;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -401,34 +399,6 @@ fn bounded_reason(reason: &str) -> String {
     }
 }
 
-tokio::task_local! {
-    /// The configuration-error reason a reconcile reported, for its `reconciles_total` entry.
-    static CONFIG_ERROR: RefCell<Option<String>>;
-}
-
-/// Runs one reconcile and returns its output with the configuration-error reason it reported
-/// through [`note_config_error`], if any. Reconcilers return `Ok` for configuration errors (they
-/// wait for a change instead of retrying), so the result alone cannot tell them from success.
-pub async fn observe_config_error<F: Future>(reconcile: F) -> (F::Output, Option<String>) {
-    CONFIG_ERROR
-        .scope(RefCell::new(None), async move {
-            let output = reconcile.await;
-            let reason = CONFIG_ERROR
-                .try_with(|slot| slot.borrow_mut().take())
-                .ok()
-                .flatten();
-            (output, reason)
-        })
-        .await
-}
-
-/// Marks the running reconcile (inside [`observe_config_error`]) as ended by a configuration
-/// error with `reason`; outside one it does nothing. `Context::publish` calls it for every
-/// Warning Event, which reconcilers publish when an error first appears or changes.
-pub fn note_config_error(reason: &str) {
-    let _ = CONFIG_ERROR.try_with(|slot| *slot.borrow_mut() = Some(reason.to_owned()));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,16 +454,5 @@ mod tests {
         assert_eq!(bounded_reason("AccountNotFound"), "AccountNotFound");
         assert_eq!(bounded_reason("team-a/ci-bot"), "Other");
         assert_eq!(bounded_reason(&"A".repeat(100)), "Other");
-    }
-
-    #[tokio::test]
-    async fn configuration_errors_are_noted_per_reconcile() {
-        let ((), reason) =
-            observe_config_error(async { note_config_error("SecretConflict") }).await;
-        assert_eq!(reason.as_deref(), Some("SecretConflict"));
-        let ((), reason) = observe_config_error(async {}).await;
-        assert_eq!(reason, None);
-        // Outside a reconcile nothing happens.
-        note_config_error("Ignored");
     }
 }

@@ -14,6 +14,7 @@ use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use super::Reconciled;
 use super::accounts::{AccountEntry, AccountKey, Snapshot};
 use super::context::Context;
 use super::error::{Error, Result};
@@ -51,7 +52,7 @@ impl AccountObject for crate::api::ClusterAccount {
 }
 
 /// Entry point for one Account or ClusterAccount.
-pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> Result<Action> {
+pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> Result<Reconciled> {
     let key = AccountKey::of(account.as_ref());
     let stored = account.account_status().cloned().unwrap_or_default();
     let mut status = stored.clone();
@@ -166,12 +167,12 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
     match outcome {
         Ok(_) => {
             ctx.reset_backoff(&key.to_string());
-            Ok(Action::requeue(requeue))
+            Ok(Reconciled::done(Action::requeue(requeue)))
         }
-        Err(error) if error.is_config() => {
-            crate::metrics::note_config_error(error.reason());
-            Ok(Action::requeue(NOT_READY_RECHECK))
-        }
+        Err(error) if error.is_config() => Ok(Reconciled::waiting(
+            Action::requeue(NOT_READY_RECHECK),
+            error.reason(),
+        )),
         Err(error) => Err(error),
     }
 }

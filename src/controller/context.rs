@@ -12,7 +12,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use super::accounts::{AccountRegistry, ClientOptions};
 use super::fingerprint::InstallationId;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 
 /// First delay after a transient failure.
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
@@ -90,9 +90,6 @@ impl Context {
     }
 
     /// Publishes an Event about `object`. A failure to publish is logged, never fatal.
-    ///
-    /// A Warning of a reconcile or sync also marks the running reconcile as ended by that
-    /// configuration error (unless it returns an error), for its metrics.
     pub async fn publish(
         &self,
         object: &ObjectReference,
@@ -101,9 +98,6 @@ impl Context {
         action: &str,
         note: String,
     ) {
-        if type_ == EventType::Warning && matches!(action, "Reconcile" | "Sync") {
-            metrics::note_config_error(reason);
-        }
         let event = Event {
             type_,
             reason: reason.to_owned(),

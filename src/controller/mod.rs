@@ -302,33 +302,61 @@ pub async fn run_with(
     tracing::info!("controllers stopped");
 }
 
+/// How a reconcile ended when it did not fail: what to do next, and the configuration error
+/// it is waiting on, if any (such a reconcile returns `Ok`: it waits for a change rather than
+/// retrying, but its metrics must say why).
+#[derive(Debug)]
+pub struct Reconciled {
+    /// When to look again.
+    pub action: Action,
+    /// The reason of the configuration error that stopped it.
+    pub config_error: Option<&'static str>,
+}
+
+impl Reconciled {
+    /// Done, or nothing to do.
+    pub fn done(action: Action) -> Self {
+        Self {
+            action,
+            config_error: None,
+        }
+    }
+
+    /// Stopped by a configuration error with `reason`; looks again per `action`.
+    pub fn waiting(action: Action, reason: &'static str) -> Self {
+        Self {
+            action,
+            config_error: Some(reason),
+        }
+    }
+}
+
 /// Wraps a reconciler so that every reconcile is timed and counted by result and reason.
-/// Configuration errors usually come back as `Ok` (they wait for a change); the reconcile's
-/// Warning Event marks them (see `Context::publish`).
 fn measured<K, F, Fut>(
     controller: ControllerKind,
     reconcile: F,
 ) -> impl FnMut(Arc<K>, Arc<Context>) -> BoxFuture<'static, Result<Action, Error>>
 where
     F: Fn(Arc<K>, Arc<Context>) -> Fut,
-    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+    Fut: Future<Output = Result<Reconciled, Error>> + Send + 'static,
 {
     move |object, ctx| {
         let metrics = ctx.metrics.clone();
         let reconcile = reconcile(object, ctx);
         Box::pin(async move {
             let started = Instant::now();
-            let (result, config_error) = crate::metrics::observe_config_error(reconcile).await;
-            let (outcome, reason) = match (&result, config_error) {
-                (Err(error), _) if error.is_config() => {
-                    (ReconcileResult::ConfigError, error.reason().to_owned())
-                }
-                (Err(error), _) => (ReconcileResult::Error, error.reason().to_owned()),
-                (Ok(_), Some(reason)) => (ReconcileResult::ConfigError, reason),
-                (Ok(_), None) => (ReconcileResult::Success, String::new()),
+            let result = reconcile.await;
+            let (outcome, reason) = match &result {
+                Err(error) if error.is_config() => (ReconcileResult::ConfigError, error.reason()),
+                Err(error) => (ReconcileResult::Error, error.reason()),
+                Ok(Reconciled {
+                    config_error: Some(reason),
+                    ..
+                }) => (ReconcileResult::ConfigError, *reason),
+                Ok(_) => (ReconcileResult::Success, ""),
             };
-            metrics.reconciled(controller, outcome, &reason, started.elapsed());
-            result
+            metrics.reconciled(controller, outcome, reason, started.elapsed());
+            result.map(|reconciled| reconciled.action)
         })
     }
 }

@@ -102,6 +102,22 @@ async fn metrics_count_the_reconcile_the_put_and_the_issued_token() {
         1.0,
         "without leader election the instance runs the controllers"
     );
+    // A configuration error ends its reconcile with Ok (it waits for a change), and is counted
+    // as one, with its reason.
+    world
+        .authorization(
+            &ns,
+            "typo",
+            json!({"accountRef": {"name": "nope"}, "scopes": ["repo"]}),
+        )
+        .await;
+    world.wait_ready(&ns, "typo", "False").await;
+    const CONFIG_ERROR: &str = r#"ghes_oauth_operator_reconciles_total{controller="authorization",result="config_error",reason="AccountNotFound"}"#;
+    let after = wait_for("the configuration error to be counted", || async {
+        let after = scrape(admin).await;
+        (sample(&after, CONFIG_ERROR) >= 1.0).then_some(after)
+    })
+    .await;
     assert!(
         after
             .keys()

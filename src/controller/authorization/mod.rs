@@ -19,6 +19,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Resource, ResourceExt};
 
+use super::Reconciled;
 use super::accounts::{AccountEntry, AccountKey, Snapshot};
 use super::context::Context;
 use super::error::{Error, ROLE_CLIENT_SECRET, Result};
@@ -54,7 +55,7 @@ fn config_error_recheck(error: &Error) -> Duration {
 }
 
 /// Entry point of the controller for one Authorization.
-pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> Result<Action> {
+pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> Result<Reconciled> {
     let namespace = authorization
         .namespace()
         .ok_or_else(|| Error::InvalidSpec("an Authorization must have a namespace".into()))?;
@@ -64,11 +65,18 @@ pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> 
     // right after this operator's own status write the cache can lag, and a stale status
     // (fingerprint recorded, no id yet) would look like an interrupted create.
     let Some(authorization) = api.get_opt(&authorization.name_any()).await?.map(Arc::new) else {
-        return Ok(Action::await_change());
+        return Ok(Reconciled::done(Action::await_change()));
     };
+    // The configuration error an apply stopped at: the finalizer helper passes on only the
+    // action.
+    let waiting = std::sync::Mutex::new(None);
     let result = finalizer(&api, FINALIZER, authorization, |event| async {
         match event {
-            Finalizer::Apply(authorization) => apply(&api, &authorization, &ctx).await,
+            Finalizer::Apply(authorization) => {
+                let reconciled = apply(&api, &authorization, &ctx).await?;
+                *waiting.lock().unwrap_or_else(|e| e.into_inner()) = reconciled.config_error;
+                Ok(reconciled.action)
+            }
             Finalizer::Cleanup(authorization) => cleanup(&authorization, &ctx).await,
         }
     })
@@ -76,7 +84,11 @@ pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> 
     match result {
         Ok(action) => {
             ctx.reset_backoff(&key);
-            Ok(action)
+            let config_error = waiting.into_inner().unwrap_or_else(|e| e.into_inner());
+            Ok(Reconciled {
+                action,
+                config_error,
+            })
         }
         Err(kube::runtime::finalizer::Error::ApplyFailed(error))
         | Err(kube::runtime::finalizer::Error::CleanupFailed(error)) => Err(error),
@@ -113,18 +125,21 @@ async fn apply(
     api: &Api<Authorization>,
     authorization: &Authorization,
     ctx: &Context,
-) -> Result<Action> {
+) -> Result<Reconciled> {
     let mut run = Run::new(api, authorization, ctx);
     run.begin().await;
     match run.sync().await {
         Ok(requeue) => {
             run.succeed().await?;
-            Ok(Action::requeue(requeue))
+            Ok(Reconciled::done(Action::requeue(requeue)))
         }
         Err(error) => {
             run.fail(&error).await;
             if error.is_config() {
-                Ok(Action::requeue(config_error_recheck(&error)))
+                Ok(Reconciled::waiting(
+                    Action::requeue(config_error_recheck(&error)),
+                    error.reason(),
+                ))
             } else {
                 Err(error)
             }

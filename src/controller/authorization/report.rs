@@ -75,7 +75,6 @@ impl Run<'_> {
         let generation = self.authorization.metadata.generation;
         if error.is_config() {
             // Waits for a human: kstatus reads Stalled as Failed.
-            crate::metrics::note_config_error(reason);
             self.set_condition(READY, ConditionStatus::False, reason, &message);
             self.set_condition(STALLED, ConditionStatus::True, reason, &message);
             conditions::remove_condition(&mut self.status.conditions, RECONCILING);
