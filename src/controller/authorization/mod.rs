@@ -4,8 +4,8 @@
 //! created, so a lost answer is found again and replaced, never duplicated.
 //!
 //! This file holds the run and its order (`Run::sync`); each step is a file of its own:
-//! `locate`, `issue`, `drift`, `token_secret` (read and write the Secret), `report` (status and
-//! conditions), and `cleanup` (deletion).
+//! `resolve`, `locate`, `issue`, `drift`, `token_secret` (read and write the Secret), `report`
+//! (status and conditions), and `cleanup` (deletion).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -39,10 +39,12 @@ mod drift;
 mod issue;
 mod locate;
 mod report;
+mod resolve;
 mod token_secret;
 
 use cleanup::cleanup;
 use locate::Located;
+use resolve::Resolved;
 
 /// How long a configuration error waits before a periodic re-check; changes to the resource
 /// and its account trigger at once. Secrets the operator does not own are not watched, so a
@@ -235,38 +237,13 @@ impl<'a> Run<'a> {
 
     /// Runs the pipeline; returns when to look again.
     async fn sync(&mut self) -> Result<Duration> {
-        if let Some((index, scope)) = crate::api::scopes::first_unknown(&self.spec().scopes) {
-            return Err(Error::InvalidSpec(format!(
-                "spec.scopes[{index}]: {scope:?} is not a GHES OAuth scope (e.g. repo, read:org, \
-                 gist, workflow, admin:repo_hook)"
-            )));
-        }
-        let entry = self
-            .ctx
-            .accounts
-            .resolve(&self.ctx.client, &self.namespace, &self.spec().account_ref)
-            .await?;
-        // Everything from Kubernetes first: a missing client secret costs no GHES call.
-        let client_secret = match &self.spec().app {
-            None => None,
-            Some(app) => Some(
-                secret::read_value(
-                    &self.ctx.client,
-                    &self.namespace,
-                    &app.client_secret_ref.name,
-                    &app.client_secret_ref.key,
-                    ROLE_CLIENT_SECRET,
-                )
-                .await?
-                .0,
-            ),
-        };
-        let secret = self.read_secret().await?;
-        let snapshot = entry
-            .ensure_synced()
-            .await
-            .map_err(|error| account_error(&entry.key, error))?;
-        let fingerprint = self.fingerprint();
+        let Resolved {
+            entry,
+            client_secret,
+            secret,
+            snapshot,
+            fingerprint,
+        } = self.resolve().await?;
 
         let located = self
             .locate(&entry, &snapshot, &fingerprint, &secret)
