@@ -22,7 +22,6 @@ fn the_readme_lists_every_crash_point() {
 
 #[cfg(feature = "failpoints")]
 mod with_failpoints {
-    use std::collections::BTreeSet;
     use std::os::unix::process::ExitStatusExt;
     use std::time::Duration;
 
@@ -70,13 +69,6 @@ mod with_failpoints {
         world.start_operator();
     }
 
-    async fn settled(world: &World, ns: &str, held: &[(&str, &[&str])]) {
-        world
-            .settle_tokens(ns, USER, held, &BTreeSet::new(), Duration::from_secs(30))
-            .await
-            .unwrap_or_else(|problem| panic!("{problem}"));
-    }
-
     fn creates(world: &World) -> usize {
         world
             .ghes_calls_since(0)
@@ -96,7 +88,7 @@ mod with_failpoints {
             .await;
         crash_and_restart(&mut world, point).await;
         world.wait_ready(&ns, "release", "True").await;
-        settled(&world, &ns, &[("release", &["gist"])]).await;
+        world.expect_tokens(&ns, &[("release", &["gist"])]).await;
         world.cleanup().await;
     }
 
@@ -117,7 +109,7 @@ mod with_failpoints {
         world.authorization(&ns, "ci", app(&["repo"])).await;
         crash_and_restart(&mut world, "issue.created").await;
         world.wait_ready(&ns, "ci", "True").await;
-        settled(&world, &ns, &[("ci", &["repo"])]).await;
+        world.expect_tokens(&ns, &[("ci", &["repo"])]).await;
         world.cleanup().await;
     }
 
@@ -130,7 +122,7 @@ mod with_failpoints {
             .await;
         crash_and_restart(&mut world, "secret.written").await;
         world.wait_ready(&ns, "release", "True").await;
-        settled(&world, &ns, &[("release", &["gist"])]).await;
+        world.expect_tokens(&ns, &[("release", &["gist"])]).await;
         assert_eq!(
             creates(&world),
             1,
@@ -165,7 +157,7 @@ mod with_failpoints {
         })
         .await;
         world.wait_ready(&ns, "release", "True").await;
-        settled(&world, &ns, &[("release", &["gist"])]).await;
+        world.expect_tokens(&ns, &[("release", &["gist"])]).await;
         world.cleanup().await;
     }
 
@@ -177,7 +169,9 @@ mod with_failpoints {
             .await;
         crash_and_restart(&mut world, "update.patched").await;
         world.wait_ready(&ns, "release", "True").await;
-        settled(&world, &ns, &[("release", &["gist", "repo"])]).await;
+        world
+            .expect_tokens(&ns, &[("release", &["gist", "repo"])])
+            .await;
         world.cleanup().await;
     }
 
@@ -195,7 +189,7 @@ mod with_failpoints {
             api.get_opt("release").await.ok()?.is_none().then_some(())
         })
         .await;
-        settled(&world, &ns, &[]).await;
+        world.expect_tokens(&ns, &[]).await;
         world.cleanup().await;
     }
 
@@ -217,7 +211,7 @@ mod with_failpoints {
         arm(&mut world, "prune.deleted");
         crash_and_restart(&mut world, "prune.deleted").await;
         world.wait_ready(&ns, "ci", "True").await;
-        settled(&world, &ns, &[("ci", &["repo"])]).await;
+        world.expect_tokens(&ns, &[("ci", &["repo"])]).await;
         world.cleanup().await;
     }
 }

@@ -803,6 +803,20 @@ impl World {
         Ok(())
     }
 
+    /// Panics unless, within 30 s, each `held` Secret in `namespace` holds a live token of the
+    /// shared [`USER`] with its scopes and GHES holds no other token of that user.
+    pub async fn expect_tokens(&self, namespace: &str, held: &[(&str, &[&str])]) {
+        self.settle_tokens(
+            namespace,
+            USER,
+            held,
+            &std::collections::BTreeSet::new(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|problem| panic!("{problem}"));
+    }
+
     /// [`World::check_tokens`] until it holds (an orphan may need a listing to be found), or
     /// its last complaint after `limit`.
     pub async fn settle_tokens(

@@ -148,16 +148,7 @@ async fn no_ghes_write_while_the_api_server_is_unreachable() {
     })
     .await;
     world.wait_ready(&ns, "release", "True").await;
-    world
-        .settle_tokens(
-            &ns,
-            USER,
-            &[("release", &["gist"])],
-            &BTreeSet::new(),
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap_or_else(|problem| panic!("{problem}"));
+    world.expect_tokens(&ns, &[("release", &["gist"])]).await;
     world.cleanup().await;
 }
 
@@ -195,16 +186,7 @@ async fn conflicts_on_status_and_secret_writes_are_retried() {
     })
     .await;
     world.wait_ready(&ns, "release", "True").await;
-    world
-        .settle_tokens(
-            &ns,
-            USER,
-            &[("release", &["gist"])],
-            &BTreeSet::new(),
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap_or_else(|problem| panic!("{problem}"));
+    world.expect_tokens(&ns, &[("release", &["gist"])]).await;
     world.cleanup().await;
 }
 
@@ -352,9 +334,6 @@ async fn a_leader_cut_off_from_its_lease_stops_before_the_standby_starts() {
         .map(|name| (name, &["gist"][..]))
         .collect();
     let held: Vec<(&str, &[&str])> = held.iter().map(|(n, s)| (n.as_str(), *s)).collect();
-    world
-        .settle_tokens(&ns, USER, &held, &BTreeSet::new(), Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|problem| panic!("{problem}"));
+    world.expect_tokens(&ns, &held).await;
     world.cleanup().await;
 }
