@@ -184,11 +184,7 @@ mod with_failpoints {
             .await
             .expect("delete the Authorization");
         crash_and_restart(&mut world, "delete.revoked").await;
-        let api = world.authorizations(&ns);
-        wait_for("the Authorization to go", || async {
-            api.get_opt("release").await.ok()?.is_none().then_some(())
-        })
-        .await;
+        world.wait_gone(&ns, "release").await;
         world.expect_tokens(&ns, &[]).await;
         world.cleanup().await;
     }

@@ -475,6 +475,12 @@ impl World {
         api.delete(name, &DeleteParams::default())
             .await
             .expect("delete the Authorization");
+        self.wait_gone(namespace, name).await;
+    }
+
+    /// Waits until the Authorization is gone (its finalizer done).
+    pub async fn wait_gone(&self, namespace: &str, name: &str) {
+        let api = self.authorizations(namespace);
         wait_for(&format!("{namespace}/{name} to go"), || async {
             api.get_opt(name).await.ok()?.is_none().then_some(())
         })

@@ -269,21 +269,7 @@ async fn deleting_an_authorization_whose_account_does_not_exist_finishes() {
         .await;
     world.start_operator();
     world.wait_not_ready(&ns, "typo").await;
-    world
-        .authorizations(&ns)
-        .delete("typo", &DeleteParams::default())
-        .await
-        .expect("delete");
-    wait_for("the Authorization to go", || async {
-        world
-            .authorizations(&ns)
-            .get_opt("typo")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    world.delete_authorization(&ns, "typo").await;
     let reasons = world.event_reasons(&ns, "typo").await;
     assert!(
         reasons.contains(&"RevokeAbandoned".to_owned()),
