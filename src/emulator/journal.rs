@@ -32,6 +32,11 @@ pub struct RequestRecord {
     pub user: Option<String>,
     /// Whether an `X-GitHub-OTP` header was sent.
     pub otp: bool,
+    /// Where the request stands in the same count as `seq`, taken when it arrived: a request
+    /// whose `arrived` is above another's `seq` was sent after that one was answered (`seq`
+    /// is taken when the answer is, so concurrent requests can finish in another order).
+    #[serde(default)]
+    pub arrived: u64,
     /// The `User-Agent` sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
@@ -45,6 +50,12 @@ pub(crate) struct Journal {
 }
 
 impl Journal {
+    /// Counts a request's arrival; returns its place.
+    fn arrive(&mut self) -> u64 {
+        self.last_seq += 1;
+        self.last_seq
+    }
+
     fn push(&mut self, mut record: RequestRecord) {
         self.last_seq += 1;
         record.seq = self.last_seq;
@@ -85,6 +96,7 @@ pub(crate) async fn record(
         status: 0,
         user,
         otp: request.headers().contains_key(OTP_HEADER),
+        arrived: emulator.journal().arrive(),
         user_agent: request
             .headers()
             .get(axum::http::header::USER_AGENT)
@@ -114,6 +126,7 @@ mod tests {
             status: 200,
             user: None,
             otp: false,
+            arrived: 0,
             user_agent: None,
         };
         journal.push(record.clone());

@@ -253,13 +253,14 @@ impl Cell<'_> {
             .map_or(0, |f| f.hits)
     }
 
-    /// Requests of this cell's user after `seq`.
+    /// Requests of this cell's user sent after the request `seq` was answered (one already in
+    /// flight then may finish later: that is not sending again).
     fn requests_after(&self, seq: u64) -> Vec<(u64, u16)> {
         self.world
             .ghes
             .requests()
             .iter()
-            .filter(|r| r.seq > seq && r.user.as_deref() == Some(self.login.as_str()))
+            .filter(|r| r.arrived > seq && r.user.as_deref() == Some(self.login.as_str()))
             .map(|r| (r.seq, r.status))
             .collect()
     }
