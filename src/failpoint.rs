@@ -23,6 +23,20 @@ pub const POINTS: &[(&str, &str)] = &[
         "a lost token was revoked; its replacement is not created yet",
     ),
     (
+        "rotate.recorded",
+        "a rotation is recorded in status (the current token moved to previous); GHES has not \
+         been asked for the new one",
+    ),
+    (
+        "rotate.switched",
+        "a rotation's new token is in the Secret and the previous token's grace period set; \
+         status does not record either yet",
+    ),
+    (
+        "rotate.revoked",
+        "a rotation's previous token is revoked after its grace period; status still names it",
+    ),
+    (
         "update.patched",
         "GHES applied a scope change; status does not record it yet",
     ),

@@ -114,7 +114,8 @@ pub struct AuthorizationSpec {
 
     /// A note that tells the token's purpose on GHES, at most 255 characters. Default:
     /// `<namespace>/<name>` of this Authorization. GHES requires notes of personal tokens to be
-    /// unique per user.
+    /// unique per user. A rotated token's note ends in ` (rotation N)`, so that it differs from
+    /// the note of the token it replaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255))]
     pub note: Option<String>,
@@ -398,21 +399,33 @@ pub struct AuthorizationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_rotation_at: Option<Time>,
 
-    /// The token replaced by the last rotation, kept valid until revokeAfter so that its consumers
-    /// can switch over; absent outside a rotation's grace period.
+    /// The token a rotation replaces. Recorded before the new token is created; while
+    /// revokeAfter is absent the Secret still holds it, then it stays valid until revokeAfter so
+    /// that its consumers can switch over. Absent outside a rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<PreviousAuthorization>,
+
+    /// The last value of the `oauth.ghes.io/rotate` annotation acted on: a new value rotates the
+    /// token once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_request: Option<String>,
 }
 
-/// A token replaced by a rotation and still valid during its grace period.
+/// A token replaced by a rotation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PreviousAuthorization {
     /// The GHES id of the previous authorization.
     pub authorization_id: i64,
 
-    /// When the operator revokes the previous authorization (RFC 3339).
-    pub revoke_after: Time,
+    /// The last eight characters of the previous token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_last_eight: Option<String>,
+
+    /// When the operator revokes the previous authorization (RFC 3339): the moment the Secret
+    /// switched to the new token plus rotation.gracePeriod. Absent until the Secret switched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_after: Option<Time>,
 }
 
 fn default_client_secret_key() -> String {
@@ -484,7 +497,32 @@ impl Authorization {
         self.spec
             .note_or_default(&self.namespace().unwrap_or_default(), &self.name_any())
     }
+
+    /// The note of the token made by the `rotation`-th rotation: [`note`](Self::note), and for
+    /// a rotated token ` (rotation N)` after it, so that it differs from the note of the token
+    /// it replaces (GHES refuses two personal tokens with one note). The note is shortened to
+    /// keep the whole within GHES's 255 characters.
+    pub fn rotated_note(&self, rotation: u32) -> String {
+        let note = self.note();
+        if rotation == 0 {
+            return note;
+        }
+        let suffix = format!(" (rotation {rotation})");
+        let mut keep = NOTE_MAX.saturating_sub(suffix.chars().count());
+        if note.chars().count() <= keep {
+            keep = note.len();
+        } else {
+            keep = note
+                .char_indices()
+                .nth(keep)
+                .map_or(note.len(), |(at, _)| at);
+        }
+        format!("{}{suffix}", &note[..keep])
+    }
 }
+
+/// The longest note GHES keeps.
+const NOTE_MAX: usize = 255;
 
 #[cfg(test)]
 mod tests {
@@ -529,6 +567,12 @@ mod tests {
         assert_eq!(auth.secret_name(), "ci-bot-token");
         assert_eq!(auth.spec.secret_name("ignored"), "ci-bot-token");
         assert_eq!(auth.note(), "CI bot");
+        assert_eq!(auth.rotated_note(0), "CI bot");
+        assert_eq!(auth.rotated_note(3), "CI bot (rotation 3)");
+        auth.spec.note = Some("é".repeat(255));
+        let long = auth.rotated_note(12);
+        assert_eq!(long.chars().count(), 255);
+        assert!(long.ends_with("é (rotation 12)"), "{long}");
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //!
 //! A fingerprint is `k8s-<uid>.<installation>`: the uid of the Authorization it was made for,
 //! and the id of the operator installation that made it (by default the uid of the cluster's
-//! `kube-system` namespace). Tokens made before installation ids existed carry `k8s-<uid>`;
-//! they still belong to the resource with that uid (uids are unique across clusters), but to
-//! no installation that can be named.
+//! `kube-system` namespace). A rotated token adds its rotation counter: `k8s-<uid>.<inst>.<n>`
+//! for the n-th rotation (GHES's get-or-create needs a new fingerprint for a new token).
+//! Tokens made before installation ids existed carry `k8s-<uid>`; they still belong to the
+//! resource with that uid (uids are unique across clusters), but to no installation that can
+//! be named.
 
 use std::fmt;
 
@@ -52,30 +54,61 @@ impl fmt::Display for InstallationId {
     }
 }
 
-/// An operator fingerprint: the resource a token was made for and the installation that made
-/// it (`None` for the older form without one).
+/// An operator fingerprint: the resource a token was made for, the installation that made it
+/// (`None` for the older form without one) and how many rotations came before it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Fingerprint {
     uid: String,
     installation: Option<InstallationId>,
+    rotation: u32,
 }
 
 impl Fingerprint {
-    /// The fingerprint this installation gives the token of the resource with `uid`.
+    /// The fingerprint this installation gives the first token of the resource with `uid`.
     pub fn new(uid: &str, installation: &InstallationId) -> Self {
         Self {
             uid: uid.to_owned(),
             installation: Some(installation.clone()),
+            rotation: 0,
+        }
+    }
+
+    /// The fingerprint of the token that replaces this one in a rotation, made by
+    /// `installation`.
+    pub fn rotated(&self, installation: &InstallationId) -> Self {
+        Self {
+            uid: self.uid.clone(),
+            installation: Some(installation.clone()),
+            rotation: self.rotation.saturating_add(1),
         }
     }
 
     /// Reads a fingerprint; `None` when it is not one the operator makes (a human's token, or
-    /// another tool's).
+    /// another tool's). Each fingerprint has one text form: a rotation counter is written
+    /// without leading zeros and never as `0`.
     pub fn parse(text: &str) -> Option<Self> {
         let rest = text.strip_prefix(PREFIX)?;
-        let (uid, installation) = match rest.split_once('.') {
-            Some((uid, installation)) => (uid, Some(InstallationId::parse(installation).ok()?)),
-            None => (rest, None),
+        let (uid, installation, rotation) = match rest.split_once('.') {
+            None => (rest, None, 0),
+            Some((uid, tail)) => {
+                let (installation, rotation) = match tail.split_once('.') {
+                    None => (tail, 0),
+                    Some((installation, counter)) => {
+                        let canonical = !counter.is_empty()
+                            && !counter.starts_with('0')
+                            && counter.chars().all(|c| c.is_ascii_digit());
+                        if !canonical {
+                            return None;
+                        }
+                        (installation, counter.parse().ok()?)
+                    }
+                };
+                (
+                    uid,
+                    Some(InstallationId::parse(installation).ok()?),
+                    rotation,
+                )
+            }
         };
         let uid_ok = !uid.is_empty()
             && uid
@@ -84,7 +117,13 @@ impl Fingerprint {
         uid_ok.then(|| Self {
             uid: uid.to_owned(),
             installation,
+            rotation,
         })
+    }
+
+    /// How many rotations came before this token (0 for the first).
+    pub fn rotation(&self) -> u32 {
+        self.rotation
     }
 
     /// The uid of the Authorization the token was made for.
@@ -100,9 +139,10 @@ impl Fingerprint {
 
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.installation {
-            Some(installation) => write!(f, "{PREFIX}{}.{installation}", self.uid),
-            None => write!(f, "{PREFIX}{}", self.uid),
+        match (&self.installation, self.rotation) {
+            (Some(installation), 0) => write!(f, "{PREFIX}{}.{installation}", self.uid),
+            (Some(installation), n) => write!(f, "{PREFIX}{}.{installation}.{n}", self.uid),
+            (None, _) => write!(f, "{PREFIX}{}", self.uid),
         }
     }
 }
@@ -235,10 +275,28 @@ mod tests {
             text,
             "k8s-0b9c5f1e-1111-2222-3333-444455556666.5f0c1d2e-aaaa-bbbb-cccc-000011112222"
         );
-        assert_eq!(Fingerprint::parse(&text), Some(fingerprint));
+        assert_eq!(Fingerprint::parse(&text), Some(fingerprint.clone()));
         let legacy = Fingerprint::parse(&format!("k8s-{UID}")).expect("legacy");
         assert_eq!((legacy.uid(), legacy.installation()), (UID, None));
-        for not_ours in ["", "laptop", "k8s-", "k8s-a.B", "k8s-a/b", "k8s-a.b.c"] {
+        let rotated = fingerprint.rotated(&here()).rotated(&here());
+        assert_eq!(rotated.rotation(), 2);
+        assert_eq!(rotated.to_string(), format!("{text}.2"));
+        assert_eq!(Fingerprint::parse(&rotated.to_string()), Some(rotated));
+        let from_legacy = legacy.rotated(&here());
+        assert_eq!(from_legacy.to_string(), format!("{text}.1"));
+        for not_ours in [
+            "",
+            "laptop",
+            "k8s-",
+            "k8s-a.B",
+            "k8s-a/b",
+            "k8s-a.b.c",
+            "k8s-a.b.0",
+            "k8s-a.b.01",
+            "k8s-a.b.",
+            "k8s-a.b.1.2",
+            "k8s-a.b.99999999999",
+        ] {
             assert_eq!(Fingerprint::parse(not_ours), None, "{not_ours}");
         }
     }

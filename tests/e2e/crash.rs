@@ -161,6 +161,44 @@ mod with_failpoints {
         world.cleanup().await;
     }
 
+    /// Ready with a plain operator, then armed at `point`, then a rotation asked for: after the
+    /// crash and a restart, that one rotation completes (the counter is 1, never 2), the
+    /// Secret holds the new token and GHES holds nothing else.
+    async fn crash_in_rotation(point: &str) {
+        let (mut world, ns) = ready_then_arm(point, personal(&["gist"])).await;
+        crate::rotation::annotate(&world, &ns, "release", "now").await;
+        crash_and_restart(&mut world, point).await;
+        crate::rotation::wait_rotated(&world, &ns, "release", 1).await;
+        world.wait_ready(&ns, "release", "True").await;
+        world.expect_tokens(&ns, &[("release", &["gist"])]).await;
+        world.cleanup().await;
+    }
+
+    #[tokio::test]
+    async fn crash_after_recording_a_rotation() {
+        crash_in_rotation("rotate.recorded").await;
+    }
+
+    #[tokio::test]
+    async fn crash_after_ghes_created_the_rotated_token() {
+        crash_in_rotation("issue.created").await;
+    }
+
+    #[tokio::test]
+    async fn crash_after_the_secret_switched_to_the_rotated_token() {
+        crash_in_rotation("secret.written").await;
+    }
+
+    #[tokio::test]
+    async fn crash_after_the_grace_period_started() {
+        crash_in_rotation("rotate.switched").await;
+    }
+
+    #[tokio::test]
+    async fn crash_after_revoking_the_previous_token() {
+        crash_in_rotation("rotate.revoked").await;
+    }
+
     #[tokio::test]
     async fn crash_after_a_scope_change_reached_ghes() {
         let (mut world, ns) = ready_then_arm("update.patched", personal(&["gist"])).await;

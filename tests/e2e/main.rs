@@ -12,6 +12,7 @@ mod kube_faults;
 mod matrix;
 mod metrics;
 mod prune;
+mod rotation;
 mod safety;
 
 use std::time::Duration;

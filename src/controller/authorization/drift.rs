@@ -8,6 +8,7 @@ impl Run<'_> {
         &mut self,
         entry: &AccountEntry,
         live: GhesAuthorization,
+        fingerprint: &Fingerprint,
     ) -> Result<GhesAuthorization> {
         let desired: BTreeSet<&str> = self.spec().scopes.iter().map(String::as_str).collect();
         let requested: BTreeSet<&str> = self
@@ -22,7 +23,7 @@ impl Run<'_> {
         // with what it reported last time: only a real change triggers a PATCH.
         let scopes_changed =
             desired != requested || (self.stored.authorization_id.is_some() && actual != recorded);
-        let note = self.note();
+        let note = self.note(fingerprint);
         let mut update = AuthorizationUpdate::default();
         if scopes_changed {
             update.scopes = Some(ScopeChange::Replace(self.spec().scopes.clone()));

@@ -9,10 +9,13 @@ impl Run<'_> {
     pub(super) async fn issue(
         &mut self,
         entry: &AccountEntry,
-        fingerprint: &str,
+        fingerprint: &Fingerprint,
         client_secret: Option<&crate::ghes::SecretValue>,
         secret: &SecretState,
     ) -> Result<Issued> {
+        let note = self.note(fingerprint);
+        let fingerprint = fingerprint.to_string();
+        let fingerprint = fingerprint.as_str();
         // A POST is not idempotent: record the intent first, so that after a crash or a lost
         // answer the next run finds the result by fingerprint. (An app token's PUT is a
         // get-or-create on a fingerprint derived from the uid, so it needs no such record.)
@@ -24,13 +27,14 @@ impl Run<'_> {
                 fingerprint: Some(fingerprint.to_owned()),
                 conditions: self.status.conditions.clone(),
                 observed_generation: self.status.observed_generation,
+                previous: self.status.previous.clone(),
+                rotate_request: self.status.rotate_request.clone(),
                 ..AuthorizationStatus::default()
             };
             apply_status(self.api, self.authorization, &self.status).await?;
             self.stored = self.status.clone();
             crate::failpoint::hit("issue.intent-recorded");
         }
-        let note = self.note();
         let issued = match (&self.spec().app, client_secret) {
             (Some(app), Some(client_secret)) => {
                 let request = AppAuthorizationRequest {

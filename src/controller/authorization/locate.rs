@@ -24,7 +24,7 @@ impl Run<'_> {
         &mut self,
         entry: &AccountEntry,
         snapshot: &Snapshot,
-        fingerprint: &str,
+        fingerprint: &Fingerprint,
         secret: &SecretState,
     ) -> Result<Located> {
         let found = self.find(entry, snapshot, fingerprint).await?;
@@ -53,8 +53,9 @@ impl Run<'_> {
         &mut self,
         entry: &AccountEntry,
         snapshot: &Snapshot,
-        fingerprint: &str,
+        fingerprint: &Fingerprint,
     ) -> Result<Option<GhesAuthorization>> {
+        let fingerprint = fingerprint.to_string();
         if let Some(id) = self
             .stored
             .authorization_id
@@ -83,7 +84,7 @@ impl Run<'_> {
             }
             // Status names a token that is not this resource's: look for its own instead.
             return Ok(snapshot
-                .by_fingerprint(self.client_id(), fingerprint)
+                .by_fingerprint(self.client_id(), &fingerprint)
                 .filter(|own| self.proof(own).is_ok())
                 .cloned());
         }
@@ -93,7 +94,7 @@ impl Run<'_> {
                 .sync(Some(Timestamp::now()))
                 .await
                 .map_err(|error| account_error(&entry.key, error))?;
-            return match fresh.by_fingerprint(self.client_id(), fingerprint) {
+            return match fresh.by_fingerprint(self.client_id(), &fingerprint) {
                 Some(live) => Ok(self.owned(live).await.map(|_| live.clone())),
                 None => Ok(None),
             };

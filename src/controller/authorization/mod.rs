@@ -40,6 +40,7 @@ mod issue;
 mod locate;
 mod report;
 mod resolve;
+mod rotate;
 mod token_secret;
 
 use cleanup::cleanup;
@@ -200,15 +201,15 @@ impl<'a> Run<'a> {
     /// very resource (the older form without an installation id included), else this
     /// installation's. A fingerprint of another resource in status (a restored or copied
     /// status) is never used.
-    fn fingerprint(&self) -> String {
+    fn fingerprint(&self) -> Fingerprint {
         match self
             .stored
             .fingerprint
             .as_deref()
             .and_then(Fingerprint::parse)
         {
-            Some(recorded) if recorded.uid() == self.uid => recorded.to_string(),
-            _ => Fingerprint::new(&self.uid, self.ctx.installation()).to_string(),
+            Some(recorded) if recorded.uid() == self.uid => recorded,
+            _ => Fingerprint::new(&self.uid, self.ctx.installation()),
         }
     }
 
@@ -242,18 +243,28 @@ impl<'a> Run<'a> {
             client_secret,
             secret,
             snapshot,
-            fingerprint,
+            mut fingerprint,
         } = self.resolve().await?;
 
-        let located = self
+        let located = match self
             .locate(&entry, &snapshot, &fingerprint, &secret)
-            .await?;
+            .await?
+        {
+            Located::Held(live) => match self.rotation_due(&live) {
+                Some(trigger) => {
+                    fingerprint = self.begin_rotation(&live, &fingerprint, trigger).await?;
+                    Located::Missing
+                }
+                None => Located::Held(live),
+            },
+            other => other,
+        };
         // Whether this run created the token: one no Secret can hold must not stay live.
         let mut fresh = false;
         let (live, token) = match located {
             Located::Held(live) => {
                 let token = secret.token.clone();
-                (self.repair_drift(&entry, live).await?, token)
+                (self.repair_drift(&entry, live, &fingerprint).await?, token)
             }
             Located::Lost { live: lost, why } => {
                 // The token cannot be read back from GHES: replace the authorization.
@@ -264,22 +275,14 @@ impl<'a> Run<'a> {
                     .await?
                     .into_pair();
                 fresh = true;
-                self.ctx.metrics.count_token(TokenChange::Reissued);
-                self.publish(
-                    EventType::Normal,
-                    "TokenReissued",
-                    format!(
-                        "{why}: revoked GHES authorization {} and issued {} (token …{})",
-                        lost.id,
-                        issued.0.id,
-                        issued.1.last_eight()
-                    ),
+                self.announce(
+                    &issued,
+                    format!("{why}: revoked GHES authorization {}; ", lost.id),
                 )
                 .await;
                 (issued.0, Some(issued.1))
             }
             Located::Missing => {
-                let was_issued = self.stored.authorization_id.is_some();
                 let issued = self
                     .issue(&entry, &fingerprint, client_secret.as_ref(), &secret)
                     .await?;
@@ -289,35 +292,20 @@ impl<'a> Run<'a> {
                     // against a request this process never made.
                     self.stored.requested_scopes = issued.authorization.scopes.clone();
                     self.stored.scopes = issued.authorization.scopes.clone();
-                    let live = self.repair_drift(&entry, issued.authorization).await?;
+                    let live = self
+                        .repair_drift(&entry, issued.authorization, &fingerprint)
+                        .await?;
                     (live, Some(issued.token))
                 } else {
                     let issued = issued.into_pair();
                     fresh = true;
-                    let (reason, why, change) = if was_issued {
-                        (
-                            "TokenReissued",
-                            format!(
-                                "GHES authorization {} was gone; ",
-                                self.stored.authorization_id.unwrap_or_default()
-                            ),
-                            TokenChange::Reissued,
-                        )
-                    } else {
-                        ("Created", String::new(), TokenChange::Issued)
+                    let why = match self.stored.authorization_id {
+                        Some(gone) if !self.rotating() => {
+                            format!("GHES authorization {gone} was gone; ")
+                        }
+                        _ => String::new(),
                     };
-                    self.ctx.metrics.count_token(change);
-                    self.publish(
-                        EventType::Normal,
-                        reason,
-                        format!(
-                            "{why}issued GHES authorization {} (token …{}, scopes [{}])",
-                            issued.0.id,
-                            issued.1.last_eight(),
-                            issued.0.scopes.join(", ")
-                        ),
-                    )
-                    .await;
+                    self.announce(&issued, why).await;
                     (issued.0, Some(issued.1))
                 }
             }
@@ -348,11 +336,75 @@ impl<'a> Run<'a> {
             return Err(error);
         }
         self.record(&live, &fingerprint, &token);
-        Ok(entry.sync_interval)
+        let revoke_previous_at = self.settle_previous(&entry, &snapshot).await?;
+        self.status.next_rotation_at = self.next_rotation().map(Time);
+        let now = Timestamp::now();
+        let until = |at: Timestamp| {
+            Duration::try_from(at.duration_since(now))
+                .unwrap_or_default()
+                .max(Duration::from_secs(1))
+        };
+        Ok([
+            revoke_previous_at,
+            self.status.next_rotation_at.as_ref().map(|t| t.0),
+        ]
+        .into_iter()
+        .flatten()
+        .map(until)
+        .fold(entry.sync_interval, Duration::min))
     }
 
-    fn note(&self) -> String {
-        self.authorization.note()
+    /// Counts and reports a token this run created: a first issue, a rotation, or a reissue
+    /// (`why` says what happened to the one it replaces).
+    async fn announce(&self, issued: &(GhesAuthorization, Token), why: String) {
+        let (live, token) = issued;
+        let (reason, change, what) = if self.rotating() {
+            let previous = self
+                .stored
+                .previous
+                .as_ref()
+                .map_or(0, |p| p.authorization_id);
+            (
+                "Rotated",
+                TokenChange::Rotated,
+                format!(
+                    "rotated the token: {why}issued GHES authorization {} (token …{}); the \
+                     previous one, {previous}, stays valid for rotation.gracePeriod ({})",
+                    live.id,
+                    token.last_eight(),
+                    crate::api::duration::Duration::from(self.spec().grace_period()),
+                ),
+            )
+        } else if why.is_empty() {
+            (
+                "Created",
+                TokenChange::Issued,
+                format!(
+                    "issued GHES authorization {} (token …{}, scopes [{}])",
+                    live.id,
+                    token.last_eight(),
+                    live.scopes.join(", ")
+                ),
+            )
+        } else {
+            (
+                "TokenReissued",
+                TokenChange::Reissued,
+                format!(
+                    "{why}issued {} (token …{}, scopes [{}])",
+                    live.id,
+                    token.last_eight(),
+                    live.scopes.join(", ")
+                ),
+            )
+        };
+        self.ctx.metrics.count_token(change);
+        self.publish(EventType::Normal, reason, what).await;
+    }
+
+    /// The note of the token with `fingerprint`.
+    fn note(&self, fingerprint: &Fingerprint) -> String {
+        self.authorization.rotated_note(fingerprint.rotation())
     }
 
     async fn publish(&self, type_: EventType, reason: &str, note: String) {

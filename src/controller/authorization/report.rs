@@ -4,10 +4,15 @@ use super::*;
 
 impl Run<'_> {
     /// Records the live authorization in the working status.
-    pub(super) fn record(&mut self, live: &GhesAuthorization, fingerprint: &str, token: &Token) {
+    pub(super) fn record(
+        &mut self,
+        live: &GhesAuthorization,
+        fingerprint: &Fingerprint,
+        token: &Token,
+    ) {
         let issued_changed = self.stored.authorization_id != i64::try_from(live.id).ok();
         self.status.authorization_id = i64::try_from(live.id).ok();
-        self.status.fingerprint = Some(fingerprint.to_owned());
+        self.status.fingerprint = Some(fingerprint.to_string());
         self.status.scopes = live.scopes.clone();
         self.status.requested_scopes = self.spec().scopes.clone();
         self.status.token_last_eight = Some(token.last_eight().to_owned());
@@ -19,6 +24,10 @@ impl Run<'_> {
         self.status.secret_name = Some(self.authorization.secret_name());
         if issued_changed || self.status.issued_at.is_none() {
             self.status.issued_at = Some(Time(live.created_at.max(Timestamp::now())));
+            // A new token answers every rotation asked for so far.
+            if let Some(requested) = self.rotate_annotation() {
+                self.status.rotate_request = Some(requested);
+            }
         }
         self.status.expires_at = live.expires_at.map(Time);
     }

@@ -15,7 +15,7 @@ pub(super) struct Resolved {
     /// The account's listing.
     pub(super) snapshot: Snapshot,
     /// This resource's fingerprint.
-    pub(super) fingerprint: String,
+    pub(super) fingerprint: Fingerprint,
 }
 
 impl Run<'_> {

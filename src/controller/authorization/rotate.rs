@@ -1,0 +1,313 @@
+//! Rotation: when a token is replaced, and the steps that replace it without a moment in
+//! which the Secret holds a dead token.
+//!
+//! 1. [`Run::begin_rotation`] records the rotation in status: the current token moves to
+//!    `status.previous` (no `revokeAfter` yet: the Secret still holds it) and `status.fingerprint`
+//!    becomes the next rotation's. From here on a restart continues this rotation and never
+//!    starts a second one.
+//! 2. The run goes on as for a missing token: it creates one under the new fingerprint (found
+//!    again by fingerprint after a crash) and switches the Secret to it.
+//! 3. [`Run::settle_previous`] sets `revokeAfter` (the switch plus `rotation.gracePeriod`) and,
+//!    once it has passed, revokes the previous token and clears `status.previous`.
+//!
+//! One rotation costs exactly two GHES writes: one create, one delete.
+
+use super::*;
+use crate::api::{AuthorizationSpec, PreviousAuthorization, ROTATE_ANNOTATION};
+
+/// What made a rotation due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Trigger {
+    /// `rotation.period` has passed since the token was issued.
+    Period,
+    /// The token expires within its renewal window.
+    Expiry,
+    /// A new value of the `oauth.ghes.io/rotate` annotation.
+    Requested,
+}
+
+impl Trigger {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Period => "rotation.period has passed since it was issued",
+            Self::Expiry => "it expires within its renewal window",
+            Self::Requested => "the oauth.ghes.io/rotate annotation asked for it",
+        }
+    }
+}
+
+/// When the token issued at `issued_at` (and expiring at `expires_at`, if GHES expires it) is
+/// next rotated on schedule, and why: the earliest of `issued_at + rotation.period` and
+/// `expires_at − renewBeforeExpiry`, the window capped at half the token's lifetime.
+pub(super) fn scheduled(
+    spec: &AuthorizationSpec,
+    issued_at: Option<Timestamp>,
+    expires_at: Option<Timestamp>,
+) -> Option<(Timestamp, Trigger)> {
+    let periodic = spec
+        .rotation_period()
+        .zip(issued_at)
+        .and_then(|(period, issued)| issued.checked_add(period).ok())
+        .map(|at| (at, Trigger::Period));
+    let expiring = expires_at.map(|expires| {
+        let mut window = spec.renew_before_expiry();
+        if let Some(lifetime) = issued_at
+            .and_then(|issued| std::time::Duration::try_from(expires.duration_since(issued)).ok())
+        {
+            window = window.min(lifetime / 2);
+        }
+        let at = expires.checked_sub(window).unwrap_or(expires);
+        (at, Trigger::Expiry)
+    });
+    match (periodic, expiring) {
+        (Some(p), Some(e)) => Some(if e.0 < p.0 { e } else { p }),
+        (p, e) => p.or(e),
+    }
+}
+
+impl Run<'_> {
+    /// The value of the rotate annotation, if set.
+    pub(super) fn rotate_annotation(&self) -> Option<String> {
+        self.authorization
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|annotations| annotations.get(ROTATE_ANNOTATION))
+            .cloned()
+    }
+
+    /// Why the token in the Secret (`live`) must be rotated now, if it must. Never while a
+    /// rotation's previous token is still pending.
+    pub(super) fn rotation_due(&self, live: &GhesAuthorization) -> Option<Trigger> {
+        if self.stored.previous.is_some() {
+            return None;
+        }
+        let requested = self.rotate_annotation();
+        if requested.is_some() && requested != self.stored.rotate_request {
+            return Some(Trigger::Requested);
+        }
+        let issued_at = self.stored.issued_at.as_ref().map(|t| t.0);
+        let expires_at = live
+            .expires_at
+            .or(self.stored.expires_at.as_ref().map(|t| t.0));
+        scheduled(self.spec(), issued_at, expires_at)
+            .filter(|(at, _)| *at <= Timestamp::now())
+            .map(|(_, trigger)| trigger)
+    }
+
+    /// Records the rotation of `live` in status before anything is created, and returns the
+    /// fingerprint of the new token.
+    pub(super) async fn begin_rotation(
+        &mut self,
+        live: &GhesAuthorization,
+        fingerprint: &Fingerprint,
+        trigger: Trigger,
+    ) -> Result<Fingerprint> {
+        let next = fingerprint.rotated(self.ctx.installation());
+        tracing::info!(
+            authorization = %object_key(self.authorization),
+            id = live.id,
+            reason = trigger.describe(),
+            "rotating the token"
+        );
+        self.status = AuthorizationStatus {
+            conditions: self.status.conditions.clone(),
+            observed_generation: self.status.observed_generation,
+            fingerprint: Some(next.to_string()),
+            secret_name: self.status.secret_name.clone(),
+            previous: Some(PreviousAuthorization {
+                authorization_id: i64::try_from(live.id).unwrap_or_default(),
+                token_last_eight: self.stored.token_last_eight.clone(),
+                revoke_after: None,
+            }),
+            // One annotation value rotates once, even when this rotation is interrupted.
+            rotate_request: self
+                .rotate_annotation()
+                .or_else(|| self.stored.rotate_request.clone()),
+            ..AuthorizationStatus::default()
+        };
+        apply_status(self.api, self.authorization, &self.status).await?;
+        self.stored = self.status.clone();
+        crate::failpoint::hit("rotate.recorded");
+        Ok(next)
+    }
+
+    /// Whether this run continues a rotation: a previous token recorded, the Secret not yet
+    /// switched.
+    pub(super) fn rotating(&self) -> bool {
+        self.stored
+            .previous
+            .as_ref()
+            .is_some_and(|previous| previous.revoke_after.is_none())
+    }
+
+    /// After the Secret holds the current token: starts the previous token's grace period, and
+    /// revokes it once the period is over. Returns when to look again for it.
+    pub(super) async fn settle_previous(
+        &mut self,
+        entry: &AccountEntry,
+        snapshot: &Snapshot,
+    ) -> Result<Option<Timestamp>> {
+        let Some(previous) = self.status.previous.clone() else {
+            return Ok(None);
+        };
+        let now = Timestamp::now();
+        let revoke_after = match &previous.revoke_after {
+            Some(at) => at.0,
+            None => {
+                let at = now.checked_add(self.spec().grace_period()).unwrap_or(now);
+                if let Some(previous) = self.status.previous.as_mut() {
+                    previous.revoke_after = Some(Time(at));
+                }
+                crate::failpoint::hit("rotate.switched");
+                at
+            }
+        };
+        if revoke_after > now {
+            return Ok(Some(revoke_after));
+        }
+        let id = u64::try_from(previous.authorization_id).unwrap_or_default();
+        let live = match snapshot.get(id) {
+            Some(live) => Some(live.clone()),
+            None => match entry.client.get_authorization(id).await {
+                Ok(live) => Some(live),
+                Err(error) if error.is_not_found() => None,
+                Err(error) => return Err(account_error(&entry.key, error)),
+            },
+        };
+        if let Some(live) = live
+            && let Some(owned) = self.owned(&live).await
+        {
+            revoke(entry, owned).await?;
+            crate::failpoint::hit("rotate.revoked");
+            self.ctx.metrics.count_token(TokenChange::Revoked);
+            self.publish(
+                EventType::Normal,
+                "Revoked",
+                format!(
+                    "revoked the previous GHES authorization {id} (token …{}) after its grace \
+                     period",
+                    previous.token_last_eight.as_deref().unwrap_or("????????")
+                ),
+            )
+            .await;
+        }
+        self.status.previous = None;
+        Ok(None)
+    }
+
+    /// `status.nextRotationAt` for the current token: its schedule, not before a pending
+    /// previous token is revoked.
+    pub(super) fn next_rotation(&self) -> Option<Timestamp> {
+        let issued_at = self.status.issued_at.as_ref().map(|t| t.0);
+        let expires_at = self.status.expires_at.as_ref().map(|t| t.0);
+        let (at, _) = scheduled(self.spec(), issued_at, expires_at)?;
+        let pending = self
+            .status
+            .previous
+            .as_ref()
+            .and_then(|previous| previous.revoke_after.as_ref())
+            .map(|t| t.0);
+        Some(pending.map_or(at, |pending| at.max(pending)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{AccountRef, Rotation};
+
+    fn spec(rotation: Option<Rotation>) -> AuthorizationSpec {
+        let mut spec: AuthorizationSpec = serde_json::from_value(serde_json::json!({
+            "accountRef": {"name": "bot"},
+            "scopes": ["repo"],
+        }))
+        .expect("spec");
+        spec.rotation = rotation;
+        let _: &AccountRef = &spec.account_ref;
+        spec
+    }
+
+    fn rotation(period: Option<&str>, renew: Option<&str>) -> Option<Rotation> {
+        Some(Rotation {
+            period: period.map(|p| p.parse().expect("duration")),
+            grace_period: None,
+            renew_before_expiry: renew.map(|r| r.parse().expect("duration")),
+        })
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().expect("timestamp")
+    }
+
+    #[test]
+    fn nothing_is_scheduled_without_a_period_or_an_expiry() {
+        assert_eq!(
+            scheduled(&spec(None), Some(at("2026-01-01T00:00:00Z")), None),
+            None
+        );
+    }
+
+    #[test]
+    fn a_period_counts_from_the_issue() {
+        assert_eq!(
+            scheduled(
+                &spec(rotation(Some("720h"), None)),
+                Some(at("2026-01-01T00:00:00Z")),
+                None
+            ),
+            Some((at("2026-01-31T00:00:00Z"), Trigger::Period))
+        );
+        // Not yet issued: nothing to count from.
+        assert_eq!(
+            scheduled(&spec(rotation(Some("720h"), None)), None, None),
+            None
+        );
+    }
+
+    #[test]
+    fn an_expiring_token_is_renewed_a_day_ahead_or_at_half_its_life() {
+        let issued = at("2026-01-01T00:00:00Z");
+        // 30 days of life: 24 h before the end, also without any rotation settings.
+        assert_eq!(
+            scheduled(&spec(None), Some(issued), Some(at("2026-01-31T00:00:00Z"))),
+            Some((at("2026-01-30T00:00:00Z"), Trigger::Expiry))
+        );
+        // 10 hours of life: half of it.
+        assert_eq!(
+            scheduled(&spec(None), Some(issued), Some(at("2026-01-01T10:00:00Z"))),
+            Some((at("2026-01-01T05:00:00Z"), Trigger::Expiry))
+        );
+        // renewBeforeExpiry set: used, still capped at half the lifetime.
+        assert_eq!(
+            scheduled(
+                &spec(rotation(None, Some("72h"))),
+                Some(issued),
+                Some(at("2026-01-31T00:00:00Z"))
+            ),
+            Some((at("2026-01-28T00:00:00Z"), Trigger::Expiry))
+        );
+    }
+
+    #[test]
+    fn the_earliest_trigger_wins() {
+        let issued = at("2026-01-01T00:00:00Z");
+        let expires = at("2026-01-31T00:00:00Z");
+        assert_eq!(
+            scheduled(
+                &spec(rotation(Some("168h"), None)),
+                Some(issued),
+                Some(expires)
+            ),
+            Some((at("2026-01-08T00:00:00Z"), Trigger::Period))
+        );
+        assert_eq!(
+            scheduled(
+                &spec(rotation(Some("1000h"), None)),
+                Some(issued),
+                Some(expires)
+            ),
+            Some((at("2026-01-30T00:00:00Z"), Trigger::Expiry))
+        );
+    }
+}

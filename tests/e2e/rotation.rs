@@ -1,0 +1,323 @@
+//! Rotation: on schedule, before GHES expires a token, and on request through the
+//! `oauth.ghes.io/rotate` annotation. What a consumer sees is sampled every 100 ms: the Secret
+//! holds a live token at every instant, the previous token lives until its grace period is
+//! over, and one rotation costs GHES exactly one create and one delete.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ghes_oauth_operator::api::Authorization;
+use ghes_oauth_operator::emulator::SettingsPatch;
+use jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+use crate::harness::*;
+
+/// What the sampler saw.
+#[derive(Debug, Default)]
+struct Samples {
+    taken: usize,
+    /// Samples at which the Secret held no live token (time, why).
+    dead: Vec<(Timestamp, String)>,
+    /// Distinct tokens the Secret held, in order (SHA-256).
+    held: Vec<String>,
+    /// When each token first was no longer live on GHES (SHA-256, time).
+    revoked: Vec<(String, Timestamp)>,
+}
+
+/// Samples the Secret and GHES every 100 ms until `stop` is set (bounded to 2 minutes).
+fn sample(
+    world: &World,
+    namespace: &str,
+    secret: &str,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Samples> {
+    let secrets = world.secrets(namespace);
+    let ghes = world.ghes.clone();
+    let secret = secret.to_owned();
+    tokio::spawn(async move {
+        let mut samples = Samples::default();
+        let started = std::time::Instant::now();
+        while !stop.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(120) {
+            let now = Timestamp::now();
+            let token = secrets
+                .get_opt(&secret)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|s| s.data)
+                .and_then(|data| data.get("token").map(|t| t.0.clone()))
+                .and_then(|bytes| String::from_utf8(bytes).ok());
+            let live: Vec<(String, Option<Timestamp>)> = ghes
+                .state()
+                .authorizations
+                .into_iter()
+                .filter_map(|a| a.hashed_token.map(|h| (h, a.expires_at)))
+                .collect();
+            samples.taken += 1;
+            for hash in samples.held.clone() {
+                let gone = !live.iter().any(|(h, _)| *h == hash);
+                if gone && !samples.revoked.iter().any(|(h, _)| *h == hash) {
+                    samples.revoked.push((hash, now));
+                }
+            }
+            match token {
+                None => samples.dead.push((now, "no token in the Secret".into())),
+                Some(token) => {
+                    let hash = sha256_hex(&token);
+                    match live.iter().find(|(h, _)| *h == hash) {
+                        None => samples.dead.push((now, "the token is revoked".into())),
+                        Some((_, Some(expiry))) if *expiry <= now => {
+                            samples.dead.push((now, "the token expired".into()))
+                        }
+                        Some(_) => {}
+                    }
+                    if samples.held.last() != Some(&hash) {
+                        samples.held.push(hash);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        samples
+    })
+}
+
+/// GHES writes (method and status) of the emulator's requests after `seq`.
+fn writes_since(world: &World, seq: u64) -> Vec<String> {
+    world
+        .ghes_calls_since(seq)
+        .into_iter()
+        .filter(|call| !call.starts_with("GET "))
+        .map(|call| {
+            let mut parts = call.split(' ');
+            let method = parts.next().unwrap_or_default().to_owned();
+            let status = parts.nth(1).unwrap_or_default();
+            format!("{method} {status}")
+        })
+        .collect()
+}
+
+/// Waits until the token is the `n`-th rotation's and no previous token is pending.
+pub(crate) async fn wait_rotated(
+    world: &World,
+    namespace: &str,
+    name: &str,
+    n: u32,
+) -> Authorization {
+    let api = world.authorizations(namespace);
+    let suffix = format!(".{n}");
+    wait_for(&format!("{namespace}/{name} rotated {n} times"), || async {
+        let authorization = api.get_opt(name).await.ok().flatten()?;
+        let status = authorization.status.as_ref()?;
+        let done = status.fingerprint.as_deref()?.ends_with(&suffix)
+            && status.authorization_id.is_some()
+            && status.previous.is_none();
+        done.then_some(authorization)
+    })
+    .await
+}
+
+pub(crate) async fn annotate(world: &World, namespace: &str, name: &str, value: &str) {
+    world
+        .authorizations(namespace)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"oauth.ghes.io/rotate": value}}})),
+        )
+        .await
+        .expect("annotate");
+}
+
+fn time(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> Timestamp {
+    t.0
+}
+
+#[tokio::test]
+async fn periodic_rotation_keeps_a_live_token_in_the_secret_at_every_instant() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    world
+        .authorization(
+            &ns,
+            "release",
+            json!({
+                "accountRef": {"name": "bot"},
+                "scopes": ["gist"],
+                "rotation": {"period": "15s", "gracePeriod": "4s"},
+            }),
+        )
+        .await;
+    world.start_operator();
+    let first = world.wait_ready(&ns, "release", "True").await;
+    let status = first.status.clone().expect("status");
+    let issued = time(status.issued_at.as_ref().expect("issuedAt"));
+    assert_eq!(
+        status.next_rotation_at.as_ref().map(time),
+        Some(issued + jiff::SignedDuration::from_secs(15)),
+        "nextRotationAt is issuedAt + rotation.period"
+    );
+    let seq = world.ghes_seq();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample(&world, &ns, "release", stop.clone());
+
+    // During the grace period: the Secret holds the new token, the previous one still lives.
+    let api = world.authorizations(&ns);
+    let previous = wait_for("a rotation in its grace period", || async {
+        let status = api.get_opt("release").await.ok().flatten()?.status?;
+        let previous = status.previous?;
+        previous.revoke_after.is_some().then_some(previous)
+    })
+    .await;
+    assert_eq!(
+        previous.authorization_id,
+        status.authorization_id.expect("id")
+    );
+    let revoke_after = time(previous.revoke_after.as_ref().expect("revokeAfter"));
+
+    let rotated = wait_rotated(&world, &ns, "release", 1).await;
+    stop.store(true, Ordering::SeqCst);
+    let samples = sampler.await.expect("sampler");
+    assert!(samples.taken > 50, "only {} samples", samples.taken);
+    assert!(
+        samples.dead.is_empty(),
+        "the Secret held no live token at {:?}",
+        samples.dead
+    );
+    assert_eq!(samples.held.len(), 2, "one switch: {:?}", samples.held);
+    let (old_hash, revoked_at) = samples.revoked.first().cloned().expect("old revoked");
+    assert_eq!(old_hash, samples.held[0]);
+    assert!(
+        revoked_at >= revoke_after,
+        "the previous token went at {revoked_at}, before its revokeAfter {revoke_after}"
+    );
+    assert_eq!(
+        writes_since(&world, seq),
+        ["POST 201", "DELETE 204"],
+        "one rotation costs one create and one delete"
+    );
+    let status = rotated.status.expect("status");
+    assert_ne!(
+        status.authorization_id,
+        first.status.expect("status").authorization_id
+    );
+    let issued = time(status.issued_at.as_ref().expect("issuedAt"));
+    assert_eq!(
+        status.next_rotation_at.as_ref().map(time),
+        Some(issued + jiff::SignedDuration::from_secs(15))
+    );
+    let reasons = world.event_reasons(&ns, "release").await;
+    assert!(reasons.iter().any(|r| r == "Rotated"), "{reasons:?}");
+    world.expect_tokens(&ns, &[("release", &["gist"])]).await;
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_rotate_annotation_rotates_once_per_value() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    world.app_secret(&ns).await;
+    // Present from the start: the first token answers it, nothing rotates.
+    world
+        .apply_json(
+            &ns,
+            json!({
+                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
+                "metadata": {
+                    "name": "ci", "namespace": ns,
+                    "annotations": {"oauth.ghes.io/rotate": "initial"},
+                },
+                "spec": {
+                    "accountRef": {"name": "bot"},
+                    "app": {"clientId": CLIENT_ID, "clientSecretRef": {"name": "oauth-app"}},
+                    "scopes": ["repo"],
+                },
+            }),
+        )
+        .await;
+    world.start_operator();
+    let ready = world.wait_ready(&ns, "ci", "True").await;
+    let status = ready.status.expect("status");
+    assert_eq!(status.rotate_request.as_deref(), Some("initial"));
+    assert_eq!(status.next_rotation_at, None, "nothing scheduled");
+    let seq = world.ghes_seq();
+
+    annotate(&world, &ns, "ci", "first").await;
+    wait_rotated(&world, &ns, "ci", 1).await;
+    // The same value again (and another change that makes the operator look): no rotation.
+    world
+        .authorizations(&ns)
+        .patch(
+            "ci",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}})),
+        )
+        .await
+        .expect("label");
+    annotate(&world, &ns, "ci", "second").await;
+    let rotated = wait_rotated(&world, &ns, "ci", 2).await;
+    assert_eq!(
+        rotated.status.expect("status").rotate_request.as_deref(),
+        Some("second")
+    );
+    assert_eq!(
+        writes_since(&world, seq),
+        ["PUT 201", "DELETE 204", "PUT 201", "DELETE 204"],
+        "two values, two rotations, two writes each"
+    );
+    world.expect_tokens(&ns, &[("ci", &["repo"])]).await;
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_expiring_token_is_replaced_before_it_expires() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.ghes.update_settings(SettingsPatch {
+        token_ttl_secs: Some(Some(20)),
+        ..SettingsPatch::default()
+    });
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    // No rotation settings: an expiring token is renewed anyway, at half its life here.
+    world
+        .authorization(
+            &ns,
+            "release",
+            json!({"accountRef": {"name": "bot"}, "scopes": ["gist"]}),
+        )
+        .await;
+    world.start_operator();
+    let first = world.wait_ready(&ns, "release", "True").await;
+    let status = first.status.expect("status");
+    let expires = time(status.expires_at.as_ref().expect("expiresAt"));
+    let next = time(status.next_rotation_at.as_ref().expect("nextRotationAt"));
+    let issued = time(status.issued_at.as_ref().expect("issuedAt"));
+    assert!(
+        next < expires && next >= issued,
+        "next rotation {next} between issue {issued} and expiry {expires}"
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample(&world, &ns, "release", stop.clone());
+    let rotated = wait_rotated(&world, &ns, "release", 1).await;
+    stop.store(true, Ordering::SeqCst);
+    let samples = sampler.await.expect("sampler");
+    assert!(
+        samples.dead.is_empty(),
+        "the Secret held a dead token at {:?}",
+        samples.dead
+    );
+    let (_, revoked_at) = samples.revoked.first().cloned().expect("old token revoked");
+    assert!(
+        revoked_at < expires,
+        "the old token was revoked at {revoked_at}, after its expiry {expires}"
+    );
+    let status = rotated.status.expect("status");
+    assert!(status.expires_at.is_some());
+    world.expect_tokens(&ns, &[("release", &["gist"])]).await;
+    world.cleanup().await;
+}
