@@ -42,6 +42,10 @@ const EXAMPLES: &[(&str, &str)] = &[
         "40-cluster-account.yaml",
         include_str!("../examples/40-cluster-account.yaml"),
     ),
+    (
+        "50-rotated-token.yaml",
+        include_str!("../examples/50-rotated-token.yaml"),
+    ),
 ];
 
 /// Longest wait for every Authorization to become Ready.
