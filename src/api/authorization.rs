@@ -326,6 +326,37 @@ pub struct Rotation {
     /// when rotation is absent, so an expiring token is always replaced in time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renew_before_expiry: Option<Duration>,
+
+    /// Workloads in this namespace to restart once the Secret holds the new token (before the
+    /// previous one is revoked), by setting the `oauth.ghes.io/restartedAt` annotation of their
+    /// pod template, as `kubectl rollout restart` does. A target that does not exist gets a
+    /// Warning Event; the rotation goes on. At most 16.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub restart_targets: Vec<RestartTarget>,
+}
+
+/// A workload that reads the token and is restarted after a rotation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartTarget {
+    /// The kind of workload.
+    pub kind: RestartKind,
+    /// Its name, in the Authorization's namespace.
+    #[schemars(pattern(DNS_SUBDOMAIN), length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// The kinds of workload a rotation can restart (`apps/v1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum RestartKind {
+    /// A Deployment.
+    Deployment,
+    /// A StatefulSet.
+    StatefulSet,
+    /// A DaemonSet.
+    DaemonSet,
 }
 
 /// What happens on GHES when an Authorization is deleted.

@@ -30,7 +30,8 @@ pub use account::{
 };
 pub use authorization::{
     AccountKind, AccountRef, Authorization, AuthorizationSpec, AuthorizationStatus,
-    ClientSecretRef, DeletionPolicy, OAuthApp, PreviousAuthorization, Rotation, TokenSecret,
+    ClientSecretRef, DeletionPolicy, OAuthApp, PreviousAuthorization, RestartKind, RestartTarget,
+    Rotation, TokenSecret,
 };
 pub use duration::Duration;
 
@@ -45,6 +46,9 @@ pub const FINALIZER: &str = "oauth.ghes.io/cleanup";
 
 /// The annotation whose change asks for an immediate rotation of an Authorization's token.
 pub const ROTATE_ANNOTATION: &str = "oauth.ghes.io/rotate";
+
+/// The pod template annotation a rotation sets on its restart targets: when it restarted them.
+pub const RESTARTED_AT_ANNOTATION: &str = "oauth.ghes.io/restartedAt";
 
 /// The first line of every generated CRD file.
 const GENERATED_HEADER: &str =

@@ -66,6 +66,13 @@ pub const WATCHED_NAMESPACE_RULES: &[Rule] = &[
         verbs: &["create", "patch"],
         why: "publish Events (patch updates an Event series)",
     },
+    Rule {
+        api_groups: &["apps"],
+        resources: &["deployments", "statefulsets", "daemonsets"],
+        verbs: &["patch"],
+        why: "restart the consumers a rotation names in rotation.restartTargets (a pod \
+              template annotation, as kubectl rollout restart)",
+    },
 ];
 
 /// Cluster-wide rules, needed whatever namespaces are watched.

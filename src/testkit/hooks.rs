@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use data_encoding::BASE64;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
@@ -104,6 +105,9 @@ pub(crate) fn decode(info: &ResourceInfo, obj: Value) -> ApiResult<(Value, Vec<S
         Kind::CoreEvent => round_trip::<CoreEvent>(info, &obj)?,
         Kind::Event => round_trip::<Event>(info, &obj)?,
         Kind::Lease => round_trip::<Lease>(info, &obj)?,
+        Kind::Deployment => round_trip::<Deployment>(info, &obj)?,
+        Kind::StatefulSet => round_trip::<StatefulSet>(info, &obj)?,
+        Kind::DaemonSet => round_trip::<DaemonSet>(info, &obj)?,
         Kind::Crd => round_trip::<CustomResourceDefinition>(info, &obj)?,
         Kind::Custom => {
             let mut decoded = obj.clone();
@@ -371,6 +375,18 @@ pub(crate) fn validate_create(info: &ResourceInfo, obj: &Value) -> Vec<FieldErro
             }
         }
         Kind::Crd => validate_crd(obj, &mut errors),
+        Kind::Deployment | Kind::StatefulSet | Kind::DaemonSet => {
+            // As the API server's apps validation: a selector, and a template it selects.
+            if obj.pointer("/spec/selector").is_none_or(Value::is_null) {
+                errors.push(FieldError::required("spec.selector", ""));
+            }
+            if obj
+                .pointer("/spec/template/spec/containers")
+                .is_none_or(Value::is_null)
+            {
+                errors.push(FieldError::required("spec.template.spec.containers", ""));
+            }
+        }
         Kind::Namespace | Kind::Custom => {}
     }
     errors

@@ -21,6 +21,10 @@ pub(crate) enum Kind {
     /// `events.k8s.io/v1` Events (stored as core Events).
     Event,
     Lease,
+    /// `apps/v1` Deployments, StatefulSets and DaemonSets: stored and served, never run.
+    Deployment,
+    StatefulSet,
+    DaemonSet,
     Crd,
     Custom,
 }
@@ -265,6 +269,33 @@ impl Registry {
                 true,
                 Kind::Lease,
                 &[],
+            ),
+            builtin(
+                "apps",
+                "v1",
+                "deployments",
+                "Deployment",
+                true,
+                Kind::Deployment,
+                &["deploy"],
+            ),
+            builtin(
+                "apps",
+                "v1",
+                "statefulsets",
+                "StatefulSet",
+                true,
+                Kind::StatefulSet,
+                &["sts"],
+            ),
+            builtin(
+                "apps",
+                "v1",
+                "daemonsets",
+                "DaemonSet",
+                true,
+                Kind::DaemonSet,
+                &["ds"],
             ),
             builtin(
                 "apiextensions.k8s.io",

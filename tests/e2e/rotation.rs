@@ -10,6 +10,7 @@ use std::time::Duration;
 use ghes_oauth_operator::api::Authorization;
 use ghes_oauth_operator::emulator::SettingsPatch;
 use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
@@ -25,6 +26,9 @@ struct Samples {
     held: Vec<String>,
     /// When each token first was no longer live on GHES (SHA-256, time).
     revoked: Vec<(String, Timestamp)>,
+    /// Distinct values of the consumer Deployment's `oauth.ghes.io/restartedAt`, with the
+    /// token the Secret held when each was first seen.
+    restarts: Vec<(String, Option<String>)>,
 }
 
 /// Samples the Secret and GHES every 100 ms until `stop` is set (bounded to 2 minutes).
@@ -35,6 +39,7 @@ fn sample(
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<Samples> {
     let secrets = world.secrets(namespace);
+    let deployments: kube::Api<Deployment> = kube::Api::namespaced(world.client.clone(), namespace);
     let ghes = world.ghes.clone();
     let secret = secret.to_owned();
     tokio::spawn(async move {
@@ -63,6 +68,19 @@ fn sample(
                     samples.revoked.push((hash, now));
                 }
             }
+            let restarted = deployments
+                .get_opt(CONSUMER)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|d| d.spec.template.metadata?.annotations)
+                .and_then(|a| a.get("oauth.ghes.io/restartedAt").cloned());
+            if let Some(restarted) = restarted
+                && samples.restarts.last().map(|(r, _)| r) != Some(&restarted)
+            {
+                let holds = token.as_deref().map(sha256_hex);
+                samples.restarts.push((restarted, holds));
+            }
             match token {
                 None => samples.dead.push((now, "no token in the Secret".into())),
                 Some(token) => {
@@ -83,6 +101,33 @@ fn sample(
         }
         samples
     })
+}
+
+/// The Deployment that reads the token.
+const CONSUMER: &str = "consumer";
+
+/// A workload of `kind` named `name` in `namespace`, as the test user applies it.
+async fn workload(world: &World, namespace: &str, kind: &str, name: &str) {
+    let mut spec = json!({
+        "selector": {"matchLabels": {"app": name}},
+        "template": {
+            "metadata": {"labels": {"app": name}},
+            "spec": {"containers": [{"name": "main", "image": "registry.example/consumer:1"}]},
+        },
+    });
+    if kind == "StatefulSet" {
+        spec["serviceName"] = json!(name);
+    }
+    world
+        .apply_json(
+            namespace,
+            json!({
+                "apiVersion": "apps/v1", "kind": kind,
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": spec,
+            }),
+        )
+        .await;
 }
 
 /// GHES writes (method and status) of the emulator's requests after `seq`.
@@ -148,10 +193,22 @@ async fn periodic_rotation_keeps_a_live_token_in_the_secret_at_every_instant() {
             json!({
                 "accountRef": {"name": "bot"},
                 "scopes": ["gist"],
-                "rotation": {"period": "15s", "gracePeriod": "4s"},
+                "rotation": {
+                    "period": "15s",
+                    "gracePeriod": "4s",
+                    "restartTargets": [
+                        {"kind": "Deployment", "name": CONSUMER},
+                        {"kind": "StatefulSet", "name": "consumer-db"},
+                        {"kind": "DaemonSet", "name": "consumer-agent"},
+                        {"kind": "Deployment", "name": "not-deployed"},
+                    ],
+                },
             }),
         )
         .await;
+    workload(&world, &ns, "Deployment", CONSUMER).await;
+    workload(&world, &ns, "StatefulSet", "consumer-db").await;
+    workload(&world, &ns, "DaemonSet", "consumer-agent").await;
     world.start_operator();
     let first = world.wait_ready(&ns, "release", "True").await;
     let status = first.status.clone().expect("status");
@@ -210,8 +267,39 @@ async fn periodic_rotation_keeps_a_live_token_in_the_secret_at_every_instant() {
         status.next_rotation_at.as_ref().map(time),
         Some(issued + jiff::SignedDuration::from_secs(15))
     );
+    // The consumers restarted once, after the Secret switched and before the old token went.
+    assert_eq!(samples.restarts.len(), 1, "{:?}", samples.restarts);
+    assert_eq!(
+        samples.restarts[0].1.as_ref(),
+        Some(&samples.held[1]),
+        "restarted while the Secret held the new token"
+    );
+    let restarted_at: Timestamp = samples.restarts[0].0.parse().expect("a time");
+    assert!(
+        restarted_at < revoked_at,
+        "restarted before the old token went"
+    );
+    for (kind, name) in [
+        ("statefulsets", "consumer-db"),
+        ("daemonsets", "consumer-agent"),
+    ] {
+        let resource = kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("apps", "v1", ""),
+            kind,
+        );
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(world.client.clone(), &ns, &resource);
+        let object = api.get(name).await.expect("workload");
+        assert!(
+            object.data["spec"]["template"]["metadata"]["annotations"]["oauth.ghes.io/restartedAt"]
+                .is_string(),
+            "{kind}/{name} restarted"
+        );
+    }
     let reasons = world.event_reasons(&ns, "release").await;
-    assert!(reasons.iter().any(|r| r == "Rotated"), "{reasons:?}");
+    for reason in ["Rotated", "Restarted", "RestartTargetMissing"] {
+        assert!(reasons.iter().any(|r| r == reason), "{reason}: {reasons:?}");
+    }
     world.expect_tokens(&ns, &[("release", &["gist"])]).await;
     world.cleanup().await;
 }

@@ -7,13 +7,21 @@
 //!    starts a second one.
 //! 2. The run goes on as for a missing token: it creates one under the new fingerprint (found
 //!    again by fingerprint after a crash) and switches the Secret to it.
-//! 3. [`Run::settle_previous`] sets `revokeAfter` (the switch plus `rotation.gracePeriod`) and,
-//!    once it has passed, revokes the previous token and clears `status.previous`.
+//! 3. [`Run::settle_previous`] sets `revokeAfter` (the switch plus `rotation.gracePeriod`),
+//!    restarts `rotation.restartTargets`, and once `revokeAfter` has passed, revokes the
+//!    previous token and clears `status.previous`.
 //!
 //! One rotation costs exactly two GHES writes: one create, one delete.
 
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use kube::api::{Patch, PatchParams};
+
 use super::*;
-use crate::api::{AuthorizationSpec, PreviousAuthorization, ROTATE_ANNOTATION};
+use crate::api::{
+    AuthorizationSpec, PreviousAuthorization, RESTARTED_AT_ANNOTATION, ROTATE_ANNOTATION,
+    RestartKind,
+};
+use crate::controller::secret::FIELD_MANAGER;
 
 /// What made a rotation due.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,6 +167,7 @@ impl Run<'_> {
                 if let Some(previous) = self.status.previous.as_mut() {
                     previous.revoke_after = Some(Time(at));
                 }
+                self.restart_targets(now).await;
                 crate::failpoint::hit("rotate.switched");
                 at
             }
@@ -194,6 +203,87 @@ impl Run<'_> {
         }
         self.status.previous = None;
         Ok(None)
+    }
+
+    /// Restarts the workloads of `rotation.restartTargets` (the Secret holds the new token): a
+    /// pod template annotation, as `kubectl rollout restart`. A target that cannot be patched
+    /// gets a Warning Event and does not hold the rotation up.
+    async fn restart_targets(&self, now: Timestamp) {
+        let Some(targets) = self
+            .spec()
+            .rotation
+            .as_ref()
+            .map(|rotation| &rotation.restart_targets)
+            .filter(|targets| !targets.is_empty())
+        else {
+            return;
+        };
+        let patch = Patch::Merge(serde_json::json!({"spec": {"template": {"metadata": {
+            "annotations": {RESTARTED_AT_ANNOTATION: now.to_string()}
+        }}}}));
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        let client = &self.ctx.client;
+        let mut restarted = Vec::new();
+        for target in targets {
+            let name = target.name.as_str();
+            let result = match target.kind {
+                RestartKind::Deployment => {
+                    Api::<Deployment>::namespaced(client.clone(), &self.namespace)
+                        .patch(name, &params, &patch)
+                        .await
+                        .map(drop)
+                }
+                RestartKind::StatefulSet => {
+                    Api::<StatefulSet>::namespaced(client.clone(), &self.namespace)
+                        .patch(name, &params, &patch)
+                        .await
+                        .map(drop)
+                }
+                RestartKind::DaemonSet => {
+                    Api::<DaemonSet>::namespaced(client.clone(), &self.namespace)
+                        .patch(name, &params, &patch)
+                        .await
+                        .map(drop)
+                }
+            };
+            let what = format!("{:?} {name}", target.kind);
+            match result {
+                Ok(()) => restarted.push(what),
+                Err(kube::Error::Api(status)) if status.code == 404 => {
+                    self.publish(
+                        EventType::Warning,
+                        "RestartTargetMissing",
+                        format!(
+                            "spec.rotation.restartTargets: {what} does not exist in this \
+                             namespace; nothing restarted it for the new token"
+                        ),
+                    )
+                    .await;
+                }
+                Err(error) => {
+                    self.publish(
+                        EventType::Warning,
+                        "RestartFailed",
+                        format!(
+                            "spec.rotation.restartTargets: cannot restart {what}: {error}; it \
+                             keeps the previous token until it restarts"
+                        ),
+                    )
+                    .await;
+                }
+            }
+        }
+        if !restarted.is_empty() {
+            self.publish(
+                EventType::Normal,
+                "Restarted",
+                format!("restarted {} for the new token", restarted.join(", ")),
+            )
+            .await;
+        }
     }
 
     /// `status.nextRotationAt` for the current token: its schedule, not before a pending
@@ -233,6 +323,7 @@ mod tests {
             period: period.map(|p| p.parse().expect("duration")),
             grace_period: None,
             renew_before_expiry: renew.map(|r| r.parse().expect("duration")),
+            restart_targets: Vec::new(),
         })
     }
 
