@@ -46,6 +46,18 @@ const EXAMPLES: &[(&str, &str)] = &[
         "50-rotated-token.yaml",
         include_str!("../examples/50-rotated-token.yaml"),
     ),
+    (
+        "60-repo-creds-basic-auth.yaml",
+        include_str!("../examples/60-repo-creds-basic-auth.yaml"),
+    ),
+    (
+        "61-registry-dockerconfigjson.yaml",
+        include_str!("../examples/61-registry-dockerconfigjson.yaml"),
+    ),
+    (
+        "62-git-credentials-opaque.yaml",
+        include_str!("../examples/62-git-credentials-opaque.yaml"),
+    ),
 ];
 
 /// Longest wait for every Authorization to become Ready.

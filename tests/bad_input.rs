@@ -251,6 +251,48 @@ fn cases() -> Vec<Case> {
             ],
         ),
         create(
+            "a restart target of another kind",
+            "Authorization",
+            a(
+                "/rotation",
+                json!({"restartTargets": [{"kind": "CronJob", "name": "nightly"}]}),
+            ),
+            &["spec.rotation.restartTargets[0].kind", "Unsupported value"],
+        ),
+        create(
+            "a basic-auth template without username or password",
+            "Authorization",
+            a(
+                "/secret",
+                json!({"template": {"type": "kubernetes.io/basic-auth", "data": {"user": "{{ login }}"}}}),
+            ),
+            &["spec.secret.template", "needs a username or password entry"],
+        ),
+        create(
+            "a docker config template without .dockerconfigjson",
+            "Authorization",
+            a(
+                "/secret",
+                json!({"template": {"type": "kubernetes.io/dockerconfigjson", "data": {"config": "{}"}}}),
+            ),
+            &["spec.secret.template", "needs a .dockerconfigjson entry"],
+        ),
+        create(
+            "a template key that is no Secret key",
+            "Authorization",
+            a(
+                "/secret",
+                json!({"template": {"data": {"a b": "{{ token }}"}}}),
+            ),
+            &["spec.secret.template", "must be Secret keys"],
+        ),
+        create(
+            "a template without data",
+            "Authorization",
+            a("/secret", json!({"template": {"data": {}}})),
+            &["spec.secret.template.data"],
+        ),
+        create(
             "renewBeforeExpiry in days",
             "Authorization",
             a("/rotation", json!({"renewBeforeExpiry": "1d"})),

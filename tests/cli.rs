@@ -156,7 +156,7 @@ fn demo_runs_to_completion() {
             "{authorization} missing:\n{stdout}"
         );
     }
-    assert!(stdout.contains("5 Authorizations Ready"), "{stdout}");
+    assert!(stdout.contains("8 Authorizations Ready"), "{stdout}");
     assert!(started.elapsed() < Duration::from_secs(120));
 }
 

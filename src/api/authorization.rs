@@ -247,7 +247,8 @@ pub struct TokenSecret {
     #[schemars(pattern(DNS_SUBDOMAIN), length(min = 1, max = 253))]
     pub name: Option<String>,
 
-    /// Key in the Secret's data that holds the token. Default: `token`.
+    /// Key in the Secret's data that holds the token. Default: `token`. Not used when
+    /// `template` is set.
     #[serde(default = "default_token_key")]
     #[schemars(pattern(SECRET_KEY), length(min = 1, max = 253))]
     pub key: String,
@@ -266,6 +267,12 @@ pub struct TokenSecret {
     /// Annotations added to the Secret. Default: none.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+
+    /// The Secret's type and data rendered from templates, for consumers that need more than
+    /// the bare token (basic-auth repository credentials, a docker config, a .netrc line).
+    /// Default: an `Opaque` Secret with the token under `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<SecretTemplate>,
 }
 
 impl Default for TokenSecret {
@@ -275,6 +282,67 @@ impl Default for TokenSecret {
             key: default_token_key(),
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
+            template: None,
+        }
+    }
+}
+
+/// A Secret shaped for its consumer. Each data value is a MiniJinja (Jinja2) template with the
+/// variables `token`, `login`, `server` (the account's GHES address), `host` (its host name),
+/// `scopes` (a list), `authorizationId` and `expiresAt` (RFC 3339, empty when the token does not
+/// expire), and the filter `b64encode`; templates read no files and no environment. An
+/// unknown variable or a template error is a configuration error checked before any GHES call.
+/// Changing the template (or a variable it uses other than the token) rotates the token: the
+/// operator keeps the token nowhere but in the Secret, so a new rendering needs a new token.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.type != 'kubernetes.io/basic-auth' || 'username' in self.data || 'password' in self.data",
+        "message": "a kubernetes.io/basic-auth Secret needs a username or password entry in template.data"
+    },
+    {
+        "rule": "self.type != 'kubernetes.io/dockerconfigjson' || '.dockerconfigjson' in self.data",
+        "message": "a kubernetes.io/dockerconfigjson Secret needs a .dockerconfigjson entry in template.data"
+    },
+    {
+        "rule": "self.data.all(key, key.size() <= 253 && key.matches('^[-._a-zA-Z0-9]+$'))",
+        "message": "template.data keys must be Secret keys: letters, digits, '-', '_' and '.', at most 253 characters"
+    }
+]))]
+pub struct SecretTemplate {
+    /// The Secret's type. Default: `Opaque`.
+    #[serde(default, rename = "type")]
+    pub type_: SecretType,
+
+    /// The Secret's data: key → template. At least one entry, at most 16; each template at
+    /// most 4096 characters.
+    #[schemars(extend("minProperties" = 1, "maxProperties" = 16))]
+    #[schemars(extend("additionalProperties" = {"type": "string", "maxLength": 4096}))]
+    pub data: BTreeMap<String, String>,
+}
+
+/// The Secret types a template can produce.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum SecretType {
+    /// Any keys.
+    #[default]
+    Opaque,
+    /// `username` and/or `password` (Flux GitRepository, Argo CD repository credentials).
+    #[serde(rename = "kubernetes.io/basic-auth")]
+    BasicAuth,
+    /// A `.dockerconfigjson` entry (image pull Secrets for the GHES container registry).
+    #[serde(rename = "kubernetes.io/dockerconfigjson")]
+    DockerConfigJson,
+}
+
+impl SecretType {
+    /// The value of a Secret's `type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opaque => "Opaque",
+            Self::BasicAuth => "kubernetes.io/basic-auth",
+            Self::DockerConfigJson => "kubernetes.io/dockerconfigjson",
         }
     }
 }

@@ -31,7 +31,7 @@ pub use account::{
 pub use authorization::{
     AccountKind, AccountRef, Authorization, AuthorizationSpec, AuthorizationStatus,
     ClientSecretRef, DeletionPolicy, OAuthApp, PreviousAuthorization, RestartKind, RestartTarget,
-    Rotation, TokenSecret,
+    Rotation, SecretTemplate, SecretType, TokenSecret,
 };
 pub use duration::Duration;
 

@@ -122,6 +122,8 @@ pub struct AccountEntry {
     pub client: Arc<dyn GhesApi>,
     /// The login from the credentials Secret.
     pub username: String,
+    /// The account's `spec.server` (the GHES web address), without a trailing `/`.
+    pub server: String,
     /// SHA-256 of the password: when the password is a token, this is its `hashed_token`, and
     /// pruning must never revoke the credential the operator logs in with.
     pub credential_hash: String,
@@ -556,6 +558,7 @@ impl AccountRegistry {
             version,
             client: Arc::new(http),
             username: username.expose().to_owned(),
+            server: settings.server.trim_end_matches('/').to_owned(),
             credential_hash: crate::ghes::secret::sha256_hex(password.expose().as_bytes()),
             sync_interval: settings.sync_interval.as_std(),
             credentials_fingerprint: fingerprint,

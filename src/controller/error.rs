@@ -64,6 +64,9 @@ pub enum Error {
     /// The spec is not usable (what the schema could not refuse).
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
+    /// spec.secret.template cannot be rendered.
+    #[error("{0}")]
+    SecretTemplate(#[from] super::template::TemplateError),
     /// The Secret to write exists and belongs to something else: it is never adopted.
     #[error(
         "Secret {name:?} already exists and is not owned by this Authorization; \
@@ -153,6 +156,7 @@ impl Error {
                 _ => "SecretNotFound",
             },
             Self::InvalidSpec(_) => "InvalidSpec",
+            Self::SecretTemplate(_) => "SecretTemplateInvalid",
             Self::SecretConflict { .. } => "SecretConflict",
             Self::Ghes(error) => error.reason(),
             Self::OutcomeUnknown(_) => "OutcomeUnknown",
@@ -198,6 +202,7 @@ impl Error {
             | Self::CaBundleNotFound(_)
             | Self::MissingSecret(_)
             | Self::InvalidSpec(_)
+            | Self::SecretTemplate(_)
             | Self::SecretConflict { .. } => true,
             Self::Ghes(error) => !error.is_transient(),
             Self::OutcomeUnknown(_) | Self::Kube(_) => false,

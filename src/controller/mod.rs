@@ -16,6 +16,7 @@ pub mod prune;
 pub mod rbac;
 pub mod secret;
 pub mod status;
+pub mod template;
 
 use std::collections::HashSet;
 use std::future::Future;

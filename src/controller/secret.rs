@@ -92,49 +92,79 @@ pub fn token_in(secret: &Secret, key: &str) -> Option<Token> {
         .map(|value| Token::new(value.expose()))
 }
 
-/// What the token Secret of an Authorization should look like, without its data.
+/// Annotation on a templated token Secret: SHA-256 of the token it embeds (never the token).
+pub const TOKEN_SHA256_ANNOTATION: &str = "oauth.ghes.io/token-sha256";
+
+/// Annotation on a templated token Secret: SHA-256 of its data as the operator wrote it, to
+/// tell the data was not changed since.
+pub const DATA_SHA256_ANNOTATION: &str = "oauth.ghes.io/data-sha256";
+
+/// Annotation on a templated token Secret: SHA-256 of the template and the variables it used
+/// (see [`crate::controller::template::recipe_hash`]).
+pub const TEMPLATE_SHA256_ANNOTATION: &str = "oauth.ghes.io/template-sha256";
+
+/// What the token Secret of an Authorization should look like.
 pub struct DesiredSecret {
     /// Name.
     pub name: String,
-    /// Key of the token.
-    pub key: String,
     /// Labels, including `app.kubernetes.io/managed-by`.
     pub labels: BTreeMap<String, String>,
     /// Annotations, including the authorization id.
     pub annotations: BTreeMap<String, String>,
+    /// The Secret's type.
+    pub type_: String,
+    /// The data, exactly.
+    pub data: BTreeMap<String, Vec<u8>>,
 }
 
 impl DesiredSecret {
-    /// The desired Secret of `authorization` for the GHES authorization `authorization_id`.
-    pub fn of(authorization: &Authorization, authorization_id: u64) -> Self {
+    /// The desired Secret of `authorization` for the GHES authorization `authorization_id`,
+    /// holding `data` (and `annotations` beyond the spec's).
+    pub fn of(
+        authorization: &Authorization,
+        authorization_id: u64,
+        type_: &str,
+        data: BTreeMap<String, Vec<u8>>,
+        extra_annotations: BTreeMap<String, String>,
+    ) -> Self {
         let spec = &authorization.spec.secret;
         let mut annotations = spec.annotations.clone();
         annotations.insert(
             AUTHORIZATION_ID_ANNOTATION.to_owned(),
             authorization_id.to_string(),
         );
+        annotations.extend(extra_annotations);
         Self {
             name: authorization.secret_name(),
-            key: spec.key.clone(),
             labels: spec.labels_with_managed_by(),
             annotations,
+            type_: type_.to_owned(),
+            data,
         }
     }
 
-    /// Whether `existing` already has these labels, annotations and exactly this one key.
+    /// Whether `existing` already has these labels, annotations, type and exactly this data.
     pub fn is_met_by(&self, existing: &Secret) -> bool {
         let has_all = |wanted: &BTreeMap<String, String>, have: &BTreeMap<String, String>| {
             wanted.iter().all(|(k, v)| have.get(k) == Some(v))
         };
-        let keys: Vec<&String> = existing
+        let data: BTreeMap<&String, &Vec<u8>> = existing
             .data
-            .as_ref()
-            .map(|data| data.keys().collect())
-            .unwrap_or_default();
+            .iter()
+            .flatten()
+            .map(|(key, value)| (key, &value.0))
+            .collect();
+        let wanted: BTreeMap<&String, &Vec<u8>> = self.data.iter().collect();
         has_all(&self.labels, existing.labels())
             && has_all(&self.annotations, existing.annotations())
-            && keys == [&self.key]
+            && type_of(existing) == self.type_
+            && data == wanted
     }
+}
+
+/// A Secret's type (`Opaque` when unset).
+pub fn type_of(secret: &Secret) -> &str {
+    secret.type_.as_deref().unwrap_or("Opaque")
 }
 
 /// Writes the token Secret by server-side apply: owned by (and garbage-collected with) the
@@ -147,12 +177,11 @@ pub async fn write_token_secret(
     client: &Client,
     authorization: &Authorization,
     desired: &DesiredSecret,
-    token: &Token,
     exists: bool,
 ) -> Result<()> {
     let namespace = authorization.namespace().unwrap_or_default();
     let api = Api::<Secret>::namespaced(client.clone(), &namespace);
-    let body = token_secret_body(authorization, desired, token)?;
+    let body = token_secret_body(authorization, desired)?;
     if !exists {
         let secret: Secret = serde_json::from_value(body.clone())
             .map_err(|error| Error::InvalidSpec(format!("the token Secret: {error}")))?;
@@ -185,7 +214,6 @@ pub async fn write_token_secret(
 fn token_secret_body(
     authorization: &Authorization,
     desired: &DesiredSecret,
-    token: &Token,
 ) -> Result<serde_json::Value> {
     let namespace = authorization.namespace().unwrap_or_default();
     let owner = owner_reference(authorization)?;
@@ -199,10 +227,12 @@ fn token_secret_body(
             "annotations": desired.annotations,
             "ownerReferences": [owner],
         },
-        "type": "Opaque",
-        "data": {
-            desired.key.clone(): data_encoding::BASE64.encode(token.expose().as_bytes()),
-        },
+        "type": desired.type_,
+        "data": desired
+            .data
+            .iter()
+            .map(|(key, value)| (key.clone(), data_encoding::BASE64.encode(value)))
+            .collect::<BTreeMap<_, _>>(),
     }))
 }
 

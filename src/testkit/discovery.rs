@@ -159,6 +159,7 @@ mod tests {
             names,
             [
                 "apiextensions.k8s.io",
+                "apps",
                 "coordination.k8s.io",
                 "events.k8s.io"
             ]

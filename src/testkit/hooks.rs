@@ -328,6 +328,36 @@ fn require(obj: &Value, field: &str, max: usize, errors: &mut Vec<FieldError>) {
     }
 }
 
+/// The API server's rules for the well-known Secret types this project writes.
+fn validate_secret_type(obj: &Value, errors: &mut Vec<FieldError>) {
+    let data = |key: &str| obj.get("data").and_then(|data| data.get(key));
+    match obj.get("type").and_then(Value::as_str) {
+        Some("kubernetes.io/basic-auth")
+            if data("username").is_none() && data("password").is_none() =>
+        {
+            errors.push(FieldError::required("data[username]", ""));
+            errors.push(FieldError::required("data[password]", ""));
+        }
+        Some("kubernetes.io/dockerconfigjson") => match data(".dockerconfigjson") {
+            None => errors.push(FieldError::required("data[.dockerconfigjson]", "")),
+            Some(value) => {
+                let parsed = value
+                    .as_str()
+                    .and_then(|text| BASE64.decode(text.as_bytes()).ok())
+                    .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
+                if parsed.is_none() {
+                    errors.push(FieldError::invalid(
+                        "data[.dockerconfigjson]",
+                        json!("<secret contents redacted>"),
+                        "invalid character: not a JSON document",
+                    ));
+                }
+            }
+        },
+        _ => {}
+    }
+}
+
 /// Type-specific validation of a new object (schema validation of custom resources is separate).
 pub(crate) fn validate_create(info: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
     let mut errors = Vec::new();
@@ -338,6 +368,7 @@ pub(crate) fn validate_create(info: &ResourceInfo, obj: &Value) -> Vec<FieldErro
             if total > MAX_SECRET_BYTES {
                 errors.push(FieldError::too_long("data", MAX_SECRET_BYTES));
             }
+            validate_secret_type(obj, &mut errors);
         }
         Kind::ConfigMap => {
             let (errs, text) = validate_keys(obj, "data", str_len);

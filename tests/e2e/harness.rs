@@ -931,7 +931,11 @@ impl World {
             if let Ok(list) = self.secrets(namespace).list(&Default::default()).await {
                 for secret in list.items {
                     for (key, value) in secret.data.unwrap_or_default() {
-                        if !matches!(key.as_str(), "username" | "login") {
+                        // Entries that templates fill with public values only.
+                        if !matches!(
+                            key.as_str(),
+                            "username" | "login" | "host" | "GH_HOST" | "GH_SCOPES"
+                        ) {
                             self.record.secret(&String::from_utf8_lossy(&value.0));
                         }
                     }

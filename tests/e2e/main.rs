@@ -14,6 +14,7 @@ mod metrics;
 mod prune;
 mod rotation;
 mod safety;
+mod templates;
 
 use std::time::Duration;
 

@@ -31,18 +31,22 @@ impl Run<'_> {
         let Some(live) = found else {
             return Ok(Located::Missing);
         };
-        let held = secret.token.as_ref().is_some_and(|token| {
-            live.hashed_token
-                .as_deref()
-                .or(self.stored.hashed_token.as_deref())
-                .is_some_and(|hash| token.matches_hash(hash))
-        });
+        let held = live
+            .hashed_token
+            .as_deref()
+            .or(self.stored.hashed_token.as_deref())
+            .is_some_and(|hash| secret.holds(hash));
         if held {
             return Ok(Located::Held(live));
         }
         let why = match &secret.existing {
             None => "the Secret was missing",
-            Some(_) if secret.token.is_none() => "the Secret held no token",
+            Some(_) if secret.recipe.is_some() && secret.embedded_hash.is_none() => {
+                "the Secret's data was changed since it was rendered"
+            }
+            Some(_) if secret.token.is_none() && secret.embedded_hash.is_none() => {
+                "the Secret held no token"
+            }
             Some(_) => "the Secret's token does not match the authorization",
         };
         Ok(Located::Lost { live, why })

@@ -166,9 +166,33 @@ struct Run<'a> {
 /// What the Secret currently holds.
 struct SecretState {
     existing: Option<Secret>,
+    /// The token the Secret holds under a key, if it is a plain one.
     token: Option<Token>,
     /// A Secret of an earlier spec.secret.name that this Authorization still owns.
     renamed_from: Option<Secret>,
+    /// For a Secret rendered from a template whose data is as the operator wrote it: the
+    /// SHA-256 of the token it embeds.
+    embedded_hash: Option<String>,
+    /// For a Secret rendered from a template: the recipe it was rendered from.
+    recipe: Option<String>,
+}
+
+impl SecretState {
+    /// The Secret as read: the current one, or the one before a rename.
+    fn source(&self) -> Option<&Secret> {
+        self.existing.as_ref().or(self.renamed_from.as_ref())
+    }
+
+    /// Whether the Secret holds the token whose SHA-256 is `hash`, readable or embedded.
+    fn holds(&self, hash: &str) -> bool {
+        self.token
+            .as_ref()
+            .is_some_and(|token| token.matches_hash(hash))
+            || self
+                .embedded_hash
+                .as_deref()
+                .is_some_and(|embedded| embedded.eq_ignore_ascii_case(hash))
+    }
 }
 
 impl<'a> Run<'a> {
@@ -250,7 +274,7 @@ impl<'a> Run<'a> {
             .locate(&entry, &snapshot, &fingerprint, &secret)
             .await?
         {
-            Located::Held(live) => match self.rotation_due(&live) {
+            Located::Held(live) => match self.rotation_due(&entry, &live, &secret) {
                 Some(trigger) => {
                     fingerprint = self.begin_rotation(&live, &fingerprint, trigger).await?;
                     Located::Missing
@@ -263,7 +287,13 @@ impl<'a> Run<'a> {
         let mut fresh = false;
         let (live, token) = match located {
             Located::Held(live) => {
-                let token = secret.token.clone();
+                // Readable only from a plain Secret; a rendered one keeps its data as it is.
+                let token = secret.token.clone().filter(|token| {
+                    live.hashed_token
+                        .as_deref()
+                        .or(self.stored.hashed_token.as_deref())
+                        .is_some_and(|hash| token.matches_hash(hash))
+                });
                 (self.repair_drift(&entry, live, &fingerprint).await?, token)
             }
             Located::Lost { live: lost, why } => {
@@ -310,12 +340,10 @@ impl<'a> Run<'a> {
                 }
             }
         };
-        let token = token.ok_or_else(|| {
-            Error::Ghes(GhesError::Protocol(
-                "no token for a live authorization".into(),
-            ))
-        })?;
-        if let Err(error) = self.write_secret(&live, &token, &secret).await {
+        if let Err(error) = self
+            .write_secret(&entry, &live, token.as_ref(), &secret)
+            .await
+        {
             if fresh && matches!(error, Error::SecretConflict { .. }) {
                 // Another object took the Secret meanwhile (two Authorizations naming one
                 // Secret): the token can reach no one, so it goes at once.
@@ -335,7 +363,7 @@ impl<'a> Run<'a> {
             }
             return Err(error);
         }
-        self.record(&live, &fingerprint, &token);
+        self.record(&live, &fingerprint, token.as_ref());
         let revoke_previous_at = self.settle_previous(&entry, &snapshot).await?;
         self.status.next_rotation_at = self.next_rotation().map(Time);
         let now = Timestamp::now();

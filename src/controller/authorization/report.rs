@@ -8,19 +8,22 @@ impl Run<'_> {
         &mut self,
         live: &GhesAuthorization,
         fingerprint: &Fingerprint,
-        token: &Token,
+        token: Option<&Token>,
     ) {
         let issued_changed = self.stored.authorization_id != i64::try_from(live.id).ok();
         self.status.authorization_id = i64::try_from(live.id).ok();
         self.status.fingerprint = Some(fingerprint.to_string());
         self.status.scopes = live.scopes.clone();
         self.status.requested_scopes = self.spec().scopes.clone();
-        self.status.token_last_eight = Some(token.last_eight().to_owned());
-        self.status.hashed_token = Some(
-            live.hashed_token
-                .clone()
-                .unwrap_or_else(|| token.sha256_hex()),
-        );
+        self.status.token_last_eight = token
+            .map(|token| token.last_eight().to_owned())
+            .or_else(|| live.token_last_eight.clone())
+            .or_else(|| self.stored.token_last_eight.clone());
+        self.status.hashed_token = live
+            .hashed_token
+            .clone()
+            .or_else(|| token.map(Token::sha256_hex))
+            .or_else(|| self.stored.hashed_token.clone());
         self.status.secret_name = Some(self.authorization.secret_name());
         if issued_changed || self.status.issued_at.is_none() {
             self.status.issued_at = Some(Time(live.created_at.max(Timestamp::now())));

@@ -32,6 +32,10 @@ impl Run<'_> {
             .accounts
             .resolve(&self.ctx.client, &self.namespace, &self.spec().account_ref)
             .await?;
+        // A template that cannot render stops here, before any GHES call.
+        if let Some(spec) = &self.spec().secret.template {
+            crate::controller::template::check(spec, &self.template_inputs(&entry, None))?;
+        }
         // Everything from Kubernetes first: a missing client secret costs no GHES call.
         let client_secret = match &self.spec().app {
             None => None,

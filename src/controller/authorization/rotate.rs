@@ -32,6 +32,9 @@ pub(super) enum Trigger {
     Expiry,
     /// A new value of the `oauth.ghes.io/rotate` annotation.
     Requested,
+    /// The Secret must be rendered anew (its template changed, or was added or removed) and
+    /// the token it embeds cannot be read back.
+    Template,
 }
 
 impl Trigger {
@@ -40,6 +43,9 @@ impl Trigger {
             Self::Period => "rotation.period has passed since it was issued",
             Self::Expiry => "it expires within its renewal window",
             Self::Requested => "the oauth.ghes.io/rotate annotation asked for it",
+            Self::Template => {
+                "spec.secret.template changed and the token in the Secret cannot be read back"
+            }
         }
     }
 }
@@ -86,13 +92,30 @@ impl Run<'_> {
 
     /// Why the token in the Secret (`live`) must be rotated now, if it must. Never while a
     /// rotation's previous token is still pending.
-    pub(super) fn rotation_due(&self, live: &GhesAuthorization) -> Option<Trigger> {
+    pub(super) fn rotation_due(
+        &self,
+        entry: &AccountEntry,
+        live: &GhesAuthorization,
+        secret: &SecretState,
+    ) -> Option<Trigger> {
         if self.stored.previous.is_some() {
             return None;
         }
         let requested = self.rotate_annotation();
         if requested.is_some() && requested != self.stored.rotate_request {
             return Some(Trigger::Requested);
+        }
+        if secret.token.is_none() {
+            let render_anew = match &self.spec().secret.template {
+                Some(spec) => {
+                    let inputs = self.template_inputs(entry, Some(live));
+                    crate::controller::template::recipe_hash(spec, &inputs).ok() != secret.recipe
+                }
+                None => secret.recipe.is_some(),
+            };
+            if render_anew {
+                return Some(Trigger::Template);
+            }
         }
         let issued_at = self.stored.issued_at.as_ref().map(|t| t.0);
         let expires_at = live

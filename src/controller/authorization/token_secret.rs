@@ -1,7 +1,10 @@
 //! The token Secret of an Authorization: read it (refusing one that belongs to something
 //! else, following a rename) and write it (create-only the first time).
 
+use std::collections::BTreeMap;
+
 use super::*;
+use crate::controller::template;
 
 impl Run<'_> {
     /// Reads the Secret: refuses one owned by something else; finds the token even after a
@@ -23,39 +26,152 @@ impl Run<'_> {
         {
             renamed_from = Some(old);
         }
+        let source = existing.as_ref().or(renamed_from.as_ref());
+        let annotation =
+            |name: &str| source.and_then(|secret| secret.annotations().get(name).cloned());
+        let recipe = annotation(secret::TEMPLATE_SHA256_ANNOTATION);
+        // A rendered Secret: its token is found by the hash the operator wrote beside it, and
+        // only while the data is exactly as it was rendered.
+        let embedded_hash = source
+            .filter(|secret| {
+                let data = secret
+                    .data
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k, v.0.as_slice()));
+                annotation(secret::DATA_SHA256_ANNOTATION)
+                    .is_some_and(|written| written == template::data_hash(data))
+            })
+            .and_then(|_| annotation(secret::TOKEN_SHA256_ANNOTATION));
         let key = &self.spec().secret.key;
-        let token = existing
-            .as_ref()
-            .or(renamed_from.as_ref())
+        let token = source
+            .filter(|_| recipe.is_none())
             .and_then(|secret| secret::token_in(secret, key).or_else(|| only_value(secret)));
         Ok(SecretState {
             existing,
             token,
             renamed_from,
+            embedded_hash,
+            recipe,
         })
     }
 
-    /// Writes the Secret when it lacks the token or the spec's labels, annotations or key.
+    /// What a template is rendered from for `live`.
+    pub(super) fn template_inputs(
+        &self,
+        entry: &AccountEntry,
+        live: Option<&GhesAuthorization>,
+    ) -> template::Inputs {
+        template::Inputs {
+            login: entry.username.clone(),
+            server: entry.server.clone(),
+            scopes: live.map_or_else(|| self.spec().scopes.clone(), |live| live.scopes.clone()),
+            authorization_id: live.map_or(0, |live| live.id),
+            expires_at: live
+                .and_then(|live| live.expires_at)
+                .map(|at| at.to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The type, data and extra annotations the Secret should have for `live`: the token under
+    /// the spec's key, or the template rendered. Without a readable `token`, a rendered Secret
+    /// keeps the data it has (the operator keeps the token nowhere else).
+    fn desired_secret(
+        &self,
+        entry: &AccountEntry,
+        live: &GhesAuthorization,
+        token: Option<&Token>,
+        secret: &SecretState,
+    ) -> Result<DesiredSecret> {
+        let no_token = || {
+            Error::Ghes(GhesError::Protocol(
+                "no token for a live authorization".into(),
+            ))
+        };
+        let (type_, data, extra) = match (&self.spec().secret.template, token) {
+            (None, token) => {
+                let token = token.ok_or_else(no_token)?;
+                let data = [(
+                    self.spec().secret.key.clone(),
+                    token.expose().as_bytes().to_vec(),
+                )];
+                ("Opaque".to_owned(), data.into(), BTreeMap::new())
+            }
+            (Some(spec), Some(token)) => {
+                let inputs = self.template_inputs(entry, Some(live));
+                let recipe = template::recipe_hash(spec, &inputs)?;
+                let data: BTreeMap<String, Vec<u8>> = template::render(spec, token, &inputs)?
+                    .into_iter()
+                    .map(|(key, value)| (key, value.into_bytes()))
+                    .collect();
+                let data_hash = template::data_hash(data.iter().map(|(k, v)| (k, v.as_slice())));
+                let extra = [
+                    (
+                        secret::TOKEN_SHA256_ANNOTATION.to_owned(),
+                        token.sha256_hex(),
+                    ),
+                    (secret::DATA_SHA256_ANNOTATION.to_owned(), data_hash),
+                    (secret::TEMPLATE_SHA256_ANNOTATION.to_owned(), recipe),
+                ];
+                (spec.type_.as_str().to_owned(), data, extra.into())
+            }
+            (Some(_), None) => {
+                let kept = secret.source().ok_or_else(no_token)?;
+                let data = kept
+                    .data
+                    .iter()
+                    .flatten()
+                    .map(|(key, value)| (key.clone(), value.0.clone()))
+                    .collect();
+                let extra = [
+                    secret::TOKEN_SHA256_ANNOTATION,
+                    secret::DATA_SHA256_ANNOTATION,
+                    secret::TEMPLATE_SHA256_ANNOTATION,
+                ]
+                .into_iter()
+                .filter_map(|name| {
+                    let value = kept.annotations().get(name)?;
+                    Some((name.to_owned(), value.clone()))
+                })
+                .collect();
+                (secret::type_of(kept).to_owned(), data, extra)
+            }
+        };
+        Ok(DesiredSecret::of(
+            self.authorization,
+            live.id,
+            &type_,
+            data,
+            extra,
+        ))
+    }
+
+    /// Writes the Secret when it lacks the token or the spec's labels, annotations, type or
+    /// data.
     pub(super) async fn write_secret(
         &self,
+        entry: &AccountEntry,
         live: &GhesAuthorization,
-        token: &Token,
+        token: Option<&Token>,
         secret: &SecretState,
     ) -> Result<()> {
-        let desired = DesiredSecret::of(self.authorization, live.id);
-        let current = secret.existing.as_ref().is_some_and(|existing| {
-            desired.is_met_by(existing)
-                && secret::token_in(existing, &desired.key).as_ref() == Some(token)
-        });
+        let desired = self.desired_secret(entry, live, token, secret)?;
+        let current = secret
+            .existing
+            .as_ref()
+            .is_some_and(|existing| desired.is_met_by(existing));
         if !current {
-            secret::write_token_secret(
-                &self.ctx.client,
-                self.authorization,
-                &desired,
-                token,
-                secret.existing.is_some(),
-            )
-            .await?;
+            let mut exists = secret.existing.is_some();
+            if let Some(existing) = &secret.existing
+                && secret::type_of(existing) != desired.type_
+            {
+                // A Secret's type cannot change: this one goes, and is made again.
+                secret::delete_owned(&self.ctx.client, &self.namespace, existing).await?;
+                exists = false;
+            }
+            secret::write_token_secret(&self.ctx.client, self.authorization, &desired, exists)
+                .await?;
             crate::failpoint::hit("secret.written");
         }
         if let Some(old) = &secret.renamed_from {
