@@ -82,6 +82,10 @@ use super::patterns::{CLIENT_ID, DNS_SUBDOMAIN, HTTP_URL, SCOPE, SECRET_KEY};
     {
         "rule": "has(self.app) == has(oldSelf.app)",
         "message": "spec.app cannot be added or removed: a personal token and an OAuth app's token are different authorizations; create a new Authorization instead"
+    },
+    {
+        "rule": "(has(self.managementPolicy) && self.managementPolicy == 'Observe') == has(self.observe)",
+        "message": "spec.observe names the authorization to observe: set it with managementPolicy Observe, and only then"
     }
 ]))]
 pub struct AuthorizationSpec {
@@ -141,6 +145,49 @@ pub struct AuthorizationSpec {
     /// either way. Default: `Delete`.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// `Manage` (the default): the operator issues, updates, rotates and revokes the token.
+    /// `Observe`: it binds to the existing authorization that `observe` names and reports it in
+    /// status — never a write to GHES, no Secret (GHES does not hand out an existing token), never
+    /// pruned, not revoked on deletion.
+    #[serde(default)]
+    pub management_policy: ManagementPolicy,
+
+    /// The existing authorization to observe (with managementPolicy Observe only): by GHES id or
+    /// by fingerprint, exactly one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observe: Option<ObserveTarget>,
+}
+
+/// Whether the operator manages the token or only observes an existing one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ManagementPolicy {
+    /// Issue, update, rotate and revoke the token.
+    #[default]
+    Manage,
+    /// Report an existing authorization; never write to GHES.
+    Observe,
+}
+
+/// The existing authorization an Observe Authorization binds to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.id) != has(self.fingerprint)",
+        "message": "observe names an authorization by id or by fingerprint, exactly one"
+    }
+]))]
+pub struct ObserveTarget {
+    /// The GHES id of the authorization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub id: Option<i64>,
+
+    /// The fingerprint the authorization carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub fingerprint: Option<String>,
 }
 
 /// A reference to the Account or ClusterAccount that owns a token.
@@ -485,6 +532,10 @@ pub struct AuthorizationStatus {
     /// The name of the Secret that holds the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
+
+    /// The note the current authorization carries on GHES.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 
     /// When the current token was issued (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]

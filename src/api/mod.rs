@@ -30,8 +30,9 @@ pub use account::{
 };
 pub use authorization::{
     AccountKind, AccountRef, Authorization, AuthorizationSpec, AuthorizationStatus,
-    ClientSecretRef, DeletionPolicy, OAuthApp, PreviousAuthorization, RestartKind, RestartTarget,
-    Rotation, SecretTemplate, SecretType, TokenSecret,
+    ClientSecretRef, DeletionPolicy, ManagementPolicy, OAuthApp, ObserveTarget,
+    PreviousAuthorization, RestartKind, RestartTarget, Rotation, SecretTemplate, SecretType,
+    TokenSecret,
 };
 pub use duration::Duration;
 

@@ -64,6 +64,16 @@ pub enum Error {
     /// The spec is not usable (what the schema could not refuse).
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
+    /// The authorization an Observe Authorization names does not exist.
+    #[error("{field}: {what} does not exist for GHES user {login:?}")]
+    ObservedNotFound {
+        /// The spec field that names it.
+        field: &'static str,
+        /// What was looked for.
+        what: String,
+        /// The account's login.
+        login: String,
+    },
     /// spec.secret.template cannot be rendered.
     #[error("{0}")]
     SecretTemplate(#[from] super::template::TemplateError),
@@ -157,6 +167,7 @@ impl Error {
             },
             Self::InvalidSpec(_) => "InvalidSpec",
             Self::SecretTemplate(_) => "SecretTemplateInvalid",
+            Self::ObservedNotFound { .. } => "ObservedNotFound",
             Self::SecretConflict { .. } => "SecretConflict",
             Self::Ghes(error) => error.reason(),
             Self::OutcomeUnknown(_) => "OutcomeUnknown",
@@ -203,6 +214,7 @@ impl Error {
             | Self::MissingSecret(_)
             | Self::InvalidSpec(_)
             | Self::SecretTemplate(_)
+            | Self::ObservedNotFound { .. }
             | Self::SecretConflict { .. } => true,
             Self::Ghes(error) => !error.is_transient(),
             Self::OutcomeUnknown(_) | Self::Kube(_) => false,

@@ -53,6 +53,13 @@ impl Claims {
             if let Some(app) = &authorization.spec.app {
                 claims.client_ids.insert(app.client_id.clone());
             }
+            // What an observer names is declared by its spec, before any status says so.
+            if let Some(observe) = &authorization.spec.observe {
+                claims
+                    .ids
+                    .extend(observe.id.and_then(|id| u64::try_from(id).ok()));
+                claims.fingerprints.extend(observe.fingerprint.clone());
+            }
             let Some(status) = &authorization.status else {
                 continue;
             };
@@ -578,6 +585,8 @@ mod tests {
                 secret: Default::default(),
                 rotation: None,
                 deletion_policy: Default::default(),
+                management_policy: Default::default(),
+                observe: None,
             },
         );
         authorization.metadata.uid = Some(uid.to_owned());
@@ -619,6 +628,39 @@ mod tests {
 
     fn made_elsewhere(uid: &str) -> String {
         Fingerprint::new(uid, &InstallationId::parse("elsewhere").expect("id")).to_string()
+    }
+
+    #[test]
+    fn what_an_observer_names_is_claimed_before_its_status_says_so() {
+        let mut by_id = declared("u1", None, None, None);
+        by_id.status = None;
+        by_id.spec.management_policy = crate::api::ManagementPolicy::Observe;
+        by_id.spec.observe = Some(crate::api::ObserveTarget {
+            id: Some(1),
+            fingerprint: None,
+        });
+        let mut by_fingerprint = by_id.clone();
+        by_fingerprint.spec.observe = Some(crate::api::ObserveTarget {
+            id: None,
+            fingerprint: Some("other-tool".into()),
+        });
+        let snapshot = snapshot(
+            vec![
+                token(1, PERSONAL, None, HOUR),
+                token(2, PERSONAL, Some("other-tool"), HOUR),
+                token(3, PERSONAL, None, HOUR),
+            ],
+            vec![],
+        );
+        let plan = plan(
+            &spec(PruneMode::Enabled),
+            &snapshot,
+            &Claims::of([&by_id, &by_fingerprint]),
+            "x",
+            &vantage(),
+            at(0),
+        );
+        assert_eq!(ids(&plan), [3], "only the token nothing names");
     }
 
     #[test]

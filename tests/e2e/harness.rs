@@ -232,6 +232,11 @@ impl World {
         world
     }
 
+    /// A secret value the scenario handles: the record must not show it anywhere.
+    pub fn secret_value(&self, value: &str) {
+        self.record.secret(value);
+    }
+
     /// The namespace created for `index`.
     pub fn ns(&self, index: usize) -> &str {
         &self.namespaces[index]

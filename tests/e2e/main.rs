@@ -11,6 +11,7 @@ mod health;
 mod kube_faults;
 mod matrix;
 mod metrics;
+mod observe;
 mod prune;
 mod rotation;
 mod safety;

@@ -12,6 +12,17 @@ use super::*;
 /// token is left to pruning. Transient errors retry.
 pub(super) async fn cleanup(authorization: &Authorization, ctx: &Context) -> Result<Action> {
     let reference = authorization.object_ref(&());
+    if authorization.spec.management_policy == ManagementPolicy::Observe {
+        ctx.publish(
+            &reference,
+            EventType::Normal,
+            "Released",
+            "Delete",
+            "managementPolicy is Observe: the authorization stays on GHES".into(),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
     if authorization.spec.deletion_policy == DeletionPolicy::Orphan {
         ctx.publish(
             &reference,

@@ -27,7 +27,9 @@ use super::fingerprint::{Fingerprint, Owned};
 use super::secret::{self, DesiredSecret};
 use super::status::apply_status;
 use crate::api::conditions::{self, ConditionStatus, READY, RECONCILING, STALLED, SYNCED};
-use crate::api::{AccountKind, Authorization, AuthorizationStatus, DeletionPolicy, FINALIZER};
+use crate::api::{
+    AccountKind, Authorization, AuthorizationStatus, DeletionPolicy, FINALIZER, ManagementPolicy,
+};
 use crate::ghes::{
     AppAuthorizationRequest, Authorization as GhesAuthorization, AuthorizationUpdate, GhesError,
     NewAuthorization, ScopeChange, Token,
@@ -38,6 +40,7 @@ mod cleanup;
 mod drift;
 mod issue;
 mod locate;
+mod observe;
 mod report;
 mod resolve;
 mod rotate;
@@ -131,7 +134,11 @@ async fn apply(
 ) -> Result<Reconciled> {
     let mut run = Run::new(api, authorization, ctx);
     run.begin().await;
-    match run.sync().await {
+    let synced = match authorization.spec.management_policy {
+        ManagementPolicy::Manage => run.sync().await,
+        ManagementPolicy::Observe => run.observe().await,
+    };
+    match synced {
         Ok(requeue) => {
             run.succeed().await?;
             Ok(Reconciled::done(Action::requeue(requeue)))

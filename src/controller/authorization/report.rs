@@ -25,6 +25,7 @@ impl Run<'_> {
             .or_else(|| token.map(Token::sha256_hex))
             .or_else(|| self.stored.hashed_token.clone());
         self.status.secret_name = Some(self.authorization.secret_name());
+        self.status.note = live.note.clone();
         if issued_changed || self.status.issued_at.is_none() {
             self.status.issued_at = Some(Time(live.created_at.max(Timestamp::now())));
             // A new token answers every rotation asked for so far.
@@ -62,12 +63,29 @@ impl Run<'_> {
         let generation = self.authorization.metadata.generation;
         let secret_name = self.authorization.secret_name();
         let last_eight = self.status.token_last_eight.clone().unwrap_or_default();
-        self.set_condition(
-            READY,
-            ConditionStatus::True,
-            "TokenReady",
-            &format!("Secret {secret_name} holds token …{last_eight}"),
-        );
+        let (reason, message) = if self.spec().management_policy == ManagementPolicy::Observe {
+            (
+                "Observed",
+                format!(
+                    "observing GHES authorization {} (token …{last_eight}); the operator never \
+                     writes to it",
+                    self.status.authorization_id.unwrap_or_default()
+                ),
+            )
+        } else {
+            let previous = self
+                .status
+                .previous
+                .as_ref()
+                .and_then(|p| Some((p.token_last_eight.clone()?, p.revoke_after.clone()?)))
+                .map(|(eight, at)| format!("; the previous token …{eight} is revoked at {}", at.0))
+                .unwrap_or_default();
+            (
+                "TokenReady",
+                format!("Secret {secret_name} holds token …{last_eight}{previous}"),
+            )
+        };
+        self.set_condition(READY, ConditionStatus::True, reason, &message);
         let id = self.status.authorization_id.unwrap_or_default();
         self.set_condition(
             SYNCED,
