@@ -293,6 +293,34 @@ fn cases() -> Vec<Case> {
             &["spec.secret.template.data"],
         ),
         create(
+            "observe without managementPolicy Observe",
+            "Authorization",
+            a("/observe", json!({"id": 7})),
+            &[
+                "spec",
+                "set it with managementPolicy Observe, and only then",
+            ],
+        ),
+        create(
+            "managementPolicy Observe without observe",
+            "Authorization",
+            a("/managementPolicy", json!("Observe")),
+            &[
+                "spec",
+                "set it with managementPolicy Observe, and only then",
+            ],
+        ),
+        create(
+            "an observer naming both an id and a fingerprint",
+            "Authorization",
+            with(
+                a("/managementPolicy", json!("Observe")),
+                "/observe",
+                json!({"id": 7, "fingerprint": "jenkins-7"}),
+            ),
+            &["spec.observe", "by id or by fingerprint, exactly one"],
+        ),
+        create(
             "renewBeforeExpiry in days",
             "Authorization",
             a("/rotation", json!({"renewBeforeExpiry": "1d"})),

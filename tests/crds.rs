@@ -717,7 +717,10 @@ fn cel_rules_guard_immutability_and_durations() {
     );
     assert_eq!(
         rules_at("Authorization", "spec"),
-        ["has(self.app) == has(oldSelf.app)"]
+        [
+            "has(self.app) == has(oldSelf.app)",
+            "(has(self.managementPolicy) && self.managementPolicy == 'Observe') == has(self.observe)"
+        ]
     );
     assert!(
         rules_at("Authorization", "spec.rotation")[0]
