@@ -1,4 +1,5 @@
-//! The command line: `run`, `crds`, `emulator`, `demo`, `version`. Every flag of a long-running
+//! The command line: `run`, `crds`, `emulator`, `demo`, `rbac`, `status`, `rotate`,
+//! `check api`, `version`. Every flag of a long-running
 //! command has an environment-variable twin, so the same settings work in a Deployment.
 
 use std::future::Future;
@@ -36,18 +37,61 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controllers against the cluster of the current kubeconfig (or in-cluster).
+    #[command(after_help = "Examples:\n  ghes-oauth-operator run\n  \
+                            ghes-oauth-operator run --namespace team-a,team-b --leader-elect\n  \
+                            ghes-oauth-operator --log-format json run --concurrency 8")]
     Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD with --out.
+    #[command(
+        after_help = "Examples:\n  ghes-oauth-operator crds | kubectl apply --server-side -f -\n  \
+                            ghes-oauth-operator crds --out crds"
+    )]
     Crds(CrdsArgs),
     /// Serve the GHES emulator (OAuth Authorizations API under /api/v3) for tests and demos.
+    #[command(
+        after_help = "Examples:\n  ghes-oauth-operator emulator --listen 127.0.0.1:8443 \
+                            --user bot:s3cret --app Iv1.0123456789abcdef:app-secret:CI\n  \
+                            ghes-oauth-operator emulator --user bot:s3cret:JBSWY3DPEHPK3PXP \
+                            --rate-limit 5000/3600"
+    )]
     Emulator(EmulatorArgs),
     /// Run the GHES emulator, a Kubernetes API test server and the controllers in one process,
     /// apply examples/, and print every Authorization once Ready; exits 0 on success.
+    #[command(after_help = "Examples:\n  ghes-oauth-operator demo\n  cargo run --release -- demo")]
     Demo,
     /// Print the RBAC rules the controller needs, as JSON (what the Helm chart grants).
+    #[command(after_help = "Examples:\n  ghes-oauth-operator rbac | jq '.watchedNamespaces'")]
     Rbac,
+    /// Show each Authorization: Ready and why, account, scopes, token, age, next rotation,
+    /// previous token and latest Warning (through your kubeconfig).
+    Status(crate::ctl::StatusArgs),
+    /// Ask for a rotation of Authorizations (the oauth.ghes.io/rotate annotation), and with
+    /// --wait wait until each holds its new token.
+    Rotate(crate::ctl::RotateArgs),
+    /// Check an installation.
+    #[command(subcommand)]
+    Check(crate::ctl::CheckCommand),
     /// Print the version.
-    Version,
+    #[command(after_help = "Examples:\n  ghes-oauth-operator version\n  \
+                            ghes-oauth-operator version -o json")]
+    Version(VersionArgs),
+}
+
+/// `version` options.
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Output format: `text` or `json`.
+    #[arg(short = 'o', long, value_enum, default_value_t = VersionFormat::Text)]
+    pub output: VersionFormat,
+}
+
+/// How `version` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VersionFormat {
+    /// `ghes-oauth-operator 0.1.0`.
+    Text,
+    /// `{"name": …, "version": …}`.
+    Json,
 }
 
 /// `run` options.
@@ -278,10 +322,24 @@ pub async fn execute(command: Command) -> Result<(), String> {
                 .map_err(|error| error.to_string())?;
             print_out(&format!("{rules}\n"))
         }
-        Command::Version => {
-            println!("ghes-oauth-operator {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
+        Command::Status(args) => print_out(&crate::ctl::status(&args).await?),
+        Command::Rotate(args) => crate::ctl::rotate(&args, &mut std::io::stdout()).await,
+        Command::Check(crate::ctl::CheckCommand::Api(args)) => {
+            crate::ctl::check_api(&args, &mut std::io::stdout()).await
         }
+        Command::Version(args) => match args.output {
+            VersionFormat::Text => print_out(&format!(
+                "ghes-oauth-operator {}\n",
+                env!("CARGO_PKG_VERSION")
+            )),
+            VersionFormat::Json => print_out(&format!(
+                "{}\n",
+                serde_json::json!({
+                    "name": "ghes-oauth-operator",
+                    "version": env!("CARGO_PKG_VERSION"),
+                })
+            )),
+        },
     }
 }
 

@@ -383,11 +383,11 @@ fn is_ready(authorization: &Authorization) -> bool {
 
 fn print_table(out: &mut (dyn Write + Send), rows: &[Authorization]) -> std::io::Result<()> {
     let header = ["AUTHORIZATION", "SECRET", "LAST-8", "SCOPES", "GHES-ID"];
-    let cells: Vec<[String; 5]> = rows
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|authorization| {
             let status = authorization.status.clone().unwrap_or_default();
-            [
+            vec![
                 format!(
                     "{}/{}",
                     authorization.metadata.namespace.as_deref().unwrap_or(""),
@@ -403,24 +403,5 @@ fn print_table(out: &mut (dyn Write + Send), rows: &[Authorization]) -> std::io:
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &cells {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    let line = |row: Vec<&str>| -> String {
-        row.iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_owned()
-    };
-    writeln!(out, "{}", line(header.to_vec()))?;
-    for row in &cells {
-        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
-    }
-    Ok(())
+    out.write_all(crate::table::render(&header, &cells).as_bytes())
 }

@@ -1,5 +1,6 @@
 //! The Argo CD health script of `examples/gitops/argocd/argocd-cm.yaml`, run by a Lua 5.1 (the
-//! language of Argo CD's gopher-lua) against the objects the operator writes in each state.
+//! language of Argo CD's gopher-lua) against the objects the operator writes in each state; and
+//! its `rotate` resource action.
 
 use mlua::{Lua, LuaSerdeExt, Table};
 use serde_json::Value;
@@ -135,4 +136,68 @@ fn an_older_operators_ready_false_is_read_by_its_reason() {
     assert_eq!(health(&object(1, Some(1), transient)).0, "Progressing");
     let config = vec![condition("Ready", "False", "InvalidSpec", "bad", 1)];
     assert_eq!(health(&object(1, Some(1), config)).0, "Degraded");
+}
+
+/// The `rotate` action's discovery and action scripts.
+fn action_scripts() -> (String, String) {
+    let config_map: Value = serde_yaml::from_str(CONFIG_MAP).expect("argocd-cm.yaml");
+    let actions = config_map["data"]["resource.customizations.actions.oauth.ghes.io_Authorization"]
+        .as_str()
+        .expect("the actions of Authorization");
+    let actions: Value = serde_yaml::from_str(actions).expect("actions YAML");
+    let discovery = actions["discovery.lua"].as_str().expect("discovery.lua");
+    let definitions = actions["definitions"].as_array().expect("definitions");
+    assert_eq!(definitions.len(), 1);
+    assert_eq!(definitions[0]["name"], "rotate");
+    let action = definitions[0]["action.lua"].as_str().expect("action.lua");
+    (discovery.to_owned(), action.to_owned())
+}
+
+fn run_lua(script: &str, object: &Value) -> Value {
+    let lua = Lua::new();
+    let obj = lua.to_value(object).expect("object to Lua");
+    lua.globals().set("obj", obj).expect("obj");
+    let result: mlua::Value = lua.load(script).eval().expect("the script runs");
+    lua.from_value(result).expect("a result")
+}
+
+#[test]
+fn the_rotate_action_is_offered_unless_a_rotation_is_pending_or_it_observes() {
+    let (discovery, _) = action_scripts();
+    let ready = serde_json::json!({
+        "metadata": {"name": "ci", "generation": 1},
+        "spec": {"accountRef": {"name": "bot"}},
+        "status": {"authorizationId": 7},
+    });
+    assert_eq!(run_lua(&discovery, &ready)["rotate"]["disabled"], false);
+    let mut pending = ready.clone();
+    pending["status"]["previous"] = serde_json::json!({"authorizationId": 6});
+    assert_eq!(run_lua(&discovery, &pending)["rotate"]["disabled"], true);
+    let mut observer = ready.clone();
+    observer["spec"]["managementPolicy"] = "Observe".into();
+    assert_eq!(run_lua(&discovery, &observer)["rotate"]["disabled"], true);
+}
+
+#[test]
+fn the_rotate_action_sets_a_new_annotation_value_and_keeps_the_others() {
+    let (_, action) = action_scripts();
+    let bare = serde_json::json!({"metadata": {"name": "ci"}, "spec": {}});
+    let rotated = run_lua(&action, &bare);
+    let value = rotated["metadata"]["annotations"]["oauth.ghes.io/rotate"]
+        .as_str()
+        .expect("the annotation");
+    let at: jiff::Timestamp = value.parse().expect("an RFC 3339 time");
+    assert!(
+        (jiff::Timestamp::now() - at).get_seconds().abs() < 60,
+        "{value}"
+    );
+    let annotated = serde_json::json!({
+        "metadata": {"name": "ci", "annotations": {"team": "a", "oauth.ghes.io/rotate": "old"}},
+    });
+    let rotated = run_lua(&action, &annotated);
+    assert_eq!(rotated["metadata"]["annotations"]["team"], "a");
+    assert_ne!(
+        rotated["metadata"]["annotations"]["oauth.ghes.io/rotate"],
+        "old"
+    );
 }

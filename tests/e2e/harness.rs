@@ -232,6 +232,21 @@ impl World {
         world
     }
 
+    /// A kubeconfig for a person with full access (the test's own user), as `status` and
+    /// `rotate` would use it; on a real cluster, the one the suite was given.
+    pub fn user_kubeconfig(&self) -> PathBuf {
+        match &self.cluster {
+            Cluster::TestServer { _server } => {
+                let path = self._dir.0.join("kubeconfig-user");
+                _server
+                    .write_kubeconfig(&path, TEST_USER)
+                    .expect("user kubeconfig");
+                path
+            }
+            Cluster::Real => self.kubeconfig.clone(),
+        }
+    }
+
     /// A secret value the scenario handles: the record must not show it anywhere.
     pub fn secret_value(&self, value: &str) {
         self.record.secret(value);

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod crash;
+mod ctl;
 #[path = "../support/generated.rs"]
 mod generated;
 mod harness;
