@@ -45,7 +45,11 @@ fn sample(
     tokio::spawn(async move {
         let mut samples = Samples::default();
         let started = std::time::Instant::now();
-        while !stop.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(120) {
+        // One last sample after `stop`: the test stops once status shows the end of a
+        // rotation, which comes after the revoke, so that sample sees it.
+        let mut last = false;
+        while !last && started.elapsed() < Duration::from_secs(120) {
+            last = stop.load(Ordering::SeqCst);
             let now = Timestamp::now();
             let token = secrets
                 .get_opt(&secret)

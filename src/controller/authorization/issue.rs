@@ -43,35 +43,22 @@ impl Run<'_> {
                     note: Some(note),
                     note_url: self.spec().note_url.clone(),
                 };
-                let mut answer = entry
+                let answer = entry
                     .client
                     .get_or_create_for_app_and_fingerprint(&app.client_id, fingerprint, &request)
                     .await
                     .map_err(|error| account_error(&entry.key, error))?;
                 if !answer.created {
-                    // It exists but its token was never stored (or is lost): replace it.
-                    if secret
+                    // GHES had one for this fingerprint already: the Secret's, or one whose
+                    // token no one can read back any more (the caller replaces it).
+                    let held = secret
                         .token
-                        .as_ref()
-                        .is_some_and(|token| answer.authorization.is_token(token))
-                        && let Some(token) = secret.token.clone()
-                    {
-                        return Ok(Issued {
-                            authorization: answer.authorization,
-                            token,
-                            created: false,
-                        });
-                    }
-                    revoke(entry, self.proof(&answer.authorization)?).await?;
-                    answer = entry
-                        .client
-                        .get_or_create_for_app_and_fingerprint(
-                            &app.client_id,
-                            fingerprint,
-                            &request,
-                        )
-                        .await
-                        .map_err(|error| account_error(&entry.key, error))?;
+                        .clone()
+                        .filter(|token| answer.authorization.is_token(token));
+                    return Ok(match held {
+                        Some(token) => Issued::Adopted(answer.authorization, token),
+                        None => Issued::Unreadable(answer.authorization),
+                    });
                 }
                 answer.authorization
             }
@@ -118,24 +105,17 @@ impl Run<'_> {
         })?;
         entry.record(&issued);
         crate::failpoint::hit("issue.created");
-        Ok(Issued {
-            authorization: issued,
-            token,
-            created: true,
-        })
+        Ok(Issued::Created(issued, token))
     }
 }
 
 /// What [`Run::issue`] got from GHES.
-pub(super) struct Issued {
-    pub(super) authorization: GhesAuthorization,
-    pub(super) token: Token,
-    /// Whether GHES created it now (`false`: a get-or-create found the one already held).
-    pub(super) created: bool,
-}
-
-impl Issued {
-    pub(super) fn into_pair(self) -> (GhesAuthorization, Token) {
-        (self.authorization, self.token)
-    }
+pub(super) enum Issued {
+    /// GHES created it now.
+    Created(GhesAuthorization, Token),
+    /// An app's get-or-create found the token the Secret already holds (status was lost).
+    Adopted(GhesAuthorization, Token),
+    /// An app's get-or-create found a token for this fingerprint that the Secret does not
+    /// hold: it cannot be read back from GHES, so it must be replaced.
+    Unreadable(GhesAuthorization),
 }

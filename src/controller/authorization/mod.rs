@@ -47,6 +47,7 @@ mod rotate;
 mod token_secret;
 
 use cleanup::cleanup;
+use issue::Issued;
 use locate::Located;
 use resolve::Resolved;
 
@@ -170,6 +171,21 @@ struct Run<'a> {
     status: AuthorizationStatus,
 }
 
+/// What a run does about the token, once located: keep it, adopt the one the Secret holds, or
+/// hand out a new one.
+enum Outcome {
+    /// The live token the Secret holds.
+    Kept(GhesAuthorization),
+    /// A token the Secret holds, found again after status was lost.
+    Adopted(GhesAuthorization, Token),
+    /// A token created by this run (`why`: what happened to the one it replaces, if any).
+    New {
+        live: GhesAuthorization,
+        token: Token,
+        why: String,
+    },
+}
+
 /// What the Secret currently holds.
 struct SecretState {
     existing: Option<Secret>,
@@ -290,10 +306,51 @@ impl<'a> Run<'a> {
             },
             other => other,
         };
+        let outcome = match located {
+            Located::Held(live) => Outcome::Kept(live),
+            Located::Lost { live, why } => {
+                self.replace(
+                    &entry,
+                    &fingerprint,
+                    client_secret.as_ref(),
+                    &secret,
+                    live,
+                    why,
+                )
+                .await?
+            }
+            Located::Missing => match self
+                .issue(&entry, &fingerprint, client_secret.as_ref(), &secret)
+                .await?
+            {
+                Issued::Created(live, token) => {
+                    let why = match self.stored.authorization_id {
+                        Some(gone) if !self.rotating() => {
+                            format!("GHES authorization {gone} was gone; ")
+                        }
+                        _ => String::new(),
+                    };
+                    Outcome::New { live, token, why }
+                }
+                Issued::Adopted(live, token) => Outcome::Adopted(live, token),
+                Issued::Unreadable(live) => {
+                    let why = "GHES held a token for this fingerprint that the Secret does not";
+                    self.replace(
+                        &entry,
+                        &fingerprint,
+                        client_secret.as_ref(),
+                        &secret,
+                        live,
+                        why,
+                    )
+                    .await?
+                }
+            },
+        };
         // Whether this run created the token: one no Secret can hold must not stay live.
-        let mut fresh = false;
-        let (live, token) = match located {
-            Located::Held(live) => {
+        let fresh = matches!(outcome, Outcome::New { .. });
+        let (live, token) = match outcome {
+            Outcome::Kept(live) => {
                 // Readable only from a plain Secret; a rendered one keeps its data as it is.
                 let token = secret.token.clone().filter(|token| {
                     live.hashed_token
@@ -303,48 +360,19 @@ impl<'a> Run<'a> {
                 });
                 (self.repair_drift(&entry, live, &fingerprint).await?, token)
             }
-            Located::Lost { live: lost, why } => {
-                // The token cannot be read back from GHES: replace the authorization.
-                revoke(&entry, self.proof(&lost)?).await?;
-                crate::failpoint::hit("reissue.revoked");
-                let issued = self
-                    .issue(&entry, &fingerprint, client_secret.as_ref(), &secret)
-                    .await?
-                    .into_pair();
-                fresh = true;
-                self.announce(
-                    &issued,
-                    format!("{why}: revoked GHES authorization {}; ", lost.id),
+            Outcome::Adopted(live, token) => {
+                // Status was lost: repair the scopes against what GHES holds, not against a
+                // request this process never made.
+                self.stored.requested_scopes = live.scopes.clone();
+                self.stored.scopes = live.scopes.clone();
+                (
+                    self.repair_drift(&entry, live, &fingerprint).await?,
+                    Some(token),
                 )
-                .await;
-                (issued.0, Some(issued.1))
             }
-            Located::Missing => {
-                let issued = self
-                    .issue(&entry, &fingerprint, client_secret.as_ref(), &secret)
-                    .await?;
-                if !issued.created {
-                    // The get-or-create found the token this Secret already holds (status was
-                    // lost): adopt it, and repair its scopes against what GHES holds, not
-                    // against a request this process never made.
-                    self.stored.requested_scopes = issued.authorization.scopes.clone();
-                    self.stored.scopes = issued.authorization.scopes.clone();
-                    let live = self
-                        .repair_drift(&entry, issued.authorization, &fingerprint)
-                        .await?;
-                    (live, Some(issued.token))
-                } else {
-                    let issued = issued.into_pair();
-                    fresh = true;
-                    let why = match self.stored.authorization_id {
-                        Some(gone) if !self.rotating() => {
-                            format!("GHES authorization {gone} was gone; ")
-                        }
-                        _ => String::new(),
-                    };
-                    self.announce(&issued, why).await;
-                    (issued.0, Some(issued.1))
-                }
+            Outcome::New { live, token, why } => {
+                self.announce(&live, &token, why).await;
+                (live, Some(token))
             }
         };
         if let Err(error) = self
@@ -389,10 +417,40 @@ impl<'a> Run<'a> {
         .fold(entry.sync_interval, Duration::min))
     }
 
+    /// Replaces `lost`, whose token no Secret holds and GHES cannot show again: the one place
+    /// that revokes and reissues. Its fingerprint proves it is this resource's first.
+    async fn replace(
+        &mut self,
+        entry: &AccountEntry,
+        fingerprint: &Fingerprint,
+        client_secret: Option<&crate::ghes::SecretValue>,
+        secret: &SecretState,
+        lost: GhesAuthorization,
+        why: &str,
+    ) -> Result<Outcome> {
+        revoke(entry, self.proof(&lost)?).await?;
+        crate::failpoint::hit("reissue.revoked");
+        match self
+            .issue(entry, fingerprint, client_secret, secret)
+            .await?
+        {
+            Issued::Created(live, token) => Ok(Outcome::New {
+                live,
+                token,
+                why: format!("{why}: revoked GHES authorization {}; ", lost.id),
+            }),
+            Issued::Adopted(live, _) | Issued::Unreadable(live) => {
+                Err(Error::Ghes(GhesError::Protocol(format!(
+                    "GHES still answers authorization {} for this fingerprint after revoking {}",
+                    live.id, lost.id
+                ))))
+            }
+        }
+    }
+
     /// Counts and reports a token this run created: a first issue, a rotation, or a reissue
     /// (`why` says what happened to the one it replaces).
-    async fn announce(&self, issued: &(GhesAuthorization, Token), why: String) {
-        let (live, token) = issued;
+    async fn announce(&self, live: &GhesAuthorization, token: &Token, why: String) {
         let (reason, change, what) = if self.rotating() {
             let previous = self
                 .stored
