@@ -70,6 +70,21 @@ impl Scope {
         }
     }
 
+    /// The Authorization `name`, or an error saying where it was looked for.
+    async fn get(
+        &self,
+        client: &Client,
+        api: &Api<Authorization>,
+        name: &str,
+    ) -> Result<Authorization, String> {
+        api.get_opt(name).await.map_err(kube_error)?.ok_or_else(|| {
+            format!(
+                "Authorization {name:?} not found in namespace {:?}",
+                self.namespace_of(client)
+            )
+        })
+    }
+
     fn namespace_of<'a>(&'a self, client: &'a Client) -> &'a str {
         self.namespace
             .as_deref()
@@ -384,17 +399,7 @@ pub async fn status(args: &StatusArgs) -> Result<String, String> {
     let client = args.scope.client().await?;
     let api = args.scope.authorizations(&client);
     let authorizations = match &args.name {
-        Some(name) => vec![
-            api.get_opt(name)
-                .await
-                .map_err(kube_error)?
-                .ok_or_else(|| {
-                    format!(
-                        "Authorization {name:?} not found in namespace {:?}",
-                        args.scope.namespace_of(&client)
-                    )
-                })?,
-        ],
+        Some(name) => vec![args.scope.get(&client, &api, name).await?],
         None => {
             api.list(&ListParams::default())
                 .await
@@ -439,17 +444,7 @@ pub async fn rotate(args: &RotateArgs, out: &mut dyn std::io::Write) -> Result<(
     } else {
         let mut found = Vec::new();
         for name in &args.names {
-            found.push(
-                api.get_opt(name)
-                    .await
-                    .map_err(kube_error)?
-                    .ok_or_else(|| {
-                        format!(
-                            "Authorization {name:?} not found in namespace {:?}",
-                            args.scope.namespace_of(&client)
-                        )
-                    })?,
-            );
+            found.push(args.scope.get(&client, &api, name).await?);
         }
         found
     };

@@ -529,6 +529,14 @@ impl World {
             .collect()
     }
 
+    /// GHES writes (anything but GET) after `seq`, as `METHOD PATH STATUS`.
+    pub fn ghes_writes_since(&self, seq: u64) -> Vec<String> {
+        self.ghes_calls_since(seq)
+            .into_iter()
+            .filter(|call| !call.starts_with("GET "))
+            .collect()
+    }
+
     /// The newest request sequence number of the emulator.
     pub fn ghes_seq(&self) -> u64 {
         self.ghes.requests().last().map_or(0, |r| r.seq)

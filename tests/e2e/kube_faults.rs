@@ -40,15 +40,6 @@ async fn empty_secret(world: &World, ns: &str, name: &str) {
         .expect("empty the Secret");
 }
 
-/// GHES writes (anything but GET) after `seq`.
-fn writes_since(world: &World, seq: u64) -> Vec<String> {
-    world
-        .ghes_calls_since(seq)
-        .into_iter()
-        .filter(|call| !call.starts_with("GET "))
-        .collect()
-}
-
 #[tokio::test]
 async fn expired_and_failing_watches_miss_no_change() {
     let mut world = World::new(&["a"]).await;
@@ -131,7 +122,7 @@ async fn no_ghes_write_while_the_api_server_is_unreachable() {
     empty_secret(&world, &ns, "release").await;
     // Longer than a sync interval: the account's timer fires while the operator is blind.
     tokio::time::sleep(Duration::from_secs(35)).await;
-    let blind = writes_since(&world, blind_from);
+    let blind = world.ghes_writes_since(blind_from);
     assert!(blind.is_empty(), "GHES writes while blind: {blind:?}");
 
     world.clear_kube_faults();

@@ -137,9 +137,8 @@ async fn workload(world: &World, namespace: &str, kind: &str, name: &str) {
 /// GHES writes (method and status) of the emulator's requests after `seq`.
 fn writes_since(world: &World, seq: u64) -> Vec<String> {
     world
-        .ghes_calls_since(seq)
+        .ghes_writes_since(seq)
         .into_iter()
-        .filter(|call| !call.starts_with("GET "))
         .map(|call| {
             let mut parts = call.split(' ');
             let method = parts.next().unwrap_or_default().to_owned();
