@@ -226,7 +226,7 @@ async fn sync<A: AccountObject>(
             .clone()
             .unwrap_or_else(|| entry.username.clone()),
     );
-    status.authorization_count = i64::try_from(snapshot.authorizations.len()).ok();
+    status.authorization_count = i64::try_from(snapshot.len()).ok();
     status.grant_count = i64::try_from(snapshot.grants.len()).ok();
     status.last_sync_time = Some(Time(snapshot.listed_at));
     let age = now.duration_since(snapshot.listed_at).unsigned_abs();

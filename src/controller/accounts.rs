@@ -13,6 +13,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::{Api, Client, Resource, ResourceExt};
+use rpds::HashTrieMapSync;
 
 use super::error::{Error, ROLE_CA_BUNDLE, ROLE_CREDENTIALS, Result};
 use super::secret;
@@ -56,39 +57,144 @@ impl std::fmt::Display for AccountKey {
 }
 
 /// The account's authorizations as of one listing, plus what this process changed since.
-#[derive(Debug, Default)]
+///
+/// The current view is a persistent map (structural sharing): a [`Snapshot`] is an O(1) clone
+/// of it, and recording a change copies O(log N) nodes, so a reconcile's cost does not grow
+/// with the number of authorizations. Only a listing rebuilds it, once per sync interval.
+#[derive(Debug)]
 struct View {
     /// When the last complete listing started; `None` before the first one.
     listed_at: Option<Timestamp>,
-    /// The last complete listing, by id.
-    listed: HashMap<u64, GhesAuthorization>,
+    /// Every known live authorization: the listing with this process's changes applied.
+    current: Authorizations,
     /// Created or updated by this process, with the time it was recorded.
-    recent: HashMap<u64, (Timestamp, GhesAuthorization)>,
+    recent: HashMap<u64, (Timestamp, Arc<GhesAuthorization>)>,
     /// Deleted by this process, with the time.
     deleted: HashMap<u64, Timestamp>,
     /// The user's grants as of the last listing.
-    grants: Vec<Grant>,
+    grants: Arc<Vec<Grant>>,
     /// The login GHES reports for this account's user.
     login: Option<String>,
 }
 
-/// A consistent copy of what the account currently knows about its authorizations.
+impl Default for View {
+    fn default() -> Self {
+        Self {
+            listed_at: None,
+            current: Authorizations::default(),
+            recent: HashMap::new(),
+            deleted: HashMap::new(),
+            grants: Arc::new(Vec::new()),
+            login: None,
+        }
+    }
+}
+
+/// Authorizations by id, indexed by (app, fingerprint); cheap to clone.
+#[derive(Clone, Debug)]
+struct Authorizations {
+    by_id: HashTrieMapSync<u64, Arc<GhesAuthorization>>,
+    /// Fingerprint → ids (of any app, or personal).
+    by_fingerprint: HashTrieMapSync<String, Arc<Vec<u64>>>,
+}
+
+impl Default for Authorizations {
+    fn default() -> Self {
+        Self {
+            by_id: HashTrieMapSync::new_sync(),
+            by_fingerprint: HashTrieMapSync::new_sync(),
+        }
+    }
+}
+
+impl Authorizations {
+    fn insert(&mut self, authorization: Arc<GhesAuthorization>) {
+        self.remove(authorization.id);
+        if let Some(fingerprint) = authorization.fingerprint.as_deref() {
+            let key = fingerprint.to_owned();
+            let mut ids = self
+                .by_fingerprint
+                .get(&key)
+                .map(|ids| ids.as_ref().clone())
+                .unwrap_or_default();
+            ids.push(authorization.id);
+            self.by_fingerprint.insert_mut(key, Arc::new(ids));
+        }
+        self.by_id.insert_mut(authorization.id, authorization);
+    }
+
+    fn remove(&mut self, id: u64) {
+        let Some(old) = self.by_id.get(&id).cloned() else {
+            return;
+        };
+        self.by_id.remove_mut(&id);
+        if let Some(fingerprint) = old.fingerprint.as_deref() {
+            let key = fingerprint.to_owned();
+            let ids: Vec<u64> = self
+                .by_fingerprint
+                .get(&key)
+                .map(|ids| ids.iter().copied().filter(|other| *other != id).collect())
+                .unwrap_or_default();
+            if ids.is_empty() {
+                self.by_fingerprint.remove_mut(&key);
+            } else {
+                self.by_fingerprint.insert_mut(key, Arc::new(ids));
+            }
+        }
+    }
+}
+
+/// A consistent view of what the account knows about its authorizations at one instant. An
+/// O(1) clone of the account's view: taking one costs nothing, whatever the account's size.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     /// When the listing behind it started.
     pub listed_at: Timestamp,
-    /// Every known live authorization.
-    pub authorizations: HashMap<u64, GhesAuthorization>,
+    authorizations: Authorizations,
     /// The user's grants (one per OAuth app with tokens) as of the listing.
-    pub grants: Vec<Grant>,
+    pub grants: Arc<Vec<Grant>>,
     /// The login, when GHES reported one.
     pub login: Option<String>,
 }
 
 impl Snapshot {
+    /// A snapshot of exactly these authorizations and grants.
+    pub fn new(
+        listed_at: Timestamp,
+        authorizations: impl IntoIterator<Item = GhesAuthorization>,
+        grants: Vec<Grant>,
+        login: Option<String>,
+    ) -> Self {
+        let mut all = Authorizations::default();
+        for authorization in authorizations {
+            all.insert(Arc::new(authorization));
+        }
+        Self {
+            listed_at,
+            authorizations: all,
+            grants: Arc::new(grants),
+            login,
+        }
+    }
+
     /// The authorization with this id, if it is live.
     pub fn get(&self, id: u64) -> Option<&GhesAuthorization> {
-        self.authorizations.get(&id)
+        self.authorizations.by_id.get(&id).map(Arc::as_ref)
+    }
+
+    /// Every live authorization, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &GhesAuthorization> {
+        self.authorizations.by_id.values().map(Arc::as_ref)
+    }
+
+    /// How many authorizations are live.
+    pub fn len(&self) -> usize {
+        self.authorizations.by_id.size()
+    }
+
+    /// Whether no authorization is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The authorization of this app (or personal, `None`) and fingerprint, if live.
@@ -97,13 +203,21 @@ impl Snapshot {
         client_id: Option<&str>,
         fingerprint: &str,
     ) -> Option<&GhesAuthorization> {
-        self.authorizations.values().find(|authorization| {
-            authorization.fingerprint.as_deref() == Some(fingerprint)
-                && match client_id {
-                    Some(client_id) => authorization.app.client_id == client_id,
-                    None => is_personal(authorization),
-                }
-        })
+        self.with_fingerprint(fingerprint)
+            .find(|authorization| match client_id {
+                Some(client_id) => authorization.app.client_id == client_id,
+                None => is_personal(authorization),
+            })
+    }
+
+    /// The live authorizations with `fingerprint`, of any app or none.
+    pub fn with_fingerprint(&self, fingerprint: &str) -> impl Iterator<Item = &GhesAuthorization> {
+        self.authorizations
+            .by_fingerprint
+            .get(fingerprint)
+            .into_iter()
+            .flat_map(|ids| ids.iter())
+            .filter_map(|id| self.get(*id))
     }
 }
 
@@ -154,20 +268,12 @@ impl AccountEntry {
         self.view.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The current snapshot, `None` before the first listing.
+    /// The current snapshot, `None` before the first listing. O(1): no copy of the listing.
     pub fn snapshot(&self) -> Option<Snapshot> {
         let view = self.view();
-        let listed_at = view.listed_at?;
-        let mut authorizations = view.listed.clone();
-        for (id, (_, authorization)) in &view.recent {
-            authorizations.insert(*id, authorization.clone());
-        }
-        for id in view.deleted.keys() {
-            authorizations.remove(id);
-        }
         Some(Snapshot {
-            listed_at,
-            authorizations,
+            listed_at: view.listed_at?,
+            authorizations: view.current.clone(),
             grants: view.grants.clone(),
             login: view.login.clone(),
         })
@@ -192,16 +298,26 @@ impl AccountEntry {
         let grants = self.client.list_grants(None).await?;
         {
             let mut view = self.view();
-            view.grants = grants;
+            view.grants = Arc::new(grants);
             view.login = listed
                 .iter()
                 .find_map(|a| a.user.as_ref().map(|u| u.login.clone()))
                 .or_else(|| view.login.clone());
-            view.listed = listed.into_iter().map(|a| (a.id, a)).collect();
             // Keep only what this process recorded after the listing started: the listing
             // already reflects everything before.
             view.recent.retain(|_, (at, _)| *at >= started);
             view.deleted.retain(|_, at| *at >= started);
+            let mut current = Authorizations::default();
+            for authorization in listed {
+                current.insert(Arc::new(authorization));
+            }
+            for (_, authorization) in view.recent.values() {
+                current.insert(authorization.clone());
+            }
+            for id in view.deleted.keys() {
+                current.remove(*id);
+            }
+            view.current = current;
             view.listed_at = Some(started);
         }
         self.snapshot()
@@ -222,6 +338,8 @@ impl AccountEntry {
         view.deleted.remove(&authorization.id);
         let mut stored = authorization.clone();
         stored.token = None;
+        let stored = Arc::new(stored);
+        view.current.insert(stored.clone());
         view.recent
             .insert(authorization.id, (Timestamp::now(), stored));
     }
@@ -254,8 +372,7 @@ impl AccountEntry {
             .snapshot()
             .map(|snapshot| {
                 snapshot
-                    .authorizations
-                    .values()
+                    .iter()
                     .filter(|a| a.app.client_id == grant.app.client_id)
                     .map(|a| a.id)
                     .collect()
@@ -264,13 +381,21 @@ impl AccountEntry {
         for id in gone {
             self.forget(id);
         }
-        self.view().grants.retain(|g| g.id != grant.id);
+        let mut view = self.view();
+        let grants: Vec<Grant> = view
+            .grants
+            .iter()
+            .filter(|g| g.id != grant.id)
+            .cloned()
+            .collect();
+        view.grants = Arc::new(grants);
     }
 
     /// Records an authorization this process deleted (or found gone).
     pub fn forget(&self, id: u64) {
         let mut view = self.view();
         view.recent.remove(&id);
+        view.current.remove(id);
         view.deleted.insert(id, Timestamp::now());
     }
 }
@@ -686,7 +811,77 @@ impl AccountRegistry {
 
 #[cfg(test)]
 mod tests {
-    use super::credentials_fingerprint;
+    use super::*;
+    use crate::ghes::AppRef;
+
+    fn token(id: u64, client_id: &str, fingerprint: Option<&str>) -> GhesAuthorization {
+        GhesAuthorization {
+            id,
+            url: String::new(),
+            scopes: vec![],
+            token: None,
+            token_last_eight: None,
+            hashed_token: None,
+            app: AppRef {
+                client_id: client_id.into(),
+                name: String::new(),
+                url: String::new(),
+            },
+            note: None,
+            note_url: None,
+            fingerprint: fingerprint.map(str::to_owned),
+            created_at: Timestamp::UNIX_EPOCH,
+            updated_at: Timestamp::UNIX_EPOCH,
+            expires_at: None,
+            user: None,
+        }
+    }
+
+    const PERSONAL: &str = "00000000000000000000";
+
+    #[test]
+    fn lookups_by_id_and_fingerprint_follow_inserts_and_removals() {
+        let mut all = Authorizations::default();
+        all.insert(Arc::new(token(1, PERSONAL, Some("fp"))));
+        all.insert(Arc::new(token(2, "Iv1.app", Some("fp"))));
+        all.insert(Arc::new(token(3, "Iv1.app", None)));
+        let snapshot = Snapshot {
+            listed_at: Timestamp::UNIX_EPOCH,
+            authorizations: all.clone(),
+            grants: Arc::new(vec![]),
+            login: None,
+        };
+        assert_eq!(snapshot.len(), 3);
+        assert_eq!(snapshot.by_fingerprint(None, "fp").map(|a| a.id), Some(1));
+        assert_eq!(
+            snapshot.by_fingerprint(Some("Iv1.app"), "fp").map(|a| a.id),
+            Some(2)
+        );
+        assert_eq!(
+            snapshot
+                .by_fingerprint(Some("Iv1.other"), "fp")
+                .map(|a| a.id),
+            None
+        );
+        assert_eq!(snapshot.with_fingerprint("fp").count(), 2);
+
+        // A snapshot taken before a change keeps what it saw; the view moves on.
+        all.remove(1);
+        all.insert(Arc::new(token(2, "Iv1.app", Some("fp-2"))));
+        let later = Snapshot {
+            authorizations: all,
+            ..snapshot.clone()
+        };
+        assert_eq!(snapshot.by_fingerprint(None, "fp").map(|a| a.id), Some(1));
+        assert!(later.get(1).is_none());
+        assert_eq!(later.by_fingerprint(None, "fp").map(|a| a.id), None);
+        assert_eq!(later.by_fingerprint(Some("Iv1.app"), "fp"), None);
+        assert_eq!(
+            later.by_fingerprint(Some("Iv1.app"), "fp-2").map(|a| a.id),
+            Some(2)
+        );
+        assert_eq!(later.len(), 2);
+    }
 
     #[test]
     fn the_credentials_fingerprint_changes_with_each_part_and_hides_the_password() {

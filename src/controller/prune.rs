@@ -257,8 +257,7 @@ pub fn plan(
     let provenance =
         |a: &GhesAuthorization| Provenance::of(a.fingerprint.as_deref(), &vantage.installation);
     let operator_made = snapshot
-        .authorizations
-        .values()
+        .iter()
         .filter(|a| matches!(provenance(a), Provenance::Ours(_) | Provenance::Legacy(_)))
         .count();
     if claims.resources == 0 && operator_made > 0 {
@@ -274,8 +273,7 @@ pub fn plan(
 
     // The app of the login credential, when the password is an OAuth app token.
     let login_app: Option<&str> = snapshot
-        .authorizations
-        .values()
+        .iter()
         .find(|a| a.hashed_token.as_deref() == Some(credential_hash))
         .filter(|a| !is_personal(a))
         .map(|a| a.app.client_id.as_str());
@@ -317,7 +315,7 @@ pub fn plan(
             Verdict::Candidate
         }
     };
-    let mut authorizations: Vec<&GhesAuthorization> = snapshot.authorizations.values().collect();
+    let mut authorizations: Vec<&GhesAuthorization> = snapshot.iter().collect();
     authorizations.sort_by_key(|a| (a.created_at, a.id));
     let verdicts: HashMap<u64, Verdict> =
         authorizations.iter().map(|a| (a.id, verdict(a))).collect();
@@ -498,7 +496,6 @@ fn push_skip(status: &mut PruneStatus, target: &Target, reason: String) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use super::*;
     use crate::api::{AccountRef, AuthorizationSpec, AuthorizationStatus, PruneKeep};
@@ -552,15 +549,7 @@ mod tests {
     const PERSONAL: &str = "00000000000000000000";
 
     fn snapshot(authorizations: Vec<GhesAuthorization>, grants: Vec<Grant>) -> Snapshot {
-        Snapshot {
-            listed_at: at(0),
-            authorizations: authorizations
-                .into_iter()
-                .map(|a| (a.id, a))
-                .collect::<HashMap<_, _>>(),
-            grants,
-            login: None,
-        }
+        Snapshot::new(at(0), authorizations, grants, None)
     }
 
     fn declared(

@@ -137,8 +137,7 @@ pub(super) async fn revoke_all(
     }
     .map_err(|error| account_error(&entry.key, error))?;
     let mut owned: Vec<Owned> = snapshot
-        .authorizations
-        .values()
+        .iter()
         .filter_map(|live| Owned::verify(live, &uid, ctx.installation()).ok())
         .collect();
     for &id in ids {

@@ -44,9 +44,8 @@ impl Run<'_> {
                 })?
             }
             (None, Some(fingerprint)) => snapshot
-                .authorizations
-                .values()
-                .find(|live| live.fingerprint.as_deref() == Some(fingerprint))
+                .with_fingerprint(fingerprint)
+                .next()
                 .cloned()
                 .ok_or_else(|| Error::ObservedNotFound {
                     field: "spec.observe.fingerprint",
