@@ -71,6 +71,10 @@ pub enum Command {
     /// Check an installation.
     #[command(subcommand)]
     Check(crate::ctl::CheckCommand),
+    /// Measure: N Authorizations against the GHES emulator and the test server (or a real
+    /// cluster); prints convergence, GHES calls, steady-state cost, reconcile times and the
+    /// operator's memory.
+    Bench(crate::bench::BenchArgs),
     /// Print the version.
     #[command(after_help = "Examples:\n  ghes-oauth-operator version\n  \
                             ghes-oauth-operator version -o json")]
@@ -260,7 +264,8 @@ fn parse_app(value: &str) -> Result<AppSpec, String> {
     AppSpec::parse(value).map_err(|error| error.to_string())
 }
 
-fn parse_rate_limit(value: &str) -> Result<RateLimit, String> {
+/// Parses LIMIT/WINDOW_SECS.
+pub(crate) fn parse_rate_limit(value: &str) -> Result<RateLimit, String> {
     let (limit, window) = value
         .split_once('/')
         .ok_or("expected LIMIT/WINDOW_SECS, e.g. 5000/3600")?;
@@ -326,6 +331,18 @@ pub async fn execute(command: Command) -> Result<(), String> {
         Command::Rotate(args) => crate::ctl::rotate(&args, &mut std::io::stdout()).await,
         Command::Check(crate::ctl::CheckCommand::Api(args)) => {
             crate::ctl::check_api(&args, &mut std::io::stdout()).await
+        }
+        Command::Bench(args) => {
+            let figures = crate::bench::run(&args)
+                .await
+                .map_err(|error| error.to_string())?;
+            if args.json {
+                let json =
+                    serde_json::to_string_pretty(&figures).map_err(|error| error.to_string())?;
+                print_out(&format!("{json}\n"))
+            } else {
+                print_out(&crate::bench::table(&figures))
+            }
         }
         Command::Version(args) => match args.output {
             VersionFormat::Text => print_out(&format!(

@@ -295,7 +295,8 @@ fn qualified_name(object: &Value) -> String {
     }
 }
 
-async fn install_crds(client: &Client) -> Result<(), DemoError> {
+/// Installs the CRDs by server-side apply.
+pub(crate) async fn install_crds(client: &Client) -> Result<(), kube::Error> {
     let api = Api::<CustomResourceDefinition>::all(client.clone());
     for crd in crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();
@@ -310,7 +311,7 @@ async fn install_crds(client: &Client) -> Result<(), DemoError> {
 }
 
 /// Applies one manifest by server-side apply, as `kubectl apply --server-side` would.
-async fn apply(client: &Client, object: &Value) -> Result<(), DemoError> {
+pub(crate) async fn apply(client: &Client, object: &Value) -> Result<(), kube::Error> {
     let (group, version) = match object["apiVersion"]
         .as_str()
         .unwrap_or("v1")
@@ -371,7 +372,8 @@ async fn wait_until_ready(client: &Client) -> Result<Vec<Authorization>, DemoErr
     }
 }
 
-fn is_ready(authorization: &Authorization) -> bool {
+/// Whether the Authorization is Ready=True for its current generation.
+pub(crate) fn is_ready(authorization: &Authorization) -> bool {
     authorization.status.as_ref().is_some_and(|status| {
         status.observed_generation == authorization.metadata.generation
             && status

@@ -17,6 +17,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod controller;
 pub mod ctl;

@@ -195,3 +195,45 @@ fn json_logs_are_json() {
         assert!(parsed.get("level").is_some(), "{line}");
     }
 }
+
+#[test]
+fn bench_prints_its_figures_as_json() {
+    let output = Command::new(BIN)
+        .args([
+            "--log-level",
+            "error",
+            "bench",
+            "--n",
+            "12",
+            "--accounts",
+            "2",
+            "--json",
+        ])
+        .args(["--timeout", "60"])
+        .output()
+        .expect("run bench");
+    assert!(output.status.success(), "{output:?}");
+    let figures: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(figures["n"], 12);
+    assert_eq!(figures["ready"], 12, "{figures}");
+    assert_eq!(figures["kubernetes"], "test server");
+    assert_eq!(figures["ghesThrottled"], 0);
+    // One create per token, plus the listings: never a call per resource at rest.
+    assert!(
+        figures["ghesCallsPerToken"]
+            .as_f64()
+            .is_some_and(|c| c >= 1.0)
+    );
+    assert_eq!(figures["perResourceCallsSteady"], 0, "{figures}");
+    // Two accounts, each one page of tokens and one of grants per interval (the window's
+    // edges may catch one listing more or less).
+    let lists = figures["listCallsPerSyncInterval"]
+        .as_f64()
+        .expect("a number");
+    assert!((2.0..=6.0).contains(&lists), "{figures}");
+    assert!(
+        figures["operatorPeakRssMb"]
+            .as_f64()
+            .is_some_and(|mb| mb > 1.0)
+    );
+}

@@ -1,0 +1,491 @@
+//! `bench`: N Authorizations on K accounts, against the GHES emulator (in this process) and
+//! the Kubernetes API test server (in this process) or a real cluster (`--kubeconfig`). The
+//! operator runs as its own process — the binary's `run` — so that its memory is measured
+//! alone. Prints one table of figures (or JSON); asserts nothing.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, ListParams};
+use kube::{Api, Client};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::api::Authorization;
+use crate::emulator::{Emulator, EmulatorConfig, RateLimit, Settings, UserSpec};
+use crate::testkit::TestApiServer;
+
+/// `bench` options.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    ghes-oauth-operator bench --n 1000\n  \
+    ghes-oauth-operator bench --n 10000 --requests-per-second 100 --json\n  \
+    ghes-oauth-operator bench --n 1000 --accounts 4 --rate-limit 5000/3600\n  \
+    ghes-oauth-operator bench --n 1000 --kubeconfig ~/.kube/config   # a real cluster")]
+pub struct BenchArgs {
+    /// Authorizations to create.
+    #[arg(long, default_value_t = 1000)]
+    pub n: usize,
+    /// Accounts (GHES users) they are spread over.
+    #[arg(long, default_value_t = 1)]
+    pub accounts: usize,
+    /// Each Account's `requestsPerSecond`: the operator's budget on GHES.
+    #[arg(long, default_value_t = 100)]
+    pub requests_per_second: u32,
+    /// GHES's own rate limit per user, LIMIT/WINDOW_SECS (default: none, as GHES by default).
+    #[arg(long, value_parser = crate::cli::parse_rate_limit)]
+    pub rate_limit: Option<RateLimit>,
+    /// Each Account's `syncInterval` in seconds (at least 30); steady state is measured over
+    /// two.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(30..))]
+    pub sync_interval: u64,
+    /// A real cluster (the CRDs are applied, a namespace `ghes-bench-*` is created and deleted);
+    /// default: the test server in this process.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// How long to wait for every token, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Figures {
+    /// Authorizations.
+    pub n: usize,
+    /// Accounts.
+    pub accounts: usize,
+    /// Where: `test server` or `cluster`.
+    pub kubernetes: String,
+    /// CPU cores of this machine.
+    pub cores: usize,
+    /// Authorizations Ready at the end.
+    pub ready: usize,
+    /// Seconds from the first create to the last Ready (or to the timeout).
+    pub convergence_seconds: f64,
+    /// Tokens per second over the convergence.
+    pub tokens_per_second: f64,
+    /// The accounts' combined budget, requests per second.
+    pub budget_per_second: u32,
+    /// GHES calls per token during convergence.
+    pub ghes_calls_per_token: f64,
+    /// GHES 403/429 answers during convergence.
+    pub ghes_throttled: usize,
+    /// Listing calls (`GET /authorizations`, `GET /applications/grants`) per sync interval in
+    /// steady state.
+    pub list_calls_per_sync_interval: f64,
+    /// Calls on one authorization (GET, PATCH, DELETE by id; POST, PUT) in steady state.
+    pub per_resource_calls_steady: usize,
+    /// Reconciles of Authorizations in the steady-state window.
+    pub steady_reconciles: u64,
+    /// Median reconcile time with nothing to do (upper bound of its histogram bucket), ms.
+    pub reconcile_p50_ms: Option<f64>,
+    /// 99th percentile, ms.
+    pub reconcile_p99_ms: Option<f64>,
+    /// Peak resident memory of the operator process, MB.
+    pub operator_peak_rss_mb: Option<f64>,
+    /// Resident memory of the operator process at the end, MB.
+    pub operator_rss_mb: Option<f64>,
+}
+
+/// A failure of the bench itself.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Something did not start.
+    #[error("cannot start {0}")]
+    Start(String),
+    /// The Kubernetes API refused something.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// The operator child process; killed on drop.
+struct Operator {
+    child: Child,
+    admin: SocketAddr,
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Operator {
+    fn start(kubeconfig: &PathBuf, namespace: &str) -> Result<Self, BenchError> {
+        let exe = std::env::current_exe().map_err(|e| BenchError::Start(format!("self: {e}")))?;
+        let mut child = Command::new(exe)
+            .args([
+                "--log-level",
+                "error",
+                "run",
+                "--admin-address",
+                "127.0.0.1:0",
+            ])
+            .args(["--namespace", namespace, "--installation-id", "bench"])
+            .env("KUBECONFIG", kubeconfig)
+            .env("POD_NAMESPACE", namespace)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| BenchError::Start(format!("the operator: {e}")))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| BenchError::Start("the operator's stdout".into()))?;
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| BenchError::Start(format!("the operator's first line: {e}")))?;
+        let admin = line
+            .trim()
+            .strip_prefix("admin server listening on http://")
+            .and_then(|address| address.parse().ok())
+            .ok_or_else(|| BenchError::Start(format!("the operator said {line:?}")))?;
+        Ok(Self { child, admin })
+    }
+
+    /// (peak, current) resident memory in MB, from /proc (Linux).
+    fn memory(&self) -> (Option<f64>, Option<f64>) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+                .map(|kb| (kb / 1024.0 * 10.0).round() / 10.0)
+        };
+        (field("VmHWM:"), field("VmRSS:"))
+    }
+
+    /// The Authorization controller's reconcile-duration histogram: (upper bound s, count).
+    async fn reconcile_buckets(&self) -> Vec<(f64, u64)> {
+        let text = match reqwest::get(format!("http://{}/metrics", self.admin)).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        text.lines()
+            .filter(|line| {
+                line.starts_with("ghes_oauth_operator_reconcile_duration_seconds_bucket{")
+                    && line.contains("controller=\"authorization\"")
+            })
+            .filter_map(|line| {
+                let le = line.split("le=\"").nth(1)?.split('"').next()?;
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                };
+                let count = line.rsplit(' ').next()?.parse().ok()?;
+                Some((le, count))
+            })
+            .collect()
+    }
+}
+
+/// The `q` quantile (0..1) of the observations between two cumulative histograms, as the
+/// upper bound of its bucket in ms; `None` without observations.
+pub fn quantile(before: &[(f64, u64)], after: &[(f64, u64)], q: f64) -> Option<f64> {
+    let earlier: BTreeMap<String, u64> = before
+        .iter()
+        .map(|(le, count)| (le.to_string(), *count))
+        .collect();
+    let deltas: Vec<(f64, u64)> = after
+        .iter()
+        .map(|(le, count)| {
+            let was = earlier.get(&le.to_string()).copied().unwrap_or(0);
+            (*le, count.saturating_sub(was))
+        })
+        .collect();
+    let total = deltas.last().map(|(_, count)| *count)?;
+    if total == 0 {
+        return None;
+    }
+    let rank = (q * total as f64).ceil().max(1.0) as u64;
+    deltas
+        .iter()
+        .find(|(_, count)| *count >= rank)
+        .map(|(le, _)| le * 1000.0)
+}
+
+/// Runs the bench and returns its figures.
+pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
+    let accounts = args.accounts.max(1);
+    let users: Vec<UserSpec> = (0..accounts)
+        .map(|i| UserSpec::parse(&format!("bench-{i}:bench-password-{i}")))
+        .collect::<Result<_, _>>()
+        .map_err(|e| BenchError::Start(format!("the users: {e}")))?;
+    let ghes = Emulator::start(
+        EmulatorConfig {
+            users,
+            apps: vec![],
+            settings: Settings {
+                rate_limit: args.rate_limit,
+                ..Settings::default()
+            },
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .map_err(|e| BenchError::Start(format!("the GHES emulator: {e}")))?;
+
+    let dir = std::env::temp_dir().join(format!("ghes-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| BenchError::Start(format!("a temp dir: {e}")))?;
+    let (kubeconfig, _server, kubernetes) = match &args.kubeconfig {
+        Some(path) => (path.clone(), None, "cluster"),
+        None => {
+            let server = TestApiServer::start(([127, 0, 0, 1], 0).into())
+                .await
+                .map_err(|e| BenchError::Start(format!("the test server: {e}")))?;
+            let path = dir.join("kubeconfig");
+            server
+                .write_kubeconfig(&path, "bench")
+                .map_err(|e| BenchError::Start(format!("a kubeconfig: {e}")))?;
+            (path, Some(server), "test server")
+        }
+    };
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kubeconfig)
+            .map_err(|e| BenchError::Start(format!("{}: {e}", kubeconfig.display())))?,
+        &Default::default(),
+    )
+    .await
+    .map_err(|e| BenchError::Start(format!("{}: {e}", kubeconfig.display())))?;
+    let client = Client::try_from(config)?;
+    crate::demo::install_crds(&client).await?;
+    let namespace = format!("ghes-bench-{}", std::process::id());
+    crate::demo::apply(
+        &client,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+    )
+    .await?;
+    for i in 0..accounts {
+        crate::demo::apply(
+            &client,
+            &json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": format!("bench-{i}"), "namespace": namespace},
+                "stringData": {"username": format!("bench-{i}"), "password": format!("bench-password-{i}")},
+            }),
+        )
+        .await?;
+        crate::demo::apply(
+            &client,
+            &json!({
+                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Account",
+                "metadata": {"name": format!("bench-{i}"), "namespace": namespace},
+                "spec": {
+                    "server": "https://ghes.invalid",
+                    "apiUrl": ghes.api_url(),
+                    "credentialsSecretRef": {"name": format!("bench-{i}")},
+                    "requestsPerSecond": args.requests_per_second,
+                    "burst": args.requests_per_second,
+                    "syncInterval": format!("{}s", args.sync_interval),
+                },
+            }),
+        )
+        .await?;
+    }
+    let operator = Operator::start(&kubeconfig, &namespace)?;
+
+    // Convergence.
+    let started = Instant::now();
+    let created = futures::stream::iter(0..args.n)
+        .map(|i| {
+            let client = client.clone();
+            let namespace = namespace.clone();
+            async move {
+                crate::demo::apply(
+                    &client,
+                    &json!({
+                        "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
+                        "metadata": {"name": format!("token-{i:06}"), "namespace": namespace},
+                        "spec": {
+                            "accountRef": {"name": format!("bench-{}", i % accounts)},
+                            "scopes": ["read:user"],
+                        },
+                    }),
+                )
+                .await
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await;
+    created?;
+    let api = Api::<Authorization>::namespaced(client.clone(), &namespace);
+    let deadline = started + Duration::from_secs(args.timeout);
+    let mut ready = 0;
+    while Instant::now() < deadline {
+        ready = api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|a| crate::demo::is_ready(a))
+            .count();
+        if ready >= args.n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let convergence = started.elapsed().as_secs_f64();
+    let converged_requests = ghes.requests();
+    let throttled = converged_requests
+        .iter()
+        .filter(|r| r.status == 403 || r.status == 429)
+        .count();
+
+    // Steady state: two sync intervals with nothing to do.
+    let seq = converged_requests.last().map_or(0, |r| r.seq);
+    let before = operator.reconcile_buckets().await;
+    tokio::time::sleep(Duration::from_secs(2 * args.sync_interval)).await;
+    let after = operator.reconcile_buckets().await;
+    let steady: Vec<_> = ghes
+        .requests()
+        .into_iter()
+        .filter(|r| r.seq > seq)
+        .collect();
+    let lists = steady
+        .iter()
+        .filter(|r| {
+            r.method == "GET"
+                && (r.path.ends_with("/authorizations") || r.path.ends_with("/applications/grants"))
+        })
+        .count();
+    let per_resource = steady.len() - lists;
+    let (peak, rss) = operator.memory();
+    let steady_reconciles = after.last().map_or(0, |(_, c)| *c)
+        - before
+            .last()
+            .map_or(0, |(_, c)| *c)
+            .min(after.last().map_or(0, |(_, c)| *c));
+    drop(operator);
+    if args.kubeconfig.is_some() {
+        let _ = Api::<Namespace>::all(client.clone())
+            .delete(&namespace, &DeleteParams::default())
+            .await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    ghes.shutdown().await;
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    Ok(Figures {
+        n: args.n,
+        accounts,
+        kubernetes: kubernetes.into(),
+        cores: std::thread::available_parallelism().map_or(1, usize::from),
+        ready,
+        convergence_seconds: round(convergence),
+        tokens_per_second: round(ready as f64 / convergence.max(0.001)),
+        budget_per_second: args.requests_per_second * accounts as u32,
+        ghes_calls_per_token: round(converged_requests.len() as f64 / args.n.max(1) as f64),
+        ghes_throttled: throttled,
+        list_calls_per_sync_interval: round(lists as f64 / 2.0),
+        per_resource_calls_steady: per_resource,
+        steady_reconciles,
+        reconcile_p50_ms: quantile(&before, &after, 0.5),
+        reconcile_p99_ms: quantile(&before, &after, 0.99),
+        operator_peak_rss_mb: peak,
+        operator_rss_mb: rss,
+    })
+}
+
+/// The figures as a two-column table.
+pub fn table(figures: &Figures) -> String {
+    let ms = |value: Option<f64>| value.map_or_else(|| "n/a".into(), |v| format!("≤ {v} ms"));
+    let mb = |value: Option<f64>| value.map_or_else(|| "n/a".into(), |v| format!("{v} MB"));
+    let rows = vec![
+        vec![
+            "Authorizations (accounts)".into(),
+            format!("{} ({})", figures.n, figures.accounts),
+        ],
+        vec!["Kubernetes".into(), figures.kubernetes.clone()],
+        vec!["cores".into(), figures.cores.to_string()],
+        vec![
+            "Ready".into(),
+            format!("{} of {}", figures.ready, figures.n),
+        ],
+        vec![
+            "convergence".into(),
+            format!("{} s", figures.convergence_seconds),
+        ],
+        vec![
+            "tokens/s (budget)".into(),
+            format!(
+                "{} ({} req/s, {:.0}%)",
+                figures.tokens_per_second,
+                figures.budget_per_second,
+                100.0 * figures.tokens_per_second / f64::from(figures.budget_per_second.max(1))
+            ),
+        ],
+        vec![
+            "GHES calls per token".into(),
+            figures.ghes_calls_per_token.to_string(),
+        ],
+        vec![
+            "GHES 403/429 answers".into(),
+            figures.ghes_throttled.to_string(),
+        ],
+        vec![
+            "list calls per sync interval (steady)".into(),
+            figures.list_calls_per_sync_interval.to_string(),
+        ],
+        vec![
+            "per-resource GHES calls (steady)".into(),
+            figures.per_resource_calls_steady.to_string(),
+        ],
+        vec![
+            "reconciles with nothing to do".into(),
+            figures.steady_reconciles.to_string(),
+        ],
+        vec![
+            "reconcile p50 / p99".into(),
+            format!(
+                "{} / {}",
+                ms(figures.reconcile_p50_ms),
+                ms(figures.reconcile_p99_ms)
+            ),
+        ],
+        vec![
+            "operator RSS peak / end".into(),
+            format!(
+                "{} / {}",
+                mb(figures.operator_peak_rss_mb),
+                mb(figures.operator_rss_mb)
+            ),
+        ],
+    ];
+    crate::table::render(&["FIGURE", "VALUE"], &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_come_from_the_histogram_delta() {
+        let before = [(0.005, 10), (0.01, 10), (0.02, 10), (f64::INFINITY, 10)];
+        let after = [(0.005, 60), (0.01, 108), (0.02, 110), (f64::INFINITY, 110)];
+        assert_eq!(quantile(&before, &after, 0.5), Some(5.0));
+        assert_eq!(quantile(&before, &after, 0.99), Some(10.0));
+        assert_eq!(quantile(&after, &after, 0.5), None);
+    }
+}
