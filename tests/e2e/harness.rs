@@ -457,6 +457,14 @@ impl World {
         .await;
     }
 
+    /// Changes an Authorization by a JSON merge patch, as `kubectl patch --type merge` would.
+    pub async fn patch_authorization(&self, namespace: &str, name: &str, patch: serde_json::Value) {
+        self.authorizations(namespace)
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap_or_else(|error| panic!("patch {namespace}/{name}: {error}"));
+    }
+
     /// The Authorization API of a namespace.
     pub fn authorizations(&self, namespace: &str) -> Api<Authorization> {
         Api::namespaced(self.client.clone(), namespace)

@@ -172,14 +172,8 @@ async fn label_edit_makes_no_ghes_call() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let seq = world.ghes_seq();
     world
-        .authorizations(&ns)
-        .patch(
-            "ci",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"team": "a"}}})),
-        )
-        .await
-        .expect("label");
+        .patch_authorization(&ns, "ci", json!({"metadata": {"labels": {"team": "a"}}}))
+        .await;
     // Give the operator time to see and reconcile the change.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(world.ghes_calls_since(seq), Vec::<String>::new());

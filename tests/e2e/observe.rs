@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::harness::*;
@@ -135,16 +134,12 @@ async fn an_observed_authorization_is_reported_never_written_and_never_pruned() 
     // From Observe to Manage: a token of its own, by one create; the observed one stays.
     let seq = world.ghes_seq();
     world
-        .authorizations(&ns)
-        .patch(
+        .patch_authorization(
+            &ns,
             "laptop",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {
-                "managementPolicy": "Manage", "observe": null, "scopes": ["repo"],
-            }})),
+            json!({"spec": {"managementPolicy": "Manage", "observe": null, "scopes": ["repo"]}}),
         )
-        .await
-        .expect("switch to Manage");
+        .await;
     wait_for("a Secret with a token of its own", || async {
         world.token(&ns, "laptop", "token").await
     })

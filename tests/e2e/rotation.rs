@@ -11,7 +11,6 @@ use ghes_oauth_operator::api::Authorization;
 use ghes_oauth_operator::emulator::SettingsPatch;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::harness::*;
@@ -170,14 +169,12 @@ pub(crate) async fn wait_rotated(
 
 pub(crate) async fn annotate(world: &World, namespace: &str, name: &str, value: &str) {
     world
-        .authorizations(namespace)
-        .patch(
+        .patch_authorization(
+            namespace,
             name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"oauth.ghes.io/rotate": value}}})),
+            json!({"metadata": {"annotations": {"oauth.ghes.io/rotate": value}}}),
         )
-        .await
-        .expect("annotate");
+        .await;
 }
 
 fn time(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> Timestamp {
@@ -342,14 +339,12 @@ async fn the_rotate_annotation_rotates_once_per_value() {
     wait_rotated(&world, &ns, "ci", 1).await;
     // The same value again (and another change that makes the operator look): no rotation.
     world
-        .authorizations(&ns)
-        .patch(
+        .patch_authorization(
+            &ns,
             "ci",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}})),
+            json!({"metadata": {"labels": {"touched": "yes"}}}),
         )
-        .await
-        .expect("label");
+        .await;
     annotate(&world, &ns, "ci", "second").await;
     let rotated = wait_rotated(&world, &ns, "ci", 2).await;
     assert_eq!(
