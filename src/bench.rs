@@ -490,7 +490,8 @@ mod tests {
         let before = [(0.005, 10), (0.01, 10), (0.02, 10), (f64::INFINITY, 10)];
         let after = [(0.005, 60), (0.01, 108), (0.02, 110), (f64::INFINITY, 110)];
         assert_eq!(quantile(&before, &after, 0.5), Some(5.0));
-        assert_eq!(quantile(&before, &after, 0.99), Some(10.0));
+        // 100 observations: the 99th is in the third bucket (98 end by 10 ms).
+        assert_eq!(quantile(&before, &after, 0.99), Some(20.0));
         assert_eq!(quantile(&after, &after, 0.5), None);
     }
 }
