@@ -812,29 +812,9 @@ impl AccountRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ghes::AppRef;
 
     fn token(id: u64, client_id: &str, fingerprint: Option<&str>) -> GhesAuthorization {
-        GhesAuthorization {
-            id,
-            url: String::new(),
-            scopes: vec![],
-            token: None,
-            token_last_eight: None,
-            hashed_token: None,
-            app: AppRef {
-                client_id: client_id.into(),
-                name: String::new(),
-                url: String::new(),
-            },
-            note: None,
-            note_url: None,
-            fingerprint: fingerprint.map(str::to_owned),
-            created_at: Timestamp::UNIX_EPOCH,
-            updated_at: Timestamp::UNIX_EPOCH,
-            expires_at: None,
-            user: None,
-        }
+        GhesAuthorization::listed(id, client_id, fingerprint)
     }
 
     const PERSONAL: &str = "00000000000000000000";

@@ -236,7 +236,6 @@ impl Owned {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ghes::AppRef;
 
     const UID: &str = "0b9c5f1e-1111-2222-3333-444455556666";
 
@@ -245,26 +244,7 @@ mod tests {
     }
 
     fn live(id: u64, fingerprint: Option<&str>) -> GhesAuthorization {
-        GhesAuthorization {
-            id,
-            url: String::new(),
-            scopes: vec![],
-            token: None,
-            token_last_eight: None,
-            hashed_token: None,
-            app: AppRef {
-                client_id: "00000000000000000000".into(),
-                name: "GitHub API".into(),
-                url: String::new(),
-            },
-            note: None,
-            note_url: None,
-            fingerprint: fingerprint.map(str::to_owned),
-            created_at: jiff::Timestamp::UNIX_EPOCH,
-            updated_at: jiff::Timestamp::UNIX_EPOCH,
-            expires_at: None,
-            user: None,
-        }
+        GhesAuthorization::listed(id, "00000000000000000000", fingerprint)
     }
 
     #[test]

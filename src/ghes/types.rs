@@ -68,6 +68,34 @@ pub struct Authorization {
     pub user: Option<User>,
 }
 
+#[cfg(test)]
+impl Authorization {
+    /// An authorization as a listing shows it, for unit tests: no token, no scopes, no note,
+    /// created at the epoch.
+    pub(crate) fn listed(id: u64, client_id: &str, fingerprint: Option<&str>) -> Self {
+        Self {
+            id,
+            url: String::new(),
+            scopes: vec![],
+            token: None,
+            token_last_eight: None,
+            hashed_token: None,
+            app: AppRef {
+                client_id: client_id.into(),
+                name: String::new(),
+                url: String::new(),
+            },
+            note: None,
+            note_url: None,
+            fingerprint: fingerprint.map(str::to_owned),
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            updated_at: jiff::Timestamp::UNIX_EPOCH,
+            expires_at: None,
+            user: None,
+        }
+    }
+}
+
 impl Authorization {
     /// Whether `token` is the token of this authorization, judged by `hashed_token`.
     pub fn is_token(&self, token: &Token) -> bool {
