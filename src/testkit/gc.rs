@@ -84,22 +84,21 @@ fn has_finalizer(obj: &Value, name: &str) -> bool {
         .is_some_and(|f| f.iter().any(|x| x == name))
 }
 
-fn owner_refs(obj: &Value) -> Vec<Value> {
+fn owner_refs(obj: &Value) -> &[Value] {
     obj.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
-        .cloned()
+        .map(Vec::as_slice)
         .unwrap_or_default()
 }
 
-/// Every stored object: (storage, key, object).
-fn everything(st: &State) -> Vec<(StorageKey, ObjKey, Value)> {
-    let mut all = Vec::new();
+/// Visits every stored object by reference. The passes collect the few objects they act on
+/// and act afterwards: copying the store on every pass made each write cost O(objects).
+fn scan<'s>(st: &'s State, mut visit: impl FnMut(&StorageKey, &'s ObjKey, &'s Value)) {
     for key in st.storage_keys() {
-        for (obj_key, obj) in st.list(&key, None) {
-            all.push((key.clone(), obj_key, obj));
+        for (obj_key, obj) in st.iter(&key, None) {
+            visit(&key, obj_key, obj);
         }
     }
-    all
 }
 
 fn request(st: &State, key: &StorageKey, namespace: &str) -> Option<WriteRequest> {
@@ -179,16 +178,20 @@ fn namespaces(st: &mut State) -> bool {
             continue;
         }
         let mut remaining = 0;
+        let mut doomed = Vec::new();
         for key in st.storage_keys() {
             if key == ns_key {
                 continue;
             }
-            for (obj_key, obj) in st.list(&key, Some(&ns)) {
+            for (obj_key, obj) in st.iter(&key, Some(&ns)) {
                 remaining += 1;
-                if !is_deleting(&obj) {
-                    changed |= delete(st, &key, &obj_key, Propagation::Background);
+                if !is_deleting(obj) {
+                    doomed.push((key.clone(), obj_key.clone()));
                 }
             }
+        }
+        for (key, obj_key) in doomed {
+            changed |= delete(st, &key, &obj_key, Propagation::Background);
         }
         let finalizer_pending = namespace
             .pointer("/spec/finalizers")
@@ -267,24 +270,34 @@ fn classify(st: &State, dependent_ns: &str, reference: &Value) -> Owner {
 
 /// Handles the `orphan` and `foregroundDeletion` finalizers of deleting owners.
 fn owner_finalizers(st: &mut State) -> bool {
-    let mut changed = false;
-    let all = everything(st);
-    for (key, obj_key, owner) in &all {
+    // The deleting owners that wait on a finalizer: (storage, key, uid, orphan?).
+    let mut owners = Vec::new();
+    scan(st, |key, obj_key, owner| {
         if !is_deleting(owner) {
-            continue;
+            return;
         }
         let orphan = has_finalizer(owner, "orphan");
-        let foreground = has_finalizer(owner, "foregroundDeletion");
-        if !orphan && !foreground {
-            continue;
+        if orphan || has_finalizer(owner, "foregroundDeletion") {
+            let uid = text(owner, "/metadata/uid").to_owned();
+            owners.push((key.clone(), obj_key.clone(), uid, orphan));
         }
-        let uid = text(owner, "/metadata/uid").to_owned();
-        let dependents: Vec<&(StorageKey, ObjKey, Value)> = all
-            .iter()
-            .filter(|(_, _, d)| owner_refs(d).iter().any(|r| text(r, "/uid") == uid))
-            .collect();
+    });
+    let mut changed = false;
+    for (key, obj_key, uid, orphan) in owners {
+        // Its dependents: (storage, key, blocks its deletion?, deleting?).
+        let mut dependents = Vec::new();
+        scan(st, |dkey, dobj_key, dependent| {
+            let refs = owner_refs(dependent);
+            if refs.iter().any(|r| text(r, "/uid") == uid) {
+                let blocks = refs.iter().any(|r| {
+                    text(r, "/uid") == uid
+                        && r.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true)
+                });
+                dependents.push((dkey.clone(), dobj_key.clone(), blocks, is_deleting(dependent)));
+            }
+        });
         if orphan {
-            for (dkey, dobj_key, _) in &dependents {
+            for (dkey, dobj_key, _, _) in &dependents {
                 changed |= update(st, dkey, dobj_key, Endpoint::Main, |obj| {
                     if let Some(refs) = obj
                         .pointer_mut("/metadata/ownerReferences")
@@ -294,26 +307,22 @@ fn owner_finalizers(st: &mut State) -> bool {
                     }
                 });
             }
-            changed |= update(st, key, obj_key, Endpoint::Main, |obj| {
+            changed |= update(st, &key, &obj_key, Endpoint::Main, |obj| {
                 remove_finalizer(obj, "orphan")
             });
             continue;
         }
         let mut blocking = 0;
-        for (dkey, dobj_key, dependent) in &dependents {
-            let blocks = owner_refs(dependent).iter().any(|r| {
-                text(r, "/uid") == uid
-                    && r.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true)
-            });
-            if blocks {
+        for (dkey, dobj_key, blocks, deleting) in &dependents {
+            if *blocks {
                 blocking += 1;
             }
-            if !is_deleting(dependent) {
+            if !deleting {
                 changed |= delete(st, dkey, dobj_key, Propagation::Foreground);
             }
         }
         if blocking == 0 {
-            changed |= update(st, key, obj_key, Endpoint::Main, |obj| {
+            changed |= update(st, &key, &obj_key, Endpoint::Main, |obj| {
                 remove_finalizer(obj, "foregroundDeletion");
             });
         }
@@ -321,47 +330,65 @@ fn owner_finalizers(st: &mut State) -> bool {
     changed
 }
 
+/// What `dependents` does to one dependent.
+enum Fix {
+    /// All its owners are gone (or wait for it): delete it.
+    Delete(Propagation),
+    /// Drop the references to these absent owners; another owner remains.
+    DropReferences(Vec<String>),
+}
+
 /// Deletes dependents whose owners are all gone (or wait for them), and drops dangling
 /// references of dependents that still have an owner.
 fn dependents(st: &mut State) -> bool {
-    let mut changed = false;
-    let mut handled: HashSet<String> = HashSet::new();
-    for (key, obj_key, dependent) in everything(st) {
-        let refs = owner_refs(&dependent);
-        if refs.is_empty() || is_deleting(&dependent) {
-            continue;
+    let mut handled: HashSet<&str> = HashSet::new();
+    let mut fixes = Vec::new();
+    scan(st, |key, obj_key, dependent| {
+        let refs = owner_refs(dependent);
+        if refs.is_empty() || is_deleting(dependent) {
+            return;
         }
-        let uid = text(&dependent, "/metadata/uid").to_owned();
-        if !handled.insert(uid) {
-            continue;
+        if !handled.insert(text(dependent, "/metadata/uid")) {
+            return;
         }
         let mut solid = 0;
         let mut waiting = 0;
         let mut dangling = Vec::new();
-        for r in &refs {
+        for r in refs {
             match classify(st, &obj_key.0, r) {
                 Owner::Solid => solid += 1,
                 Owner::Waiting => waiting += 1,
                 Owner::Absent => dangling.push(text(r, "/uid").to_owned()),
             }
         }
-        if solid == 0 {
-            let propagation = if waiting > 0 {
+        let fix = if solid == 0 {
+            Fix::Delete(if waiting > 0 {
                 Propagation::Foreground
             } else {
                 Propagation::Background
-            };
-            changed |= delete(st, &key, &obj_key, propagation);
+            })
         } else if !dangling.is_empty() {
-            changed |= update(st, &key, &obj_key, Endpoint::Main, |obj| {
-                if let Some(list) = obj
-                    .pointer_mut("/metadata/ownerReferences")
-                    .and_then(Value::as_array_mut)
-                {
-                    list.retain(|r| !dangling.iter().any(|d| d == text(r, "/uid")));
-                }
-            });
-        }
+            Fix::DropReferences(dangling)
+        } else {
+            return;
+        };
+        fixes.push((key.clone(), obj_key.clone(), fix));
+    });
+    let mut changed = false;
+    for (key, obj_key, fix) in fixes {
+        changed |= match fix {
+            Fix::Delete(propagation) => delete(st, &key, &obj_key, propagation),
+            Fix::DropReferences(dangling) => {
+                update(st, &key, &obj_key, Endpoint::Main, |obj| {
+                    if let Some(list) = obj
+                        .pointer_mut("/metadata/ownerReferences")
+                        .and_then(Value::as_array_mut)
+                    {
+                        list.retain(|r| !dangling.iter().any(|d| d == text(r, "/uid")));
+                    }
+                })
+            }
+        };
     }
     changed
 }

@@ -119,6 +119,20 @@ impl State {
             .collect()
     }
 
+    /// The stored objects of a resource by reference, in key order, optionally in one
+    /// namespace: for scans that act on a few of them.
+    pub fn iter<'s>(
+        &'s self,
+        key: &StorageKey,
+        namespace: Option<&'s str>,
+    ) -> impl Iterator<Item = (&'s ObjKey, &'s Value)> + use<'s> {
+        self.objects
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter(move |((ns, _), _)| namespace.is_none_or(|want| want == ns))
+    }
+
     /// Every storage key that holds objects.
     pub fn storage_keys(&self) -> Vec<StorageKey> {
         self.objects
