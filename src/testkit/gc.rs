@@ -18,7 +18,7 @@ use super::crud::{self, WriteRequest};
 use super::delete::{self, DeleteOptions, Propagation};
 use super::hooks::{CRD_CLEANUP_FINALIZER, Endpoint, NAMESPACE_FINALIZER};
 use super::resources::StorageKey;
-use super::store::{ObjKey, State, Store};
+use super::store::{ChangeType, ObjKey, State, Store};
 
 /// The field manager of the server's controllers.
 const CONTROLLER_MANAGER: &str = "kube-controller-manager";
@@ -32,6 +32,8 @@ const MAX_PASSES: usize = 8;
 /// Runs the controllers until shutdown.
 pub(crate) async fn run_controllers(store: Arc<Store>) {
     let mut shutdown = store.shutdown.clone();
+    // Every change up to this version has been looked at and needed nothing more.
+    let mut seen = 0;
     loop {
         tokio::select! {
             () = store.gc_wake.notified() => tokio::time::sleep(store.config.gc_delay).await,
@@ -43,11 +45,50 @@ pub(crate) async fn run_controllers(store: Arc<Store>) {
             }
         }
         let mut st = store.lock();
+        if st.rv == seen {
+            // The passes depend on the stored objects only: nothing new, nothing to do.
+            continue;
+        }
+        let mut scope = Scope::since(&st, seen);
         for _ in 0..MAX_PASSES {
-            if !pass(&mut st) {
+            if !pass(&mut st, &scope) {
+                seen = st.rv;
                 break;
             }
+            // What this pass deleted can cascade anywhere.
+            scope = Scope::Everything;
         }
+    }
+}
+
+/// What a pass looks at.
+enum Scope {
+    /// Every object: something was deleted or began deleting, or the history is gone.
+    Everything,
+    /// Only these objects with owner references, created or changed since the last pass:
+    /// nothing was deleted meanwhile, so only their own references can need work. Keeps a
+    /// write from costing a scan of the whole store.
+    Changed(Vec<(StorageKey, ObjKey)>),
+}
+
+impl Scope {
+    fn since(st: &State, seen: u64) -> Self {
+        let Ok(changes) = st.changes_since(seen) else {
+            return Self::Everything;
+        };
+        let mut changed = Vec::new();
+        for change in &changes {
+            if change.kind == ChangeType::Deleted || is_deleting(&change.object) {
+                return Self::Everything;
+            }
+            if !owner_refs(&change.object).is_empty() {
+                let obj_key = (change.namespace.clone(), change.name.clone());
+                changed.push((change.storage.clone(), obj_key));
+            }
+        }
+        changed.sort();
+        changed.dedup();
+        Self::Changed(changed)
     }
 }
 
@@ -156,14 +197,19 @@ fn remove_finalizer(obj: &mut Value, name: &str) {
     }
 }
 
-/// One pass of every controller; returns whether it changed anything.
-fn pass(st: &mut State) -> bool {
-    let mut changed = false;
-    changed |= namespaces(st);
-    changed |= crd_cleanup(st);
-    changed |= owner_finalizers(st);
-    changed |= dependents(st);
-    changed
+/// One pass of every controller over `scope`; returns whether it changed anything.
+fn pass(st: &mut State, scope: &Scope) -> bool {
+    match scope {
+        Scope::Everything => {
+            let mut changed = false;
+            changed |= namespaces(st);
+            changed |= crd_cleanup(st);
+            changed |= owner_finalizers(st);
+            changed |= dependents(st, None);
+            changed
+        }
+        Scope::Changed(objects) => dependents(st, Some(objects)),
+    }
 }
 
 /// Empties terminating namespaces, then finalizes them.
@@ -340,15 +386,15 @@ enum Fix {
 
 /// Deletes dependents whose owners are all gone (or wait for them), and drops dangling
 /// references of dependents that still have an owner.
-fn dependents(st: &mut State) -> bool {
-    let mut handled: HashSet<&str> = HashSet::new();
+fn dependents(st: &mut State, only: Option<&[(StorageKey, ObjKey)]>) -> bool {
+    let mut handled: HashSet<String> = HashSet::new();
     let mut fixes = Vec::new();
-    scan(st, |key, obj_key, dependent| {
+    let mut visit = |key: &StorageKey, obj_key: &ObjKey, dependent: &Value| {
         let refs = owner_refs(dependent);
         if refs.is_empty() || is_deleting(dependent) {
             return;
         }
-        if !handled.insert(text(dependent, "/metadata/uid")) {
+        if !handled.insert(text(dependent, "/metadata/uid").to_owned()) {
             return;
         }
         let mut solid = 0;
@@ -373,7 +419,17 @@ fn dependents(st: &mut State) -> bool {
             return;
         };
         fixes.push((key.clone(), obj_key.clone(), fix));
-    });
+    };
+    match only {
+        None => scan(st, visit),
+        Some(objects) => {
+            for (key, obj_key) in objects {
+                if let Some(dependent) = st.get(key, &obj_key.0, &obj_key.1) {
+                    visit(key, obj_key, dependent);
+                }
+            }
+        }
+    }
     let mut changed = false;
     for (key, obj_key, fix) in fixes {
         changed |= match fix {

@@ -220,7 +220,8 @@ impl State {
         if rv < self.floor {
             return Err(self.floor);
         }
-        Ok(self.history.iter().filter(|c| c.rv > rv).cloned().collect())
+        let start = self.history.partition_point(|c| c.rv <= rv);
+        Ok(self.history.range(start..).cloned().collect())
     }
 
     /// The objects of a resource as they were at `rv` (for lists at an exact version and for
