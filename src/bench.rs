@@ -88,6 +88,9 @@ pub struct Figures {
     pub per_resource_calls_steady: usize,
     /// Reconciles of Authorizations in the steady-state window.
     pub steady_reconciles: u64,
+    /// Kubernetes requests other than watches the operator made during those reconciles
+    /// (reads, writes); `None` against a real cluster, whose requests the bench cannot see.
+    pub kubernetes_requests_steady: Option<(usize, usize)>,
     /// Median reconcile time with nothing to do (upper bound of its histogram bucket), ms.
     pub reconcile_p50_ms: Option<f64>,
     /// 99th percentile, ms.
@@ -108,6 +111,9 @@ pub enum BenchError {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
 }
+
+/// The user the operator's requests carry on the test server.
+const OPERATOR_USER: &str = "operator";
 
 /// The operator child process; killed on drop.
 struct Operator {
@@ -249,17 +255,20 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
 
     let dir = std::env::temp_dir().join(format!("ghes-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| BenchError::Start(format!("a temp dir: {e}")))?;
-    let (kubeconfig, _server, kubernetes) = match &args.kubeconfig {
-        Some(path) => (path.clone(), None, "cluster"),
+    // The operator gets a kubeconfig of its own: the test server logs its requests by user.
+    let (kubeconfig, operator_kubeconfig, server, kubernetes) = match &args.kubeconfig {
+        Some(path) => (path.clone(), path.clone(), None, "cluster"),
         None => {
             let server = TestApiServer::start(([127, 0, 0, 1], 0).into())
                 .await
                 .map_err(|e| BenchError::Start(format!("the test server: {e}")))?;
             let path = dir.join("kubeconfig");
+            let operator_path = dir.join("operator-kubeconfig");
             server
                 .write_kubeconfig(&path, "bench")
+                .and_then(|()| server.write_kubeconfig(&operator_path, OPERATOR_USER))
                 .map_err(|e| BenchError::Start(format!("a kubeconfig: {e}")))?;
-            (path, Some(server), "test server")
+            (path, operator_path, Some(server), "test server")
         }
     };
     let config = kube::Config::from_custom_kubeconfig(
@@ -304,7 +313,7 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
         )
         .await?;
     }
-    let operator = Operator::start(&kubeconfig, &namespace)?;
+    let operator = Operator::start(&operator_kubeconfig, &namespace)?;
 
     // Convergence.
     let started = Instant::now();
@@ -362,8 +371,23 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
     // Steady state: two sync intervals with nothing to do.
     let seq = converged_requests.last().map_or(0, |r| r.seq);
     let before = operator.reconcile_buckets().await;
+    if let Some(server) = &server {
+        server.clear_requests();
+    }
     tokio::time::sleep(Duration::from_secs(2 * args.sync_interval)).await;
     let after = operator.reconcile_buckets().await;
+    let kubernetes_requests_steady = server.as_ref().map(|server| {
+        let requests: Vec<_> = server
+            .requests()
+            .into_iter()
+            .filter(|r| r.user == OPERATOR_USER && r.verb != "watch")
+            .collect();
+        let reads = requests
+            .iter()
+            .filter(|r| r.verb == "get" || r.verb == "list")
+            .count();
+        (reads, requests.len() - reads)
+    });
     let steady: Vec<_> = ghes
         .requests()
         .into_iter()
@@ -406,6 +430,7 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
         list_calls_per_sync_interval: round(lists as f64 / 2.0),
         per_resource_calls_steady: per_resource,
         steady_reconciles,
+        kubernetes_requests_steady,
         reconcile_p50_ms: quantile(&before, &after, 0.5),
         reconcile_p99_ms: quantile(&before, &after, 0.99),
         operator_peak_rss_mb: peak,
@@ -460,6 +485,12 @@ pub fn table(figures: &Figures) -> String {
         vec![
             "reconciles with nothing to do".into(),
             figures.steady_reconciles.to_string(),
+        ],
+        vec![
+            "Kubernetes reads / writes (steady)".into(),
+            figures
+                .kubernetes_requests_steady
+                .map_or_else(|| "n/a".into(), |(r, w)| format!("{r} / {w}")),
         ],
         vec![
             "reconcile p50 / p99".into(),

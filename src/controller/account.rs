@@ -197,7 +197,7 @@ async fn sync<A: AccountObject>(
     status: &mut AccountStatus,
     notes: &mut Vec<Note>,
 ) -> Result<Duration> {
-    let entry = ctx.accounts.entry_for(&ctx.client, account).await?;
+    let entry = ctx.accounts.entry_for(ctx, account).await?;
     let interval = entry.sync_interval;
     let now = Timestamp::now();
     // List when the last listing is older than the interval. Before the first one, any

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use rpds::HashTrieMapSync;
 
+use super::context::Context;
 use super::error::{Error, ROLE_CA_BUNDLE, ROLE_CREDENTIALS, Result};
 use super::secret;
 use crate::api::{
@@ -403,24 +404,24 @@ impl AccountEntry {
 /// Reads the PEM bundle a caBundleRef names, with the version of its source (uid and
 /// resourceVersion), so that a changed CA builds a new client.
 async fn read_ca_bundle(
-    client: &Client,
+    ctx: &Context,
     namespace: &str,
     reference: &CaBundleRef,
 ) -> Result<(String, String)> {
     let (pem, meta) = match reference.kind {
         CaBundleKind::Secret => {
             let (value, secret) = secret::read_value(
-                client,
+                &ctx.secrets,
                 namespace,
                 &reference.name,
                 &reference.key,
                 ROLE_CA_BUNDLE,
             )
             .await?;
-            (value.expose().to_owned(), secret.metadata)
+            (value.expose().to_owned(), secret.metadata.clone())
         }
         CaBundleKind::ConfigMap => {
-            let map = Api::<ConfigMap>::namespaced(client.clone(), namespace)
+            let map = Api::<ConfigMap>::namespaced(ctx.client.clone(), namespace)
                 .get_opt(&reference.name)
                 .await?
                 .ok_or_else(|| {
@@ -575,7 +576,7 @@ impl AccountRegistry {
 
     /// The entry of an account for its current spec and credentials: reads the credentials
     /// Secret, and builds a new client only when either changed.
-    pub async fn entry_for<A>(&self, client: &Client, account: &A) -> Result<Arc<AccountEntry>>
+    pub async fn entry_for<A>(&self, ctx: &Context, account: &A) -> Result<Arc<AccountEntry>>
     where
         A: AccountResource + Resource,
     {
@@ -583,7 +584,7 @@ impl AccountRegistry {
         let reference = account.credentials_secret_ref();
         let namespace = self.credentials_namespace(account)?;
         let (password, secret) = secret::read_value(
-            client,
+            &ctx.secrets,
             &namespace,
             &reference.name,
             &reference.password_key,
@@ -592,7 +593,7 @@ impl AccountRegistry {
         .await?;
         let username = secret::require_value(&secret, &reference.username_key, ROLE_CREDENTIALS)?;
         let ca_bundle = match &account.settings().ca_bundle_ref {
-            Some(ca) => Some(read_ca_bundle(client, &namespace, ca).await?),
+            Some(ca) => Some(read_ca_bundle(ctx, &namespace, ca).await?),
             None => None,
         };
         let version = format!(
@@ -749,32 +750,44 @@ impl AccountRegistry {
     /// only from its own namespace, a ClusterAccount only where `allowedNamespaces` allows.
     pub async fn resolve(
         &self,
-        client: &Client,
+        ctx: &Context,
         namespace: &str,
         reference: &AccountRef,
     ) -> Result<Arc<AccountEntry>> {
         match reference.kind {
             AccountKind::Account => {
-                let account = Api::<Account>::namespaced(client.clone(), namespace)
-                    .get_opt(&reference.name)
-                    .await?
-                    .ok_or_else(|| Error::AccountNotFound {
-                        kind: "Account",
-                        name: reference.name.clone(),
-                        namespace: Some(namespace.to_owned()),
-                    })?;
-                self.entry_for(client, &account).await
+                let account = match ctx.account_views.account(namespace, &reference.name).await {
+                    Some(cached) => cached,
+                    None => Api::<Account>::namespaced(ctx.client.clone(), namespace)
+                        .get_opt(&reference.name)
+                        .await?
+                        .map(Arc::new),
+                }
+                .ok_or_else(|| Error::AccountNotFound {
+                    kind: "Account",
+                    name: reference.name.clone(),
+                    namespace: Some(namespace.to_owned()),
+                })?;
+                self.entry_for(ctx, account.as_ref()).await
             }
             AccountKind::ClusterAccount => {
-                let account = Api::<ClusterAccount>::all(client.clone())
-                    .get_opt(&reference.name)
-                    .await?
-                    .ok_or_else(|| Error::AccountNotFound {
-                        kind: "ClusterAccount",
-                        name: reference.name.clone(),
-                        namespace: None,
-                    })?;
-                let labels = Api::<Namespace>::all(client.clone())
+                let account = match ctx
+                    .account_views
+                    .cluster_account(namespace, &reference.name)
+                    .await
+                {
+                    Some(cached) => cached,
+                    None => Api::<ClusterAccount>::all(ctx.client.clone())
+                        .get_opt(&reference.name)
+                        .await?
+                        .map(Arc::new),
+                }
+                .ok_or_else(|| Error::AccountNotFound {
+                    kind: "ClusterAccount",
+                    name: reference.name.clone(),
+                    namespace: None,
+                })?;
+                let labels = Api::<Namespace>::all(ctx.client.clone())
                     .get_opt(namespace)
                     .await?
                     .map(|ns| ns.labels().clone())
@@ -803,7 +816,7 @@ impl AccountRegistry {
                         )));
                     }
                 }
-                self.entry_for(client, &account).await
+                self.entry_for(ctx, account.as_ref()).await
             }
         }
     }

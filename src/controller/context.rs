@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::ghes::RetryPolicy;
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -11,6 +11,8 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use super::accounts::{AccountRegistry, ClientOptions};
+use super::cache::{AccountViews, SecretCache, Versions};
+use super::error::Error;
 use super::fingerprint::InstallationId;
 use crate::metrics::Metrics;
 
@@ -35,8 +37,15 @@ pub struct Context {
     pub accounts: AccountRegistry,
     /// The operator's metrics.
     pub metrics: Arc<Metrics>,
+    /// The Secrets reconciles read, kept until a watch sees them change.
+    pub secrets: SecretCache,
+    /// The newest version of each Authorization this process wrote or read.
+    pub versions: Versions,
+    /// The Accounts and ClusterAccounts the watches keep (empty: read from the API server).
+    pub account_views: AccountViews,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
+    refusals: Mutex<HashMap<String, Refusal>>,
     watched_namespaces: Vec<String>,
     installation: InstallationId,
 }
@@ -60,8 +69,12 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             accounts: AccountRegistry::new(options),
             metrics,
+            secrets: SecretCache::new(client.clone()),
+            versions: Versions::default(),
+            account_views: AccountViews::default(),
             client,
             failures: Mutex::new(HashMap::new()),
+            refusals: Mutex::new(HashMap::new()),
             watched_namespaces: Vec::new(),
             installation,
         }
@@ -75,6 +88,12 @@ impl Context {
     /// Reads ClusterAccount credentials only from `namespace` (the operator's own).
     pub fn with_cluster_resource_namespace(mut self, namespace: String) -> Self {
         self.accounts = self.accounts.with_cluster_namespace(namespace);
+        self
+    }
+
+    /// Reads Accounts and ClusterAccounts from these watch caches.
+    pub fn with_account_views(mut self, views: AccountViews) -> Self {
+        self.account_views = views;
         self
     }
 
@@ -127,6 +146,63 @@ impl Context {
             .remove(key);
     }
 
+    /// Remembers that GHES refused the request for the token `fingerprint` of the object
+    /// `uid` at `generation` as invalid. Other errors are not remembered: a transient one is
+    /// retried, and one of the account (its credentials) clears as soon as the account is
+    /// fixed.
+    pub fn remember_refusal(
+        &self,
+        uid: &str,
+        generation: Option<i64>,
+        fingerprint: &str,
+        error: &Error,
+    ) {
+        if !(matches!(error, Error::InvalidSpec(_) | Error::Ghes(_)) && error.is_config()) {
+            return;
+        }
+        let refusal = Refusal {
+            generation,
+            fingerprint: fingerprint.to_owned(),
+            at: Instant::now(),
+            reason: error.reason(),
+            message: error.to_string(),
+        };
+        self.refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid.to_owned(), refusal);
+    }
+
+    /// The refusal to answer again, without asking GHES, for the same request: same object,
+    /// generation and token, within the period after which configuration errors are
+    /// re-checked. Every status write triggers a reconcile; without this, each would send the
+    /// refused request once more.
+    pub fn refused_before(
+        &self,
+        uid: &str,
+        generation: Option<i64>,
+        fingerprint: &str,
+        recheck: Duration,
+    ) -> Option<Error> {
+        let refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        let refusal = refusals.get(uid)?;
+        (refusal.generation == generation
+            && refusal.fingerprint == fingerprint
+            && refusal.at.elapsed() < recheck)
+            .then(|| Error::RefusedBefore {
+                reason: refusal.reason,
+                message: refusal.message.clone(),
+            })
+    }
+
+    /// Forgets the refusals of objects (by uid) that no longer exist.
+    pub fn retain_refusals(&self, live: impl Fn(&str) -> bool) {
+        self.refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|uid, _| live(uid));
+    }
+
     /// Forgets the failures of objects that no longer exist.
     pub fn retain_backoff(&self, live: impl Fn(&str) -> bool) {
         self.failures
@@ -134,6 +210,15 @@ impl Context {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|key, _| live(key));
     }
+}
+
+/// A request GHES refused with a configuration error.
+struct Refusal {
+    generation: Option<i64>,
+    fingerprint: String,
+    at: Instant,
+    reason: &'static str,
+    message: String,
 }
 
 fn truncate(mut text: String, max: usize) -> String {

@@ -52,6 +52,15 @@ pub enum Error {
         /// What GHES answered then.
         reason: String,
     },
+    /// GHES refused this very request for this generation a moment ago: it is not sent again
+    /// on every event, only after a change of the spec or at the periodic re-check.
+    #[error("{message}")]
+    RefusedBefore {
+        /// The reason of the refusal.
+        reason: &'static str,
+        /// Its message, as it was.
+        message: String,
+    },
     /// The ConfigMap or key that spec.caBundleRef names is missing or holds no certificate.
     #[error("spec.caBundleRef: {0}")]
     CaBundleNotFound(String),
@@ -156,6 +165,7 @@ impl Error {
             Self::NamespaceNotAllowed { .. } => "NamespaceNotAllowed",
             Self::AccountNotReady { .. } => "AccountNotReady",
             Self::CredentialsRefused { .. } => "CredentialsRefused",
+            Self::RefusedBefore { reason, .. } => reason,
             Self::InvalidServerUrl(_) => "InvalidServerURL",
             Self::CaBundleNotFound(_) => "CABundleNotFound",
             Self::MissingSecret(MissingSecret::Secret { role, .. })
@@ -209,6 +219,7 @@ impl Error {
             | Self::NamespaceNotAllowed { .. }
             | Self::AccountNotReady { .. }
             | Self::CredentialsRefused { .. }
+            | Self::RefusedBefore { .. }
             | Self::InvalidServerUrl(_)
             | Self::CaBundleNotFound(_)
             | Self::MissingSecret(_)

@@ -8,6 +8,7 @@
 pub mod account;
 pub mod accounts;
 pub mod authorization;
+pub mod cache;
 pub mod context;
 pub mod error;
 pub mod fingerprint;
@@ -28,7 +29,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
@@ -126,6 +127,21 @@ pub async fn run_with(
         }
     };
     tracing::info!(%installation, "installation id (in every fingerprint this operator makes)");
+    let scopes: Vec<Option<String>> = if options.namespaces.is_empty() {
+        vec![None]
+    } else {
+        options.namespaces.iter().cloned().map(Some).collect()
+    };
+    // The Accounts and ClusterAccounts each scope's Authorization controller watches, kept for
+    // its reconciles.
+    let mut views = cache::AccountViews::default();
+    let mut account_writers = Vec::new();
+    for scope in &scopes {
+        let (accounts, account_writer) = reflector::store();
+        let (cluster_accounts, cluster_account_writer) = reflector::store();
+        views.add(scope.clone(), accounts, cluster_accounts);
+        account_writers.push((account_writer, cluster_account_writer));
+    }
     let ctx = Arc::new(
         Context::new(
             client.clone(),
@@ -144,7 +160,8 @@ pub async fn run_with(
                 .cluster_resource_namespace
                 .clone()
                 .unwrap_or_else(|| client.default_namespace().to_owned()),
-        ),
+        )
+        .with_account_views(views),
     );
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
@@ -158,16 +175,15 @@ pub async fn run_with(
         }
     };
     let config = ControllerConfig::default().concurrency(options.concurrency);
-    let scopes: Vec<Option<String>> = if options.namespaces.is_empty() {
-        vec![None]
-    } else {
-        options.namespaces.iter().cloned().map(Some).collect()
-    };
 
     let mut tasks: Vec<BoxFuture<'static, ()>> = Vec::new();
     let mut authorization_stores = Vec::new();
     let mut account_stores = Vec::new();
-    for namespace in scopes {
+    for (namespace, (account_writer, cluster_account_writer)) in
+        scopes.into_iter().zip(account_writers)
+    {
+        // Secrets as `PartialObjectMeta`: kube asks for metadata only, so neither the wire nor
+        // memory carries their data.
         let scoped = |client: &Client| -> (
             Api<Authorization>,
             Api<Account>,
@@ -187,8 +203,15 @@ pub async fn run_with(
             }
         };
         let (authorizations, accounts, secrets) = scoped(&client);
-        let controller = Controller::new(authorizations, watcher::Config::default());
-        let store = controller.store();
+        let (store, writer) = reflector::store();
+        let controller = Controller::for_stream(
+            watcher(authorizations, watcher::Config::default())
+                .default_backoff()
+                .modify(strip)
+                .reflect(writer)
+                .applied_objects(),
+            store.clone(),
+        );
         authorization_stores.push(store.clone());
         // Only the operator's own Secrets, metadata only: memory does not grow with the
         // cluster's Secrets, and a deleted or edited token Secret is repaired at once.
@@ -198,10 +221,16 @@ pub async fn run_with(
         )
         .default_backoff()
         .touched_objects();
-        // Any Secret's metadata, kept nowhere: a Secret that blocks an Authorization
-        // (SecretConflict) is looked at again as soon as it changes or goes.
+        // Any Secret's metadata, kept nowhere: a Secret the operator read is read again once
+        // it changed, and a Secret that blocks an Authorization (SecretConflict) is looked at
+        // again as soon as it changes or goes.
+        let secret_cache = ctx.clone();
         let any_secrets = watcher(secrets, watcher::Config::default())
             .default_backoff()
+            .map(move |event| {
+                secret_cache.secrets.observe(namespace.as_deref(), &event);
+                event
+            })
             .touched_objects();
         let conflict_store = store.clone();
         let account_store = store.clone();
@@ -211,9 +240,12 @@ pub async fn run_with(
             .watches_stream(any_secrets, move |secret: PartialObjectMeta<Secret>| {
                 blocked_by(&conflict_store, &secret)
             })
-            .watches(
-                accounts.clone(),
-                watcher::Config::default(),
+            .watches_stream(
+                watcher(accounts.clone(), watcher::Config::default())
+                    .default_backoff()
+                    .modify(strip)
+                    .reflect(account_writer)
+                    .touched_objects(),
                 move |account: Account| {
                     users_of(
                         &account_store,
@@ -223,9 +255,15 @@ pub async fn run_with(
                     )
                 },
             )
-            .watches(
-                Api::<ClusterAccount>::all(client.clone()),
-                watcher::Config::default(),
+            .watches_stream(
+                watcher(
+                    Api::<ClusterAccount>::all(client.clone()),
+                    watcher::Config::default(),
+                )
+                .default_backoff()
+                .modify(strip)
+                .reflect(cluster_account_writer)
+                .touched_objects(),
                 move |account: ClusterAccount| {
                     users_of(
                         &cluster_store,
@@ -407,7 +445,9 @@ async fn watch_caches(
             _ = ticker.tick() => {
                 let (mut ready, mut not_ready) = (0, 0);
                 let mut live: HashSet<String> = HashSet::new();
+                let mut uids: HashSet<String> = HashSet::new();
                 for authorization in caches.authorizations.iter().flat_map(Store::state) {
+                    uids.extend(authorization.uid());
                     live.insert(format!(
                         "{}/{}",
                         authorization.namespace().unwrap_or_default(),
@@ -441,12 +481,24 @@ async fn watch_caches(
                 live.extend(accounts.iter().map(AccountKey::to_string));
                 ctx.accounts.retain(&accounts);
                 ctx.retain_backoff(|key| live.contains(key));
+                ctx.versions.retain(|uid| uids.contains(uid));
+                ctx.retain_refusals(|uid| uids.contains(uid));
                 let (authorizations, grants) = ctx.accounts.prune_candidates();
                 metrics.set_prune_candidates(PruneKind::Authorization, authorizations);
                 metrics.set_prune_candidates(PruneKind::Grant, grants);
             }
             () = &mut stop => return,
         }
+    }
+}
+
+/// Drops what no reconcile reads from objects kept in memory: managed fields and kubectl's
+/// last-applied copy are often larger than the object itself.
+fn strip<K: kube::Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
 }
 

@@ -3,6 +3,7 @@
 //! created.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -10,6 +11,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
+use super::cache::SecretCache;
 use super::error::{Error, MissingSecret, Result};
 use crate::api::Authorization;
 use crate::ghes::{SecretValue, Token};
@@ -23,22 +25,19 @@ pub const AUTHORIZATION_ID_ANNOTATION: &str = "oauth.ghes.io/authorization-id";
 /// Reads one value of a Secret. Missing Secret, missing key, empty or non-UTF-8 value are
 /// configuration errors naming the Secret and key (never the value).
 pub async fn read_value(
-    client: &Client,
+    secrets: &SecretCache,
     namespace: &str,
     name: &str,
     key: &str,
     role: &'static str,
-) -> Result<(SecretValue, Secret)> {
-    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
-        .get_opt(name)
-        .await?
-        .ok_or_else(|| {
-            Error::MissingSecret(MissingSecret::Secret {
-                role,
-                namespace: namespace.to_owned(),
-                name: name.to_owned(),
-            })
-        })?;
+) -> Result<(SecretValue, Arc<Secret>)> {
+    let secret = secrets.get(namespace, name).await?.ok_or_else(|| {
+        Error::MissingSecret(MissingSecret::Secret {
+            role,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })
+    })?;
     let value = require_value(&secret, key, role)?;
     Ok((value, secret))
 }

@@ -10,8 +10,8 @@ use serde_json::json;
 use super::error::Result;
 use super::secret::FIELD_MANAGER;
 
-/// Applies `status` to the status subresource of `object`.
-pub async fn apply_status<K, S>(api: &Api<K>, object: &K, status: &S) -> Result<()>
+/// Applies `status` to the status subresource of `object`; returns the object as written.
+pub async fn apply_status<K, S>(api: &Api<K>, object: &K, status: &S) -> Result<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize,
@@ -21,11 +21,11 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &object.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(body),
-    )
-    .await?;
-    Ok(())
+    Ok(api
+        .patch_status(
+            &object.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await?)
 }

@@ -339,7 +339,12 @@ fn owner_finalizers(st: &mut State) -> bool {
                     text(r, "/uid") == uid
                         && r.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true)
                 });
-                dependents.push((dkey.clone(), dobj_key.clone(), blocks, is_deleting(dependent)));
+                dependents.push((
+                    dkey.clone(),
+                    dobj_key.clone(),
+                    blocks,
+                    is_deleting(dependent),
+                ));
             }
         });
         if orphan {
@@ -434,16 +439,14 @@ fn dependents(st: &mut State, only: Option<&[(StorageKey, ObjKey)]>) -> bool {
     for (key, obj_key, fix) in fixes {
         changed |= match fix {
             Fix::Delete(propagation) => delete(st, &key, &obj_key, propagation),
-            Fix::DropReferences(dangling) => {
-                update(st, &key, &obj_key, Endpoint::Main, |obj| {
-                    if let Some(list) = obj
-                        .pointer_mut("/metadata/ownerReferences")
-                        .and_then(Value::as_array_mut)
-                    {
-                        list.retain(|r| !dangling.iter().any(|d| d == text(r, "/uid")));
-                    }
-                })
-            }
+            Fix::DropReferences(dangling) => update(st, &key, &obj_key, Endpoint::Main, |obj| {
+                if let Some(list) = obj
+                    .pointer_mut("/metadata/ownerReferences")
+                    .and_then(Value::as_array_mut)
+                {
+                    list.retain(|r| !dangling.iter().any(|d| d == text(r, "/uid")));
+                }
+            }),
         };
     }
     changed

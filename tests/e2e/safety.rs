@@ -620,6 +620,14 @@ async fn a_refused_create_does_not_hold_pruning_back() {
         },
     )
     .await;
+    // Each status write triggers a reconcile: the refused create is not sent again for each.
+    let refused = world
+        .ghes
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.status == 422)
+        .count();
+    assert_eq!(refused, 1, "the refused create was sent {refused} times");
     world.cleanup().await;
 }
 

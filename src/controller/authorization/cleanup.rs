@@ -70,7 +70,7 @@ pub(super) async fn cleanup(authorization: &Authorization, ctx: &Context) -> Res
     let namespace = authorization.namespace().unwrap_or_default();
     let outcome = match ctx
         .accounts
-        .resolve(&ctx.client, &namespace, &authorization.spec.account_ref)
+        .resolve(ctx, &namespace, &authorization.spec.account_ref)
         .await
     {
         Ok(entry) => revoke_all(authorization, ctx, &entry, &ids).await,

@@ -16,6 +16,34 @@ impl Run<'_> {
         let note = self.note(fingerprint);
         let fingerprint = fingerprint.to_string();
         let fingerprint = fingerprint.as_str();
+        let generation = self.authorization.metadata.generation;
+        // Refused for this very spec a moment ago: answered the same, without a request.
+        let recheck = config_error_recheck(&Error::InvalidSpec(String::new()));
+        if let Some(refused) = self
+            .ctx
+            .refused_before(&self.uid, generation, fingerprint, recheck)
+        {
+            return Err(refused);
+        }
+        let issued = self
+            .request_token(entry, fingerprint, note, client_secret, secret)
+            .await;
+        if let Err(error) = &issued {
+            self.ctx
+                .remember_refusal(&self.uid, generation, fingerprint, error);
+        }
+        issued
+    }
+
+    /// The requests of [`Self::issue`].
+    async fn request_token(
+        &mut self,
+        entry: &AccountEntry,
+        fingerprint: &str,
+        note: String,
+        client_secret: Option<&crate::ghes::SecretValue>,
+        secret: &SecretState,
+    ) -> Result<Issued> {
         // A POST is not idempotent: record the intent first, so that after a crash or a lost
         // answer the next run finds the result by fingerprint. (An app token's PUT is a
         // get-or-create on a fingerprint derived from the uid, so it needs no such record.)
@@ -31,8 +59,7 @@ impl Run<'_> {
                 rotate_request: self.status.rotate_request.clone(),
                 ..AuthorizationStatus::default()
             };
-            apply_status(self.api, self.authorization, &self.status).await?;
-            self.stored = self.status.clone();
+            self.write_status().await?;
             crate::failpoint::hit("issue.intent-recorded");
         }
         let issued = match (&self.spec().app, client_secret) {

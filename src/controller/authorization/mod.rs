@@ -68,11 +68,18 @@ pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> 
         .ok_or_else(|| Error::InvalidSpec("an Authorization must have a namespace".into()))?;
     let api = Api::<Authorization>::namespaced(ctx.client.clone(), &namespace);
     let key = object_key(&authorization);
-    // Decide on the object as the API server has it now, not as the watch cache last saw it:
-    // right after this operator's own status write the cache can lag, and a stale status
-    // (fingerprint recorded, no id yet) would look like an interrupted create.
-    let Some(authorization) = api.get_opt(&authorization.name_any()).await?.map(Arc::new) else {
-        return Ok(Reconciled::done(Action::await_change()));
+    // Decide on the object as the API server has it now: right after this operator's own
+    // status write the watch cache can lag, and a stale status (fingerprint recorded, no id
+    // yet) would look like an interrupted create. The cache is used when it holds the version
+    // this process last wrote or read; otherwise the object is read.
+    let authorization = if ctx.versions.is_current(authorization.as_ref()) {
+        authorization
+    } else {
+        let Some(fresh) = api.get_opt(&authorization.name_any()).await? else {
+            return Ok(Reconciled::done(Action::await_change()));
+        };
+        ctx.versions.saw(&fresh);
+        Arc::new(fresh)
     };
     // The configuration error an apply stopped at: the finalizer helper passes on only the
     // action.
@@ -188,11 +195,11 @@ enum Outcome {
 
 /// What the Secret currently holds.
 struct SecretState {
-    existing: Option<Secret>,
+    existing: Option<Arc<Secret>>,
     /// The token the Secret holds under a key, if it is a plain one.
     token: Option<Token>,
     /// A Secret of an earlier spec.secret.name that this Authorization still owns.
-    renamed_from: Option<Secret>,
+    renamed_from: Option<Arc<Secret>>,
     /// For a Secret rendered from a template whose data is as the operator wrote it: the
     /// SHA-256 of the token it embeds.
     embedded_hash: Option<String>,
@@ -203,7 +210,7 @@ struct SecretState {
 impl SecretState {
     /// The Secret as read: the current one, or the one before a rename.
     fn source(&self) -> Option<&Secret> {
-        self.existing.as_ref().or(self.renamed_from.as_ref())
+        self.existing.as_deref().or(self.renamed_from.as_deref())
     }
 
     /// Whether the Secret holds the token whose SHA-256 is `hash`, readable or embedded.

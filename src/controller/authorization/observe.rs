@@ -18,7 +18,7 @@ impl Run<'_> {
         let entry = self
             .ctx
             .accounts
-            .resolve(&self.ctx.client, &self.namespace, &self.spec().account_ref)
+            .resolve(self.ctx, &self.namespace, &self.spec().account_ref)
             .await?;
         let snapshot = entry
             .ensure_synced()

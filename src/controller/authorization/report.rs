@@ -153,7 +153,14 @@ impl Run<'_> {
         if self.status == self.stored {
             return Ok(());
         }
-        apply_status(self.api, self.authorization, &self.status).await?;
+        self.write_status().await
+    }
+
+    /// Writes the status as this run wants it, and remembers the version written: the watch
+    /// cache may show the object as it was before until the write's event arrives.
+    pub(super) async fn write_status(&mut self) -> Result<()> {
+        let written = apply_status(self.api, self.authorization, &self.status).await?;
+        self.ctx.versions.saw(&written);
         self.stored = self.status.clone();
         Ok(())
     }

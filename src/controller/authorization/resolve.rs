@@ -30,7 +30,7 @@ impl Run<'_> {
         let entry = self
             .ctx
             .accounts
-            .resolve(&self.ctx.client, &self.namespace, &self.spec().account_ref)
+            .resolve(self.ctx, &self.namespace, &self.spec().account_ref)
             .await?;
         // A template that cannot render stops here, before any GHES call.
         if let Some(spec) = &self.spec().secret.template {
@@ -41,7 +41,7 @@ impl Run<'_> {
             None => None,
             Some(app) => Some(
                 secret::read_value(
-                    &self.ctx.client,
+                    &self.ctx.secrets,
                     &self.namespace,
                     &app.client_secret_ref.name,
                     &app.client_secret_ref.key,

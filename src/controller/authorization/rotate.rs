@@ -157,8 +157,7 @@ impl Run<'_> {
                 .or_else(|| self.stored.rotate_request.clone()),
             ..AuthorizationStatus::default()
         };
-        apply_status(self.api, self.authorization, &self.status).await?;
-        self.stored = self.status.clone();
+        self.write_status().await?;
         crate::failpoint::hit("rotate.recorded");
         Ok(next)
     }

@@ -10,9 +10,9 @@ impl Run<'_> {
     /// Reads the Secret: refuses one owned by something else; finds the token even after a
     /// rename of spec.secret.name or spec.secret.key.
     pub(super) async fn read_secret(&self) -> Result<SecretState> {
-        let secrets = Api::<Secret>::namespaced(self.ctx.client.clone(), &self.namespace);
+        let secrets = &self.ctx.secrets;
         let name = self.authorization.secret_name();
-        let existing = secrets.get_opt(&name).await?;
+        let existing = secrets.get(&self.namespace, &name).await?;
         if let Some(existing) = &existing
             && !secret::is_controlled_by(existing, &self.uid)
         {
@@ -21,12 +21,12 @@ impl Run<'_> {
         let mut renamed_from = None;
         if existing.is_none()
             && let Some(old_name) = self.stored.secret_name.as_ref().filter(|old| **old != name)
-            && let Some(old) = secrets.get_opt(old_name).await?
+            && let Some(old) = secrets.get(&self.namespace, old_name).await?
             && secret::is_controlled_by(&old, &self.uid)
         {
             renamed_from = Some(old);
         }
-        let source = existing.as_ref().or(renamed_from.as_ref());
+        let source = existing.as_deref().or(renamed_from.as_deref());
         let annotation =
             |name: &str| source.and_then(|secret| secret.annotations().get(name).cloned());
         let recipe = annotation(secret::TEMPLATE_SHA256_ANNOTATION);
@@ -161,6 +161,27 @@ impl Run<'_> {
             .existing
             .as_ref()
             .is_some_and(|existing| desired.is_met_by(existing));
+        if current && secret.renamed_from.is_none() {
+            return Ok(());
+        }
+        let written = self.write_secret_as(&desired, current, secret).await;
+        // Whatever happened, the next read asks the API server.
+        self.ctx
+            .secrets
+            .changed(&self.namespace, &self.authorization.secret_name());
+        if let Some(old) = secret.renamed_from.as_deref() {
+            self.ctx.secrets.changed(&self.namespace, &old.name_any());
+        }
+        written
+    }
+
+    /// The writes of [`Self::write_secret`].
+    async fn write_secret_as(
+        &self,
+        desired: &DesiredSecret,
+        current: bool,
+        secret: &SecretState,
+    ) -> Result<()> {
         if !current {
             let mut exists = secret.existing.is_some();
             if let Some(existing) = &secret.existing
@@ -170,7 +191,7 @@ impl Run<'_> {
                 secret::delete_owned(&self.ctx.client, &self.namespace, existing).await?;
                 exists = false;
             }
-            secret::write_token_secret(&self.ctx.client, self.authorization, &desired, exists)
+            secret::write_token_secret(&self.ctx.client, self.authorization, desired, exists)
                 .await?;
             crate::failpoint::hit("secret.written");
         }

@@ -1,0 +1,392 @@
+//! What a reconcile reads from memory instead of asking the API server, so that a reconcile
+//! with nothing to do makes no Kubernetes request:
+//!
+//! - [`SecretCache`]: the Secrets the operator reads (credentials, client secrets, CA bundles,
+//!   token Secrets), as last read, each dropped as soon as the metadata watch of Secrets sees it
+//!   change. Only the Secrets the operator reads are held, never the cluster's others.
+//! - [`Versions`]: the newest resourceVersion of each Authorization this process wrote or read,
+//!   to tell a watch cache that lags behind the operator's own status write.
+//! - [`AccountViews`]: the Accounts and ClusterAccounts the watches keep.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+
+use crate::api::{Account, ClusterAccount};
+
+/// Secrets as last read; see the module documentation.
+pub struct SecretCache {
+    client: Client,
+    state: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    /// Bumped whenever an entry is dropped: a read of that Secret that began before must not
+    /// store what it read, which may predate the change.
+    generation: u64,
+    /// The scopes whose watch has listed and runs: `None` for all namespaces, else one
+    /// namespace. Secrets elsewhere are always read from the API server.
+    live: HashMap<Option<String>, bool>,
+    /// (namespace, name) → the Secret, or `None` when it did not exist.
+    entries: HashMap<(String, String), Option<Arc<Secret>>>,
+    /// The latest drops, newest last, with the generation each made: a read that began at an
+    /// older generation is kept if none of the drops since was its Secret's. Bounded.
+    dropped: VecDeque<(u64, (String, String))>,
+}
+
+/// How many recent drops are remembered; a read older than that is not kept.
+const DROPS_REMEMBERED: usize = 1024;
+
+impl CacheState {
+    fn is_live(&self, namespace: &str) -> bool {
+        self.live.get(&None).copied().unwrap_or(false)
+            || self
+                .live
+                .get(&Some(namespace.to_owned()))
+                .copied()
+                .unwrap_or(false)
+    }
+
+    /// Drops every entry of `scope` and stops caching there until its watch has listed again.
+    fn reset(&mut self, scope: Option<&str>) {
+        self.generation += 1;
+        // A reset drops everything: no read that began before it is kept.
+        self.dropped.clear();
+        self.live.insert(scope.map(str::to_owned), false);
+        match scope {
+            None => self.entries.clear(),
+            Some(namespace) => self.entries.retain(|(ns, _), _| ns != namespace),
+        }
+    }
+
+    fn drop_entry(&mut self, namespace: &str, name: &str) {
+        self.generation += 1;
+        let key = (namespace.to_owned(), name.to_owned());
+        self.entries.remove(&key);
+        self.dropped.push_back((self.generation, key));
+        if self.dropped.len() > DROPS_REMEMBERED {
+            self.dropped.pop_front();
+        }
+    }
+
+    /// Whether a read of `key` that began at `generation` is still current: nothing dropped
+    /// since, or only other Secrets.
+    fn still_current(&self, generation: u64, key: &(String, String)) -> bool {
+        if generation == self.generation {
+            return true;
+        }
+        // Every drop after `generation` must still be remembered to tell.
+        let remembered_from = self.dropped.front().map_or(u64::MAX, |(g, _)| *g);
+        remembered_from <= generation + 1
+            && self
+                .dropped
+                .iter()
+                .filter(|(g, _)| *g > generation)
+                .all(|(_, dropped)| dropped != key)
+    }
+}
+
+impl SecretCache {
+    /// An empty cache that reads through `client`.
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            state: Mutex::new(CacheState::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CacheState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The Secret `namespace/name` (`None`: it does not exist): from memory when a live watch
+    /// has seen no change since it was read, else from the API server.
+    pub async fn get(&self, namespace: &str, name: &str) -> kube::Result<Option<Arc<Secret>>> {
+        let key = (namespace.to_owned(), name.to_owned());
+        let generation = {
+            let state = self.lock();
+            if !state.is_live(namespace) {
+                None
+            } else if let Some(hit) = state.entries.get(&key) {
+                return Ok(hit.clone());
+            } else {
+                Some(state.generation)
+            }
+        };
+        let read = Api::<Secret>::namespaced(self.client.clone(), namespace)
+            .get_opt(name)
+            .await?
+            .map(|mut secret| {
+                secret.metadata.managed_fields = None;
+                Arc::new(secret)
+            });
+        let mut state = self.lock();
+        if generation.is_some_and(|generation| state.still_current(generation, &key)) {
+            state.entries.insert(key, read.clone());
+        }
+        Ok(read)
+    }
+
+    /// Follows an event of the metadata watch of Secrets in `scope` (`None`: all namespaces).
+    pub fn observe(
+        &self,
+        scope: Option<&str>,
+        event: &Result<watcher::Event<PartialObjectMeta<Secret>>, watcher::Error>,
+    ) {
+        let mut state = self.lock();
+        match event {
+            Ok(watcher::Event::Apply(secret) | watcher::Event::Delete(secret))
+            | Ok(watcher::Event::InitApply(secret)) => {
+                state.drop_entry(&secret.namespace().unwrap_or_default(), &secret.name_any());
+            }
+            Ok(watcher::Event::Init) => state.reset(scope),
+            Ok(watcher::Event::InitDone) => {
+                state.live.insert(scope.map(str::to_owned), true);
+            }
+            // Changes may be missed until the watch has listed again.
+            Err(_) => state.reset(scope),
+        }
+    }
+
+    /// Forgets a Secret this process has just written or deleted.
+    pub fn changed(&self, namespace: &str, name: &str) {
+        self.lock().drop_entry(namespace, name);
+    }
+
+    /// How many Secrets are held.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether no Secret is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The newest resourceVersion of each Authorization (by uid) that this process wrote or read.
+#[derive(Default)]
+pub struct Versions(Mutex<HashMap<String, String>>);
+
+impl Versions {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the version of `object` as written or read by this process.
+    pub fn saw<K: Resource>(&self, object: &K) {
+        if let (Some(uid), Some(version)) = (object.meta().uid.as_ref(), object.resource_version())
+        {
+            self.lock().insert(uid.clone(), version);
+        }
+    }
+
+    /// Whether `cached` is the newest version of its object this process knows of: true when
+    /// it never wrote or read the object, or when that is the version it last wrote or read.
+    pub fn is_current<K: Resource>(&self, cached: &K) -> bool {
+        let Some(uid) = cached.meta().uid.as_ref() else {
+            return false;
+        };
+        match self.lock().get(uid) {
+            None => true,
+            Some(version) => cached.meta().resource_version.as_ref() == Some(version),
+        }
+    }
+
+    /// Forgets objects that no longer exist.
+    pub fn retain(&self, live: impl Fn(&str) -> bool) {
+        self.lock().retain(|uid, _| live(uid));
+    }
+}
+
+/// The Accounts and ClusterAccounts the Authorization controllers' watches keep, one pair of
+/// stores per watched scope (`None`: all namespaces).
+#[derive(Clone, Default)]
+pub struct AccountViews {
+    scopes: Vec<(Option<String>, Store<Account>, Store<ClusterAccount>)>,
+}
+
+impl AccountViews {
+    /// Adds the stores of one watched scope.
+    pub fn add(
+        &mut self,
+        scope: Option<String>,
+        accounts: Store<Account>,
+        cluster_accounts: Store<ClusterAccount>,
+    ) {
+        self.scopes.push((scope, accounts, cluster_accounts));
+    }
+
+    fn scope_of(
+        &self,
+        namespace: &str,
+    ) -> Option<&(Option<String>, Store<Account>, Store<ClusterAccount>)> {
+        self.scopes
+            .iter()
+            .find(|(scope, _, _)| scope.as_deref().is_none_or(|ns| ns == namespace))
+    }
+
+    /// The Account `namespace/name` once the watch of that namespace has listed (inner `None`:
+    /// it does not exist); `None` when no watch covers the namespace.
+    pub async fn account(&self, namespace: &str, name: &str) -> Option<Option<Arc<Account>>> {
+        let (_, store, _) = self.scope_of(namespace)?;
+        store.wait_until_ready().await.ok()?;
+        Some(store.get(&ObjectRef::new(name).within(namespace)))
+    }
+
+    /// The ClusterAccount `name` as the watch serving `namespace` keeps it, like
+    /// [`Self::account`].
+    pub async fn cluster_account(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Option<Arc<ClusterAccount>>> {
+        let (_, _, store) = self.scope_of(namespace)?;
+        store.wait_until_ready().await.ok()?;
+        Some(store.get(&ObjectRef::new(name)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{RunningApiServer, TestApiServer};
+    use kube::api::PostParams;
+
+    fn secret(name: &str, value: &str) -> Secret {
+        Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            string_data: Some([("password".to_owned(), value.to_owned())].into()),
+            ..Secret::default()
+        }
+    }
+
+    fn meta(name: &str) -> PartialObjectMeta<Secret> {
+        let mut meta = PartialObjectMeta::<Secret>::default();
+        meta.metadata.name = Some(name.into());
+        meta.metadata.namespace = Some("default".into());
+        meta
+    }
+
+    fn reads(server: &RunningApiServer) -> usize {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.verb == "get" && r.resource == "secrets")
+            .count()
+    }
+
+    #[tokio::test]
+    async fn reads_once_until_a_watch_says_the_secret_changed() {
+        let server = TestApiServer::start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("server");
+        let client = server.client("operator").expect("client");
+        let api = Api::<Secret>::namespaced(client.clone(), "default");
+        api.create(&PostParams::default(), &secret("creds", "one"))
+            .await
+            .expect("create");
+        let cache = SecretCache::new(client);
+
+        // Before the watch has listed, every read goes to the API server.
+        cache.get("default", "creds").await.expect("get");
+        cache.get("default", "creds").await.expect("get");
+        assert_eq!(reads(&server), 2);
+        assert!(cache.is_empty());
+
+        cache.observe(None, &Ok(watcher::Event::Init));
+        cache.observe(None, &Ok(watcher::Event::InitDone));
+        for _ in 0..3 {
+            let got = cache.get("default", "creds").await.expect("get");
+            assert!(got.is_some_and(|s| s.metadata.managed_fields.is_none()));
+        }
+        assert!(cache.get("default", "absent").await.expect("get").is_none());
+        assert!(cache.get("default", "absent").await.expect("get").is_none());
+        assert_eq!(reads(&server), 4, "one read each while nothing changed");
+
+        cache.observe(None, &Ok(watcher::Event::Apply(meta("creds"))));
+        cache.get("default", "creds").await.expect("get");
+        cache.get("default", "absent").await.expect("get");
+        assert_eq!(reads(&server), 5, "only the changed Secret is read again");
+
+        // A watch that failed may have missed changes: nothing is trusted until it lists.
+        cache.observe(None, &Err(watcher::Error::NoResourceVersion));
+        assert!(cache.is_empty());
+        cache.get("default", "creds").await.expect("get");
+        cache.get("default", "creds").await.expect("get");
+        assert_eq!(reads(&server), 7);
+    }
+
+    #[tokio::test]
+    async fn a_change_seen_during_a_read_keeps_that_read_out_of_the_cache() {
+        let server = TestApiServer::start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("server");
+        let client = server.client("operator").expect("client");
+        let cache = SecretCache::new(client);
+        cache.observe(Some("default"), &Ok(watcher::Event::InitDone));
+        let generation = cache.lock().generation;
+        let key = ("default".to_owned(), "creds".to_owned());
+        // What `get` checks when changes arrive between its start and its answer.
+        cache.changed("default", "other");
+        assert!(cache.lock().still_current(generation, &key));
+        cache.changed("default", "creds");
+        cache.changed("default", "other");
+        assert!(!cache.lock().still_current(generation, &key));
+        let later = cache.lock().generation;
+        for i in 0..=DROPS_REMEMBERED {
+            cache.changed("default", &format!("other-{i}"));
+        }
+        assert!(
+            !cache.lock().still_current(later, &key),
+            "more drops than remembered: not provably current"
+        );
+        cache.changed("default", "other");
+        let latest = cache.lock().generation - 1;
+        assert!(cache.lock().still_current(latest, &key));
+        // Namespaces no watch follows are never cached.
+        cache.get("elsewhere", "creds").await.expect("get");
+        assert!(cache.is_empty());
+        cache.get("default", "creds").await.expect("get");
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn versions_trust_the_cache_only_at_the_version_last_seen() {
+        let versions = Versions::default();
+        let at = |rv: &str| {
+            let mut secret = secret("s", "v");
+            secret.metadata.uid = Some("uid-1".into());
+            secret.metadata.resource_version = Some(rv.into());
+            secret
+        };
+        assert!(
+            versions.is_current(&at("5")),
+            "never seen: the cache is all there is"
+        );
+        versions.saw(&at("7"));
+        assert!(
+            !versions.is_current(&at("5")),
+            "older than this process's own write"
+        );
+        assert!(versions.is_current(&at("7")));
+        assert!(
+            !versions.is_current(&at("8")),
+            "newer: read once, then trusted"
+        );
+        versions.saw(&at("8"));
+        assert!(versions.is_current(&at("8")));
+        versions.retain(|_| false);
+        assert!(versions.is_current(&at("5")));
+    }
+}
