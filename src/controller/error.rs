@@ -189,7 +189,10 @@ impl Error {
     /// backing off.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
-            Self::Ghes(crate::ghes::GhesError::RateLimited { retry_after }) => Some(*retry_after),
+            Self::Ghes(
+                crate::ghes::GhesError::RateLimited { retry_after }
+                | crate::ghes::GhesError::Queued { retry_after },
+            ) => Some(*retry_after),
             _ => None,
         }
     }

@@ -16,7 +16,7 @@ use url::Url;
 use super::error::{FieldError, GhesError, is_login_lockout};
 use super::otp::TotpSeed;
 use super::paging::{MAX_PAGES, PER_PAGE, next_link};
-use super::rate_limit::RateLimiter;
+use super::rate_limit::{Deferred, RateLimiter};
 use super::retry::{RetryPolicy, rate_limit_exhausted, server_requested_wait};
 use super::secret::SecretValue;
 use super::types::{
@@ -341,7 +341,10 @@ impl HttpGhesClient {
                 .limiter
                 .acquire_within(self.retry.max_wait)
                 .await
-                .map_err(|left| GhesError::RateLimited { retry_after: left })?;
+                .map_err(|deferred| match deferred {
+                    Deferred::Paused(left) => GhesError::RateLimited { retry_after: left },
+                    Deferred::Queued(turn) => GhesError::Queued { retry_after: turn },
+                })?;
             self.observe_wait(operation, waited);
             let send_otp = self.otp_expected.load(Ordering::Relaxed);
             let mut request = self

@@ -91,6 +91,16 @@ pub enum GhesError {
         /// How long GHES asked to wait.
         retry_after: Duration,
     },
+    /// The account's own request budget (requestsPerSecond) is spoken for by the requests
+    /// already waiting: this one comes back when its turn is due instead of holding a worker.
+    #[error(
+        "waiting its turn in the account's request budget (requestsPerSecond): retry in {}s",
+        retry_after.as_secs()
+    )]
+    Queued {
+        /// When its turn is due.
+        retry_after: Duration,
+    },
     /// 5xx, connection failure or timeout that outlasted the retries.
     #[error("transient GHES failure: {message}")]
     Transient {
@@ -120,6 +130,7 @@ impl GhesError {
             Self::NotFound { .. } => "NotFound",
             Self::ApiDisabled { .. } => "ApiDisabled",
             Self::RateLimited { .. } => "RateLimited",
+            Self::Queued { .. } => "RequestBudget",
             Self::Transient { .. } => "GhesUnavailable",
             Self::Protocol(_) => "UnexpectedResponse",
         }
@@ -127,7 +138,10 @@ impl GhesError {
 
     /// Whether trying again later may succeed without anyone changing anything.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::RateLimited { .. } | Self::Transient { .. })
+        matches!(
+            self,
+            Self::RateLimited { .. } | Self::Queued { .. } | Self::Transient { .. }
+        )
     }
 
     /// Whether the credentials themselves are the problem: no further call may be made with them.

@@ -3,6 +3,7 @@
 //! Secrets, status, Events, GHES state and the calls GHES received.
 
 mod bad_input;
+mod budget;
 mod crash;
 mod ctl;
 #[path = "../support/generated.rs"]
