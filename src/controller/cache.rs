@@ -172,19 +172,34 @@ impl SecretCache {
 
 /// The newest resourceVersion of each Authorization (by uid) that this process wrote or read.
 #[derive(Default)]
-pub struct Versions(Mutex<HashMap<String, String>>);
+pub struct Versions(Mutex<HashMap<String, Seen>>);
+
+/// A version this process knows of, and whether it is its own write.
+struct Seen {
+    version: String,
+    written: bool,
+}
 
 impl Versions {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, String>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Seen>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records the version of `object` as written or read by this process.
-    pub fn saw<K: Resource>(&self, object: &K) {
+    fn record<K: Resource>(&self, object: &K, written: bool) {
         if let (Some(uid), Some(version)) = (object.meta().uid.as_ref(), object.resource_version())
         {
-            self.lock().insert(uid.clone(), version);
+            self.lock().insert(uid.clone(), Seen { version, written });
         }
+    }
+
+    /// Records the version of `object` as read by this process.
+    pub fn saw<K: Resource>(&self, object: &K) {
+        self.record(object, false);
+    }
+
+    /// Records the version of `object` as written by this process.
+    pub fn wrote<K: Resource>(&self, object: &K) {
+        self.record(object, true);
     }
 
     /// Whether `cached` is the newest version of its object this process knows of: true when
@@ -195,8 +210,19 @@ impl Versions {
         };
         match self.lock().get(uid) {
             None => true,
-            Some(version) => cached.meta().resource_version.as_ref() == Some(version),
+            Some(seen) => cached.meta().resource_version.as_ref() == Some(&seen.version),
         }
+    }
+
+    /// Whether `object` is exactly what this process last wrote: the watch event of its own
+    /// status write, which needs no reconcile (the one that wrote it chose what comes next).
+    pub fn is_own_write<K: Resource>(&self, object: &K) -> bool {
+        let Some(uid) = object.meta().uid.as_ref() else {
+            return false;
+        };
+        self.lock().get(uid).is_some_and(|seen| {
+            seen.written && object.meta().resource_version.as_ref() == Some(&seen.version)
+        })
     }
 
     /// Forgets objects that no longer exist.
@@ -374,18 +400,21 @@ mod tests {
             versions.is_current(&at("5")),
             "never seen: the cache is all there is"
         );
-        versions.saw(&at("7"));
+        versions.wrote(&at("7"));
         assert!(
             !versions.is_current(&at("5")),
             "older than this process's own write"
         );
         assert!(versions.is_current(&at("7")));
+        assert!(versions.is_own_write(&at("7")));
+        assert!(!versions.is_own_write(&at("8")), "someone else's change");
         assert!(
             !versions.is_current(&at("8")),
             "newer: read once, then trusted"
         );
         versions.saw(&at("8"));
         assert!(versions.is_current(&at("8")));
+        assert!(!versions.is_own_write(&at("8")), "read, not written");
         versions.retain(|_| false);
         assert!(versions.is_current(&at("5")));
     }

@@ -204,12 +204,22 @@ pub async fn run_with(
         };
         let (authorizations, accounts, secrets) = scoped(&client);
         let (store, writer) = reflector::store();
+        let own_writes = ctx.clone();
         let controller = Controller::for_stream(
             watcher(authorizations, watcher::Config::default())
                 .default_backoff()
                 .modify(strip)
                 .reflect(writer)
-                .applied_objects(),
+                .applied_objects()
+                // The event of the operator's own status write triggers nothing: the
+                // reconcile that wrote it has chosen when to look again. (Otherwise a status
+                // that changes each time, such as a rate limit's "retry in", reconciles in a
+                // loop.) Anyone else's change, status included, still triggers.
+                .filter(move |object| {
+                    let own =
+                        matches!(object, Ok(object) if own_writes.versions.is_own_write(object));
+                    futures::future::ready(!own)
+                }),
             store.clone(),
         );
         authorization_stores.push(store.clone());

@@ -160,7 +160,7 @@ impl Run<'_> {
     /// cache may show the object as it was before until the write's event arrives.
     pub(super) async fn write_status(&mut self) -> Result<()> {
         let written = apply_status(self.api, self.authorization, &self.status).await?;
-        self.ctx.versions.saw(&written);
+        self.ctx.versions.wrote(&written);
         self.stored = self.status.clone();
         Ok(())
     }
