@@ -249,7 +249,7 @@ async fn prune_run<A: AccountObject>(
     let login = snapshot.login.as_deref().unwrap_or(&entry.username);
     let identity = Identity::new(&account.settings().api_root(), login);
     let users = identity::users(ctx, &identity).await?;
-    let claims = prune::Claims::of(&users.authorizations);
+    let claims = &users.claims;
     let vantage = prune::Vantage {
         installation: ctx.installation().clone(),
         sees_every_namespace: users.sees_every_namespace,
@@ -257,7 +257,7 @@ async fn prune_run<A: AccountObject>(
     let plan = prune::plan(
         spec,
         snapshot,
-        &claims,
+        claims,
         &entry.credential_hash,
         &vantage,
         now,

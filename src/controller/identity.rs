@@ -4,13 +4,18 @@
 
 use std::collections::HashMap;
 
+use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 
 use super::account::AccountObject;
 use super::accounts::AccountKey;
 use super::context::Context;
 use super::error::Result;
+use super::prune::Claims;
 use crate::api::{Account, AccountKind, Authorization, ClusterAccount};
+
+/// Authorizations per page of the consistent list.
+const PAGE: u32 = 500;
 
 /// A GHES user on one server: (API root, login). Logins are case-insensitive on GHES.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -46,17 +51,18 @@ fn normalize_root(root: &str) -> String {
 /// The Authorizations that may use one identity.
 #[derive(Debug)]
 pub struct Users {
-    /// Every Authorization whose account logs in as the identity, or may (an account whose
-    /// login cannot be read right now, or that does not exist, is counted in: claiming too
-    /// much only ever protects).
-    pub authorizations: Vec<Authorization>,
+    /// The claims of every Authorization whose account logs in as the identity, or may (an
+    /// account whose login cannot be read right now, or that does not exist, is counted in:
+    /// claiming too much only ever protects).
+    pub claims: Claims,
     /// Whether every namespace was read. When the operator watches only some, other
     /// namespaces may hold users of the identity that it cannot see.
     pub sees_every_namespace: bool,
 }
 
 /// Reads, from the API server (consistent lists, never a cache that may not have synced),
-/// every Authorization that uses `identity`.
+/// every Authorization that uses `identity`. Page by page: only the claims are kept, not the
+/// objects, so that memory does not peak with the number of Authorizations.
 pub async fn users(ctx: &Context, identity: &Identity) -> Result<Users> {
     let scopes: Vec<Option<String>> = if ctx.watched_namespaces().is_empty() {
         vec![None]
@@ -79,27 +85,36 @@ pub async fn users(ctx: &Context, identity: &Identity) -> Result<Users> {
         let uses = may_log_in_as(ctx, &account, identity).await;
         accounts.insert(AccountKey::of(&account), uses);
     }
-    let mut authorizations = Vec::new();
+    let mut claims = Claims::default();
     for scope in &scopes {
         let api: Api<Authorization> = match scope {
             Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
             None => Api::all(ctx.client.clone()),
         };
-        let list = api.list(&Default::default()).await?;
-        authorizations.extend(list.items.into_iter().filter(|authorization| {
-            let reference = &authorization.spec.account_ref;
-            let key = AccountKey {
-                kind: reference.kind,
-                namespace: (reference.kind == AccountKind::Account)
-                    .then(|| authorization.namespace())
-                    .flatten(),
-                name: reference.name.clone(),
-            };
-            accounts.get(&key).copied().unwrap_or(true)
-        }));
+        let mut page = ListParams::default().limit(PAGE);
+        loop {
+            let list = api.list(&page).await?;
+            for authorization in &list.items {
+                let reference = &authorization.spec.account_ref;
+                let key = AccountKey {
+                    kind: reference.kind,
+                    namespace: (reference.kind == AccountKind::Account)
+                        .then(|| authorization.namespace())
+                        .flatten(),
+                    name: reference.name.clone(),
+                };
+                if accounts.get(&key).copied().unwrap_or(true) {
+                    claims.add(authorization);
+                }
+            }
+            match list.metadata.continue_.filter(|token| !token.is_empty()) {
+                Some(token) => page = page.continue_token(&token),
+                None => break,
+            }
+        }
     }
     Ok(Users {
-        authorizations,
+        claims,
         sees_every_namespace: ctx.watched_namespaces().is_empty(),
     })
 }

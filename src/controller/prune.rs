@@ -46,41 +46,45 @@ impl Claims {
     pub fn of<'a>(authorizations: impl IntoIterator<Item = &'a Authorization>) -> Self {
         let mut claims = Self::default();
         for authorization in authorizations {
-            claims.resources += 1;
-            if let Some(uid) = authorization.uid() {
-                claims.uids.insert(uid);
-            }
-            if let Some(app) = &authorization.spec.app {
-                claims.client_ids.insert(app.client_id.clone());
-            }
-            // What an observer names is declared by its spec, before any status says so.
-            if let Some(observe) = &authorization.spec.observe {
-                claims
-                    .ids
-                    .extend(observe.id.and_then(|id| u64::try_from(id).ok()));
-                claims.fingerprints.extend(observe.fingerprint.clone());
-            }
-            let Some(status) = &authorization.status else {
-                continue;
-            };
-            let ids = status
-                .authorization_id
-                .into_iter()
-                .chain(status.previous.as_ref().map(|p| p.authorization_id))
-                .filter_map(|id| u64::try_from(id).ok());
-            claims.ids.extend(ids);
-            if let Some(fingerprint) = &status.fingerprint {
-                claims.fingerprints.insert(fingerprint.clone());
-                if status.authorization_id.is_none() {
-                    claims.creating.push(format!(
-                        "{}/{}",
-                        authorization.namespace().unwrap_or_default(),
-                        authorization.name_any()
-                    ));
-                }
-            }
+            claims.add(authorization);
         }
         claims
+    }
+
+    /// Adds the claims of one Authorization that uses the identity.
+    pub fn add(&mut self, authorization: &Authorization) {
+        self.resources += 1;
+        if let Some(uid) = authorization.uid() {
+            self.uids.insert(uid);
+        }
+        if let Some(app) = &authorization.spec.app {
+            self.client_ids.insert(app.client_id.clone());
+        }
+        // What an observer names is declared by its spec, before any status says so.
+        if let Some(observe) = &authorization.spec.observe {
+            self.ids
+                .extend(observe.id.and_then(|id| u64::try_from(id).ok()));
+            self.fingerprints.extend(observe.fingerprint.clone());
+        }
+        let Some(status) = &authorization.status else {
+            return;
+        };
+        let ids = status
+            .authorization_id
+            .into_iter()
+            .chain(status.previous.as_ref().map(|p| p.authorization_id))
+            .filter_map(|id| u64::try_from(id).ok());
+        self.ids.extend(ids);
+        if let Some(fingerprint) = &status.fingerprint {
+            self.fingerprints.insert(fingerprint.clone());
+            if status.authorization_id.is_none() {
+                self.creating.push(format!(
+                    "{}/{}",
+                    authorization.namespace().unwrap_or_default(),
+                    authorization.name_any()
+                ));
+            }
+        }
     }
 
     fn claims(&self, authorization: &GhesAuthorization) -> bool {
