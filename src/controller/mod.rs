@@ -19,13 +19,13 @@ pub mod secret;
 pub mod status;
 pub mod template;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use futures::future::BoxFuture;
+use futures::future::{self, BoxFuture};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
@@ -37,7 +37,9 @@ use tokio::sync::watch;
 pub use context::Context;
 pub use error::Error;
 
-use crate::api::{Account, AccountKind, Authorization, ClusterAccount, conditions, labels};
+use crate::api::{
+    Account, AccountKind, AccountResource, Authorization, ClusterAccount, conditions, labels,
+};
 use crate::metrics::{ControllerKind, Metrics, PruneKind, ReconcileResult};
 use accounts::{AccountKey, ClientOptions};
 use fingerprint::InstallationId;
@@ -255,7 +257,7 @@ pub async fn run_with(
                     .default_backoff()
                     .modify(strip)
                     .reflect(account_writer)
-                    .touched_objects(),
+                    .filter_map(account_changes::<Account>()),
                 move |account: Account| {
                     users_of(
                         &account_store,
@@ -273,7 +275,7 @@ pub async fn run_with(
                 .default_backoff()
                 .modify(strip)
                 .reflect(cluster_account_writer)
-                .touched_objects(),
+                .filter_map(account_changes::<ClusterAccount>()),
                 move |account: ClusterAccount| {
                     users_of(
                         &cluster_store,
@@ -500,6 +502,49 @@ async fn watch_caches(
             () = &mut stop => return,
         }
     }
+}
+
+/// The account changes its Authorizations must see: a new or deleted account, and a change of
+/// what their reconciles read of it — its spec (generation), whether it is Ready and why, and
+/// the credentials GHES refused. The account's own status write after each sync (counts, last
+/// sync time) changes none of them and re-reconciles none of its Authorizations.
+#[allow(clippy::type_complexity)]
+fn account_changes<A: AccountResource + kube::Resource>() -> impl FnMut(
+    Result<watcher::Event<A>, watcher::Error>,
+) -> future::Ready<
+    Option<Result<A, watcher::Error>>,
+> {
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    move |event| {
+        future::ready(match event {
+            Err(error) => Some(Err(error)),
+            Ok(watcher::Event::Apply(account) | watcher::Event::InitApply(account)) => {
+                let uid = account.meta().uid.clone().unwrap_or_default();
+                let read = what_users_read(&account);
+                (seen.insert(uid, read) != Some(read)).then_some(Ok(account))
+            }
+            Ok(watcher::Event::Delete(account)) => {
+                seen.remove(account.meta().uid.as_deref().unwrap_or_default());
+                Some(Ok(account))
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+        })
+    }
+}
+
+/// What an Authorization's reconcile reads of its account, hashed.
+fn what_users_read<A: AccountResource + kube::Resource>(account: &A) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let status = account.account_status();
+    let ready = status
+        .and_then(|status| conditions::find_condition(&status.conditions, conditions::READY))
+        .map(|ready| (ready.status.clone(), ready.reason.clone()));
+    let refused = status
+        .and_then(|status| status.refused_credentials.as_ref())
+        .map(|refused| refused.fingerprint.clone());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (account.meta().generation, ready, refused).hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Drops what no reconcile reads from objects kept in memory: managed fields and kubectl's
