@@ -3,7 +3,7 @@
 //! operator runs as its own process — the binary's `run` — so that its memory is measured
 //! alone. Prints one table of figures (or JSON); asserts nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{DeleteParams, ListParams};
-use kube::{Api, Client};
+use kube::api::DeleteParams;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 use serde_json::json;
 
@@ -342,25 +343,32 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
     created?;
     let api = Api::<Authorization>::namespaced(client.clone(), &namespace);
     let deadline = started + Duration::from_secs(args.timeout);
-    let mut ready = 0;
-    while Instant::now() < deadline {
-        ready = api
-            .list(&ListParams::default())
-            .await?
-            .items
-            .iter()
-            .filter(|a| crate::demo::is_ready(a))
-            .count();
-        if ready >= args.n {
-            break;
+    // Ready is followed by a watch: listing every Authorization again and again would load
+    // the API server the operator is measured against.
+    let mut ready_names: HashSet<String> = HashSet::new();
+    let changes = watcher(api.clone(), watcher::Config::default())
+        .default_backoff()
+        .applied_objects();
+    tokio::pin!(changes);
+    let until = tokio::time::sleep_until(deadline.into());
+    tokio::pin!(until);
+    while ready_names.len() < args.n {
+        tokio::select! {
+            change = changes.next() => match change {
+                Some(Ok(authorization)) => {
+                    if crate::demo::is_ready(&authorization) {
+                        ready_names.insert(authorization.name_any());
+                    } else {
+                        ready_names.remove(&authorization.name_any());
+                    }
+                }
+                Some(Err(_)) => {}
+                None => break,
+            },
+            () = &mut until => break,
         }
-        // Listing every Authorization is work for the API server too: poll less often the
-        // more there are (250 ms for 1,000, 2.5 s for 10,000).
-        let pause = u64::try_from(args.n / 4)
-            .unwrap_or(u64::MAX)
-            .clamp(250, 5_000);
-        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
+    let ready = ready_names.len();
     let convergence = started.elapsed().as_secs_f64();
     let converged_requests = ghes.requests();
     let throttled = converged_requests
