@@ -18,9 +18,7 @@ use rpds::HashTrieMapSync;
 use super::context::Context;
 use super::error::{Error, ROLE_CA_BUNDLE, ROLE_CREDENTIALS, Result};
 use super::secret;
-use crate::api::{
-    Account, AccountKind, AccountRef, AccountResource, CaBundleKind, CaBundleRef, ClusterAccount,
-};
+use crate::api::{AccountKind, AccountRef, AccountResource, CaBundleKind, CaBundleRef};
 use crate::ghes::{
     Authorization as GhesAuthorization, ClientConfig, Credentials, GhesApi, GhesError, Grant,
     HttpGhesClient, SecretValue, TotpSeed,
@@ -756,37 +754,27 @@ impl AccountRegistry {
     ) -> Result<Arc<AccountEntry>> {
         match reference.kind {
             AccountKind::Account => {
-                let account = match ctx.account_views.account(namespace, &reference.name).await {
-                    Some(cached) => cached,
-                    None => Api::<Account>::namespaced(ctx.client.clone(), namespace)
-                        .get_opt(&reference.name)
-                        .await?
-                        .map(Arc::new),
-                }
-                .ok_or_else(|| Error::AccountNotFound {
-                    kind: "Account",
-                    name: reference.name.clone(),
-                    namespace: Some(namespace.to_owned()),
-                })?;
+                let account = ctx
+                    .account_views
+                    .account(namespace, &reference.name)
+                    .await?
+                    .ok_or_else(|| Error::AccountNotFound {
+                        kind: "Account",
+                        name: reference.name.clone(),
+                        namespace: Some(namespace.to_owned()),
+                    })?;
                 self.entry_for(ctx, account.as_ref()).await
             }
             AccountKind::ClusterAccount => {
-                let account = match ctx
+                let account = ctx
                     .account_views
                     .cluster_account(namespace, &reference.name)
-                    .await
-                {
-                    Some(cached) => cached,
-                    None => Api::<ClusterAccount>::all(ctx.client.clone())
-                        .get_opt(&reference.name)
-                        .await?
-                        .map(Arc::new),
-                }
-                .ok_or_else(|| Error::AccountNotFound {
-                    kind: "ClusterAccount",
-                    name: reference.name.clone(),
-                    namespace: None,
-                })?;
+                    .await?
+                    .ok_or_else(|| Error::AccountNotFound {
+                        kind: "ClusterAccount",
+                        name: reference.name.clone(),
+                        namespace: None,
+                    })?;
                 let labels = Api::<Namespace>::all(ctx.client.clone())
                     .get_opt(namespace)
                     .await?

@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
@@ -17,6 +18,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
+use super::error::{Error, Result};
 use crate::api::{Account, ClusterAccount};
 
 /// Secrets as last read; see the module documentation.
@@ -258,12 +260,16 @@ impl AccountViews {
             .find(|(scope, _, _)| scope.as_deref().is_none_or(|ns| ns == namespace))
     }
 
-    /// The Account `namespace/name` once the watch of that namespace has listed (inner `None`:
-    /// it does not exist); `None` when no watch covers the namespace.
-    pub async fn account(&self, namespace: &str, name: &str) -> Option<Option<Arc<Account>>> {
-        let (_, store, _) = self.scope_of(namespace)?;
-        store.wait_until_ready().await.ok()?;
-        Some(store.get(&ObjectRef::new(name).within(namespace)))
+    /// The Account `namespace/name` as the watch of that namespace keeps it (`None`: it does
+    /// not exist). `Err` when no watch covers the namespace or it has not listed within
+    /// [`STORE_WAIT`]: the reconcile fails and is retried (nothing waits for a watch that
+    /// cannot start, for instance for want of a permission).
+    pub async fn account(&self, namespace: &str, name: &str) -> Result<Option<Arc<Account>>> {
+        let (_, store, _) = self
+            .scope_of(namespace)
+            .ok_or(Error::CacheNotSynced("Accounts"))?;
+        ready(store, "Accounts").await?;
+        Ok(store.get(&ObjectRef::new(name).within(namespace)))
     }
 
     /// The ClusterAccount `name` as the watch serving `namespace` keeps it, like
@@ -272,10 +278,27 @@ impl AccountViews {
         &self,
         namespace: &str,
         name: &str,
-    ) -> Option<Option<Arc<ClusterAccount>>> {
-        let (_, _, store) = self.scope_of(namespace)?;
-        store.wait_until_ready().await.ok()?;
-        Some(store.get(&ObjectRef::new(name)))
+    ) -> Result<Option<Arc<ClusterAccount>>> {
+        let (_, _, store) = self
+            .scope_of(namespace)
+            .ok_or(Error::CacheNotSynced("ClusterAccounts"))?;
+        ready(store, "ClusterAccounts").await?;
+        Ok(store.get(&ObjectRef::new(name)))
+    }
+}
+
+/// The longest a reconcile waits for an account store to have listed.
+const STORE_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits for `store` (of `what`) to have listed, for at most [`STORE_WAIT`].
+async fn ready<K>(store: &Store<K>, what: &'static str) -> Result<()>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    match tokio::time::timeout(STORE_WAIT, store.wait_until_ready()).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(Error::CacheNotSynced(what)),
     }
 }
 

@@ -61,6 +61,9 @@ pub enum Error {
         /// Its message, as it was.
         message: String,
     },
+    /// The operator's watch of these resources has not listed yet (it is retried).
+    #[error("the operator's watch of {0} has not listed them yet; retrying")]
+    CacheNotSynced(&'static str),
     /// The ConfigMap or key that spec.caBundleRef names is missing or holds no certificate.
     #[error("spec.caBundleRef: {0}")]
     CaBundleNotFound(String),
@@ -181,6 +184,7 @@ impl Error {
             Self::SecretConflict { .. } => "SecretConflict",
             Self::Ghes(error) => error.reason(),
             Self::OutcomeUnknown(_) => "OutcomeUnknown",
+            Self::CacheNotSynced(_) => "KubernetesError",
             Self::Kube(_) => "KubernetesError",
         }
     }
@@ -231,7 +235,7 @@ impl Error {
             | Self::ObservedNotFound { .. }
             | Self::SecretConflict { .. } => true,
             Self::Ghes(error) => !error.is_transient(),
-            Self::OutcomeUnknown(_) | Self::Kube(_) => false,
+            Self::OutcomeUnknown(_) | Self::CacheNotSynced(_) | Self::Kube(_) => false,
         }
     }
 }

@@ -30,7 +30,7 @@ pub const WATCHED_NAMESPACE_RULES: &[Rule] = &[
     Rule {
         api_groups: &["oauth.ghes.io"],
         resources: &["accounts"],
-        verbs: &["get", "list", "watch"],
+        verbs: &["list", "watch"],
         why: "watch Accounts (they have no finalizer: nothing to patch but their status)",
     },
     Rule {
@@ -80,7 +80,7 @@ pub const CLUSTER_RULES: &[Rule] = &[
     Rule {
         api_groups: &["oauth.ghes.io"],
         resources: &["clusteraccounts"],
-        verbs: &["get", "list", "watch"],
+        verbs: &["list", "watch"],
         why: "watch ClusterAccounts",
     },
     Rule {

@@ -46,23 +46,16 @@ async fn a_slow_account_never_starves_a_fast_one() {
     const EACH: usize = 10;
     // The slow account's Authorizations come first: a worker that waited its turn in a queue
     // would be busy with them for about ten seconds.
-    for i in 0..EACH {
-        world
-            .authorization(
-                &ns,
-                &format!("slow-{i}"),
-                json!({"accountRef": {"name": "slow"}, "scopes": ["read:user"]}),
-            )
-            .await;
-    }
-    for i in 0..EACH {
-        world
-            .authorization(
-                &ns,
-                &format!("fast-{i}"),
-                json!({"accountRef": {"name": "fast"}, "scopes": ["read:user"]}),
-            )
-            .await;
+    for account in ["slow", "fast"] {
+        for i in 0..EACH {
+            world
+                .authorization(
+                    &ns,
+                    &format!("{account}-{i}"),
+                    json!({"accountRef": {"name": account}, "scopes": ["read:user"]}),
+                )
+                .await;
+        }
     }
     let api = world.authorizations(&ns);
     let slow_ready_when_fast_done = wait_for("every fast Authorization Ready", || async {
