@@ -18,10 +18,9 @@ impl Run<'_> {
         let fingerprint = fingerprint.as_str();
         let generation = self.authorization.metadata.generation;
         // Refused for this very spec a moment ago: answered the same, without a request.
-        let recheck = config_error_recheck(&Error::InvalidSpec(String::new()));
-        if let Some(refused) = self
-            .ctx
-            .refused_before(&self.uid, generation, fingerprint, recheck)
+        if let Some(refused) =
+            self.ctx
+                .refused_before(&self.uid, generation, fingerprint, CONFIG_RECHECK)
         {
             return Err(refused);
         }

@@ -57,9 +57,13 @@ use resolve::Resolved;
 fn config_error_recheck(error: &Error) -> Duration {
     match error {
         Error::MissingSecret(_) | Error::CaBundleNotFound(_) => Duration::from_secs(30),
-        _ => Duration::from_secs(300),
+        _ => CONFIG_RECHECK,
     }
 }
+
+/// The periodic re-check of a configuration error that a change of the resource or its
+/// account would otherwise trigger.
+const CONFIG_RECHECK: Duration = Duration::from_secs(300);
 
 /// Entry point of the controller for one Authorization.
 pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> Result<Reconciled> {
