@@ -41,7 +41,8 @@ pub struct Context {
     pub secrets: SecretCache,
     /// The newest version of each Authorization this process wrote or read.
     pub versions: Versions,
-    /// The Accounts and ClusterAccounts the watches keep (empty: read from the API server).
+    /// The Accounts and ClusterAccounts the watches keep (empty: no account resolves; the
+    /// controllers set them when they start).
     pub account_views: AccountViews,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
