@@ -7,8 +7,10 @@
 //! - [`Versions`]: the newest resourceVersion of each Authorization this process wrote or read,
 //!   to tell a watch cache that lags behind the operator's own status write.
 //! - [`AccountViews`]: the Accounts and ClusterAccounts the watches keep.
+//! - [`Conflicts`]: the Authorizations held back by a Secret they do not own, by that Secret,
+//!   so that a Secret event finds them without scanning every Authorization.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -18,8 +20,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
+use super::conditions;
 use super::error::{Error, Result};
-use crate::api::{Account, ClusterAccount};
+use crate::api::{Account, Authorization, ClusterAccount};
 
 /// Secrets as last read; see the module documentation.
 pub struct SecretCache {
@@ -233,6 +236,110 @@ impl Versions {
     }
 }
 
+/// The Authorizations whose Ready reason is `SecretConflict`, by the Secret (namespace, name)
+/// they would write: a change of that Secret is their cue to look again. Fed by the watch of
+/// Authorizations; a Secret event costs a hash lookup, not a scan of every Authorization.
+#[derive(Default)]
+pub struct Conflicts(Mutex<ConflictState>);
+
+#[derive(Default)]
+struct ConflictState {
+    by_secret: HashMap<SecretKey, HashSet<ObjectRef<Authorization>>>,
+    by_authorization: HashMap<ObjectRef<Authorization>, SecretKey>,
+    /// While the watch lists again: the conflicts it has listed so far, which replace the
+    /// others at the end of the listing (an Authorization deleted meanwhile is then forgotten).
+    relisting: Option<Vec<(ObjectRef<Authorization>, SecretKey)>>,
+}
+
+/// A Secret's namespace and name.
+type SecretKey = (String, String);
+
+/// The Secret `authorization` waits for, if its Ready reason is `SecretConflict`.
+fn conflict(authorization: &Authorization) -> Option<(ObjectRef<Authorization>, SecretKey)> {
+    let ready = conditions::find_condition(
+        &authorization.status.as_ref()?.conditions,
+        conditions::READY,
+    )?;
+    (ready.reason == "SecretConflict").then(|| {
+        (
+            ObjectRef::from_obj(authorization),
+            (
+                authorization.namespace().unwrap_or_default(),
+                authorization.secret_name(),
+            ),
+        )
+    })
+}
+
+impl ConflictState {
+    fn forget(&mut self, authorization: &ObjectRef<Authorization>) {
+        if let Some(secret) = self.by_authorization.remove(authorization)
+            && let Some(waiting) = self.by_secret.get_mut(&secret)
+        {
+            waiting.remove(authorization);
+            if waiting.is_empty() {
+                self.by_secret.remove(&secret);
+            }
+        }
+    }
+
+    fn insert(&mut self, authorization: ObjectRef<Authorization>, secret: SecretKey) {
+        self.by_secret
+            .entry(secret.clone())
+            .or_default()
+            .insert(authorization.clone());
+        self.by_authorization.insert(authorization, secret);
+    }
+}
+
+impl Conflicts {
+    fn lock(&self) -> MutexGuard<'_, ConflictState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Follows an event of the watch of Authorizations.
+    pub fn observe(&self, event: &Result<watcher::Event<Authorization>, watcher::Error>) {
+        let mut state = self.lock();
+        match event {
+            Ok(watcher::Event::Apply(authorization)) => {
+                state.forget(&ObjectRef::from_obj(authorization));
+                if let Some((reference, secret)) = conflict(authorization) {
+                    state.insert(reference, secret);
+                }
+            }
+            Ok(watcher::Event::Delete(authorization)) => {
+                state.forget(&ObjectRef::from_obj(authorization));
+            }
+            Ok(watcher::Event::Init) => state.relisting = Some(Vec::new()),
+            Ok(watcher::Event::InitApply(authorization)) => {
+                if let (Some(listed), Some(found)) =
+                    (state.relisting.as_mut(), conflict(authorization))
+                {
+                    listed.push(found);
+                }
+            }
+            Ok(watcher::Event::InitDone) => {
+                let listed = state.relisting.take().unwrap_or_default();
+                state.by_secret.clear();
+                state.by_authorization.clear();
+                for (reference, secret) in listed {
+                    state.insert(reference, secret);
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// The Authorizations waiting for the Secret `name` in `namespace`.
+    pub fn waiting_for(&self, namespace: &str, name: &str) -> Vec<ObjectRef<Authorization>> {
+        self.lock()
+            .by_secret
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .map(|waiting| waiting.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 /// The Accounts and ClusterAccounts the Authorization controllers' watches keep, one pair of
 /// stores per watched scope (`None`: all namespaces).
 #[derive(Clone, Default)]
@@ -440,5 +547,65 @@ mod tests {
         assert!(!versions.is_own_write(&at("8")), "read, not written");
         versions.retain(|_| false);
         assert!(versions.is_current(&at("5")));
+    }
+
+    fn authorization(name: &str, secret: &str, reason: &str) -> Authorization {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"accountRef": {"name": "bot"}, "secret": {"name": secret}},
+            "status": {"conditions": [{
+                "type": "Ready", "status": "False", "reason": reason, "message": "m",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }]},
+        }))
+        .expect("authorization")
+    }
+
+    #[test]
+    fn conflicts_follow_the_watch_of_authorizations() {
+        let conflicts = Conflicts::default();
+        let names = |secret: &str| {
+            let mut names: Vec<String> = conflicts
+                .waiting_for("default", secret)
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
+            names.sort();
+            names
+        };
+        let apply = |a: Authorization| conflicts.observe(&Ok(watcher::Event::Apply(a)));
+        apply(authorization("a", "taken", "SecretConflict"));
+        apply(authorization("b", "taken", "SecretConflict"));
+        apply(authorization("c", "other", "CredentialsNotFound"));
+        assert_eq!(names("taken"), ["a", "b"]);
+        assert!(names("other").is_empty());
+        // Resolved, renamed, deleted: each leaves the index.
+        apply(authorization("a", "taken", "Issued"));
+        assert_eq!(names("taken"), ["b"]);
+        apply(authorization("b", "elsewhere", "SecretConflict"));
+        assert!(names("taken").is_empty());
+        assert_eq!(names("elsewhere"), ["b"]);
+        conflicts.observe(&Ok(watcher::Event::Delete(authorization(
+            "b",
+            "elsewhere",
+            "SecretConflict",
+        ))));
+        assert!(names("elsewhere").is_empty());
+        // A relist replaces what was known with what it listed.
+        apply(authorization("gone", "taken", "SecretConflict"));
+        conflicts.observe(&Ok(watcher::Event::Init));
+        conflicts.observe(&Ok(watcher::Event::InitApply(authorization(
+            "d",
+            "taken",
+            "SecretConflict",
+        ))));
+        assert_eq!(
+            names("taken"),
+            ["gone"],
+            "the old view until the listing ends"
+        );
+        conflicts.observe(&Ok(watcher::Event::InitDone));
+        assert_eq!(names("taken"), ["d"]);
     }
 }

@@ -11,7 +11,7 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use super::accounts::{AccountRegistry, ClientOptions};
-use super::cache::{AccountViews, SecretCache, Versions};
+use super::cache::{AccountViews, Conflicts, SecretCache, Versions};
 use super::error::Error;
 use super::fingerprint::InstallationId;
 use crate::metrics::Metrics;
@@ -44,6 +44,8 @@ pub struct Context {
     /// The Accounts and ClusterAccounts the watches keep (empty: no account resolves; the
     /// controllers set them when they start).
     pub account_views: AccountViews,
+    /// The Authorizations held back by a Secret they do not own, by that Secret.
+    pub conflicts: Conflicts,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
     refusals: Mutex<HashMap<String, Refusal>>,
@@ -73,6 +75,7 @@ impl Context {
             secrets: SecretCache::new(client.clone()),
             versions: Versions::default(),
             account_views: AccountViews::default(),
+            conflicts: Conflicts::default(),
             client,
             failures: Mutex::new(HashMap::new()),
             refusals: Mutex::new(HashMap::new()),

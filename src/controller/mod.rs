@@ -207,11 +207,16 @@ pub async fn run_with(
         let (authorizations, accounts, secrets) = scoped(&client);
         let (store, writer) = reflector::store();
         let own_writes = ctx.clone();
+        let conflicts = ctx.clone();
         let controller = Controller::for_stream(
             watcher(authorizations, watcher::Config::default())
                 .default_backoff()
                 .modify(strip)
                 .reflect(writer)
+                .map(move |event| {
+                    conflicts.conflicts.observe(&event);
+                    event
+                })
                 .applied_objects()
                 // The event of the operator's own status write triggers nothing: the
                 // reconcile that wrote it has chosen when to look again. (Otherwise a status
@@ -244,13 +249,15 @@ pub async fn run_with(
                 event
             })
             .touched_objects();
-        let conflict_store = store.clone();
+        let conflicts = ctx.clone();
         let account_store = store.clone();
         let cluster_store = store.clone();
         let authorization_controller = controller
             .owns_stream(owned_secrets)
             .watches_stream(any_secrets, move |secret: PartialObjectMeta<Secret>| {
-                blocked_by(&conflict_store, &secret)
+                conflicts
+                    .conflicts
+                    .waiting_for(&secret.namespace().unwrap_or_default(), &secret.name_any())
             })
             .watches_stream(
                 watcher(accounts.clone(), watcher::Config::default())
@@ -555,29 +562,6 @@ fn strip<K: kube::Resource>(object: &mut K) {
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
-}
-
-/// The Authorizations that a Secret of another owner blocks (`SecretConflict`), to reconcile
-/// when that Secret changes or goes.
-fn blocked_by(
-    store: &Store<Authorization>,
-    secret: &PartialObjectMeta<Secret>,
-) -> Vec<ObjectRef<Authorization>> {
-    let name = secret.name_any();
-    let namespace = secret.namespace();
-    store
-        .state()
-        .iter()
-        .filter(|authorization| {
-            authorization.namespace() == namespace
-                && authorization.secret_name() == name
-                && authorization.status.as_ref().is_some_and(|status| {
-                    conditions::find_condition(&status.conditions, conditions::READY)
-                        .is_some_and(|ready| ready.reason == "SecretConflict")
-                })
-        })
-        .map(|authorization| ObjectRef::from_obj(authorization.as_ref()))
-        .collect()
 }
 
 /// The Authorizations that use an account, to reconcile when it changes.
