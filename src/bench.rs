@@ -28,6 +28,7 @@ use crate::testkit::TestApiServer;
     ghes-oauth-operator bench --n 1000\n  \
     ghes-oauth-operator bench --n 10000 --requests-per-second 100 --json\n  \
     ghes-oauth-operator bench --n 1000 --accounts 4 --rate-limit 5000/3600\n  \
+    ghes-oauth-operator bench --n 1000 --unrelated-secrets 100000\n  \
     ghes-oauth-operator bench --n 1000 --kubeconfig ~/.kube/config   # a real cluster")]
 pub struct BenchArgs {
     /// Authorizations to create.
@@ -46,6 +47,10 @@ pub struct BenchArgs {
     /// two.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(30..))]
     pub sync_interval: u64,
+    /// Secrets that have nothing to do with the operator, created in its namespace before it
+    /// starts: what they cost it shows in the RSS before any Authorization.
+    #[arg(long, default_value_t = 0)]
+    pub unrelated_secrets: usize,
     /// A real cluster (the CRDs are applied, a namespace `ghes-bench-*` is created and deleted);
     /// default: the test server in this process.
     #[arg(long)]
@@ -96,6 +101,10 @@ pub struct Figures {
     pub reconcile_p50_ms: Option<f64>,
     /// 99th percentile, ms.
     pub reconcile_p99_ms: Option<f64>,
+    /// Unrelated Secrets in the operator's namespace.
+    pub unrelated_secrets: usize,
+    /// Resident memory of the operator once ready, before any Authorization, MB.
+    pub operator_idle_rss_mb: Option<f64>,
     /// Peak resident memory of the operator process, MB.
     pub operator_peak_rss_mb: Option<f64>,
     /// Resident memory of the operator process at the end, MB.
@@ -161,6 +170,25 @@ impl Operator {
             .and_then(|address| address.parse().ok())
             .ok_or_else(|| BenchError::Start(format!("the operator said {line:?}")))?;
         Ok(Self { child, admin })
+    }
+
+    /// Waits (at most `timeout`) until `/readyz` answers 200: the caches have synced.
+    async fn ready(&self, timeout: Duration) -> Result<(), BenchError> {
+        let deadline = Instant::now() + timeout;
+        let url = format!("http://{}/readyz", self.admin);
+        while Instant::now() < deadline {
+            if reqwest::get(&url)
+                .await
+                .is_ok_and(|response| response.status().is_success())
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(BenchError::Start(format!(
+            "the operator: not ready within {} s",
+            timeout.as_secs()
+        )))
     }
 
     /// (peak, current) resident memory in MB, from /proc (Linux).
@@ -314,7 +342,29 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
         )
         .await?;
     }
+    futures::stream::iter(0..args.unrelated_secrets)
+        .map(|i| {
+            let client = client.clone();
+            let namespace = namespace.clone();
+            async move {
+                crate::demo::apply(
+                    &client,
+                    &json!({
+                        "apiVersion": "v1", "kind": "Secret",
+                        "metadata": {"name": format!("unrelated-{i:06}"), "namespace": namespace,
+                                     "labels": {"app": "unrelated"}},
+                        "stringData": {"config": "x".repeat(1024)},
+                    }),
+                )
+                .await
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
     let operator = Operator::start(&operator_kubeconfig, &namespace)?;
+    operator.ready(Duration::from_secs(args.timeout)).await?;
+    let (_, idle_rss) = operator.memory();
 
     // Convergence.
     let started = Instant::now();
@@ -441,6 +491,8 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
         kubernetes_requests_steady,
         reconcile_p50_ms: quantile(&before, &after, 0.5),
         reconcile_p99_ms: quantile(&before, &after, 0.99),
+        unrelated_secrets: args.unrelated_secrets,
+        operator_idle_rss_mb: idle_rss,
         operator_peak_rss_mb: peak,
         operator_rss_mb: rss,
     })
@@ -507,6 +559,13 @@ pub fn table(figures: &Figures) -> String {
                 ms(figures.reconcile_p50_ms),
                 ms(figures.reconcile_p99_ms)
             ),
+        ],
+        vec![
+            format!(
+                "operator RSS ready, before any ({} unrelated Secrets)",
+                figures.unrelated_secrets
+            ),
+            mb(figures.operator_idle_rss_mb),
         ],
         vec![
             "operator RSS peak / end".into(),

@@ -207,6 +207,8 @@ fn bench_prints_its_figures_as_json() {
             "12",
             "--accounts",
             "2",
+            "--unrelated-secrets",
+            "20",
             "--json",
         ])
         .args(["--timeout", "60"])
@@ -235,5 +237,12 @@ fn bench_prints_its_figures_as_json() {
         figures["operatorPeakRssMb"]
             .as_f64()
             .is_some_and(|mb| mb > 1.0)
+    );
+    assert_eq!(figures["unrelatedSecrets"], 20);
+    assert!(
+        figures["operatorIdleRssMb"]
+            .as_f64()
+            .is_some_and(|mb| mb > 1.0),
+        "{figures}"
     );
 }
