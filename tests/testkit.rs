@@ -754,6 +754,17 @@ async fn lists_select_by_label_and_paginate() {
         .await
         .unwrap();
     assert_eq!(names(rest), ["d"]);
+    // With a selector: a continue token while more match, no count.
+    let page = maps.list(&select("tier").limit(1)).await.unwrap();
+    assert_eq!(page.metadata.remaining_item_count, None);
+    let token = page.metadata.continue_.clone().expect("more match");
+    assert_eq!(names(page), ["a"]);
+    let rest = maps
+        .list(&select("tier").limit(1).continue_token(&token))
+        .await
+        .unwrap();
+    assert_eq!(rest.metadata.continue_, None, "nothing more matches");
+    assert_eq!(names(rest), ["b"]);
 }
 
 #[tokio::test]

@@ -193,32 +193,43 @@ pub(crate) fn list(
                 return Err(too_large(rv, st.rv));
             }
         }
-        let objects = st.list(&info.storage, namespace).into_iter().collect();
-        (st.rv, objects, None)
+        (st.rv, st.current(&info.storage), None)
     };
 
-    let matching: Vec<(ObjKey, Value)> = objects
-        .into_iter()
-        .filter(|(key, _)| namespace.is_none_or(|ns| ns == key.0))
-        .filter(|(key, _)| after.as_ref().is_none_or(|last| key > last))
-        .map(|(key, stored)| (key, info.served(&stored)))
-        .filter(|(_, obj)| query.labels.matches(obj) && query.fields.matches(info, obj))
-        .collect();
-
-    let total = matching.len();
+    // Only the page is converted and copied; the rest is counted (or, with selectors, looked
+    // at until one more matches), as the API server's paging does.
+    let mut candidates = objects
+        .after(after.as_ref())
+        .filter(|(key, _)| namespace.is_none_or(|ns| ns == key.0));
+    let selects = |obj: &Value| query.labels.matches(obj) && query.fields.matches(info, obj);
     let limit = query.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
-    let page: Vec<(ObjKey, Value)> = matching.into_iter().take(limit).collect();
+    let mut page: Vec<(ObjKey, Value)> = Vec::new();
+    while page.len() < limit {
+        let Some((key, stored)) = candidates.next() else {
+            break;
+        };
+        let obj = info.served(stored);
+        if selects(&obj) {
+            page.push((key.clone(), obj));
+        }
+    }
+    let unselected = query.labels.is_empty() && query.fields == FieldSelector::default();
+    let remaining = if unselected {
+        candidates.count()
+    } else {
+        usize::from(candidates.any(|(_, stored)| selects(&info.served(stored))))
+    };
     let mut meta = Map::new();
     meta.insert("resourceVersion".into(), Value::String(list_rv.to_string()));
-    if total > page.len()
+    if remaining > 0
         && let Some((last, _)) = page.last()
     {
         meta.insert(
             "continue".into(),
             Value::String(encode_continue(list_rv, last, info.namespaced)),
         );
-        if query.labels.is_empty() && query.fields == FieldSelector::default() {
-            meta.insert("remainingItemCount".into(), json!(total - page.len()));
+        if unselected {
+            meta.insert("remainingItemCount".into(), json!(remaining));
         }
     }
 

@@ -40,6 +40,56 @@ pub(crate) struct Change {
     pub prev: Option<Arc<Value>>,
 }
 
+/// A resource's objects at one version: the current ones with the newer changes undone.
+pub(crate) struct Snapshot<'s> {
+    current: Option<&'s BTreeMap<ObjKey, Value>>,
+    /// What each object changed since was at that version (`None`: it did not exist).
+    undone: BTreeMap<ObjKey, Option<&'s Value>>,
+}
+
+impl<'s> Snapshot<'s> {
+    /// The objects after `after` (all without it), in key order.
+    pub fn after<'a>(
+        &'a self,
+        after: Option<&'a ObjKey>,
+    ) -> impl Iterator<Item = (&'a ObjKey, &'s Value)> + use<'a, 's> {
+        use std::ops::Bound;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut current = self
+            .current
+            .into_iter()
+            .flat_map(move |objects| objects.range::<ObjKey, _>((from, Bound::Unbounded)))
+            .peekable();
+        let mut undone = self
+            .undone
+            .range::<ObjKey, _>((from, Bound::Unbounded))
+            .peekable();
+        std::iter::from_fn(move || {
+            loop {
+                let next = match (current.peek(), undone.peek()) {
+                    (None, None) => return None,
+                    (Some(_), None) => current.next().map(|(k, v)| (k, Some(v))),
+                    (None, Some(_)) => undone.next().map(|(k, v)| (k, *v)),
+                    (Some((now, _)), Some((then, _))) => match now.cmp(then) {
+                        std::cmp::Ordering::Less => current.next().map(|(k, v)| (k, Some(v))),
+                        std::cmp::Ordering::Equal => {
+                            current.next();
+                            undone.next().map(|(k, v)| (k, *v))
+                        }
+                        std::cmp::Ordering::Greater => undone.next().map(|(k, v)| (k, *v)),
+                    },
+                };
+                match next {
+                    Some((key, Some(value))) => return Some((key, value)),
+                    // Did not exist at that version.
+                    Some((_, None)) => {}
+                    None => return None,
+                }
+            }
+        })
+    }
+}
+
 /// What live watches receive.
 #[derive(Clone, Debug)]
 pub(crate) enum Broadcast {
@@ -225,31 +275,39 @@ impl State {
     }
 
     /// The objects of a resource as they were at `rv` (for lists at an exact version and for
-    /// continuing a paginated list consistently).
-    pub fn snapshot(&self, key: &StorageKey, rv: u64) -> ApiResult<BTreeMap<ObjKey, Value>> {
+    /// continuing a paginated list consistently), by reference: a page costs its own objects,
+    /// not a copy of the whole resource.
+    pub fn snapshot(&self, key: &StorageKey, rv: u64) -> ApiResult<Snapshot<'_>> {
         if rv < self.floor {
             return Err(ApiError::expired(format!(
                 "too old resource version: {rv} ({})",
                 self.floor + 1
             )));
         }
-        let mut objects = self.objects.get(key).cloned().unwrap_or_default();
+        let mut undone = BTreeMap::new();
+        // Oldest last: the change right after `rv` decides what the object was at `rv`.
         for change in self.history.iter().rev().take_while(|c| c.rv > rv) {
             if &change.storage != key {
                 continue;
             }
-            let obj_key = (change.namespace.clone(), change.name.clone());
-            match (&change.kind, &change.prev) {
-                (ChangeType::Added, _) => {
-                    objects.remove(&obj_key);
-                }
-                (_, Some(prev)) => {
-                    objects.insert(obj_key, (**prev).clone());
-                }
-                (_, None) => {}
-            }
+            let was = match change.kind {
+                ChangeType::Added => None,
+                _ => change.prev.as_deref(),
+            };
+            undone.insert((change.namespace.clone(), change.name.clone()), was);
         }
-        Ok(objects)
+        Ok(Snapshot {
+            current: self.objects.get(key),
+            undone,
+        })
+    }
+
+    /// The objects of a resource now, by reference.
+    pub fn current(&self, key: &StorageKey) -> Snapshot<'_> {
+        Snapshot {
+            current: self.objects.get(key),
+            undone: BTreeMap::new(),
+        }
     }
 
     /// A receiver of every change committed from now on.
@@ -328,9 +386,19 @@ mod tests {
         );
         st.put(&key(), "ns", "b", json!({"metadata": {"uid": "2"}}));
         st.remove(&key(), "ns", "a");
-        let snap = st.snapshot(&key(), at).unwrap();
+        let snapshot = st.snapshot(&key(), at).unwrap();
+        let snap: Vec<_> = snapshot.after(None).collect();
         assert_eq!(snap.len(), 1);
-        assert_eq!(snap[&("ns".to_owned(), "a".to_owned())]["data"]["v"], "1");
+        assert_eq!(snap[0].0, &("ns".to_owned(), "a".to_owned()));
+        assert_eq!(snap[0].1["data"]["v"], "1");
+        // Later objects only, from a key on; the current objects as they are.
+        st.put(&key(), "ns", "c", json!({"metadata": {"uid": "3"}}));
+        let now = st.current(&key());
+        let names: Vec<_> = now.after(None).map(|(k, _)| k.1.clone()).collect();
+        assert_eq!(names, ["b", "c"]);
+        let from_b = ("ns".to_owned(), "b".to_owned());
+        let names: Vec<_> = now.after(Some(&from_b)).map(|(k, _)| k.1.clone()).collect();
+        assert_eq!(names, ["c"]);
     }
 
     #[test]
@@ -341,6 +409,6 @@ mod tests {
         }
         assert!(st.changes_since(1).is_err());
         assert_eq!(st.changes_since(3).unwrap().len(), 2);
-        assert_eq!(st.snapshot(&key(), 1).unwrap_err().code, 410);
+        assert_eq!(st.snapshot(&key(), 1).err().map(|e| e.code), Some(410));
     }
 }
