@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::events::{EventPublisher, EventType};
 use crate::ghes::RetryPolicy;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use super::accounts::{AccountRegistry, ClientOptions};
 use super::cache::{AccountViews, Conflicts, SecretCache, Versions};
@@ -46,7 +46,7 @@ pub struct Context {
     pub account_views: AccountViews,
     /// The Authorizations held back by a Secret they do not own, by that Secret.
     pub conflicts: Conflicts,
-    recorder: Recorder,
+    events: EventPublisher,
     failures: Mutex<HashMap<String, u32>>,
     refusals: Mutex<HashMap<String, Refusal>>,
     watched_namespaces: Vec<String>,
@@ -63,13 +63,9 @@ impl Context {
         mut options: ClientOptions,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let reporter = Reporter {
-            controller: "ghes-oauth-operator".into(),
-            instance,
-        };
         options.metrics = Some(metrics.clone());
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: EventPublisher::new(client.clone(), "ghes-oauth-operator", instance),
             accounts: AccountRegistry::new(options),
             metrics,
             secrets: SecretCache::new(client.clone()),
@@ -121,14 +117,12 @@ impl Context {
         action: &str,
         note: String,
     ) {
-        let event = Event {
-            type_,
-            reason: reason.to_owned(),
-            note: Some(truncate(note, 1024)),
-            action: action.to_owned(),
-            secondary: None,
-        };
-        if let Err(error) = self.recorder.publish(&event, object).await {
+        let note = truncate(note, 1024);
+        if let Err(error) = self
+            .events
+            .publish(object, type_, reason, action, &note)
+            .await
+        {
             tracing::warn!(%error, reason, "could not publish an Event");
         }
     }

@@ -11,6 +11,7 @@ pub mod authorization;
 pub mod cache;
 pub mod context;
 pub mod error;
+pub mod events;
 pub mod fingerprint;
 pub mod identity;
 pub mod prune;
