@@ -261,6 +261,20 @@ pub fn quantile(before: &[(f64, u64)], after: &[(f64, u64)], q: f64) -> Option<f
         .map(|(le, _)| le * 1000.0)
 }
 
+/// Applies `object(i)` for each `i` in `0..count`, 16 at a time.
+async fn apply_each(
+    client: &Client,
+    count: usize,
+    object: impl Fn(usize) -> serde_json::Value,
+) -> Result<(), BenchError> {
+    futures::stream::iter((0..count).map(object))
+        .map(|object| async move { crate::demo::apply(client, &object).await })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
 /// Runs the bench and returns its figures.
 pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
     let accounts = args.accounts.max(1);
@@ -342,55 +356,32 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
         )
         .await?;
     }
-    futures::stream::iter(0..args.unrelated_secrets)
-        .map(|i| {
-            let client = client.clone();
-            let namespace = namespace.clone();
-            async move {
-                crate::demo::apply(
-                    &client,
-                    &json!({
-                        "apiVersion": "v1", "kind": "Secret",
-                        "metadata": {"name": format!("unrelated-{i:06}"), "namespace": namespace,
-                                     "labels": {"app": "unrelated"}},
-                        "stringData": {"config": "x".repeat(1024)},
-                    }),
-                )
-                .await
-            }
+    apply_each(&client, args.unrelated_secrets, |i| {
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": format!("unrelated-{i:06}"), "namespace": namespace,
+                         "labels": {"app": "unrelated"}},
+            "stringData": {"config": "x".repeat(1024)},
         })
-        .buffer_unordered(16)
-        .try_collect::<Vec<()>>()
-        .await?;
+    })
+    .await?;
     let operator = Operator::start(&operator_kubeconfig, &namespace)?;
     operator.ready(Duration::from_secs(args.timeout)).await?;
     let (_, idle_rss) = operator.memory();
 
     // Convergence.
     let started = Instant::now();
-    let created = futures::stream::iter(0..args.n)
-        .map(|i| {
-            let client = client.clone();
-            let namespace = namespace.clone();
-            async move {
-                crate::demo::apply(
-                    &client,
-                    &json!({
-                        "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
-                        "metadata": {"name": format!("token-{i:06}"), "namespace": namespace},
-                        "spec": {
-                            "accountRef": {"name": format!("bench-{}", i % accounts)},
-                            "scopes": ["read:user"],
-                        },
-                    }),
-                )
-                .await
-            }
+    apply_each(&client, args.n, |i| {
+        json!({
+            "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
+            "metadata": {"name": format!("token-{i:06}"), "namespace": namespace},
+            "spec": {
+                "accountRef": {"name": format!("bench-{}", i % accounts)},
+                "scopes": ["read:user"],
+            },
         })
-        .buffer_unordered(16)
-        .try_collect::<Vec<()>>()
-        .await;
-    created?;
+    })
+    .await?;
     let api = Api::<Authorization>::namespaced(client.clone(), &namespace);
     let deadline = started + Duration::from_secs(args.timeout);
     // Ready is followed by a watch: listing every Authorization again and again would load
