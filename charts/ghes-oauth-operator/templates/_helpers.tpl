@@ -23,6 +23,17 @@ contains the chart name, cut to a DNS label.
 {{- end }}
 
 {{/*
+The full name followed by a suffix, the full name cut first so that the whole stays a DNS label
+of at most 63 characters: include "ghes-oauth-operator.suffixed" (list . "-metrics").
+*/}}
+{{- define "ghes-oauth-operator.suffixed" -}}
+{{- $root := index . 0 }}
+{{- $suffix := index . 1 }}
+{{- $fullname := include "ghes-oauth-operator.fullname" $root | trunc (int (sub 63 (len $suffix))) | trimSuffix "-" }}
+{{- printf "%s%s" $fullname $suffix }}
+{{- end }}
+
+{{/*
 Chart name and version, for the helm.sh/chart label.
 */}}
 {{- define "ghes-oauth-operator.chart" -}}
