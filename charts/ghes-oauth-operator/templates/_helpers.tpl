@@ -34,6 +34,18 @@ of at most 63 characters: include "ghes-oauth-operator.suffixed" (list . "-metri
 {{- end }}
 
 {{/*
+The leader Lease: leaderElection.leaseName, else <fullname>-leader (one Lease per release).
+Refuses periods the operator would refuse at start.
+*/}}
+{{- define "ghes-oauth-operator.leaseName" -}}
+{{- $le := .Values.leaderElection }}
+{{- if not (lt (int $le.renewPeriod) (sub (int $le.leaseDuration) (int $le.retryPeriod))) }}
+{{- fail (printf "leaderElection.renewPeriod (%v) must be shorter than leaderElection.leaseDuration (%v) minus leaderElection.retryPeriod (%v)" $le.renewPeriod $le.leaseDuration $le.retryPeriod) }}
+{{- end }}
+{{- default (include "ghes-oauth-operator.suffixed" (list . "-leader")) $le.leaseName }}
+{{- end }}
+
+{{/*
 Chart name and version, for the helm.sh/chart label.
 */}}
 {{- define "ghes-oauth-operator.chart" -}}
