@@ -219,18 +219,12 @@ mod tests {
         let list = || async { api.list(&ListParams::default()).await.expect("list").items };
         let a = regarding("a");
         let warn = EventType::Warning;
-        events
-            .publish(&a, warn, "Failed", "Reconcile", "one")
-            .await
-            .expect("publish");
-        events
-            .publish(&a, warn, "Failed", "Reconcile", "one")
-            .await
-            .expect("publish");
-        events
-            .publish(&a, warn, "Failed", "Reconcile", "one")
-            .await
-            .expect("publish");
+        for _ in 0..3 {
+            events
+                .publish(&a, warn, "Failed", "Reconcile", "one")
+                .await
+                .expect("publish");
+        }
         let published = list().await;
         assert_eq!(published.len(), 1, "{published:?}");
         let first = &published[0];

@@ -10,25 +10,21 @@
 //! evaluate and is reported as such, never silently passed.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::errors::FieldError;
+use super::memo::Memo;
 use super::schema::join;
 
-/// Compiled rules and CEL's standard library, kept per thread: building them again for every
-/// write was a third of the test server's CPU. Cleared when it holds more rules than any set
-/// of CRDs has.
+/// Compiled rules and CEL's standard library, kept per thread.
 #[derive(Default)]
 struct Compiled {
     env: Option<Arc<cel::Env>>,
-    programs: HashMap<String, Rc<Result<cel::Program, String>>>,
+    programs: Memo<Result<cel::Program, String>>,
 }
-
-const COMPILED_RULES: usize = 4096;
 
 thread_local! {
     static COMPILED: RefCell<Compiled> = RefCell::default();
@@ -41,14 +37,9 @@ fn compiled(rule: &str) -> (Rc<Result<cel::Program, String>>, Arc<cel::Env>) {
             .env
             .get_or_insert_with(|| Arc::new(cel::Env::stdlib()))
             .clone();
-        if let Some(program) = compiled.programs.get(rule) {
-            return (program.clone(), env);
-        }
-        if compiled.programs.len() >= COMPILED_RULES {
-            compiled.programs.clear();
-        }
-        let program = Rc::new(cel::Program::compile(rule).map_err(|e| e.to_string()));
-        compiled.programs.insert(rule.to_owned(), program.clone());
+        let program = compiled.programs.get(rule, |rule| {
+            cel::Program::compile(rule).map_err(|e| e.to_string())
+        });
         (program, env)
     })
 }

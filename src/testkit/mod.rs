@@ -106,6 +106,7 @@ mod gc;
 mod hooks;
 mod journal;
 mod kubeconfig;
+mod memo;
 mod metadata;
 mod openapi;
 mod patch;

@@ -422,26 +422,13 @@ fn validate_string(s: &str, schema: &Value, path: &str, errors: &mut Vec<FieldEr
     }
 }
 
-/// `pattern`, compiled once per thread (compiling it on every write was a large part of the
-/// test server's CPU); the cache is cleared when it holds more patterns than any CRDs have.
+/// `pattern`, compiled once per thread.
 fn pattern_regex(pattern: &str) -> std::rc::Rc<Result<Regex, regex::Error>> {
-    const PATTERNS: usize = 4096;
     thread_local! {
-        static COMPILED: std::cell::RefCell<
-            std::collections::HashMap<String, std::rc::Rc<Result<Regex, regex::Error>>>,
-        > = std::cell::RefCell::default();
+        static COMPILED: std::cell::RefCell<super::memo::Memo<Result<Regex, regex::Error>>> =
+            std::cell::RefCell::default();
     }
-    COMPILED.with_borrow_mut(|compiled| {
-        if let Some(regex) = compiled.get(pattern) {
-            return regex.clone();
-        }
-        if compiled.len() >= PATTERNS {
-            compiled.clear();
-        }
-        let regex = std::rc::Rc::new(Regex::new(pattern));
-        compiled.insert(pattern.to_owned(), regex.clone());
-        regex
-    })
+    COMPILED.with_borrow_mut(|compiled| compiled.get(pattern, Regex::new))
 }
 
 /// The string formats kube-openapi checks (others pass).
