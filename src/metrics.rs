@@ -13,6 +13,8 @@
 //! | `ghes_rate_limit_wait_seconds_total`, `ghes_rate_limit_waits_total` | `operation` |
 //! | `tokens_issued_total`, `tokens_reissued_total`, `tokens_rotated_total`, `tokens_revoked_total` | |
 //! | `prune_candidates` (gauge), `prune_deletions_total` | `kind` (`authorization`, `grant`) |
+//! | `prune_refused_accounts` (gauge: accounts whose latest prune run refused, or withheld tokens) | |
+//! | `tokens_rotation_overdue`, `tokens_expired` (gauges: Authorizations past their scheduled rotation, or holding an expired token) | |
 //! | `authorizations` (gauge) | `ready` (`true`, `false`) |
 //! | `leader` (gauge: 1 while this instance runs the controllers) | |
 
@@ -26,6 +28,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::controller::accounts::PruneOutcome;
 use crate::ghes::{Operation, RequestObserver};
 
 /// The prefix of every metric name.
@@ -167,7 +170,10 @@ pub struct Metrics {
     tokens_revoked: Counter,
     prune_candidates: Family<KindLabels, Gauge>,
     prune_deletions: Family<KindLabels, Counter>,
+    prune_refused: Gauge,
     authorizations: Family<ReadyLabels, Gauge>,
+    tokens_rotation_overdue: Gauge,
+    tokens_expired: Gauge,
     leader: Gauge,
 }
 
@@ -200,7 +206,10 @@ impl Metrics {
             tokens_revoked: Counter::default(),
             prune_candidates: Family::default(),
             prune_deletions: Family::default(),
+            prune_refused: Gauge::default(),
             authorizations: Family::default(),
+            tokens_rotation_overdue: Gauge::default(),
+            tokens_expired: Gauge::default(),
             leader: Gauge::default(),
         };
         let sub = registry.sub_registry_with_prefix(PREFIX);
@@ -262,9 +271,24 @@ impl Metrics {
             metrics.prune_deletions.clone(),
         );
         sub.register(
+            "prune_refused_accounts",
+            "Accounts whose latest prune run refused to prune or withheld tokens (status.prune.refused says why)",
+            metrics.prune_refused.clone(),
+        );
+        sub.register(
             "authorizations",
             "Authorizations in the watched namespaces by their Ready condition",
             metrics.authorizations.clone(),
+        );
+        sub.register(
+            "tokens_rotation_overdue",
+            "Authorizations whose token is past its scheduled rotation (status.nextRotationAt)",
+            metrics.tokens_rotation_overdue.clone(),
+        );
+        sub.register(
+            "tokens_expired",
+            "Authorizations whose token has expired on GHES (status.expiresAt)",
+            metrics.tokens_expired.clone(),
         );
         sub.register(
             "leader",
@@ -334,7 +358,22 @@ impl Metrics {
             .get_or_create(&KindLabels {
                 kind: kind.as_str(),
             })
-            .set(i64::try_from(candidates).unwrap_or(i64::MAX));
+            .set(gauge_value(candidates));
+    }
+
+    /// Sets the prune gauges from the latest runs of all accounts.
+    pub fn set_prune_outcome(&self, outcome: PruneOutcome) {
+        self.set_prune_candidates(PruneKind::Authorization, outcome.authorizations);
+        self.set_prune_candidates(PruneKind::Grant, outcome.grants);
+        self.prune_refused.set(gauge_value(outcome.refused));
+    }
+
+    /// Sets how many Authorizations are past their scheduled rotation and how many hold an
+    /// expired token.
+    pub fn set_token_deadlines(&self, rotation_overdue: usize, expired: usize) {
+        self.tokens_rotation_overdue
+            .set(gauge_value(rotation_overdue));
+        self.tokens_expired.set(gauge_value(expired));
     }
 
     /// Counts one object of `kind` that pruning deleted.
@@ -351,7 +390,7 @@ impl Metrics {
         for (label, count) in [("true", ready), ("false", not_ready)] {
             self.authorizations
                 .get_or_create(&ReadyLabels { ready: label })
-                .set(i64::try_from(count).unwrap_or(i64::MAX));
+                .set(gauge_value(count));
         }
     }
 
@@ -388,6 +427,10 @@ impl RequestObserver for Metrics {
     }
 }
 
+fn gauge_value(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
 /// A reason label: CamelCase constants pass; anything else (which no caller should pass) is
 /// folded into `Other`, so a mistake cannot make the label unbounded.
 fn bounded_reason(reason: &str) -> String {
@@ -420,6 +463,12 @@ mod tests {
         metrics.set_prune_candidates(PruneKind::Grant, 3);
         metrics.prune_deleted(PruneKind::Authorization);
         metrics.set_authorizations(2, 1);
+        metrics.set_prune_outcome(PruneOutcome {
+            authorizations: 4,
+            grants: 3,
+            refused: 1,
+        });
+        metrics.set_token_deadlines(2, 1);
         metrics.set_leader(true);
         let text = metrics.encode().unwrap();
         for line in [
@@ -433,7 +482,10 @@ mod tests {
             "ghes_oauth_operator_tokens_reissued_total 0",
             "ghes_oauth_operator_tokens_revoked_total 0",
             r#"ghes_oauth_operator_prune_candidates{kind="grant"} 3"#,
-            r#"ghes_oauth_operator_prune_candidates{kind="authorization"} 0"#,
+            r#"ghes_oauth_operator_prune_candidates{kind="authorization"} 4"#,
+            "ghes_oauth_operator_prune_refused_accounts 1",
+            "ghes_oauth_operator_tokens_rotation_overdue 2",
+            "ghes_oauth_operator_tokens_expired 1",
             r#"ghes_oauth_operator_prune_deletions_total{kind="grant"} 0"#,
             r#"ghes_oauth_operator_prune_deletions_total{kind="authorization"} 1"#,
             r#"ghes_oauth_operator_authorizations{ready="true"} 2"#,

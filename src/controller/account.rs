@@ -263,13 +263,10 @@ async fn prune_run<A: AccountObject>(
         now,
     );
     let previous = status.prune.clone().unwrap_or_default();
-    let counts = plan.counts();
+    let outcome = plan.outcome();
     let (result, deletions) = prune::execute(spec, entry, plan, now).await;
-    entry.set_prune_candidates(counts);
-    let (authorizations, grants) = ctx.accounts.prune_candidates();
-    ctx.metrics
-        .set_prune_candidates(PruneKind::Authorization, authorizations);
-    ctx.metrics.set_prune_candidates(PruneKind::Grant, grants);
+    entry.set_prune_outcome(outcome);
+    ctx.metrics.set_prune_outcome(ctx.accounts.prune_outcome());
     for deletion in deletions.iter().filter(|d| d.error.is_none()) {
         ctx.metrics.prune_deleted(match deletion.target {
             prune::Target::Authorization(_) => PruneKind::Authorization,

@@ -247,10 +247,21 @@ pub struct AccountEntry {
     view: Mutex<View>,
     /// The listing the last prune run worked from: each listing is pruned once, whoever made it.
     pruned_listing: Mutex<Option<Timestamp>>,
-    /// Candidates of the last prune run: (authorizations, grants), for the metrics.
-    prune_candidates: Mutex<(usize, usize)>,
+    /// What the last prune run found, for the metrics.
+    prune_outcome: Mutex<PruneOutcome>,
     /// Serializes listings so concurrent reconciles share one.
     sync_lock: tokio::sync::Mutex<()>,
+}
+
+/// What prune runs found: candidates of each kind, and runs that refused to prune.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneOutcome {
+    /// GHES authorizations pruning would delete.
+    pub authorizations: usize,
+    /// Grants pruning would delete.
+    pub grants: usize,
+    /// Runs (one per account) that refused to prune or withheld tokens, and said why in status.
+    pub refused: usize,
 }
 
 impl std::fmt::Debug for AccountEntry {
@@ -357,12 +368,9 @@ impl AccountEntry {
         true
     }
 
-    /// Records how many candidates the last prune run found: (authorizations, grants).
-    pub fn set_prune_candidates(&self, counts: (usize, usize)) {
-        *self
-            .prune_candidates
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = counts;
+    /// Records what the last prune run found.
+    pub fn set_prune_outcome(&self, outcome: PruneOutcome) {
+        *self.prune_outcome.lock().unwrap_or_else(|e| e.into_inner()) = outcome;
     }
 
     /// Records a grant this process deleted: it took every token of its app with it.
@@ -688,7 +696,7 @@ impl AccountRegistry {
             credentials_fingerprint: fingerprint,
             view: Mutex::new(View::default()),
             pruned_listing: Mutex::new(None),
-            prune_candidates: Mutex::new((0, 0)),
+            prune_outcome: Mutex::new(PruneOutcome::default()),
             sync_lock: tokio::sync::Mutex::new(()),
         });
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -721,19 +729,24 @@ impl AccountRegistry {
             .retain(|key, _| live.contains(key));
     }
 
-    /// Prune candidates of all accounts: (authorizations, grants).
-    pub fn prune_candidates(&self) -> (usize, usize) {
+    /// What the latest prune runs of all accounts found, summed: candidates of each kind, and
+    /// how many accounts refused to prune (or withheld tokens).
+    pub fn prune_outcome(&self) -> PruneOutcome {
         self.entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
             .map(|entry| {
                 *entry
-                    .prune_candidates
+                    .prune_outcome
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
             })
-            .fold((0, 0), |(a, g), (ea, eg)| (a + ea, g + eg))
+            .fold(PruneOutcome::default(), |sum, one| PruneOutcome {
+                authorizations: sum.authorizations + one.authorizations,
+                grants: sum.grants + one.grants,
+                refused: sum.refused + one.refused,
+            })
     }
 
     /// Forgets one account.

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::future::{self, BoxFuture};
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
@@ -41,7 +42,7 @@ pub use error::Error;
 use crate::api::{
     Account, AccountKind, AccountResource, Authorization, ClusterAccount, conditions, labels,
 };
-use crate::metrics::{ControllerKind, Metrics, PruneKind, ReconcileResult};
+use crate::metrics::{ControllerKind, Metrics, ReconcileResult};
 use accounts::{AccountKey, ClientOptions};
 use fingerprint::InstallationId;
 
@@ -464,6 +465,8 @@ async fn watch_caches(
         tokio::select! {
             _ = ticker.tick() => {
                 let (mut ready, mut not_ready) = (0, 0);
+                let (mut rotation_overdue, mut expired) = (0, 0);
+                let now = Timestamp::now();
                 let mut live: HashSet<String> = HashSet::new();
                 let mut uids: HashSet<String> = HashSet::new();
                 for authorization in caches.authorizations.iter().flat_map(Store::state) {
@@ -483,8 +486,13 @@ async fn watch_caches(
                     } else {
                         not_ready += 1;
                     }
+                    if let Some(status) = &authorization.status {
+                        rotation_overdue += usize::from(status.rotation_overdue(now));
+                        expired += usize::from(status.token_expired(now));
+                    }
                 }
                 metrics.set_authorizations(ready, not_ready);
+                metrics.set_token_deadlines(rotation_overdue, expired);
                 let accounts: HashSet<AccountKey> = caches
                     .accounts
                     .iter()
@@ -503,9 +511,7 @@ async fn watch_caches(
                 ctx.retain_backoff(|key| live.contains(key));
                 ctx.versions.retain(|uid| uids.contains(uid));
                 ctx.retain_refusals(|uid| uids.contains(uid));
-                let (authorizations, grants) = ctx.accounts.prune_candidates();
-                metrics.set_prune_candidates(PruneKind::Authorization, authorizations);
-                metrics.set_prune_candidates(PruneKind::Grant, grants);
+                metrics.set_prune_outcome(ctx.accounts.prune_outcome());
             }
             () = &mut stop => return,
         }

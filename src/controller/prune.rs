@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use super::accounts::{AccountEntry, Snapshot, is_personal};
+use super::accounts::{AccountEntry, PruneOutcome, Snapshot, is_personal};
 use super::fingerprint::{Fingerprint, InstallationId, Provenance};
 use crate::api::{
     Authorization, PruneCandidate, PruneMode, PruneSkip, PruneSpec, PruneStatus, PruneTarget,
@@ -213,14 +213,19 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// How many candidates of each kind: (authorizations, grants).
-    pub fn counts(&self) -> (usize, usize) {
+    /// What this run found: candidates of each kind, and whether it refused to prune or
+    /// withheld tokens (both reported in the account's `status.prune.refused`).
+    pub fn outcome(&self) -> PruneOutcome {
         let grants = self
             .candidates
             .iter()
             .filter(|c| matches!(c, Target::Grant(_)))
             .count();
-        (self.candidates.len() - grants, grants)
+        PruneOutcome {
+            authorizations: self.candidates.len() - grants,
+            grants,
+            refused: usize::from(self.refused.is_some() || self.withheld.is_some()),
+        }
     }
 
     fn protect(&mut self, kind: PruneTarget, id: u64, reason: String) {
