@@ -23,10 +23,17 @@ use crate::telemetry::LogFormat;
 #[command(name = "ghes-oauth-operator", version, about, long_about = None)]
 pub struct Cli {
     /// Log line format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain, global = true)]
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain, global = true,
+          help_heading = "Logging")]
     pub log_format: LogFormat,
     /// Log level or filter directives (e.g. `info`, `ghes_oauth_operator=debug`); `RUST_LOG` wins.
-    #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
+    #[arg(
+        long,
+        env = "LOG_LEVEL",
+        default_value = "info",
+        global = true,
+        help_heading = "Logging"
+    )]
     pub log_level: String,
     /// What to do.
     #[command(subcommand)]
@@ -57,8 +64,11 @@ pub enum Command {
     Emulator(EmulatorArgs),
     /// Run the GHES emulator, a Kubernetes API test server and the controllers in one process,
     /// apply examples/, and print every Authorization once Ready; exits 0 on success.
-    #[command(after_help = "Examples:\n  ghes-oauth-operator demo\n  cargo run --release -- demo")]
-    Demo,
+    #[command(
+        after_help = "Examples:\n  ghes-oauth-operator demo\n  cargo run --release -- demo\n  \
+                            ghes-oauth-operator --log-level debug demo --verbose"
+    )]
+    Demo(DemoArgs),
     /// Print the RBAC rules the controller needs, as JSON (what the Helm chart grants).
     #[command(after_help = "Examples:\n  ghes-oauth-operator rbac | jq '.watchedNamespaces'")]
     Rbac,
@@ -69,7 +79,11 @@ pub enum Command {
     /// --wait wait until each holds its new token.
     Rotate(crate::ctl::RotateArgs),
     /// Check an installation.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  ghes-oauth-operator check api --wait 60\n  \
+                      ghes-oauth-operator check api --skip-lease"
+    )]
     Check(crate::ctl::CheckCommand),
     /// Measure: N Authorizations against the GHES emulator and the test server (or a real
     /// cluster); prints convergence, GHES calls, steady-state cost, reconcile times and the
@@ -79,6 +93,27 @@ pub enum Command {
     #[command(after_help = "Examples:\n  ghes-oauth-operator version\n  \
                             ghes-oauth-operator version -o json")]
     Version(VersionArgs),
+}
+
+/// `demo` options.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Print the controllers' logs on stderr as they happen, instead of into --log-file.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Where the controllers' logs go without --verbose (default: ghes-oauth-operator-demo.log
+    /// in the temporary directory).
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
+}
+
+impl DemoArgs {
+    /// The file the logs go to, unless --verbose.
+    pub fn log_path(&self) -> PathBuf {
+        self.log_file
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("ghes-oauth-operator-demo.log"))
+    }
 }
 
 /// `version` options.
@@ -102,56 +137,75 @@ pub enum VersionFormat {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Namespaces to watch, comma-separated or repeated; empty watches all namespaces.
-    #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    #[arg(
+        help_heading = "Watch",
+        long = "namespace",
+        env = "WATCH_NAMESPACES",
+        value_delimiter = ','
+    )]
     pub namespaces: Vec<String>,
     /// Reconciles running at once per controller.
-    #[arg(long, env = "CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(help_heading = "Reconcile", long, env = "CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
     /// Timeout of one GHES request, in seconds.
-    #[arg(long, env = "GHES_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    #[arg(help_heading = "Reconcile", long, env = "GHES_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub ghes_timeout: u64,
     /// Name of this instance in Events, in the leader Lease and in the `User-Agent` of its GHES
     /// requests (the pod name in a cluster; default for the Lease: the host name with a random
     /// suffix).
-    #[arg(long, env = "POD_NAME")]
+    #[arg(help_heading = "Identity", long, env = "POD_NAME")]
     pub instance: Option<String>,
     /// Id of this installation of the operator, written into the fingerprint of every token it
     /// makes so that tokens of another cluster or installation sharing a GHES user are never
     /// pruned or revoked (default: the uid of the `kube-system` namespace). A DNS label; keep it
     /// stable: tokens made under another id are no longer recognised as this installation's.
-    #[arg(long, env = "INSTALLATION_ID", value_parser = parse_installation_id)]
+    #[arg(help_heading = "Identity", long, env = "INSTALLATION_ID", value_parser = parse_installation_id)]
     pub installation_id: Option<crate::controller::fingerprint::InstallationId>,
     /// The operator's own namespace: the only one ClusterAccount credentials Secrets (and CA
     /// bundles) are read from, so that whoever may create a ClusterAccount cannot send other
     /// Secrets to a server of their choosing (default: `POD_NAMESPACE`, else the kubeconfig's
     /// namespace).
-    #[arg(long, env = "CLUSTER_RESOURCE_NAMESPACE")]
+    #[arg(help_heading = "Watch", long, env = "CLUSTER_RESOURCE_NAMESPACE")]
     pub cluster_resource_namespace: Option<String>,
     /// Address of the admin server (`/livez`, `/readyz`, `/metrics`); port 0 picks a free port
     /// (the address is printed on stdout). In a pod, listen on `0.0.0.0:PORT` for the probes.
-    #[arg(long, env = "ADMIN_ADDRESS", default_value = "127.0.0.1:8080")]
+    #[arg(
+        help_heading = "Admin server",
+        long,
+        env = "ADMIN_ADDRESS",
+        default_value = "127.0.0.1:8080"
+    )]
     pub admin_address: SocketAddr,
     /// Run the controllers only while holding the leader Lease, so that replicas never both
     /// write; the others stand by.
-    #[arg(long, env = "LEADER_ELECT", action = ArgAction::Set, num_args = 0..=1,
+    #[arg(help_heading = "Leader election", long, env = "LEADER_ELECT", action = ArgAction::Set, num_args = 0..=1,
           default_value_t = false, default_missing_value = "true",
           value_parser = clap::builder::BoolishValueParser::new())]
     pub leader_elect: bool,
     /// Namespace of the leader Lease (default: `POD_NAMESPACE`, else the kubeconfig's namespace).
-    #[arg(long, env = "LEADER_ELECTION_NAMESPACE")]
+    #[arg(
+        help_heading = "Leader election",
+        long,
+        env = "LEADER_ELECTION_NAMESPACE"
+    )]
     pub leader_election_namespace: Option<String>,
     /// Name of the leader Lease.
-    #[arg(long, env = "LEASE_NAME", default_value = "ghes-oauth-operator")]
+    #[arg(
+        help_heading = "Leader election",
+        long,
+        env = "LEASE_NAME",
+        default_value = "ghes-oauth-operator"
+    )]
     pub lease_name: String,
     /// How long the Lease stays valid after its last renewal, in seconds.
-    #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    #[arg(help_heading = "Leader election", long, env = "LEASE_DURATION_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub lease_duration: u64,
     /// How often the leader renews the Lease, in seconds.
-    #[arg(long, env = "LEASE_RENEW_PERIOD_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(help_heading = "Leader election", long, env = "LEASE_RENEW_PERIOD_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub lease_renew_period: u64,
     /// How often a standby tries to take the Lease, and the leader retries a failed renewal,
     /// in seconds. The leader stops when no renewal succeeded for the lease duration less this.
-    #[arg(long, env = "LEASE_RETRY_PERIOD_SECONDS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(help_heading = "Leader election", long, env = "LEASE_RETRY_PERIOD_SECONDS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub lease_retry_period: u64,
 }
 
@@ -316,11 +370,15 @@ pub async fn execute(command: Command) -> Result<(), String> {
                 .await
                 .map_err(|error| error.to_string())
         }
-        Command::Demo => {
+        Command::Demo(args) => {
             let mut stdout = std::io::stdout();
-            crate::demo::run(&mut stdout)
+            let logs = (!args.verbose).then(|| args.log_path());
+            crate::demo::run(&mut stdout, logs.as_deref())
                 .await
-                .map_err(|error| error.to_string())
+                .map_err(|error| match &logs {
+                    Some(path) => format!("{error}\n(the controllers' logs: {})", path.display()),
+                    None => error.to_string(),
+                })
         }
         Command::Rbac => {
             let rules = serde_json::to_string_pretty(&crate::controller::rbac::rules_json())
@@ -487,6 +545,55 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    /// Every subcommand's `--help`, the nested ones included, ends with examples.
+    #[test]
+    fn every_subcommand_has_an_example() {
+        fn walk(command: &mut clap::Command, path: String, missing: &mut Vec<String>) {
+            for sub in command
+                .get_subcommands_mut()
+                .filter(|sub| sub.get_name() != "help")
+            {
+                let path = format!("{path} {}", sub.get_name());
+                if !sub.render_long_help().to_string().contains("Examples:") {
+                    missing.push(path.clone());
+                }
+                walk(sub, path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(
+            &mut super::Cli::command(),
+            "ghes-oauth-operator".into(),
+            &mut missing,
+        );
+        assert!(
+            missing.is_empty(),
+            "no Examples: in the help of {missing:?}"
+        );
+    }
+
+    #[test]
+    fn run_help_groups_its_flags() {
+        let mut cli = Cli::command();
+        cli.build();
+        let run = cli.find_subcommand_mut("run").unwrap();
+        let help = run.render_long_help().to_string();
+        let mut at = 0;
+        for heading in [
+            "Watch:",
+            "Reconcile:",
+            "Identity:",
+            "Admin server:",
+            "Leader election:",
+            "Logging:",
+        ] {
+            let found = help[at..]
+                .find(heading)
+                .unwrap_or_else(|| panic!("{heading} missing or out of order:\n{help}"));
+            at += found;
+        }
+    }
 
     #[test]
     fn cli_is_consistent() {

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -93,8 +94,11 @@ pub enum DemoError {
     Output(#[from] std::io::Error),
 }
 
-/// Runs the demo, writing its report to `out`.
-pub async fn run(out: &mut (dyn Write + Send)) -> Result<(), DemoError> {
+/// Runs the demo, writing its report to `out`: where the test doubles listen, what was applied,
+/// the table of Authorizations and a summary. `logs` is the file the controllers' logs went to,
+/// if not stderr.
+pub async fn run(out: &mut (dyn Write + Send), logs: Option<&Path>) -> Result<(), DemoError> {
+    let started = Instant::now();
     let documents = load_examples()?;
     let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
 
@@ -110,8 +114,8 @@ pub async fn run(out: &mut (dyn Write + Send)) -> Result<(), DemoError> {
             what: "the Kubernetes API test server",
             message: error.to_string(),
         })?;
-    writeln!(out, "GHES emulator:              {}", ghes.api_url())?;
-    writeln!(out, "Kubernetes API test server: {}", kubernetes.url())?;
+    writeln!(out, "GHES emulator               {}", ghes.api_url())?;
+    writeln!(out, "Kubernetes API test server  {}", kubernetes.url())?;
 
     let client = kubernetes
         .client("demo")
@@ -139,20 +143,25 @@ pub async fn run(out: &mut (dyn Write + Send)) -> Result<(), DemoError> {
         },
     ));
 
-    writeln!(
-        out,
-        "\napplying examples/ (accounts pointed at the emulator):"
-    )?;
-    for (file, object) in &documents {
+    let mut applied: Vec<(String, usize)> = Vec::new();
+    for (_, object) in &documents {
         let object = point_at(object, &ghes.api_url());
         apply(&client, &object).await?;
-        writeln!(
-            out,
-            "  {file}: {} {}",
-            object["kind"].as_str().unwrap_or("?"),
-            qualified_name(&object)
-        )?;
+        let kind = object["kind"].as_str().unwrap_or("?");
+        match applied.iter_mut().find(|(seen, _)| seen == kind) {
+            Some((_, count)) => *count += 1,
+            None => applied.push((kind.to_owned(), 1)),
+        }
     }
+    let applied: Vec<String> = applied
+        .iter()
+        .map(|(kind, count)| format!("{count} {kind}{}", if *count == 1 { "" } else { "s" }))
+        .collect();
+    writeln!(
+        out,
+        "applied examples/           {} (accounts pointed at the emulator)",
+        applied.join(", ")
+    )?;
 
     let authorizations = wait_until_ready(&client).await;
     let _ = stop.send(());
@@ -172,10 +181,22 @@ pub async fn run(out: &mut (dyn Write + Send)) -> Result<(), DemoError> {
         .collect();
     writeln!(
         out,
-        "\n{} Authorizations Ready; {} GHES calls ({}).",
+        "\n{} Authorizations Ready in {:.1} s; {} GHES calls ({}).",
         authorizations.len(),
+        started.elapsed().as_secs_f64(),
         requests.len(),
         summary.join(", ")
+    )?;
+    if let Some(path) = logs {
+        writeln!(
+            out,
+            "The controllers' logs: {} (`demo --verbose` prints them instead).",
+            path.display()
+        )?;
+    }
+    writeln!(
+        out,
+        "Next: README.md, \"Run it against a cluster\"; the manifests are in examples/."
     )?;
     ghes.shutdown().await;
     Ok(())
@@ -285,14 +306,6 @@ fn point_at(object: &Value, api_url: &str) -> Value {
         object["spec"]["apiUrl"] = json!(api_url);
     }
     object
-}
-
-fn qualified_name(object: &Value) -> String {
-    let name = object["metadata"]["name"].as_str().unwrap_or("?");
-    match object["metadata"]["namespace"].as_str() {
-        Some(namespace) => format!("{namespace}/{name}"),
-        None => name.to_owned(),
-    }
 }
 
 /// Installs the CRDs by server-side apply.

@@ -9,7 +9,12 @@ use ghes_oauth_operator::telemetry;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(error) = telemetry::init(cli.log_format, &cli.log_level) {
+    // The demo's output is its table: the controllers' logs go to a file unless --verbose.
+    let log_file = match &cli.command {
+        cli::Command::Demo(args) if !args.verbose => Some(args.log_path()),
+        _ => None,
+    };
+    if let Err(error) = telemetry::init(cli.log_format, &cli.log_level, log_file.as_deref()) {
         eprintln!("error: {error}");
         return ExitCode::from(2);
     }

@@ -134,16 +134,38 @@ fn crds_prints_the_committed_files() {
 #[test]
 fn demo_runs_to_completion() {
     let started = Instant::now();
+    let logs = std::env::temp_dir().join(format!("cli-demo-{}.log", std::process::id()));
     let output = Command::new(BIN)
-        .arg("demo")
-        .env("LOG_LEVEL", "warn")
+        .args(["demo", "--log-file"])
+        .arg(&logs)
         .output()
         .expect("run");
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    // The output is the report: the table and the summary, no log line, no colour.
+    assert!(stderr.is_empty(), "the demo logs into its file:\n{stderr}");
     assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        !stdout.contains('\u{1b}'),
+        "ANSI codes off a terminal:\n{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line.starts_with("AUTHORIZATION") && line.contains("SECRET")),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(" INFO ") && !stdout.contains(" WARN "),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&logs.display().to_string()), "{stdout}");
+    let logged = std::fs::read_to_string(&logs).expect("the log file");
+    let _ = std::fs::remove_file(&logs);
+    assert!(logged.contains("controllers started"), "{logged}");
+    assert!(
+        !logged.contains('\u{1b}'),
+        "ANSI codes in a file:\n{logged}"
     );
     for authorization in [
         "team-a/ci-bot",
@@ -182,7 +204,14 @@ fn version_and_run_without_a_cluster() {
 #[test]
 fn json_logs_are_json() {
     let output = Command::new(BIN)
-        .args(["--log-format", "json", "--log-level", "info", "demo"])
+        .args([
+            "--log-format",
+            "json",
+            "--log-level",
+            "info",
+            "demo",
+            "--verbose",
+        ])
         .output()
         .expect("run");
     assert!(output.status.success());
