@@ -126,3 +126,21 @@ The ServiceAccount as an RBAC subject.
   name: {{ include "ghes-oauth-operator.serviceAccountName" . }}
   namespace: {{ .Release.Namespace }}
 {{- end }}
+
+{{/*
+"true" when a Prometheus Operator object is to be rendered: (list $ .Values.metrics.serviceMonitor
+"ServiceMonitor" "serviceMonitor"). With the object enabled: rendered where the cluster serves
+monitoring.coreos.com/v1 of its kind, or with renderMode always; refused with failIfMissing where
+it does not; skipped with skipIfMissing.
+*/}}
+{{- define "ghes-oauth-operator.monitoringObject" -}}
+{{- $root := index . 0 }}
+{{- $values := index . 1 }}
+{{- $kind := index . 2 }}
+{{- $key := index . 3 }}
+{{- $served := $root.Capabilities.APIVersions.Has (printf "monitoring.coreos.com/v1/%s" $kind) }}
+{{- if and $values.enabled (eq $values.renderMode "failIfMissing") (not $served) }}
+{{- fail (printf "metrics.%s.enabled: the cluster does not serve monitoring.coreos.com/v1 %s (install the Prometheus Operator's CRDs, or set metrics.%s.renderMode=skipIfMissing)" $key $kind $key) }}
+{{- end }}
+{{- if and $values.enabled (or $served (eq $values.renderMode "always")) }}true{{ end }}
+{{- end }}
