@@ -17,20 +17,25 @@ ENV CC_x86_64_unknown_linux_musl=musl-gcc \
 
 WORKDIR /src
 
-# Dependencies first, against stub sources, so this layer is reused until Cargo.toml or
-# Cargo.lock change. (A target that Cargo.toml declares explicitly, such as a [[bench]], needs a
-# stub here too.)
+# Dependencies first, against stub sources, so this layer is reused until a Cargo.toml or
+# Cargo.lock change. The workspace's test doubles (crates/) need stubs too: Cargo reads every
+# member, though the production build below (`--no-default-features`: no `demo`, `emulator` or
+# `bench`) links neither.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+COPY crates/ghes-emulator/Cargo.toml crates/ghes-emulator/
+COPY crates/kube-testkit/Cargo.toml crates/kube-testkit/
+RUN mkdir -p src crates/ghes-emulator/src crates/kube-testkit/src \
  && echo 'fn main() {}' > src/main.rs \
- && touch src/lib.rs \
- && cargo build --release --locked --target x86_64-unknown-linux-musl \
- && rm -rf src
+ && touch src/lib.rs crates/ghes-emulator/src/lib.rs crates/kube-testkit/src/lib.rs \
+ && cargo build --release --locked --no-default-features -p ghes-oauth-operator \
+      --target x86_64-unknown-linux-musl \
+ && rm -rf src crates
 
-# The crate itself (src/, and examples/ that demo embeds; .dockerignore keeps the rest out).
+# The operator itself (.dockerignore keeps the rest out).
 COPY . .
 RUN touch src/main.rs src/lib.rs \
- && cargo build --release --locked --target x86_64-unknown-linux-musl \
+ && cargo build --release --locked --no-default-features -p ghes-oauth-operator \
+      --target x86_64-unknown-linux-musl \
  && cp target/x86_64-unknown-linux-musl/release/ghes-oauth-operator /ghes-oauth-operator
 
 # --- run ---------------------------------------------------------------------------------------

@@ -19,8 +19,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::api::Authorization;
-use crate::emulator::{Emulator, EmulatorConfig, RateLimit, Settings, UserSpec};
-use crate::testkit::TestApiServer;
+use ghes_emulator::{Emulator, EmulatorConfig, RateLimit, Settings, UserSpec};
+use kube_testkit::TestApiServer;
 
 /// `bench` options.
 #[derive(Debug, Clone, clap::Args)]
@@ -41,7 +41,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 100)]
     pub requests_per_second: u32,
     /// GHES's own rate limit per user, LIMIT/WINDOW_SECS (default: none, as GHES by default).
-    #[arg(long, value_parser = crate::cli::parse_rate_limit)]
+    #[arg(long, value_parser = crate::demo::parse_rate_limit)]
     pub rate_limit: Option<RateLimit>,
     /// Each Account's `syncInterval` in seconds (at least 30); steady state is measured over
     /// two.

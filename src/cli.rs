@@ -13,7 +13,6 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 use tokio::sync::watch;
 
 use crate::admin::{AdminServer, Health, Phase};
-use crate::emulator::{AppSpec, EmulatorConfig, RateLimit, Settings, UserSpec};
 use crate::leader::{self, LeaderElector, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::telemetry::LogFormat;
@@ -61,14 +60,16 @@ pub enum Command {
                             ghes-oauth-operator emulator --user bot:s3cret:JBSWY3DPEHPK3PXP \
                             --rate-limit 5000/3600"
     )]
-    Emulator(EmulatorArgs),
+    #[cfg(feature = "demo")]
+    Emulator(crate::demo::EmulatorArgs),
     /// Run the GHES emulator, a Kubernetes API test server and the controllers in one process,
     /// apply examples/, and print every Authorization once Ready; exits 0 on success.
     #[command(
         after_help = "Examples:\n  ghes-oauth-operator demo\n  cargo run --release -- demo\n  \
                             ghes-oauth-operator --log-level debug demo --verbose"
     )]
-    Demo(DemoArgs),
+    #[cfg(feature = "demo")]
+    Demo(crate::demo::DemoArgs),
     /// Print the RBAC rules the controller needs, as JSON (what the Helm chart grants).
     #[command(after_help = "Examples:\n  ghes-oauth-operator rbac | jq '.watchedNamespaces'")]
     Rbac,
@@ -88,32 +89,12 @@ pub enum Command {
     /// Measure: N Authorizations against the GHES emulator and the test server (or a real
     /// cluster); prints convergence, GHES calls, steady-state cost, reconcile times and the
     /// operator's memory.
+    #[cfg(feature = "demo")]
     Bench(crate::bench::BenchArgs),
     /// Print the version.
     #[command(after_help = "Examples:\n  ghes-oauth-operator version\n  \
                             ghes-oauth-operator version -o json")]
     Version(VersionArgs),
-}
-
-/// `demo` options.
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Print the controllers' logs on stderr as they happen, instead of into --log-file.
-    #[arg(long, short)]
-    pub verbose: bool,
-    /// Where the controllers' logs go without --verbose (default: ghes-oauth-operator-demo.log
-    /// in the temporary directory).
-    #[arg(long)]
-    pub log_file: Option<PathBuf>,
-}
-
-impl DemoArgs {
-    /// The file the logs go to, unless --verbose.
-    pub fn log_path(&self) -> PathBuf {
-        self.log_file
-            .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join("ghes-oauth-operator-demo.log"))
-    }
 }
 
 /// `version` options.
@@ -270,73 +251,6 @@ pub struct CrdsArgs {
     pub out: Option<PathBuf>,
 }
 
-/// `emulator` options.
-#[derive(Debug, Args)]
-pub struct EmulatorArgs {
-    /// Address to listen on. Keep it on loopback: the emulator has no TLS and test hooks
-    /// under /_emulator/ need no authentication.
-    #[arg(long, env = "EMULATOR_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// A user as LOGIN:PASSWORD or LOGIN:PASSWORD:TOTP_BASE32 (two-factor on). Repeatable.
-    #[arg(long = "user", value_name = "LOGIN:PASSWORD[:TOTP_BASE32]", value_parser = parse_user)]
-    pub users: Vec<UserSpec>,
-    /// An OAuth app as CLIENT_ID:CLIENT_SECRET or CLIENT_ID:CLIENT_SECRET:NAME. Repeatable.
-    #[arg(long = "app", value_name = "CLIENT_ID:CLIENT_SECRET[:NAME]", value_parser = parse_app)]
-    pub apps: Vec<AppSpec>,
-    /// Enable GHES-style rate limiting: LIMIT requests per WINDOW seconds per user.
-    #[arg(long, value_name = "LIMIT/WINDOW_SECS", value_parser = parse_rate_limit)]
-    pub rate_limit: Option<RateLimit>,
-    /// Give new tokens this lifetime in seconds (default: they never expire).
-    #[arg(long, value_name = "SECONDS")]
-    pub token_ttl: Option<u64>,
-    /// Consecutive failed logins after which a user is locked out (403).
-    #[arg(long, default_value_t = 5)]
-    pub max_login_attempts: u32,
-}
-
-impl EmulatorArgs {
-    /// The emulator configuration these flags describe.
-    pub fn config(&self) -> EmulatorConfig {
-        EmulatorConfig {
-            users: self.users.clone(),
-            apps: self.apps.clone(),
-            settings: Settings {
-                rate_limit: self.rate_limit,
-                token_ttl_secs: self.token_ttl,
-                max_login_attempts: self.max_login_attempts,
-                ..Settings::default()
-            },
-        }
-    }
-}
-
-fn parse_user(value: &str) -> Result<UserSpec, String> {
-    UserSpec::parse(value).map_err(|error| error.to_string())
-}
-
-fn parse_app(value: &str) -> Result<AppSpec, String> {
-    AppSpec::parse(value).map_err(|error| error.to_string())
-}
-
-/// Parses LIMIT/WINDOW_SECS.
-pub(crate) fn parse_rate_limit(value: &str) -> Result<RateLimit, String> {
-    let (limit, window) = value
-        .split_once('/')
-        .ok_or("expected LIMIT/WINDOW_SECS, e.g. 5000/3600")?;
-    let limit = limit
-        .trim()
-        .parse()
-        .map_err(|_| format!("LIMIT {limit:?} is not a whole number"))?;
-    let window_secs = window
-        .trim()
-        .parse()
-        .map_err(|_| format!("WINDOW_SECS {window:?} is not a whole number"))?;
-    if window_secs == 0 {
-        return Err("WINDOW_SECS must be at least 1".into());
-    }
-    Ok(RateLimit { limit, window_secs })
-}
-
 /// Carries out one subcommand; the error is the message to print.
 pub async fn execute(command: Command) -> Result<(), String> {
     match command {
@@ -358,28 +272,10 @@ pub async fn execute(command: Command) -> Result<(), String> {
                 Ok(())
             }
         },
-        Command::Emulator(args) => {
-            let listener = tokio::net::TcpListener::bind(args.listen)
-                .await
-                .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
-            let address = listener
-                .local_addr()
-                .map_err(|error| format!("cannot read the listening address: {error}"))?;
-            println!("GHES emulator listening on http://{address}/api/v3");
-            crate::emulator::serve(args.config(), listener, shutdown_signal())
-                .await
-                .map_err(|error| error.to_string())
-        }
-        Command::Demo(args) => {
-            let mut stdout = std::io::stdout();
-            let logs = (!args.verbose).then(|| args.log_path());
-            crate::demo::run(&mut stdout, logs.as_deref())
-                .await
-                .map_err(|error| match &logs {
-                    Some(path) => format!("{error}\n(the controllers' logs: {})", path.display()),
-                    None => error.to_string(),
-                })
-        }
+        #[cfg(feature = "demo")]
+        Command::Emulator(args) => crate::demo::serve_emulator(&args, shutdown_signal()).await,
+        #[cfg(feature = "demo")]
+        Command::Demo(args) => crate::demo::execute(&args).await,
         Command::Rbac => {
             let rules = serde_json::to_string_pretty(&crate::controller::rbac::rules_json())
                 .map_err(|error| error.to_string())?;
@@ -390,6 +286,7 @@ pub async fn execute(command: Command) -> Result<(), String> {
         Command::Check(crate::ctl::CheckCommand::Api(args)) => {
             crate::ctl::check_api(&args, &mut std::io::stdout()).await
         }
+        #[cfg(feature = "demo")]
         Command::Bench(args) => {
             let figures = crate::bench::run(&args)
                 .await
@@ -505,7 +402,7 @@ fn parse_installation_id(
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
-fn print_out(text: &str) -> Result<(), String> {
+pub(crate) fn print_out(text: &str) -> Result<(), String> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     match stdout
@@ -638,18 +535,5 @@ mod tests {
         assert_eq!(run.lease_name, "ops-lease");
         let run = parse(&["op", "run", "--leader-elect", "--lease-renew-period", "14"]);
         assert!(run.lease_settings("ns").is_err());
-    }
-
-    #[test]
-    fn rate_limit_flag() {
-        assert_eq!(
-            parse_rate_limit("10/60"),
-            Ok(RateLimit {
-                limit: 10,
-                window_secs: 60
-            })
-        );
-        assert!(parse_rate_limit("10").is_err());
-        assert!(parse_rate_limit("10/0").is_err());
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -16,10 +16,130 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+use clap::Args;
+use ghes_emulator::{RateLimit, Settings};
+
 use crate::api::{Authorization, crds};
 use crate::controller::{self, RunOptions};
-use crate::emulator::{AppSpec, Emulator, EmulatorConfig, UserSpec};
-use crate::testkit::TestApiServer;
+use ghes_emulator::{AppSpec, Emulator, EmulatorConfig, UserSpec};
+use kube_testkit::TestApiServer;
+
+/// `demo` options.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Print the controllers' logs on stderr as they happen, instead of into --log-file.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Where the controllers' logs go without --verbose (default: ghes-oauth-operator-demo.log
+    /// in the temporary directory).
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
+}
+
+impl DemoArgs {
+    /// The file the logs go to, unless --verbose.
+    pub fn log_path(&self) -> PathBuf {
+        self.log_file
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("ghes-oauth-operator-demo.log"))
+    }
+}
+
+/// `emulator` options.
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Address to listen on. Keep it on loopback: the emulator has no TLS and test hooks
+    /// under /_emulator/ need no authentication.
+    #[arg(long, env = "EMULATOR_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// A user as LOGIN:PASSWORD or LOGIN:PASSWORD:TOTP_BASE32 (two-factor on). Repeatable.
+    #[arg(long = "user", value_name = "LOGIN:PASSWORD[:TOTP_BASE32]", value_parser = parse_user)]
+    pub users: Vec<UserSpec>,
+    /// An OAuth app as CLIENT_ID:CLIENT_SECRET or CLIENT_ID:CLIENT_SECRET:NAME. Repeatable.
+    #[arg(long = "app", value_name = "CLIENT_ID:CLIENT_SECRET[:NAME]", value_parser = parse_app)]
+    pub apps: Vec<AppSpec>,
+    /// Enable GHES-style rate limiting: LIMIT requests per WINDOW seconds per user.
+    #[arg(long, value_name = "LIMIT/WINDOW_SECS", value_parser = parse_rate_limit)]
+    pub rate_limit: Option<RateLimit>,
+    /// Give new tokens this lifetime in seconds (default: they never expire).
+    #[arg(long, value_name = "SECONDS")]
+    pub token_ttl: Option<u64>,
+    /// Consecutive failed logins after which a user is locked out (403).
+    #[arg(long, default_value_t = 5)]
+    pub max_login_attempts: u32,
+}
+
+impl EmulatorArgs {
+    /// The emulator configuration these flags describe.
+    pub fn config(&self) -> EmulatorConfig {
+        EmulatorConfig {
+            users: self.users.clone(),
+            apps: self.apps.clone(),
+            settings: Settings {
+                rate_limit: self.rate_limit,
+                token_ttl_secs: self.token_ttl,
+                max_login_attempts: self.max_login_attempts,
+                ..Settings::default()
+            },
+        }
+    }
+}
+
+fn parse_user(value: &str) -> Result<UserSpec, String> {
+    UserSpec::parse(value).map_err(|error| error.to_string())
+}
+
+fn parse_app(value: &str) -> Result<AppSpec, String> {
+    AppSpec::parse(value).map_err(|error| error.to_string())
+}
+
+/// Parses LIMIT/WINDOW_SECS.
+pub(crate) fn parse_rate_limit(value: &str) -> Result<RateLimit, String> {
+    let (limit, window) = value
+        .split_once('/')
+        .ok_or("expected LIMIT/WINDOW_SECS, e.g. 5000/3600")?;
+    let limit = limit
+        .trim()
+        .parse()
+        .map_err(|_| format!("LIMIT {limit:?} is not a whole number"))?;
+    let window_secs = window
+        .trim()
+        .parse()
+        .map_err(|_| format!("WINDOW_SECS {window:?} is not a whole number"))?;
+    if window_secs == 0 {
+        return Err("WINDOW_SECS must be at least 1".into());
+    }
+    Ok(RateLimit { limit, window_secs })
+}
+
+/// `emulator`: serves the GHES emulator until `shutdown` resolves.
+pub async fn serve_emulator(
+    args: &EmulatorArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
+    let address = listener
+        .local_addr()
+        .map_err(|error| format!("cannot read the listening address: {error}"))?;
+    println!("GHES emulator listening on http://{address}/api/v3");
+    ghes_emulator::serve(args.config(), listener, shutdown)
+        .await
+        .map_err(|error| error.to_string())
+}
+
+/// `demo`: runs it with the report on stdout; the error names the log file.
+pub async fn execute(args: &DemoArgs) -> Result<(), String> {
+    let mut stdout = std::io::stdout();
+    let logs = (!args.verbose).then(|| args.log_path());
+    run(&mut stdout, logs.as_deref())
+        .await
+        .map_err(|error| match &logs {
+            Some(path) => format!("{error}\n(the controllers' logs: {})", path.display()),
+            None => error.to_string(),
+        })
+}
 
 /// The example manifests, in the order a user would apply them.
 const EXAMPLES: &[(&str, &str)] = &[
@@ -419,4 +539,22 @@ fn print_table(out: &mut (dyn Write + Send), rows: &[Authorization]) -> std::io:
         })
         .collect();
     out.write_all(crate::table::render(&header, &cells).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_flag() {
+        assert_eq!(
+            parse_rate_limit("10/60"),
+            Ok(RateLimit {
+                limit: 10,
+                window_secs: 60
+            })
+        );
+        assert!(parse_rate_limit("10").is_err());
+        assert!(parse_rate_limit("10/0").is_err());
+    }
 }

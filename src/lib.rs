@@ -5,28 +5,27 @@
 //! - [`api`]: the custom resources (`Authorization`, `Account`, `ClusterAccount`) and CRD generation.
 //! - [`ghes`]: the GHES OAuth Authorizations API: a trait, its reqwest implementation, wire types,
 //!   typed errors, two-factor codes, paging and client-side rate limiting.
-//! - [`emulator`]: a stateful GHES emulator used by the tests, `demo` and `emulator` subcommand.
-//! - [`testkit`]: an in-process Kubernetes API test server used by the tests and `demo`.
 //! - [`controller`]: the reconcilers of Authorizations, Accounts and ClusterAccounts.
 //! - [`admin`]: the admin HTTP server (`/livez`, `/readyz`, `/metrics`).
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`leader`]: leader election through a Lease.
-//! - [`cli`]: the command line.
-//! - [`demo`]: the `demo` subcommand.
+//! - [`cli`]: the command line; [`ctl`]: its commands for people (`status`, `rotate`, `check`).
 //! - [`telemetry`]: logging set-up (plain or JSON).
+//! - With the `demo` feature (on by default): `demo` and `bench`, which run the test doubles of
+//!   `crates/` (`ghes-emulator`, `kube-testkit`) in the operator's process.
 
 pub mod admin;
 pub mod api;
+#[cfg(feature = "demo")]
 pub mod bench;
 pub mod cli;
 pub mod controller;
 pub mod ctl;
+#[cfg(feature = "demo")]
 pub mod demo;
-pub mod emulator;
 pub mod failpoint;
 pub mod ghes;
 pub mod leader;
 pub mod metrics;
 pub mod table;
 pub mod telemetry;
-pub mod testkit;

@@ -10,7 +10,8 @@ use ghes_oauth_operator::telemetry;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo's output is its table: the controllers' logs go to a file unless --verbose.
-    let log_file = match &cli.command {
+    let log_file: Option<std::path::PathBuf> = match &cli.command {
+        #[cfg(feature = "demo")]
         cli::Command::Demo(args) if !args.verbose => Some(args.log_path()),
         _ => None,
     };

@@ -4,11 +4,11 @@
 //! their CEL rules — and the answer must be a 422 naming the field and saying what is wrong.
 //! What the schema cannot refuse, the controller must: `tests/e2e/bad_input.rs`.
 
-use ghes_oauth_operator::testkit::TestApiServer;
 use kube::api::{
     ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, ValidationDirective,
 };
 use kube::{Api, Client};
+use kube_testkit::TestApiServer;
 use serde_json::{Value, json};
 
 #[path = "support/cluster.rs"]

@@ -16,7 +16,7 @@ mod openapi;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ghes_oauth_operator::emulator::{
+use ghes_emulator::{
     AppSpec, Emulator, EmulatorConfig, Fault, RateLimit, RunningEmulator, SeedAuthorization,
     SettingsPatch, UserSpec, totp_code,
 };

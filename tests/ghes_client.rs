@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use ghes_oauth_operator::emulator::{Fault, SeedAuthorization, SettingsPatch};
+use ghes_emulator::{Fault, SeedAuthorization, SettingsPatch};
 use ghes_oauth_operator::ghes::{
     AppAuthorizationRequest, AppCredentials, AuthorizationUpdate, GhesApi, GhesError,
     HttpGhesClient, NewAuthorization, ScopeChange, SecretValue,
@@ -497,7 +497,7 @@ async fn a_wait_longer_than_the_client_accepts_is_returned_to_the_caller() {
 async fn server_side_rate_limit_is_respected() {
     let emulator = emulator().await;
     emulator.update_settings(SettingsPatch {
-        rate_limit: Some(Some(ghes_oauth_operator::emulator::RateLimit {
+        rate_limit: Some(Some(ghes_emulator::RateLimit {
             limit: 3,
             window_secs: 1,
         })),

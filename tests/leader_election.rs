@@ -18,12 +18,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use ghes_emulator::{Emulator, EmulatorConfig, RunningEmulator, UserSpec};
 use ghes_oauth_operator::api::Authorization;
-use ghes_oauth_operator::emulator::{Emulator, EmulatorConfig, RunningEmulator, UserSpec};
-use ghes_oauth_operator::testkit::{FaultSpec, RunningApiServer, TestApiServer};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
+use kube_testkit::{FaultSpec, RunningApiServer, TestApiServer};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ghes-oauth-operator");

@@ -7,7 +7,7 @@ mod support;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use ghes_oauth_operator::emulator::Fault;
+use ghes_emulator::Fault;
 use ghes_oauth_operator::ghes::{
     AppAuthorizationRequest, ClientConfig, GhesApi, HttpGhesClient, NewAuthorization, SecretValue,
 };

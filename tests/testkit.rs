@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use ghes_oauth_operator::api::{self, Authorization, AuthorizationStatus};
-use ghes_oauth_operator::testkit::{FaultSpec, RunningApiServer, TestApiServer};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Namespace, Secret};
 use k8s_openapi::api::events::v1::Event as EventsV1Event;
@@ -21,6 +20,7 @@ use kube::runtime::events::{Event as RecorderEvent, EventType, Recorder, Reporte
 use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
+use kube_testkit::{FaultSpec, RunningApiServer, TestApiServer};
 use serde_json::{Value, json};
 
 /// Every wait in these tests is bounded by this.
@@ -1566,7 +1566,7 @@ async fn expiring_watches_ends_open_streams_with_410_and_forbids_resuming() {
 
 #[tokio::test]
 async fn a_restricted_user_gets_rbacs_403_and_its_used_permissions_are_recorded() {
-    use ghes_oauth_operator::testkit::Permission;
+    use kube_testkit::Permission;
     let (server, _) = start_with(
         TestApiServer::new().restrict("bot", vec![Permission::new("", "configmaps", "get")]),
     )

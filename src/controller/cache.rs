@@ -412,8 +412,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::{RunningApiServer, TestApiServer};
     use kube::api::PostParams;
+    use kube_testkit::{RunningApiServer, TestApiServer};
 
     fn secret(name: &str, value: &str) -> Secret {
         Secret {

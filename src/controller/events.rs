@@ -194,8 +194,8 @@ impl EventPublisher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::TestApiServer;
     use kube::api::{DeleteParams, ListParams};
+    use kube_testkit::TestApiServer;
 
     fn regarding(name: &str) -> ObjectReference {
         ObjectReference {

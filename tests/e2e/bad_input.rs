@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use ghes_oauth_operator::emulator::UserSpec;
+use ghes_emulator::UserSpec;
 use serde_json::{Value, json};
 
 use crate::harness::*;
@@ -348,7 +348,7 @@ async fn two_authorizations_naming_one_secret_leave_one_token() {
     }
     // Both reconcile at once: each finds no Secret and issues a token before either Secret
     // write lands (the first two Secret creates are held half a second).
-    world.kube_fault(ghes_oauth_operator::testkit::FaultSpec {
+    world.kube_fault(kube_testkit::FaultSpec {
         verb: "create".into(),
         resource: "secrets".into(),
         user: Some(OPERATOR_USER.into()),

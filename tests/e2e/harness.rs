@@ -12,13 +12,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ghes_emulator::{AppSpec, Emulator, EmulatorConfig, RunningEmulator, UserSpec};
 use ghes_oauth_operator::api::Authorization;
-use ghes_oauth_operator::emulator::{AppSpec, Emulator, EmulatorConfig, RunningEmulator, UserSpec};
-use ghes_oauth_operator::testkit::{RunningApiServer, TestApiServer};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use kube_testkit::{RunningApiServer, TestApiServer};
 use serde_json::json;
 #[path = "../support/cluster.rs"]
 mod cluster;
@@ -39,14 +39,14 @@ pub const SECOND_OPERATOR_USER: &str = "operator-b";
 pub const TEST_USER: &str = "e2e-test";
 
 /// The operator's RBAC table, as the test server's permissions.
-pub fn operator_permissions() -> Vec<ghes_oauth_operator::testkit::Permission> {
+pub fn operator_permissions() -> Vec<kube_testkit::Permission> {
     ghes_oauth_operator::controller::rbac::all_rules()
         .flat_map(|rule| {
             rule.api_groups.iter().flat_map(move |group| {
                 rule.resources.iter().flat_map(move |resource| {
-                    rule.verbs.iter().map(move |verb| {
-                        ghes_oauth_operator::testkit::Permission::new(group, resource, verb)
-                    })
+                    rule.verbs
+                        .iter()
+                        .map(move |verb| kube_testkit::Permission::new(group, resource, verb))
                 })
             })
         })
@@ -710,7 +710,7 @@ impl World {
 
     /// Makes the test API server answer matching requests with a fault (test server only;
     /// a real cluster cannot be told to).
-    pub fn kube_fault(&self, fault: ghes_oauth_operator::testkit::FaultSpec) -> bool {
+    pub fn kube_fault(&self, fault: kube_testkit::FaultSpec) -> bool {
         match &self.cluster {
             Cluster::TestServer { _server } => {
                 _server.inject(fault);
@@ -726,7 +726,7 @@ pub fn seed(world: &World, note: &str, client_id: Option<&str>, age: Duration) -
     let created = jiff::Timestamp::now() - jiff::SignedDuration::try_from(age).expect("age");
     let seeded = world
         .ghes
-        .seed_authorization(ghes_oauth_operator::emulator::SeedAuthorization {
+        .seed_authorization(ghes_emulator::SeedAuthorization {
             login: USER.into(),
             client_id: client_id.map(str::to_owned),
             scopes: vec!["repo".into()],

@@ -1,7 +1,7 @@
 //! Health as GitOps tools read it: kstatus (what Flux computes; its rules ported from
 //! `sigs.k8s.io/cli-utils/pkg/kstatus/status` below) for each state an Authorization can be in.
 
-use ghes_oauth_operator::emulator::Fault;
+use ghes_emulator::Fault;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ghes_oauth_operator::testkit::FaultSpec;
 use kube::api::{Patch, PatchParams};
+use kube_testkit::FaultSpec;
 use serde_json::json;
 
 use crate::harness::*;

@@ -22,7 +22,7 @@ mod templates;
 
 use std::time::Duration;
 
-use ghes_oauth_operator::emulator::Fault;
+use ghes_emulator::Fault;
 use harness::*;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use ghes_oauth_operator::emulator::{Fault, UserSpec};
+use ghes_emulator::{Fault, UserSpec};
 use kube::api::DeleteParams;
 use serde_json::json;
 
@@ -300,7 +300,7 @@ impl Cell<'_> {
                 // A hand-made token no resource declares: the prune run's DELETE meets the fault.
                 world
                     .ghes
-                    .seed_authorization(ghes_oauth_operator::emulator::SeedAuthorization {
+                    .seed_authorization(ghes_emulator::SeedAuthorization {
                         login: self.login.clone(),
                         scopes: vec!["repo".into()],
                         note: Some("made by hand".into()),

@@ -16,7 +16,7 @@ async fn an_observed_authorization_is_reported_never_written_and_never_pruned() 
     let (by_id, token) = seed(&world, "laptop", None, Duration::from_secs(7200));
     let fingerprinted = world
         .ghes
-        .seed_authorization(ghes_oauth_operator::emulator::SeedAuthorization {
+        .seed_authorization(ghes_emulator::SeedAuthorization {
             login: USER.into(),
             client_id: Some(CLIENT_ID.into()),
             scopes: vec!["read:org".into()],

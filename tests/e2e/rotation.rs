@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use ghes_emulator::SettingsPatch;
 use ghes_oauth_operator::api::Authorization;
-use ghes_oauth_operator::emulator::SettingsPatch;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::json;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use ghes_oauth_operator::testkit::FaultSpec;
 use kube::api::{DeleteParams, Patch, PatchParams};
+use kube_testkit::FaultSpec;
 use serde_json::json;
 
 use crate::harness::*;
@@ -461,7 +461,7 @@ async fn an_exhausted_rate_limit_parks_no_worker_and_waits_for_the_reset() {
     world
         .ghes
         .inject(
-            ghes_oauth_operator::emulator::Fault::status(403)
+            ghes_emulator::Fault::status(403)
                 .ratelimit_reset_in(3600)
                 .login(USER),
         )
@@ -698,12 +698,10 @@ async fn a_token_missing_from_a_listing_is_confirmed_before_it_is_replaced() {
     // The next listings skip the live token, as offset paging does when earlier items are
     // deleted between pages.
     let seq = world.ghes_seq();
-    world
-        .ghes
-        .update_settings(ghes_oauth_operator::emulator::SettingsPatch {
-            listing_skips: Some(vec![id as u64]),
-            ..Default::default()
-        });
+    world.ghes.update_settings(ghes_emulator::SettingsPatch {
+        listing_skips: Some(vec![id as u64]),
+        ..Default::default()
+    });
     // A spec change gives the account a new client, which lists afresh, and reconciles the
     // Authorization against that listing.
     world
@@ -796,7 +794,7 @@ async fn a_secret_made_by_someone_else_meanwhile_is_never_taken_over() {
     world
         .ghes
         .inject(
-            ghes_oauth_operator::emulator::Fault::latency(Duration::from_secs(3))
+            ghes_emulator::Fault::latency(Duration::from_secs(3))
                 .times(1)
                 .method("POST"),
         )

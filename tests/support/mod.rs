@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ghes_oauth_operator::emulator::{AppSpec, Emulator, EmulatorConfig, RunningEmulator, UserSpec};
+use ghes_emulator::{AppSpec, Emulator, EmulatorConfig, RunningEmulator, UserSpec};
 use ghes_oauth_operator::ghes::{
     ClientConfig, Credentials, HttpGhesClient, RetryPolicy, SecretValue, TotpSeed,
 };

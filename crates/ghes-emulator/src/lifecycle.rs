@@ -302,7 +302,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::config::{AppSpec, EmulatorConfig, UserSpec};
+    use crate::config::{AppSpec, EmulatorConfig, UserSpec};
 
     fn store() -> Store {
         Store::new(EmulatorConfig {

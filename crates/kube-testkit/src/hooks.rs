@@ -756,7 +756,7 @@ pub(crate) fn crd_established_status(crd: &Value, now: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::resources::Registry;
+    use crate::resources::Registry;
 
     fn info(group: &str, plural: &str) -> ResourceInfo {
         Registry::builtin()

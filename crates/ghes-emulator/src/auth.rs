@@ -112,8 +112,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::config::{EmulatorConfig, UserSpec};
-    use crate::emulator::lifecycle::NewAuthorization;
+    use crate::config::{EmulatorConfig, UserSpec};
+    use crate::lifecycle::NewAuthorization;
     use axum::http::HeaderValue;
 
     const SEED: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";

@@ -119,8 +119,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::config::{AppSpec, EmulatorConfig, UserSpec};
-    use crate::emulator::lifecycle::NewAuthorization;
+    use crate::config::{AppSpec, EmulatorConfig, UserSpec};
+    use crate::lifecycle::NewAuthorization;
 
     fn store() -> Store {
         Store::new(EmulatorConfig {

@@ -124,7 +124,7 @@ pub(crate) async fn enforce(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::config::RateLimit;
+    use crate::config::RateLimit;
 
     #[test]
     fn fixed_window_counts_then_refuses_then_resets() {

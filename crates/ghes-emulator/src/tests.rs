@@ -72,10 +72,7 @@ async fn personal_token_lifecycle_matches_ghes() {
     assert_eq!(created["url"], url.as_str());
     let token = created["token"].as_str().unwrap().to_owned();
     assert!(token.starts_with("ghp_") && token.len() == 40);
-    assert_eq!(
-        created["hashed_token"],
-        crate::emulator::store::sha256_hex(&token)
-    );
+    assert_eq!(created["hashed_token"], crate::store::sha256_hex(&token));
     assert_eq!(created["token_last_eight"], &token[32..]);
     assert_eq!(created["scopes"], json!(["gist", "repo"]));
     assert_eq!(created["app"]["client_id"], PERSONAL_CLIENT_ID);

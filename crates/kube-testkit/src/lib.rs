@@ -9,7 +9,7 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! use ghes_oauth_operator::testkit::TestApiServer;
+//! use kube_testkit::TestApiServer;
 //! let server = TestApiServer::start("127.0.0.1:0".parse()?).await?;
 //! let client = server.client("alice")?;
 //! server.write_kubeconfig("/tmp/kubeconfig", "alice")?;
