@@ -28,7 +28,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::controller::accounts::PruneOutcome;
+use crate::controller::account::registry::PruneOutcome;
 use crate::ghes::{Operation, RequestObserver};
 
 /// The prefix of every metric name.

@@ -10,7 +10,7 @@ use crate::ghes::RetryPolicy;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 
-use super::accounts::{AccountRegistry, ClientOptions};
+use super::account::registry::{AccountRegistry, ClientOptions};
 use super::cache::{AccountViews, Conflicts, SecretCache, Versions};
 use super::error::Error;
 use super::fingerprint::InstallationId;

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 
-use super::account::AccountObject;
-use super::accounts::AccountKey;
+use super::account::reconcile::AccountObject;
+use super::account::registry::AccountKey;
 use super::context::Context;
 use super::error::Result;
 use super::prune::Claims;

@@ -6,7 +6,6 @@
 //! - `error`: the reconcile errors and their reasons.
 
 pub mod account;
-pub mod accounts;
 pub mod authorization;
 pub mod cache;
 pub mod context;
@@ -43,7 +42,7 @@ use crate::api::{
     Account, AccountKind, AccountResource, Authorization, ClusterAccount, conditions, labels,
 };
 use crate::metrics::{ControllerKind, Metrics, ReconcileResult};
-use accounts::{AccountKey, ClientOptions};
+use account::registry::{AccountKey, ClientOptions};
 use fingerprint::InstallationId;
 
 /// How often the `authorizations` gauge is recounted from the controllers' caches.
@@ -314,8 +313,11 @@ pub async fn run_with(
             .with_config(config.clone())
             .graceful_shutdown_on(when_stopped())
             .run(
-                measured(ControllerKind::Account, account::reconcile::<Account>),
-                account::error_policy::<Account>,
+                measured(
+                    ControllerKind::Account,
+                    account::reconcile::reconcile::<Account>,
+                ),
+                account::reconcile::error_policy::<Account>,
                 ctx.clone(),
             )
             .for_each(|result| async move {
@@ -336,9 +338,9 @@ pub async fn run_with(
         .run(
             measured(
                 ControllerKind::ClusterAccount,
-                account::reconcile::<ClusterAccount>,
+                account::reconcile::reconcile::<ClusterAccount>,
             ),
-            account::error_policy::<ClusterAccount>,
+            account::reconcile::error_policy::<ClusterAccount>,
             ctx.clone(),
         )
         .for_each(|result| async move {

@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use super::accounts::{AccountEntry, PruneOutcome, Snapshot, is_personal};
+use super::account::registry::{AccountEntry, PruneOutcome, Snapshot, is_personal};
 use super::fingerprint::{Fingerprint, InstallationId, Provenance};
 use crate::api::{
     Authorization, PruneCandidate, PruneMode, PruneSkip, PruneSpec, PruneStatus, PruneTarget,

@@ -9,7 +9,7 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 
 use crate::api::SecretTemplate;
 use crate::ghes::Token;
-use crate::ghes::secret::sha256_hex;
+use crate::ghes::redacted::sha256_hex;
 
 /// The variables a template can use, in the order the documentation lists them.
 pub const VARIABLES: &[&str] = &[

@@ -17,8 +17,8 @@ use super::error::{FieldError, GhesError, is_login_lockout};
 use super::otp::TotpSeed;
 use super::paging::{MAX_PAGES, PER_PAGE, next_link};
 use super::rate_limit::{Deferred, RateLimiter};
+use super::redacted::SecretValue;
 use super::retry::{RetryPolicy, rate_limit_exhausted, server_requested_wait};
-use super::secret::SecretValue;
 use super::types::{
     AppAuthorizationRequest, Authorization, AuthorizationUpdate, GetOrCreated, Grant,
     NewAuthorization, ScopeChange,

@@ -7,8 +7,8 @@ pub mod error;
 pub mod otp;
 pub mod paging;
 pub mod rate_limit;
+pub mod redacted;
 pub mod retry;
-pub mod secret;
 pub mod types;
 
 use std::time::Duration;
@@ -18,8 +18,8 @@ use async_trait::async_trait;
 pub use client::{ClientConfig, Credentials, HttpGhesClient, api_root};
 pub use error::{FieldError, GhesError};
 pub use otp::TotpSeed;
+pub use redacted::{SecretValue, Token};
 pub use retry::RetryPolicy;
-pub use secret::{SecretValue, Token};
 pub use types::{
     AppAuthorizationRequest, AppCredentials, AppRef, Authorization, AuthorizationUpdate,
     GetOrCreated, Grant, NewAuthorization, ScopeChange,

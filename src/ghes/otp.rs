@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
-use super::secret::SecretValue;
+use super::redacted::SecretValue;
 
 /// Length of a time step in seconds.
 const STEP_SECONDS: u64 = 30;

@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Deserializer};
 
-use super::secret::{SecretValue, Token, deserialize_token};
+use super::redacted::{SecretValue, Token, deserialize_token};
 
 /// The OAuth app an authorization or grant belongs to. Personal tokens report a placeholder app.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]

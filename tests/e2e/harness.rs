@@ -759,7 +759,7 @@ where
 
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(text: &str) -> String {
-    ghes_oauth_operator::ghes::secret::sha256_hex(text.as_bytes())
+    ghes_oauth_operator::ghes::redacted::sha256_hex(text.as_bytes())
 }
 
 impl World {

@@ -20,7 +20,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Resource, ResourceExt};
 
 use super::Reconciled;
-use super::accounts::{AccountEntry, AccountKey, Snapshot};
+use super::account::registry::{AccountEntry, AccountKey, Snapshot};
 use super::context::Context;
 use super::error::{Error, ROLE_CLIENT_SECRET, Result};
 use super::fingerprint::{Fingerprint, Owned};

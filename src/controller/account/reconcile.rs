@@ -14,17 +14,17 @@ use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use super::Reconciled;
-use super::accounts::{AccountEntry, AccountKey, Snapshot};
-use super::context::Context;
-use super::error::{Error, Result};
-use super::identity::{self, Identity};
-use super::prune;
-use super::status::apply_status;
+use super::registry::{AccountEntry, AccountKey, Snapshot};
 use crate::api::conditions::{self, ConditionStatus, READY, RECONCILING, STALLED};
 use crate::api::{
     AccountResource, AccountStatus, PruneMode, PruneStatus, PruneTarget, RefusedCredentials,
 };
+use crate::controller::Reconciled;
+use crate::controller::context::Context;
+use crate::controller::error::{Error, Result};
+use crate::controller::identity::{self, Identity};
+use crate::controller::prune;
+use crate::controller::status::apply_status;
 use crate::metrics::PruneKind;
 
 /// How soon an account that is not ready looks again (reading its Secret; GHES is only called

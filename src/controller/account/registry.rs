@@ -15,10 +15,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::{Api, Resource, ResourceExt};
 use rpds::HashTrieMapSync;
 
-use super::context::Context;
-use super::error::{Error, ROLE_CA_BUNDLE, ROLE_CREDENTIALS, Result};
-use super::secret;
 use crate::api::{AccountKind, AccountRef, AccountResource, CaBundleKind, CaBundleRef};
+use crate::controller::context::Context;
+use crate::controller::error::{Error, ROLE_CA_BUNDLE, ROLE_CREDENTIALS, Result};
+use crate::controller::secret;
 use crate::ghes::{
     Authorization as GhesAuthorization, ClientConfig, Credentials, GhesApi, GhesError, Grant,
     HttpGhesClient, SecretValue, TotpSeed,
@@ -691,7 +691,7 @@ impl AccountRegistry {
             client: Arc::new(http),
             username: username.expose().to_owned(),
             server: settings.server.trim_end_matches('/').to_owned(),
-            credential_hash: crate::ghes::secret::sha256_hex(password.expose().as_bytes()),
+            credential_hash: crate::ghes::redacted::sha256_hex(password.expose().as_bytes()),
             sync_interval: settings.sync_interval.as_std(),
             credentials_fingerprint: fingerprint,
             view: Mutex::new(View::default()),
