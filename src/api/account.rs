@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceColumnDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::core::{ParseExpressionError, Selector, SelectorExt};
 use kube::{CustomResource, ResourceExt};
@@ -26,8 +27,6 @@ pub const MAX_LISTED_PRUNE_CANDIDATES: usize = 100;
 pub const MIN_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Spec of an Account: a GHES user in one namespace, usable by the Authorizations of that namespace.
-// Clippy reads the repeated `type_ = "string"` of the printer columns as duplicated attributes.
-#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "oauth.ghes.io",
@@ -38,49 +37,7 @@ pub const MIN_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_sec
     shortname = "ghacct",
     category = "ghes",
     derive = "PartialEq",
-    doc = "A GitHub Enterprise Server user that the operator acts as, on behalf of the Authorizations in this namespace. Its credentials come from a Secret in the same namespace.",
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
-        description = "Whether the operator can sign in with the account's credentials"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
-        description = "Why the account is or is not ready",
-        priority = 1
-    ),
-    printcolumn(
-        name = "Server",
-        type_ = "string",
-        json_path = ".spec.server",
-        description = "The GHES server"
-    ),
-    printcolumn(
-        name = "Login",
-        type_ = "string",
-        json_path = ".status.login",
-        description = "The GHES login the credentials belong to"
-    ),
-    printcolumn(
-        name = "Authorizations",
-        type_ = "integer",
-        json_path = ".status.authorizationCount",
-        description = "Authorizations of the user on GHES at the last sync"
-    ),
-    printcolumn(
-        name = "Prune-Mode",
-        type_ = "string",
-        json_path = ".spec.prune.mode",
-        description = "Whether undeclared authorizations and grants are pruned"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    doc = "A GitHub Enterprise Server user that the operator acts as, on behalf of the Authorizations in this namespace. Its credentials come from a Secret in the same namespace."
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
@@ -96,8 +53,6 @@ pub struct AccountSpec {
 }
 
 /// Spec of a ClusterAccount: a GHES user shared by the Authorizations of the namespaces it allows.
-// Clippy reads the repeated `type_ = "string"` of the printer columns as duplicated attributes.
-#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "oauth.ghes.io",
@@ -107,49 +62,7 @@ pub struct AccountSpec {
     shortname = "ghcacct",
     category = "ghes",
     derive = "PartialEq",
-    doc = "A GitHub Enterprise Server user that the operator acts as, on behalf of the Authorizations in the namespaces that allowedNamespaces selects. Its credentials come from a Secret in the namespace that credentialsSecretRef names.",
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
-        description = "Whether the operator can sign in with the account's credentials"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
-        description = "Why the account is or is not ready",
-        priority = 1
-    ),
-    printcolumn(
-        name = "Server",
-        type_ = "string",
-        json_path = ".spec.server",
-        description = "The GHES server"
-    ),
-    printcolumn(
-        name = "Login",
-        type_ = "string",
-        json_path = ".status.login",
-        description = "The GHES login the credentials belong to"
-    ),
-    printcolumn(
-        name = "Authorizations",
-        type_ = "integer",
-        json_path = ".status.authorizationCount",
-        description = "Authorizations of the user on GHES at the last sync"
-    ),
-    printcolumn(
-        name = "Prune-Mode",
-        type_ = "string",
-        json_path = ".spec.prune.mode",
-        description = "Whether undeclared authorizations and grants are pruned"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    doc = "A GitHub Enterprise Server user that the operator acts as, on behalf of the Authorizations in the namespaces that allowedNamespaces selects. Its credentials come from a Secret in the namespace that credentialsSecretRef names."
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
@@ -168,6 +81,72 @@ pub struct ClusterAccountSpec {
     /// `{matchLabels: {kubernetes.io/metadata.name: team-a}}` allows the namespace team-a only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_namespaces: Option<LabelSelector>,
+}
+
+/// The printer columns of Account and ClusterAccount (`kubectl get ghacct,ghcacct`), written once
+/// for both; [`super::crds`] sets them on both CRDs.
+pub fn printer_columns() -> Vec<CustomResourceColumnDefinition> {
+    fn column(
+        name: &str,
+        type_: &str,
+        json_path: &str,
+        description: Option<&str>,
+        priority: Option<i32>,
+    ) -> CustomResourceColumnDefinition {
+        CustomResourceColumnDefinition {
+            name: name.to_owned(),
+            type_: type_.to_owned(),
+            json_path: json_path.to_owned(),
+            description: description.map(str::to_owned),
+            priority,
+            format: None,
+        }
+    }
+    vec![
+        column(
+            "Ready",
+            "string",
+            ".status.conditions[?(@.type==\"Ready\")].status",
+            Some("Whether the operator can sign in with the account's credentials"),
+            None,
+        ),
+        column(
+            "Reason",
+            "string",
+            ".status.conditions[?(@.type==\"Ready\")].reason",
+            Some("Why the account is or is not ready"),
+            Some(1),
+        ),
+        column(
+            "Server",
+            "string",
+            ".spec.server",
+            Some("The GHES server"),
+            None,
+        ),
+        column(
+            "Login",
+            "string",
+            ".status.login",
+            Some("The GHES login the credentials belong to"),
+            None,
+        ),
+        column(
+            "Authorizations",
+            "integer",
+            ".status.authorizationCount",
+            Some("Authorizations of the user on GHES at the last sync"),
+            None,
+        ),
+        column(
+            "Prune-Mode",
+            "string",
+            ".spec.prune.mode",
+            Some("Whether undeclared authorizations and grants are pruned"),
+            None,
+        ),
+        column("Age", "date", ".metadata.creationTimestamp", None, None),
+    ]
 }
 
 /// What an Account and a ClusterAccount have in common.

@@ -79,7 +79,17 @@ pub mod labels {
 
 /// The CRDs of `Authorization`, `Account` and `ClusterAccount`, in that order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    let mut crds = vec![Authorization::crd(), Account::crd(), ClusterAccount::crd()];
+    let with_account_columns = |mut crd: CustomResourceDefinition| {
+        for version in &mut crd.spec.versions {
+            version.additional_printer_columns = Some(account::printer_columns());
+        }
+        crd
+    };
+    let mut crds = vec![
+        Authorization::crd(),
+        with_account_columns(Account::crd()),
+        with_account_columns(ClusterAccount::crd()),
+    ];
     for crd in &mut crds {
         for version in &mut crd.spec.versions {
             if let Some(schema) = version
