@@ -219,6 +219,27 @@ impl std::fmt::Debug for HttpGhesClient {
     }
 }
 
+/// One logical request, as its attempts share it.
+struct Request {
+    operation: Operation,
+    method: Method,
+    url: Url,
+    /// Whether sending it twice is harmless (GET, PUT, PATCH, DELETE of GHES's API).
+    idempotent: bool,
+}
+
+/// What one attempt leads to.
+enum Next {
+    /// GHES answered 2xx.
+    Answer(Answer),
+    /// The request failed for good.
+    Fail(GhesError),
+    /// GHES asked for a two-factor code: send again with one (not a retry).
+    SendOtp,
+    /// Send again after this wait (a retry).
+    Retry(Duration),
+}
+
 /// A response that passed status classification.
 struct Answer {
     status: StatusCode,
@@ -321,7 +342,10 @@ impl HttpGhesClient {
         }
     }
 
-    /// Sends one logical request, with two-factor answers, retries and rate limiting.
+    /// Sends one logical request, with two-factor answers, retries and rate limiting: each
+    /// attempt takes a rate-limit token ([`Self::take_turn`]), is sent ([`Self::send`]), and its
+    /// outcome ([`Self::after_transport_error`], [`Self::after_response`]) says whether to answer,
+    /// fail, send the two-factor code, or retry after a wait.
     async fn execute(
         &self,
         operation: Operation,
@@ -332,206 +356,269 @@ impl HttpGhesClient {
         if let Some(refusal) = self.refusal() {
             return Err(refusal.error(true));
         }
-        let idempotent = operation.is_idempotent();
+        let request = Request {
+            operation,
+            method,
+            url,
+            idempotent: operation.is_idempotent(),
+        };
         let mut retries = 0u32;
         let mut otp_challenges = 0u32;
         loop {
-            // A reset an hour away is the caller's to wait for (a requeue), not a worker's.
-            let waited = self
-                .limiter
-                .acquire_within(self.retry.max_wait)
-                .await
-                .map_err(|deferred| match deferred {
-                    Deferred::Paused(left) => GhesError::RateLimited { retry_after: left },
-                    Deferred::Queued(turn) => GhesError::Queued { retry_after: turn },
-                })?;
-            self.observe_wait(operation, waited);
-            let send_otp = self.otp_expected.load(Ordering::Relaxed);
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .basic_auth(
-                    &self.credentials.username,
-                    Some(self.credentials.password.expose()),
-                )
-                .header(http::header::ACCEPT, "application/vnd.github+json")
-                .header("X-GitHub-Api-Version", API_VERSION);
-            if send_otp && let Some(seed) = &self.credentials.totp {
-                request = request.header("X-GitHub-OTP", seed.current_code());
-            }
-            if let Some(body) = body {
-                request = request.json(body);
-            }
+            self.take_turn(operation).await?;
             let started = Instant::now();
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(error) => {
-                    self.observe_response(operation, None);
-                    // A refused connection never reached GHES: safe to send again even for POST.
-                    let sent = !error.is_connect();
-                    let message = describe_transport_error(&error);
-                    tracing::debug!(
-                        operation = operation.as_str(),
-                        %method,
-                        path = url.path(),
-                        error = %message,
-                        attempt = retries + 1,
-                        "GHES request failed"
+            let next = match self.send(&request, body).await {
+                Err(error) => self.after_transport_error(&request, &error, retries),
+                Ok(response) => {
+                    self.after_response(&request, response, started, retries, otp_challenges)
+                        .await
+                }
+            };
+            match next {
+                Next::Answer(answer) => return Ok(answer),
+                Next::Fail(error) => return Err(error),
+                Next::SendOtp => {
+                    // Answer the challenge once; not a retry, GHES expects it.
+                    otp_challenges += 1;
+                    self.otp_expected.store(true, Ordering::Relaxed);
+                }
+                Next::Retry(wait) => {
+                    tokio::time::sleep(wait).await;
+                    retries += 1;
+                }
+            }
+        }
+    }
+
+    /// Waits for this client's rate limiter; a reset an hour away is the caller's to wait for
+    /// (a requeue), not a worker's.
+    async fn take_turn(&self, operation: Operation) -> Result<(), GhesError> {
+        let waited = self
+            .limiter
+            .acquire_within(self.retry.max_wait)
+            .await
+            .map_err(|deferred| match deferred {
+                Deferred::Paused(left) => GhesError::RateLimited { retry_after: left },
+                Deferred::Queued(turn) => GhesError::Queued { retry_after: turn },
+            })?;
+        self.observe_wait(operation, waited);
+        Ok(())
+    }
+
+    /// Sends one attempt: credentials, API headers, the two-factor code once GHES asked for one.
+    async fn send(
+        &self,
+        request: &Request,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let mut builder = self
+            .http
+            .request(request.method.clone(), request.url.clone())
+            .basic_auth(
+                &self.credentials.username,
+                Some(self.credentials.password.expose()),
+            )
+            .header(http::header::ACCEPT, "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", API_VERSION);
+        if self.otp_expected.load(Ordering::Relaxed)
+            && let Some(seed) = &self.credentials.totp
+        {
+            builder = builder.header("X-GitHub-OTP", seed.current_code());
+        }
+        if let Some(body) = body {
+            builder = builder.json(body);
+        }
+        builder.send().await
+    }
+
+    /// No response: retried when GHES cannot have acted on it (idempotent, or never connected).
+    fn after_transport_error(
+        &self,
+        request: &Request,
+        error: &reqwest::Error,
+        retries: u32,
+    ) -> Next {
+        self.observe_response(request.operation, None);
+        // A refused connection never reached GHES: safe to send again even for POST.
+        let sent = !error.is_connect();
+        let message = describe_transport_error(error);
+        tracing::debug!(
+            operation = request.operation.as_str(),
+            method = %request.method,
+            path = request.url.path(),
+            error = %message,
+            attempt = retries + 1,
+            "GHES request failed"
+        );
+        let failure = GhesError::Transient {
+            status: None,
+            message: format!("{} {}: {message}", request.method, request.url.path()),
+            outcome_unknown: sent && !request.idempotent,
+        };
+        if request.idempotent || !sent {
+            self.retry_or_fail(retries, self.retry.backoff(retries), failure)
+        } else {
+            Next::Fail(failure)
+        }
+    }
+
+    /// A response: read its body, honour its rate-limit headers, map its status.
+    async fn after_response(
+        &self,
+        request: &Request,
+        response: reqwest::Response,
+        started: Instant,
+        retries: u32,
+        otp_challenges: u32,
+    ) -> Next {
+        let status = response.status();
+        let headers = response.headers().clone();
+        self.observe_response(request.operation, Some(status.as_u16()));
+        tracing::debug!(
+            operation = request.operation.as_str(),
+            method = %request.method,
+            path = request.url.path(),
+            status = status.as_u16(),
+            attempt = retries + 1,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "GHES request"
+        );
+        if rate_limit_exhausted(&headers)
+            && let Some(wait) = server_requested_wait(&headers)
+        {
+            // The budget is spent: hold every request of this client until the reset.
+            self.limiter.pause_until(Instant::now() + wait);
+        }
+        let body = match response.bytes().await {
+            Ok(bytes) => bytes.to_vec(),
+            Err(error) => {
+                let (what, kept) = if status.is_success() && !request.idempotent {
+                    // GHES acted: sending again could act twice.
+                    (
+                        format!(
+                            "the response body was lost: {}",
+                            describe_transport_error(&error)
+                        ),
+                        false,
+                    )
+                } else {
+                    ("reading the response failed".to_owned(), true)
+                };
+                let failure = GhesError::Transient {
+                    status: Some(status.as_u16()),
+                    message: format!("{} {}: {what}", request.method, request.url.path()),
+                    outcome_unknown: !request.idempotent,
+                };
+                return if kept {
+                    self.retry_or_fail(retries, self.retry.backoff(retries), failure)
+                } else {
+                    Next::Fail(failure)
+                };
+            }
+        };
+        if status.is_success() {
+            return Next::Answer(Answer {
+                status,
+                headers,
+                body: bytes_body::Body(body),
+            });
+        }
+        self.after_refusal(request, status, &headers, &body, retries, otp_challenges)
+    }
+
+    /// Maps a status GHES answered with other than 2xx to what happens next.
+    fn after_refusal(
+        &self,
+        request: &Request,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+        retries: u32,
+        otp_challenges: u32,
+    ) -> Next {
+        let message = error_message(body);
+        let what = || format!("{} {}", request.method, request.url.path());
+        Next::Fail(match status.as_u16() {
+            401 => return self.after_unauthorized(headers, message, otp_challenges),
+            403 | 429 if status.as_u16() == 429 || is_rate_limit(headers, &message) => {
+                let wait =
+                    server_requested_wait(headers).unwrap_or_else(|| self.retry.backoff(retries));
+                if retries < self.retry.max_retries && wait <= self.retry.max_wait {
+                    tracing::info!(
+                        operation = request.operation.as_str(),
+                        wait_ms = wait.as_millis() as u64,
+                        "GHES rate limit: waiting"
                     );
-                    if (idempotent || !sent) && retries < self.retry.max_retries {
-                        tokio::time::sleep(self.retry.backoff(retries)).await;
-                        retries += 1;
-                        continue;
-                    }
-                    return Err(GhesError::Transient {
-                        status: None,
-                        message: format!("{} {}: {message}", method, url.path()),
-                        outcome_unknown: sent && !idempotent,
-                    });
+                    self.observe_wait(request.operation, wait);
+                    return Next::Retry(wait);
                 }
-            };
-            let status = response.status();
-            let headers = response.headers().clone();
-            self.observe_response(operation, Some(status.as_u16()));
-            tracing::debug!(
-                operation = operation.as_str(),
-                %method,
-                path = url.path(),
-                status = status.as_u16(),
-                attempt = retries + 1,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "GHES request"
-            );
-            if rate_limit_exhausted(&headers)
-                && let Some(wait) = server_requested_wait(&headers)
-            {
-                // The budget is spent: hold every request of this client until the reset.
-                self.limiter.pause_until(Instant::now() + wait);
+                GhesError::RateLimited { retry_after: wait }
             }
-            let body = match response.bytes().await {
-                Ok(bytes) => bytes.to_vec(),
-                Err(error) => {
-                    if status.is_success() && !idempotent {
-                        return Err(GhesError::Transient {
-                            status: Some(status.as_u16()),
-                            message: format!(
-                                "{} {}: the response body was lost: {}",
-                                method,
-                                url.path(),
-                                describe_transport_error(&error)
-                            ),
-                            outcome_unknown: true,
-                        });
-                    }
-                    if retries < self.retry.max_retries {
-                        tokio::time::sleep(self.retry.backoff(retries)).await;
-                        retries += 1;
-                        continue;
-                    }
-                    return Err(GhesError::Transient {
-                        status: Some(status.as_u16()),
-                        message: format!("{} {}: reading the response failed", method, url.path()),
-                        outcome_unknown: !idempotent,
-                    });
+            403 => {
+                if is_login_lockout(&message) {
+                    self.refuse(Refusal::Credentials(
+                        "GHES locked the login after too many failed attempts (403)".into(),
+                    ));
                 }
-            };
-            if status.is_success() {
-                return Ok(Answer {
-                    status,
-                    headers,
-                    body: bytes_body::Body(body),
-                });
+                GhesError::Forbidden { message }
             }
-            let message = error_message(&body);
-            match status.as_u16() {
-                401 => {
-                    if let Some(method_name) = otp_challenge(&headers) {
-                        match &self.credentials.totp {
-                            Some(_) if otp_challenges == 0 => {
-                                // Answer the challenge once; not a retry, GHES expects it.
-                                otp_challenges += 1;
-                                self.otp_expected.store(true, Ordering::Relaxed);
-                                continue;
-                            }
-                            Some(_) => {
-                                return Err(self.refuse(Refusal::Otp {
-                                    method: method_name,
-                                    detail: "; the code generated from the TOTP seed was refused: \
-                                             check the seed and this machine's clock"
-                                        .into(),
-                                }));
-                            }
-                            None => {
-                                return Err(self.refuse(Refusal::Otp {
-                                    method: method_name,
-                                    detail: "; no TOTP seed is configured: add the user's base32 \
-                                             TOTP seed to the credentials Secret under the key \
-                                             `totpSecret`, or name its key in \
-                                             spec.credentialsSecretRef.totpSecretKey"
-                                        .into(),
-                                }));
-                            }
-                        }
-                    }
-                    return Err(self.refuse(Refusal::Credentials(message)));
+            400 => GhesError::BadRequest { message },
+            404 => GhesError::NotFound { what: what() },
+            410 => GhesError::ApiDisabled { message },
+            422 => GhesError::Validation {
+                message,
+                errors: field_errors(body),
+            },
+            500..=599 => {
+                let failure = GhesError::Transient {
+                    status: Some(status.as_u16()),
+                    message: format!("{}: {status} {message}", what()),
+                    outcome_unknown: !request.idempotent,
+                };
+                if request.idempotent {
+                    return self.retry_or_fail(retries, self.retry.backoff(retries), failure);
                 }
-                403 | 429 if status.as_u16() == 429 || is_rate_limit(&headers, &message) => {
-                    let wait = server_requested_wait(&headers)
-                        .unwrap_or_else(|| self.retry.backoff(retries));
-                    if retries < self.retry.max_retries && wait <= self.retry.max_wait {
-                        tracing::info!(
-                            operation = operation.as_str(),
-                            wait_ms = wait.as_millis() as u64,
-                            "GHES rate limit: waiting"
-                        );
-                        self.observe_wait(operation, wait);
-                        tokio::time::sleep(wait).await;
-                        retries += 1;
-                        continue;
-                    }
-                    return Err(GhesError::RateLimited { retry_after: wait });
-                }
-                403 => {
-                    if is_login_lockout(&message) {
-                        self.refuse(Refusal::Credentials(
-                            "GHES locked the login after too many failed attempts (403)".into(),
-                        ));
-                    }
-                    return Err(GhesError::Forbidden { message });
-                }
-                400 => return Err(GhesError::BadRequest { message }),
-                404 => {
-                    return Err(GhesError::NotFound {
-                        what: format!("{} {}", method, url.path()),
-                    });
-                }
-                410 => return Err(GhesError::ApiDisabled { message }),
-                422 => {
-                    return Err(GhesError::Validation {
-                        message,
-                        errors: field_errors(&body),
-                    });
-                }
-                500..=599 => {
-                    if idempotent && retries < self.retry.max_retries {
-                        tokio::time::sleep(self.retry.backoff(retries)).await;
-                        retries += 1;
-                        continue;
-                    }
-                    return Err(GhesError::Transient {
-                        status: Some(status.as_u16()),
-                        message: format!("{} {}: {} {message}", method, url.path(), status),
-                        outcome_unknown: !idempotent,
-                    });
-                }
-                _ => {
-                    return Err(GhesError::Protocol(format!(
-                        "{} {} answered {status}: {message}",
-                        method,
-                        url.path()
-                    )));
-                }
+                failure
             }
+            _ => GhesError::Protocol(format!("{} answered {status}: {message}", what())),
+        })
+    }
+
+    /// 401: a two-factor challenge is answered once with a code from the seed; anything else
+    /// refuses these credentials until they change.
+    fn after_unauthorized(
+        &self,
+        headers: &HeaderMap,
+        message: String,
+        otp_challenges: u32,
+    ) -> Next {
+        let Some(method_name) = otp_challenge(headers) else {
+            return Next::Fail(self.refuse(Refusal::Credentials(message)));
+        };
+        let detail = match &self.credentials.totp {
+            Some(_) if otp_challenges == 0 => return Next::SendOtp,
+            Some(_) => {
+                "; the code generated from the TOTP seed was refused: check the seed and this \
+                 machine's clock"
+            }
+            None => {
+                "; no TOTP seed is configured: add the user's base32 TOTP seed to the credentials \
+                 Secret under the key `totpSecret`, or name its key in \
+                 spec.credentialsSecretRef.totpSecretKey"
+            }
+        };
+        Next::Fail(self.refuse(Refusal::Otp {
+            method: method_name,
+            detail: detail.into(),
+        }))
+    }
+
+    /// Retries after `wait` while retries are left, else fails with `failure`.
+    fn retry_or_fail(&self, retries: u32, wait: Duration, failure: GhesError) -> Next {
+        if retries < self.retry.max_retries {
+            Next::Retry(wait)
+        } else {
+            Next::Fail(failure)
         }
     }
 
