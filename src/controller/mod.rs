@@ -185,170 +185,50 @@ pub async fn run_with(
     for (namespace, (account_writer, cluster_account_writer)) in
         scopes.into_iter().zip(account_writers)
     {
-        // Secrets as `PartialObjectMeta`: kube asks for metadata only, so neither the wire nor
-        // memory carries their data.
-        let scoped = |client: &Client| -> (
-            Api<Authorization>,
-            Api<Account>,
-            Api<PartialObjectMeta<Secret>>,
-        ) {
-            match &namespace {
-                Some(ns) => (
-                    Api::namespaced(client.clone(), ns),
-                    Api::namespaced(client.clone(), ns),
-                    Api::namespaced(client.clone(), ns),
-                ),
-                None => (
-                    Api::all(client.clone()),
-                    Api::all(client.clone()),
-                    Api::all(client.clone()),
-                ),
-            }
-        };
-        let (authorizations, accounts, secrets) = scoped(&client);
-        let (store, writer) = reflector::store();
-        let own_writes = ctx.clone();
-        let conflicts = ctx.clone();
-        let controller = Controller::for_stream(
-            watcher(authorizations, watcher::Config::default())
-                .default_backoff()
-                .modify(strip)
-                .reflect(writer)
-                .map(move |event| {
-                    conflicts.conflicts.observe(&event);
-                    event
-                })
-                .applied_objects()
-                // The event of the operator's own status write triggers nothing: the
-                // reconcile that wrote it has chosen when to look again. (Otherwise a status
-                // that changes each time, such as a rate limit's "retry in", reconciles in a
-                // loop.) Anyone else's change, status included, still triggers.
-                .filter(move |object| {
-                    let own =
-                        matches!(object, Ok(object) if own_writes.versions.is_own_write(object));
-                    futures::future::ready(!own)
-                }),
-            store.clone(),
+        let (authorization_controller, store, accounts) = authorization_controller(
+            &client,
+            namespace,
+            &ctx,
+            account_writer,
+            cluster_account_writer,
         );
-        authorization_stores.push(store.clone());
-        // Only the operator's own Secrets, metadata only: memory does not grow with the
-        // cluster's Secrets, and a deleted or edited token Secret is repaired at once.
-        let owned_secrets = watcher(
-            secrets.clone(),
-            watcher::Config::default().labels(&labels::managed_by_selector()),
-        )
-        .default_backoff()
-        .touched_objects();
-        // Any Secret's metadata, kept nowhere: a Secret the operator read is read again once
-        // it changed, and a Secret that blocks an Authorization (SecretConflict) is looked at
-        // again as soon as it changes or goes.
-        let secret_cache = ctx.clone();
-        let any_secrets = watcher(secrets, watcher::Config::default())
-            .default_backoff()
-            .map(move |event| {
-                secret_cache.secrets.observe(namespace.as_deref(), &event);
-                event
-            })
-            .touched_objects();
-        let conflicts = ctx.clone();
-        let account_store = store.clone();
-        let cluster_store = store.clone();
-        let authorization_controller = controller
-            .owns_stream(owned_secrets)
-            .watches_stream(any_secrets, move |secret: PartialObjectMeta<Secret>| {
-                conflicts
-                    .conflicts
-                    .waiting_for(&secret.namespace().unwrap_or_default(), &secret.name_any())
-            })
-            .watches_stream(
-                watcher(accounts.clone(), watcher::Config::default())
-                    .default_backoff()
-                    .modify(strip)
-                    .reflect(account_writer)
-                    .filter_map(account_changes::<Account>()),
-                move |account: Account| {
-                    users_of(
-                        &account_store,
-                        AccountKind::Account,
-                        account.namespace().as_deref(),
-                        &account.name_any(),
-                    )
-                },
-            )
-            .watches_stream(
-                watcher(
-                    Api::<ClusterAccount>::all(client.clone()),
-                    watcher::Config::default(),
-                )
-                .default_backoff()
-                .modify(strip)
-                .reflect(cluster_account_writer)
-                .filter_map(account_changes::<ClusterAccount>()),
-                move |account: ClusterAccount| {
-                    users_of(
-                        &cluster_store,
-                        AccountKind::ClusterAccount,
-                        None,
-                        &account.name_any(),
-                    )
-                },
-            )
-            .with_config(config.clone())
-            .graceful_shutdown_on(when_stopped())
-            .run(
-                measured(ControllerKind::Authorization, authorization::reconcile),
-                authorization::error_policy,
-                ctx.clone(),
-            )
-            .for_each(|result| async move {
-                if let Err(error) = result {
-                    tracing::debug!(%error, "authorization controller");
-                }
-            });
-        tasks.push(Box::pin(authorization_controller));
+        authorization_stores.push(store);
+        tasks.push(drive(
+            authorization_controller,
+            &config,
+            when_stopped(),
+            ControllerKind::Authorization,
+            authorization::reconcile,
+            authorization::error_policy,
+            &ctx,
+        ));
 
         let account_controller = Controller::new(accounts, watcher::Config::default());
         account_stores.push(account_controller.store());
-        let account_controller = account_controller
-            .with_config(config.clone())
-            .graceful_shutdown_on(when_stopped())
-            .run(
-                measured(
-                    ControllerKind::Account,
-                    account::reconcile::reconcile::<Account>,
-                ),
-                account::reconcile::error_policy::<Account>,
-                ctx.clone(),
-            )
-            .for_each(|result| async move {
-                if let Err(error) = result {
-                    tracing::debug!(%error, "account controller");
-                }
-            });
-        tasks.push(Box::pin(account_controller));
+        tasks.push(drive(
+            account_controller,
+            &config,
+            when_stopped(),
+            ControllerKind::Account,
+            account::reconcile::reconcile::<Account>,
+            account::reconcile::error_policy::<Account>,
+            &ctx,
+        ));
     }
     let cluster_account_controller = Controller::new(
         Api::<ClusterAccount>::all(client.clone()),
         watcher::Config::default(),
     );
     let cluster_account_store = cluster_account_controller.store();
-    let cluster_account_controller = cluster_account_controller
-        .with_config(config)
-        .graceful_shutdown_on(when_stopped())
-        .run(
-            measured(
-                ControllerKind::ClusterAccount,
-                account::reconcile::reconcile::<ClusterAccount>,
-            ),
-            account::reconcile::error_policy::<ClusterAccount>,
-            ctx.clone(),
-        )
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "cluster account controller");
-            }
-        });
-    tasks.push(Box::pin(cluster_account_controller));
+    tasks.push(drive(
+        cluster_account_controller,
+        &config,
+        when_stopped(),
+        ControllerKind::ClusterAccount,
+        account::reconcile::reconcile::<ClusterAccount>,
+        account::reconcile::error_policy::<ClusterAccount>,
+        &ctx,
+    ));
     tasks.push(Box::pin(watch_caches(
         Caches {
             authorizations: authorization_stores,
@@ -362,6 +242,166 @@ pub async fn run_with(
     tracing::info!("controllers started");
     futures::future::join_all(tasks).await;
     tracing::info!("controllers stopped");
+}
+
+/// The Authorization controller of one scope (a namespace, or all): it watches Authorizations,
+/// the operator's token Secrets, every Secret's metadata (for conflicts and re-reads), and the
+/// Accounts and ClusterAccounts their reconciles read. Also returns its store and the scope's
+/// Accounts API.
+fn authorization_controller(
+    client: &Client,
+    namespace: Option<String>,
+    ctx: &Arc<Context>,
+    account_writer: reflector::store::Writer<Account>,
+    cluster_account_writer: reflector::store::Writer<ClusterAccount>,
+) -> (
+    Controller<Authorization>,
+    Store<Authorization>,
+    Api<Account>,
+) {
+    // Secrets as `PartialObjectMeta`: kube asks for metadata only, so neither the wire nor
+    // memory carries their data.
+    let scoped = |client: &Client| -> (
+        Api<Authorization>,
+        Api<Account>,
+        Api<PartialObjectMeta<Secret>>,
+    ) {
+        match &namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+            ),
+        }
+    };
+    let (authorizations, accounts, secrets) = scoped(client);
+    let (store, writer) = reflector::store();
+    let own_writes = ctx.clone();
+    let conflicts = ctx.clone();
+    let controller = Controller::for_stream(
+        watcher(authorizations, watcher::Config::default())
+            .default_backoff()
+            .modify(strip)
+            .reflect(writer)
+            .map(move |event| {
+                conflicts.conflicts.observe(&event);
+                event
+            })
+            .applied_objects()
+            // The event of the operator's own status write triggers nothing: the
+            // reconcile that wrote it has chosen when to look again. (Otherwise a status
+            // that changes each time, such as a rate limit's "retry in", reconciles in a
+            // loop.) Anyone else's change, status included, still triggers.
+            .filter(move |object| {
+                let own = matches!(object, Ok(object) if own_writes.versions.is_own_write(object));
+                futures::future::ready(!own)
+            }),
+        store.clone(),
+    );
+    // Only the operator's own Secrets, metadata only: memory does not grow with the
+    // cluster's Secrets, and a deleted or edited token Secret is repaired at once.
+    let owned_secrets = watcher(
+        secrets.clone(),
+        watcher::Config::default().labels(&labels::managed_by_selector()),
+    )
+    .default_backoff()
+    .touched_objects();
+    // Any Secret's metadata, kept nowhere: a Secret the operator read is read again once
+    // it changed, and a Secret that blocks an Authorization (SecretConflict) is looked at
+    // again as soon as it changes or goes.
+    let secret_cache = ctx.clone();
+    let any_secrets = watcher(secrets, watcher::Config::default())
+        .default_backoff()
+        .map(move |event| {
+            secret_cache.secrets.observe(namespace.as_deref(), &event);
+            event
+        })
+        .touched_objects();
+    let conflicts = ctx.clone();
+    let account_store = store.clone();
+    let cluster_store = store.clone();
+    let authorization_controller = controller
+        .owns_stream(owned_secrets)
+        .watches_stream(any_secrets, move |secret: PartialObjectMeta<Secret>| {
+            conflicts
+                .conflicts
+                .waiting_for(&secret.namespace().unwrap_or_default(), &secret.name_any())
+        })
+        .watches_stream(
+            watcher(accounts.clone(), watcher::Config::default())
+                .default_backoff()
+                .modify(strip)
+                .reflect(account_writer)
+                .filter_map(account_changes::<Account>()),
+            move |account: Account| {
+                users_of(
+                    &account_store,
+                    AccountKind::Account,
+                    account.namespace().as_deref(),
+                    &account.name_any(),
+                )
+            },
+        )
+        .watches_stream(
+            watcher(
+                Api::<ClusterAccount>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .modify(strip)
+            .reflect(cluster_account_writer)
+            .filter_map(account_changes::<ClusterAccount>()),
+            move |account: ClusterAccount| {
+                users_of(
+                    &cluster_store,
+                    AccountKind::ClusterAccount,
+                    None,
+                    &account.name_any(),
+                )
+            },
+        );
+    (authorization_controller, store, accounts)
+}
+
+/// Runs one controller until shutdown: the shared configuration, a graceful stop, the measured
+/// reconcile, and a debug line for each run that failed.
+fn drive<K, F, Fut>(
+    controller: Controller<K>,
+    config: &ControllerConfig,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+    kind: ControllerKind,
+    reconcile: F,
+    error_policy: fn(Arc<K>, &Error, Arc<Context>) -> Action,
+    ctx: &Arc<Context>,
+) -> BoxFuture<'static, ()>
+where
+    K: Clone
+        + kube::Resource
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + std::fmt::Debug + Unpin + Send + Sync,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Reconciled, Error>> + Send + 'static,
+{
+    Box::pin(
+        controller
+            .with_config(config.clone())
+            .graceful_shutdown_on(stop)
+            .run(measured(kind, reconcile), error_policy, ctx.clone())
+            .for_each(move |result| async move {
+                if let Err(error) = result {
+                    tracing::debug!(%error, controller = kind.as_str(), "controller");
+                }
+            }),
+    )
 }
 
 /// How a reconcile ended when it did not fail: what to do next, and the configuration error
