@@ -1,0 +1,567 @@
+//! Reconcile scenarios, one reconcile at a time (as kube-rs/controller-rs's `fixtures.rs`):
+//! the GHES emulator answers GHES, the Kubernetes API test server answers the controller and
+//! records its requests, and each test names every call one reconcile must make, in order —
+//! an extra call fails it as surely as a missing one.
+//!
+//! The reconcile runs in the test's process against the operator's library, with the watch
+//! caches it reads (Accounts, ClusterAccounts) filled by the test, so there is no controller,
+//! no watch and no timing: what is asserted is exactly what the reconcile did.
+
+use std::sync::Arc;
+
+use ghes_emulator::{AppSpec, Emulator, EmulatorConfig, RunningEmulator, UserSpec};
+use ghes_oauth_operator::api::{Account, Authorization, ClusterAccount, crds};
+use ghes_oauth_operator::controller::account::registry::ClientOptions;
+use ghes_oauth_operator::controller::cache::AccountViews;
+use ghes_oauth_operator::controller::context::Context;
+use ghes_oauth_operator::controller::fingerprint::InstallationId;
+use ghes_oauth_operator::controller::{account, authorization};
+use ghes_oauth_operator::metrics::Metrics;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use kube_testkit::{RunningApiServer, TestApiServer};
+use serde_json::{Value, json};
+
+const NS: &str = "team";
+const LOGIN: &str = "fixture-bot";
+const PASSWORD: &str = "fixture-bot-password";
+const CLIENT_ID: &str = "Iv1.fixture000000001";
+const CLIENT_SECRET: &str = "fixture-client-secret-0123";
+/// The operator's user on the test server; the test's own requests go as another.
+const OPERATOR: &str = "operator";
+
+/// One scenario's world: both servers, the operator's context, and the caches it reads.
+struct Fixture {
+    kube: RunningApiServer,
+    ghes: RunningEmulator,
+    /// The test's client (not recorded as the operator's).
+    admin: Client,
+    ctx: Arc<Context>,
+    accounts: Writer<Account>,
+}
+
+impl Fixture {
+    /// A namespace with the account's credentials, the app's client secret and an Account
+    /// pointed at the emulator; the Account has been reconciled once (signed in, Ready) and
+    /// is in the cache Authorization reconciles read.
+    async fn new() -> Self {
+        let ghes = Emulator::start(
+            EmulatorConfig {
+                users: vec![UserSpec {
+                    login: LOGIN.into(),
+                    password: PASSWORD.into(),
+                    totp_seed: None,
+                }],
+                apps: vec![AppSpec {
+                    client_id: CLIENT_ID.into(),
+                    client_secret: CLIENT_SECRET.into(),
+                    name: "fixture app".into(),
+                }],
+                ..EmulatorConfig::default()
+            },
+            ([127, 0, 0, 1], 0).into(),
+        )
+        .await
+        .expect("emulator");
+        let kube = TestApiServer::start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("test server");
+        let admin = kube.client("admin").expect("client");
+        let crd_api = Api::<CustomResourceDefinition>::all(admin.clone());
+        for crd in crds() {
+            crd_api
+                .patch(
+                    &crd.name_any(),
+                    &PatchParams::apply("fixture").force(),
+                    &Patch::Apply(&crd),
+                )
+                .await
+                .expect("install CRD");
+        }
+        let (account_store, accounts) = reflector::store();
+        let (cluster_store, mut cluster_accounts) = reflector::store::<ClusterAccount>();
+        cluster_accounts.apply_watcher_event(&watcher::Event::Init);
+        cluster_accounts.apply_watcher_event(&watcher::Event::InitDone);
+        let mut views = AccountViews::default();
+        views.add(None, account_store, cluster_store);
+        let client = kube.client(OPERATOR).expect("client");
+        let ctx = Arc::new(
+            Context::new(
+                client,
+                Some("fixture".into()),
+                InstallationId::parse("fixture").expect("installation id"),
+                ClientOptions::default(),
+                Arc::new(Metrics::new()),
+            )
+            .with_cluster_resource_namespace(NS.into())
+            .with_account_views(views),
+        );
+        let fixture = Self {
+            kube,
+            ghes,
+            admin,
+            ctx,
+            accounts,
+        };
+        fixture
+            .apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
+            .await;
+        fixture
+            .apply(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "bot-credentials", "namespace": NS},
+                "stringData": {"username": LOGIN, "password": PASSWORD},
+            }))
+            .await;
+        fixture
+            .apply(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "oauth-app", "namespace": NS},
+                "stringData": {"clientSecret": CLIENT_SECRET},
+            }))
+            .await;
+        fixture
+            .apply(json!({
+                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Account",
+                "metadata": {"name": "bot", "namespace": NS},
+                "spec": {
+                    "server": "https://ghes.invalid",
+                    "apiUrl": fixture.ghes.api_url(),
+                    "credentialsSecretRef": {"name": "bot-credentials"},
+                },
+            }))
+            .await;
+        // The Secrets' metadata watch has listed (nothing changes under it in a scenario
+        // unless the test says so): the Secrets a reconcile read stay cached, as in a
+        // running operator.
+        for event in [watcher::Event::Init, watcher::Event::InitDone] {
+            fixture.ctx.secrets.observe(None, &Ok(event));
+        }
+        let mut fixture = fixture;
+        fixture.reconcile_account().await;
+        fixture
+    }
+
+    /// Tells the Secret cache that `name` changed or went, as its watch would.
+    fn secret_changed(&self, name: &str) {
+        let mut secret =
+            kube::core::PartialObjectMeta::<k8s_openapi::api::core::v1::Secret>::default();
+        secret.metadata.name = Some(name.into());
+        secret.metadata.namespace = Some(NS.into());
+        self.ctx
+            .secrets
+            .observe(None, &Ok(watcher::Event::Delete(secret)));
+    }
+
+    /// Server-side apply of any object, as the test.
+    async fn apply(&self, object: Value) {
+        let object: DynamicObject = serde_json::from_value(object).expect("object");
+        let types = object.types.clone().expect("apiVersion and kind");
+        let (group, version) = types
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", &types.api_version));
+        let gvk = kube::api::GroupVersionKind::gvk(group, version, &types.kind);
+        let (resource, capabilities) = kube::discovery::pinned_kind(&self.admin, &gvk)
+            .await
+            .expect("discovery");
+        let api: Api<DynamicObject> = match capabilities.scope {
+            kube::discovery::Scope::Namespaced => {
+                Api::namespaced_with(self.admin.clone(), NS, &resource)
+            }
+            kube::discovery::Scope::Cluster => Api::all_with(self.admin.clone(), &resource),
+        };
+        api.patch(
+            &object.name_any(),
+            &PatchParams::apply("fixture").force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .expect("apply");
+    }
+
+    /// Reconciles the Account once and puts it, as the API server now has it, in the cache.
+    async fn reconcile_account(&mut self) {
+        let api = Api::<Account>::namespaced(self.admin.clone(), NS);
+        let account = api.get("bot").await.expect("Account");
+        account::reconcile::reconcile::<Account>(Arc::new(account), self.ctx.clone())
+            .await
+            .expect("the Account reconciles");
+        self.cache_account().await;
+    }
+
+    /// Puts the Account, as the API server has it, in the cache (or nothing when it is gone).
+    async fn cache_account(&mut self) {
+        let api = Api::<Account>::namespaced(self.admin.clone(), NS);
+        self.accounts.apply_watcher_event(&watcher::Event::Init);
+        if let Some(account) = api.get_opt("bot").await.expect("get Account") {
+            self.accounts
+                .apply_watcher_event(&watcher::Event::InitApply(account));
+        }
+        self.accounts.apply_watcher_event(&watcher::Event::InitDone);
+    }
+
+    fn authorizations(&self) -> Api<Authorization> {
+        Api::namespaced(self.admin.clone(), NS)
+    }
+
+    /// Creates an Authorization named `name` with `spec`.
+    async fn authorization(&self, name: &str, spec: Value) {
+        self.apply(json!({
+            "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": spec,
+        }))
+        .await;
+    }
+
+    /// Forgets every request so far: what follows is one reconcile's.
+    fn forget_calls(&self) {
+        self.kube.clear_requests();
+        self.ghes.clear_requests();
+    }
+
+    /// Reconciles the Authorization `name` as the API server has it now; the reconcile's
+    /// Kubernetes and GHES calls, in order. Fails the test when the reconcile fails.
+    async fn reconcile(&self, name: &str) -> Calls {
+        let (result, calls) = self.try_reconcile(name).await;
+        if let Err(error) = result {
+            panic!("the reconcile failed: {error}\n{calls:#?}");
+        }
+        calls
+    }
+
+    /// Like [`Fixture::reconcile`], and what the reconcile returned: `Ok(Some(reason))` for
+    /// a configuration error it waits on.
+    async fn try_reconcile(&self, name: &str) -> (Result<Option<&'static str>, String>, Calls) {
+        let authorization = self
+            .authorizations()
+            .get(name)
+            .await
+            .expect("Authorization");
+        self.forget_calls();
+        let result = authorization::reconcile(Arc::new(authorization), self.ctx.clone()).await;
+        (
+            result
+                .map(|reconciled| reconciled.config_error)
+                .map_err(|error| error.to_string()),
+            self.calls(),
+        )
+    }
+
+    /// Issues the token of `name`: the reconcile that adds the finalizer, then the one that
+    /// issues.
+    async fn issued(&self, name: &str, spec: Value) {
+        self.authorization(name, spec).await;
+        self.reconcile(name).await;
+        self.reconcile(name).await;
+        assert_eq!(self.ready(name).await, ("True".into(), "TokenReady".into()));
+    }
+
+    /// The operator's calls since [`Fixture::forget_calls`]: `verb resource[/name]` on
+    /// Kubernetes, `METHOD path status` on GHES.
+    fn calls(&self) -> Calls {
+        let kubernetes = self
+            .kube
+            .requests()
+            .into_iter()
+            .filter(|r| r.user == OPERATOR)
+            .map(|r| {
+                let name = r.name.map(|n| format!("/{n}")).unwrap_or_default();
+                format!("{} {}{name}", r.verb, r.resource)
+            })
+            .collect();
+        let ghes = self
+            .ghes
+            .requests()
+            .into_iter()
+            .map(|r| {
+                let path = fingerprint()
+                    .replace_all(&r.path.replace(CLIENT_ID, "{client_id}"), "{fingerprint}")
+                    .into_owned();
+                format!("{} {path} {}", r.method, r.status)
+            })
+            .collect();
+        Calls { kubernetes, ghes }
+    }
+
+    async fn ready(&self, name: &str) -> (String, String) {
+        let authorization = self
+            .authorizations()
+            .get(name)
+            .await
+            .expect("Authorization");
+        let ready = authorization
+            .status
+            .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+            .expect("a Ready condition");
+        (ready.status, ready.reason)
+    }
+}
+
+/// One reconcile's calls, in order, on each server.
+#[derive(Debug, PartialEq)]
+struct Calls {
+    kubernetes: Vec<String>,
+    ghes: Vec<String>,
+}
+
+impl Calls {
+    fn expect(&self, kubernetes: &[&str], ghes: &[&str]) {
+        assert_eq!(
+            (self.kubernetes.as_slice(), self.ghes.as_slice()),
+            (
+                &kubernetes.iter().map(|s| s.to_string()).collect::<Vec<_>>()[..],
+                &ghes.iter().map(|s| s.to_string()).collect::<Vec<_>>()[..]
+            ),
+            "the reconcile's calls (Kubernetes, GHES)"
+        );
+    }
+}
+
+/// The fingerprints this installation makes (`k8s-<uid>.fixture`), which differ per run.
+fn fingerprint() -> regex::Regex {
+    regex::Regex::new(r"k8s-[0-9a-f-]{36}\.fixture").expect("pattern")
+}
+
+fn app_spec(scopes: &[&str]) -> Value {
+    json!({
+        "accountRef": {"name": "bot"},
+        "app": {"clientId": CLIENT_ID, "clientSecretRef": {"name": "oauth-app"}},
+        "scopes": scopes,
+        "secret": {"name": "ci-token"},
+    })
+}
+
+const TOKEN_SECRET: &str = "ci-token";
+
+fn personal_spec() -> Value {
+    json!({"accountRef": {"name": "bot"}, "scopes": ["gist"]})
+}
+
+#[tokio::test]
+async fn first_issue_of_an_app_token() {
+    let fixture = Fixture::new().await;
+    fixture.authorization("ci", app_spec(&["repo"])).await;
+    // The first reconcile only adds the finalizer; its own write triggers the next.
+    fixture
+        .reconcile("ci")
+        .await
+        .expect(&["patch authorizations/ci"], &[]);
+    fixture.reconcile("ci").await.expect(
+        &[
+            "patch authorizations/status/ci",
+            "get secrets/oauth-app",
+            "get secrets/ci-token",
+            "create events",
+            "create secrets",
+            "patch secrets/ci-token",
+            "patch authorizations/status/ci",
+        ],
+        &["PUT /api/v3/authorizations/clients/{client_id}/{fingerprint} 201"],
+    );
+    assert_eq!(
+        fixture.ready("ci").await,
+        ("True".into(), "TokenReady".into())
+    );
+    assert_eq!(fixture.ghes.state().authorizations.len(), 1);
+}
+
+#[tokio::test]
+async fn first_issue_of_a_personal_token() {
+    let fixture = Fixture::new().await;
+    fixture.authorization("release", personal_spec()).await;
+    fixture
+        .reconcile("release")
+        .await
+        .expect(&["patch authorizations/release"], &[]);
+    // The fingerprint is in status before the POST, so a lost answer is found again.
+    fixture.reconcile("release").await.expect(
+        &[
+            "patch authorizations/status/release",
+            "get secrets/release",
+            "patch authorizations/status/release",
+            "create events",
+            "create secrets",
+            "patch secrets/release",
+            "patch authorizations/status/release",
+        ],
+        &["POST /api/v3/authorizations 201"],
+    );
+    assert_eq!(
+        fixture.ready("release").await,
+        ("True".into(), "TokenReady".into())
+    );
+}
+
+#[tokio::test]
+async fn nothing_to_do() {
+    let fixture = Fixture::new().await;
+    fixture.issued("ci", app_spec(&["repo"])).await;
+    // The Secret the last reconcile wrote is read once into the cache...
+    fixture
+        .reconcile("ci")
+        .await
+        .expect(&["get secrets/ci-token"], &[]);
+    // ...and then nothing: no Kubernetes call, no GHES call.
+    fixture.reconcile("ci").await.expect(&[], &[]);
+    // A label edit: the object is newer than the one this process last wrote, so it is read
+    // once from the API server (not a cache) before anything is decided; no GHES call.
+    fixture
+        .apply(json!({
+            "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
+            "metadata": {"name": "ci", "namespace": NS, "labels": {"team": "a"}},
+            "spec": app_spec(&["repo"]),
+        }))
+        .await;
+    fixture
+        .reconcile("ci")
+        .await
+        .expect(&["get authorizations/ci"], &[]);
+    fixture.reconcile("ci").await.expect(&[], &[]);
+}
+
+#[tokio::test]
+async fn scope_drift_is_one_patch() {
+    let fixture = Fixture::new().await;
+    fixture.issued("ci", app_spec(&["repo"])).await;
+    fixture.reconcile("ci").await;
+    fixture
+        .authorization("ci", app_spec(&["repo", "workflow"]))
+        .await;
+    // A new generation: re-read before writing to GHES, one PATCH, status and an Event.
+    fixture.reconcile("ci").await.expect(
+        &[
+            "get authorizations/ci",
+            "patch authorizations/status/ci",
+            "create events",
+            "patch authorizations/status/ci",
+        ],
+        &["PATCH /api/v3/authorizations/1 200"],
+    );
+    fixture.reconcile("ci").await.expect(&[], &[]);
+    assert_eq!(
+        fixture.ghes.state().authorizations[0].scopes,
+        ["repo", "workflow"]
+    );
+}
+
+#[tokio::test]
+async fn a_lost_secret_is_reissued_and_the_old_token_revoked() {
+    let fixture = Fixture::new().await;
+    fixture.issued("ci", app_spec(&["repo"])).await;
+    fixture.reconcile("ci").await;
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(fixture.admin.clone(), NS)
+        .delete(TOKEN_SECRET, &DeleteParams::default())
+        .await
+        .expect("delete the token Secret");
+    fixture.secret_changed(TOKEN_SECRET);
+    fixture.reconcile("ci").await.expect(
+        &[
+            "get secrets/ci-token",
+            "create events",
+            "create secrets",
+            "patch secrets/ci-token",
+            "patch authorizations/status/ci",
+        ],
+        &[
+            "DELETE /api/v3/authorizations/1 204",
+            "PUT /api/v3/authorizations/clients/{client_id}/{fingerprint} 201",
+        ],
+    );
+    let live: Vec<u64> = fixture
+        .ghes
+        .state()
+        .authorizations
+        .iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(live, [2]);
+}
+
+#[tokio::test]
+async fn a_missing_account_is_a_condition_without_a_ghes_call() {
+    let fixture = Fixture::new().await;
+    fixture
+        .authorization(
+            "stray",
+            json!({"accountRef": {"name": "nobody"}, "scopes": ["gist"]}),
+        )
+        .await;
+    fixture.reconcile("stray").await;
+    let (result, calls) = fixture.try_reconcile("stray").await;
+    assert_eq!(result, Ok(Some("AccountNotFound")));
+    calls.expect(
+        &[
+            "patch authorizations/status/stray",
+            "patch authorizations/status/stray",
+            "create events",
+        ],
+        &[],
+    );
+    assert_eq!(
+        fixture.ready("stray").await,
+        ("False".into(), "AccountNotFound".into())
+    );
+}
+
+#[tokio::test]
+async fn deletion_with_policy_delete_revokes_the_token() {
+    let fixture = Fixture::new().await;
+    fixture.issued("ci", app_spec(&["repo"])).await;
+    fixture
+        .authorizations()
+        .delete("ci", &DeleteParams::default())
+        .await
+        .expect("delete");
+    fixture.reconcile("ci").await.expect(
+        &[
+            "get authorizations/ci",
+            "create events",
+            "patch authorizations/ci",
+        ],
+        &["DELETE /api/v3/authorizations/1 204"],
+    );
+    assert!(fixture.ghes.state().authorizations.is_empty());
+    assert!(
+        fixture
+            .authorizations()
+            .get_opt("ci")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn deletion_with_policy_orphan_leaves_the_token() {
+    let fixture = Fixture::new().await;
+    let mut spec = personal_spec();
+    spec["deletionPolicy"] = json!("Orphan");
+    fixture.issued("release", spec).await;
+    fixture
+        .authorizations()
+        .delete("release", &DeleteParams::default())
+        .await
+        .expect("delete");
+    fixture.reconcile("release").await.expect(
+        &[
+            "get authorizations/release",
+            "create events",
+            "patch authorizations/release",
+        ],
+        &[],
+    );
+    assert_eq!(fixture.ghes.state().authorizations.len(), 1);
+    assert!(
+        fixture
+            .authorizations()
+            .get_opt("release")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
