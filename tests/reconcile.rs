@@ -193,6 +193,22 @@ impl Fixture {
         self.cache_account().await;
     }
 
+    /// Reconciles the Account once more (the cache follows); its calls.
+    async fn reconcile_account_calls(&mut self) -> (Result<Option<&'static str>, String>, Calls) {
+        let account = Api::<Account>::namespaced(self.admin.clone(), NS)
+            .get("bot")
+            .await
+            .expect("Account");
+        self.forget_calls();
+        let result = account::reconcile::reconcile::<Account>(Arc::new(account), self.ctx.clone())
+            .await
+            .map(|reconciled| reconciled.config_error)
+            .map_err(|error| error.to_string());
+        let calls = self.calls();
+        self.cache_account().await;
+        (result, calls)
+    }
+
     /// Puts the Account, as the API server has it, in the cache (or nothing when it is gone).
     async fn cache_account(&mut self) {
         let api = Api::<Account>::namespaced(self.admin.clone(), NS);
@@ -564,4 +580,30 @@ async fn deletion_with_policy_orphan_leaves_the_token() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn a_refused_password_is_sent_once() {
+    let mut fixture = Fixture::new().await;
+    fixture.issued("ci", app_spec(&["repo"])).await;
+    fixture
+        .apply(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "bot-credentials", "namespace": NS},
+            "stringData": {"username": LOGIN, "password": "not-the-password"},
+        }))
+        .await;
+    fixture.secret_changed("bot-credentials");
+    let (result, calls) = fixture.reconcile_account_calls().await;
+    assert_eq!(result, Ok(Some("InvalidCredentials")), "{calls:?}");
+    assert_eq!(calls.ghes, ["GET /api/v3/authorizations 401"]);
+    // Neither the Account nor an Authorization sends it again, however often they reconcile.
+    for _ in 0..2 {
+        let (result, calls) = fixture.reconcile_account_calls().await;
+        assert_eq!(result, Ok(Some("InvalidCredentials")), "{calls:?}");
+        assert_eq!(calls.ghes, Vec::<String>::new());
+        let (result, calls) = fixture.try_reconcile("ci").await;
+        assert!(matches!(result, Ok(Some(_))), "{result:?} {calls:?}");
+        assert_eq!(calls.ghes, Vec::<String>::new());
+    }
 }

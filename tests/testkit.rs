@@ -1141,8 +1141,31 @@ async fn namespaces_gate_creation_and_terminate_with_their_contents() {
     );
 
     gone(&maps_in("doomed"), "c").await;
-    // The namespace waits for the object held by a finalizer.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The namespace controller has deleted the held object too (it waits on its finalizer),
+    // and the namespace waits for it.
+    for _ in 0..200 {
+        let marked = maps_in("doomed")
+            .get("held")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some();
+        if marked {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        maps_in("doomed")
+            .get("held")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some(),
+        "the namespace controller never deleted the held object"
+    );
     assert!(namespaces.get_opt("doomed").await.unwrap().is_some());
     // Objects in a terminating namespace can still be updated (here: released).
     let release =

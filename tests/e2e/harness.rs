@@ -701,6 +701,14 @@ impl World {
         }
     }
 
+    /// The test API server's request journal (empty on a real cluster).
+    pub fn kube_requests(&self) -> Vec<kube_testkit::RequestRecord> {
+        match &self.cluster {
+            Cluster::TestServer { _server } => _server.requests(),
+            Cluster::Real => Vec::new(),
+        }
+    }
+
     /// Removes the test API server's injected faults.
     pub fn clear_kube_faults(&self) {
         if let Cluster::TestServer { _server } = &self.cluster {

@@ -120,8 +120,23 @@ async fn no_ghes_write_while_the_api_server_is_unreachable() {
     // token Secret gone.
     let (hand_made, _) = seed(&world, "made by hand", None, Duration::from_secs(7200));
     empty_secret(&world, &ns, "release").await;
-    // Longer than a sync interval: the account's timer fires while the operator is blind.
-    tokio::time::sleep(Duration::from_secs(35)).await;
+    // The account's timer fires while the operator is blind: its sync lists GHES and ends
+    // in a status write that the API server refuses. Only then is "no write" meaningful.
+    let kube_from = world.kube_requests().last().map_or(0, |r| r.seq);
+    wait_for_within("a sync while blind", Duration::from_secs(90), || async {
+        let listed = world
+            .ghes_calls_since(blind_from)
+            .iter()
+            .any(|c| c.starts_with("GET /api/v3/authorizations"));
+        let sync_ended = world.kube_requests().iter().any(|r| {
+            r.seq > kube_from
+                && r.user == OPERATOR_USER
+                && r.resource == "accounts/status"
+                && r.status == 500
+        });
+        (listed && sync_ended).then_some(())
+    })
+    .await;
     let blind = world.ghes_writes_since(blind_from);
     assert!(blind.is_empty(), "GHES writes while blind: {blind:?}");
 

@@ -380,7 +380,8 @@ impl Cell<'_> {
                     .find(|r| r.user.as_deref() == Some(self.login.as_str()) && r.status == 401)
                     .map(|r| r.seq)
                     .ok_or("no 401 in the request log")?;
-                tokio::time::sleep(Duration::from_secs(3)).await;
+                // That no later reconcile sends them is tests/reconcile.rs's
+                // a_refused_password_is_sent_once; here, nothing followed the refusal.
                 let after = self.requests_after(refused_at);
                 if self.hits(fault) != 1 || !after.is_empty() {
                     return Err(format!(

@@ -40,6 +40,22 @@ async fn scrape(admin: SocketAddr) -> HashMap<String, f64> {
         .collect()
 }
 
+/// Authorization reconciles the operator at `admin` has finished, whatever their result
+/// (`None` while its admin server does not answer yet).
+pub(crate) async fn authorization_reconciles(admin: SocketAddr) -> Option<f64> {
+    let (status, _, body) = get(admin, "/metrics").await?;
+    (status == 200).then(|| {
+        body.lines()
+            .filter(|line| {
+                line.starts_with(
+                    r#"ghes_oauth_operator_reconciles_total{controller="authorization","#,
+                )
+            })
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    })
+}
+
 fn sample(metrics: &HashMap<String, f64>, series: &str) -> f64 {
     metrics.get(series).copied().unwrap_or(0.0)
 }
