@@ -1,5 +1,7 @@
-//! GHES behind a proxy: the operator's GHES requests go through `HTTP_PROXY` (as the chart's
-//! `httpProxy`/`httpsProxy` values set it), and `NO_PROXY` (`noProxy`) bypasses it.
+//! Behind a proxy: the operator's GHES requests go through `HTTP_PROXY` (as the chart's
+//! `httpProxy`/`httpsProxy` values set it), and `NO_PROXY` (`noProxy`) bypasses it; the
+//! commands for people (`status`, ...) reach the API server of a kubeconfig through
+//! `HTTPS_PROXY`, or directly when `NO_PROXY` names it.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -20,7 +22,7 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 256;
 
 /// A forward HTTP proxy on loopback that records the first request line of each connection and
-/// relays it to its (loopback) origin.
+/// relays it to its (loopback) origin: absolute-form requests, and `CONNECT` tunnels.
 struct Proxy {
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<String>>>,
@@ -90,10 +92,15 @@ async fn relay(mut client: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
     else {
         return;
     };
-    let Some(rest) = target.strip_prefix("http://") else {
-        return;
+    let tunnel = method == "CONNECT";
+    let (authority, path) = if tunnel {
+        (target, "")
+    } else {
+        let Some(rest) = target.strip_prefix("http://") else {
+            return;
+        };
+        rest.split_at(rest.find('/').unwrap_or(rest.len()))
     };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let Ok(origin) = authority.parse::<SocketAddr>() else {
         return;
     };
@@ -104,6 +111,20 @@ async fn relay(mut client: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
     let Ok(mut upstream) = TcpStream::connect(origin).await else {
         return;
     };
+    if tunnel {
+        // Whatever followed the CONNECT head is the tunnel's first bytes.
+        let end = text.find("\r\n\r\n").map_or(head.len(), |at| at + 4);
+        if client
+            .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+            .await
+            .is_err()
+            || upstream.write_all(&head[end..]).await.is_err()
+        {
+            return;
+        }
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        return;
+    }
     let path = if path.is_empty() { "/" } else { path };
     let rewritten = text.replacen(&line, &format!("{method} {path} {version}"), 1);
     if upstream.write_all(rewritten.as_bytes()).await.is_err() {
@@ -168,6 +189,66 @@ async fn ghes_requests_go_through_the_proxy_unless_no_proxy_names_ghes() {
         before,
         "NO_PROXY did not bypass the proxy: {:?}",
         proxy.requests()
+    );
+    world.cleanup().await;
+}
+
+/// `ghes-oauth-operator ARGS` with `env`; its exit success and output. (On a blocking thread:
+/// the test server answering it runs on this test's runtime.)
+async fn operator(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ghes-oauth-operator"))
+            .args(&args)
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .env_remove("https_proxy")
+            .envs(env)
+            .output()
+            .expect("run the binary")
+    })
+    .await
+    .expect("the binary's thread");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn a_kubeconfig_api_server_is_reached_through_https_proxy_unless_no_proxy_names_it() {
+    let proxy = Proxy::start().await;
+    let world = World::new(&["kubeproxy"]).await;
+    let kubeconfig = world.user_kubeconfig();
+    let kubeconfig = kubeconfig.to_str().expect("a UTF-8 path");
+    let args = ["status", "-A", "--kubeconfig", kubeconfig];
+    // NO_PROXY names the API server: no proxy, even one that is down.
+    let (ok, output) = operator(
+        &args,
+        &[
+            ("HTTPS_PROXY", "http://127.0.0.1:9"),
+            ("NO_PROXY", "127.0.0.1"),
+        ],
+    )
+    .await;
+    assert!(ok, "{output}");
+    assert!(proxy.requests().is_empty());
+    // Through the proxy: a CONNECT tunnel to the API server.
+    let (ok, output) = operator(&args, &[("HTTPS_PROXY", &proxy.url())]).await;
+    assert!(ok, "{output}");
+    let relayed = proxy.requests();
+    assert!(
+        !relayed.is_empty()
+            && relayed
+                .iter()
+                .all(|line| line.starts_with("CONNECT 127.0.0.1:")),
+        "{relayed:?}"
     );
     world.cleanup().await;
 }
