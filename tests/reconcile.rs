@@ -10,19 +10,21 @@
 use std::sync::Arc;
 
 use ghes_emulator::{AppSpec, Emulator, EmulatorConfig, RunningEmulator, UserSpec};
-use ghes_oauth_operator::api::{Account, Authorization, ClusterAccount, crds};
+use ghes_oauth_operator::api::{Account, Authorization, ClusterAccount};
 use ghes_oauth_operator::controller::account::registry::ClientOptions;
 use ghes_oauth_operator::controller::cache::AccountViews;
 use ghes_oauth_operator::controller::context::Context;
 use ghes_oauth_operator::controller::fingerprint::InstallationId;
 use ghes_oauth_operator::controller::{account, authorization};
 use ghes_oauth_operator::metrics::Metrics;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::Client;
+use kube::api::{Api, DeleteParams};
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
 use kube_testkit::{RunningApiServer, TestApiServer};
+
+#[path = "support/cluster.rs"]
+mod cluster;
 use serde_json::{Value, json};
 
 const NS: &str = "team";
@@ -70,17 +72,7 @@ impl Fixture {
             .await
             .expect("test server");
         let admin = kube.client("admin").expect("client");
-        let crd_api = Api::<CustomResourceDefinition>::all(admin.clone());
-        for crd in crds() {
-            crd_api
-                .patch(
-                    &crd.name_any(),
-                    &PatchParams::apply("fixture").force(),
-                    &Patch::Apply(&crd),
-                )
-                .await
-                .expect("install CRD");
-        }
+        cluster::install_crds(&admin, "fixture").await;
         let (account_store, accounts) = reflector::store();
         let (cluster_store, mut cluster_accounts) = reflector::store::<ClusterAccount>();
         cluster_accounts.apply_watcher_event(&watcher::Event::Init);
@@ -158,42 +150,16 @@ impl Fixture {
 
     /// Server-side apply of any object, as the test.
     async fn apply(&self, object: Value) {
-        let object: DynamicObject = serde_json::from_value(object).expect("object");
-        let types = object.types.clone().expect("apiVersion and kind");
-        let (group, version) = types
-            .api_version
-            .split_once('/')
-            .unwrap_or(("", &types.api_version));
-        let gvk = kube::api::GroupVersionKind::gvk(group, version, &types.kind);
-        let (resource, capabilities) = kube::discovery::pinned_kind(&self.admin, &gvk)
-            .await
-            .expect("discovery");
-        let api: Api<DynamicObject> = match capabilities.scope {
-            kube::discovery::Scope::Namespaced => {
-                Api::namespaced_with(self.admin.clone(), NS, &resource)
-            }
-            kube::discovery::Scope::Cluster => Api::all_with(self.admin.clone(), &resource),
-        };
-        api.patch(
-            &object.name_any(),
-            &PatchParams::apply("fixture").force(),
-            &Patch::Apply(&object),
-        )
-        .await
-        .expect("apply");
+        cluster::apply(&self.admin, "fixture", NS, object).await;
     }
 
     /// Reconciles the Account once and puts it, as the API server now has it, in the cache.
     async fn reconcile_account(&mut self) {
-        let api = Api::<Account>::namespaced(self.admin.clone(), NS);
-        let account = api.get("bot").await.expect("Account");
-        account::reconcile::reconcile::<Account>(Arc::new(account), self.ctx.clone())
-            .await
-            .expect("the Account reconciles");
-        self.cache_account().await;
+        let (result, calls) = self.reconcile_account_calls().await;
+        assert_eq!(result, Ok(None), "the Account reconciles: {calls:?}");
     }
 
-    /// Reconciles the Account once more (the cache follows); its calls.
+    /// Reconciles the Account once (the cache follows); what it returned, and its calls.
     async fn reconcile_account_calls(&mut self) -> (Result<Option<&'static str>, String>, Calls) {
         let account = Api::<Account>::namespaced(self.admin.clone(), NS)
             .get("bot")

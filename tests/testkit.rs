@@ -1143,29 +1143,19 @@ async fn namespaces_gate_creation_and_terminate_with_their_contents() {
     gone(&maps_in("doomed"), "c").await;
     // The namespace controller has deleted the held object too (it waits on its finalizer),
     // and the namespace waits for it.
-    for _ in 0..200 {
-        let marked = maps_in("doomed")
+    within("the held object marked for deletion", async {
+        while maps_in("doomed")
             .get("held")
             .await
             .unwrap()
             .metadata
             .deletion_timestamp
-            .is_some();
-        if marked {
-            break;
+            .is_none()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        maps_in("doomed")
-            .get("held")
-            .await
-            .unwrap()
-            .metadata
-            .deletion_timestamp
-            .is_some(),
-        "the namespace controller never deleted the held object"
-    );
+    })
+    .await;
     assert!(namespaces.get_opt("doomed").await.unwrap().is_some());
     // Objects in a terminating namespace can still be updated (here: released).
     let release =

@@ -414,34 +414,7 @@ impl World {
 
     /// Applies any object (server-side apply as the test).
     pub async fn apply_json(&self, namespace: &str, object: serde_json::Value) {
-        let api_version = object["apiVersion"]
-            .as_str()
-            .expect("apiVersion")
-            .to_owned();
-        let kind = object["kind"].as_str().expect("kind").to_owned();
-        let name = object["metadata"]["name"]
-            .as_str()
-            .expect("name")
-            .to_owned();
-        let (group, version) = match api_version.split_once('/') {
-            Some((group, version)) => (group.to_owned(), version.to_owned()),
-            None => (String::new(), api_version.clone()),
-        };
-        let gvk = kube::api::GroupVersionKind::gvk(&group, &version, &kind);
-        let resource = kube::api::ApiResource::from_gvk(&gvk);
-        let cluster_scoped = matches!(kind.as_str(), "ClusterAccount" | "Namespace");
-        let api: Api<kube::api::DynamicObject> = if cluster_scoped {
-            Api::all_with(self.client.clone(), &resource)
-        } else {
-            Api::namespaced_with(self.client.clone(), namespace, &resource)
-        };
-        api.patch(
-            &name,
-            &PatchParams::apply("e2e-test").force(),
-            &Patch::Apply(object),
-        )
-        .await
-        .unwrap_or_else(|error| panic!("apply {kind} {name}: {error}"));
+        cluster::apply(&self.client, "e2e-test", namespace, object).await;
     }
 
     /// Applies an Authorization.

@@ -31,6 +31,11 @@ async fn scrape(admin: SocketAddr) -> HashMap<String, f64> {
         "application/openmetrics-text; version=1.0.0; charset=utf-8"
     );
     assert!(body.trim_end().ends_with("# EOF"), "{body}");
+    samples(&body)
+}
+
+/// The samples of an OpenMetrics text, by `name{labels}`.
+fn samples(body: &str) -> HashMap<String, f64> {
     body.lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| {
@@ -45,13 +50,14 @@ async fn scrape(admin: SocketAddr) -> HashMap<String, f64> {
 pub(crate) async fn authorization_reconciles(admin: SocketAddr) -> Option<f64> {
     let (status, _, body) = get(admin, "/metrics").await?;
     (status == 200).then(|| {
-        body.lines()
-            .filter(|line| {
-                line.starts_with(
+        samples(&body)
+            .into_iter()
+            .filter(|(series, _)| {
+                series.starts_with(
                     r#"ghes_oauth_operator_reconciles_total{controller="authorization","#,
                 )
             })
-            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .map(|(_, value)| value)
             .sum()
     })
 }
