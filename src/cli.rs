@@ -91,6 +91,13 @@ pub enum Command {
     /// operator's memory.
     #[cfg(feature = "demo")]
     Bench(crate::bench::BenchArgs),
+    /// Show what the operator would do once manifests are applied — tokens created, updated,
+    /// reissued, rotated or revoked, and what pruning would delete — with read-only calls
+    /// (GHES sees GETs only). Exit status 0: no change, 2: changes, 1: an error.
+    #[command(after_help = "Examples:\n  ghes-oauth-operator plan -f manifests/\n  \
+                      ghes-oauth-operator plan -f team-a/ --prune -o markdown > plan.md\n  \
+                      ghes-oauth-operator plan -f ci-bot.yaml --kubeconfig demo.kubeconfig -o json")]
+    Plan(crate::plan::PlanArgs),
     /// Print the version.
     #[command(after_help = "Examples:\n  ghes-oauth-operator version\n  \
                             ghes-oauth-operator version -o json")]
@@ -252,8 +259,9 @@ pub struct CrdsArgs {
 }
 
 /// Carries out one subcommand; the error is the message to print.
-pub async fn execute(command: Command) -> Result<(), String> {
-    match command {
+pub async fn execute(command: Command) -> Result<u8, String> {
+    let done = match command {
+        Command::Plan(args) => return crate::plan::execute(&args, &mut std::io::stdout()).await,
         Command::Run(args) => run(args).await,
         Command::Crds(args) => match args.out {
             None => {
@@ -312,7 +320,8 @@ pub async fn execute(command: Command) -> Result<(), String> {
                 })
             )),
         },
-    }
+    };
+    done.map(|()| 0)
 }
 
 /// `run`: the admin server first, then the controllers — at once, or once this instance holds
@@ -395,7 +404,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     outcome
 }
 
-fn parse_installation_id(
+pub(crate) fn parse_installation_id(
     text: &str,
 ) -> Result<crate::controller::fingerprint::InstallationId, String> {
     crate::controller::fingerprint::InstallationId::parse(text)

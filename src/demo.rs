@@ -34,6 +34,15 @@ pub struct DemoArgs {
     /// in the temporary directory).
     #[arg(long)]
     pub log_file: Option<PathBuf>,
+    /// After the report, keep the GHES emulator, the test server and the controllers running
+    /// until Ctrl-C, and write the test server's kubeconfig to --kubeconfig-out: for `status`,
+    /// `rotate` and `plan` against the demo.
+    #[arg(long)]
+    pub serve: bool,
+    /// Where --serve writes the test server's kubeconfig (default:
+    /// ghes-oauth-operator-demo.kubeconfig in the temporary directory).
+    #[arg(long, requires = "serve", value_name = "PATH")]
+    pub kubeconfig_out: Option<PathBuf>,
 }
 
 impl DemoArgs {
@@ -42,6 +51,13 @@ impl DemoArgs {
         self.log_file
             .clone()
             .unwrap_or_else(|| std::env::temp_dir().join("ghes-oauth-operator-demo.log"))
+    }
+
+    /// Where --serve writes the kubeconfig.
+    pub fn kubeconfig_path(&self) -> PathBuf {
+        self.kubeconfig_out
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("ghes-oauth-operator-demo.kubeconfig"))
     }
 }
 
@@ -133,7 +149,8 @@ pub async fn serve_emulator(
 pub async fn execute(args: &DemoArgs) -> Result<(), String> {
     let mut stdout = std::io::stdout();
     let logs = (!args.verbose).then(|| args.log_path());
-    run(&mut stdout, logs.as_deref())
+    let serve = args.serve.then(|| args.kubeconfig_path());
+    run(&mut stdout, logs.as_deref(), serve.as_deref())
         .await
         .map_err(|error| match &logs {
             Some(path) => format!("{error}\n(the controllers' logs: {})", path.display()),
@@ -216,8 +233,13 @@ pub enum DemoError {
 
 /// Runs the demo, writing its report to `out`: where the test doubles listen, what was applied,
 /// the table of Authorizations and a summary. `logs` is the file the controllers' logs went to,
-/// if not stderr.
-pub async fn run(out: &mut (dyn Write + Send), logs: Option<&Path>) -> Result<(), DemoError> {
+/// if not stderr. With `serve`, the test server's kubeconfig is written there and everything
+/// keeps running until Ctrl-C.
+pub async fn run(
+    out: &mut (dyn Write + Send),
+    logs: Option<&Path>,
+    serve: Option<&Path>,
+) -> Result<(), DemoError> {
     let started = Instant::now();
     let documents = load_examples()?;
     let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
@@ -284,8 +306,13 @@ pub async fn run(out: &mut (dyn Write + Send), logs: Option<&Path>) -> Result<()
     )?;
 
     let authorizations = wait_until_ready(&client).await;
-    let _ = stop.send(());
-    let _ = operator.await;
+    let mut stop = Some((stop, operator));
+    if (serve.is_none() || authorizations.is_err())
+        && let Some((stop, operator)) = stop.take()
+    {
+        let _ = stop.send(());
+        let _ = operator.await;
+    }
     let authorizations = authorizations?;
 
     writeln!(out)?;
@@ -318,6 +345,25 @@ pub async fn run(out: &mut (dyn Write + Send), logs: Option<&Path>) -> Result<()
         out,
         "Next: README.md, \"Run it against a cluster\"; the manifests are in examples/."
     )?;
+    if let (Some(path), Some((stop, operator))) = (serve, stop) {
+        kubernetes
+            .write_kubeconfig(path, "demo")
+            .map_err(|error| DemoError::Start {
+                what: "the kubeconfig",
+                message: format!("{}: {error}", path.display()),
+            })?;
+        let path = path.display();
+        writeln!(
+            out,
+            "\nServing until Ctrl-C. The test server's kubeconfig: {path}\n  \
+             ghes-oauth-operator status -A --kubeconfig {path}\n  \
+             ghes-oauth-operator plan -f examples/30-personal-token.yaml --kubeconfig {path}"
+        )?;
+        out.flush()?;
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(());
+        let _ = operator.await;
+    }
     ghes.shutdown().await;
     Ok(())
 }

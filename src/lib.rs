@@ -27,5 +27,6 @@ pub mod failpoint;
 pub mod ghes;
 pub mod leader;
 pub mod metrics;
+pub mod plan;
 pub mod table;
 pub mod telemetry;

@@ -15,12 +15,21 @@ async fn main() -> ExitCode {
         cli::Command::Demo(args) if !args.verbose => Some(args.log_path()),
         _ => None,
     };
-    if let Err(error) = telemetry::init(cli.log_format, &cli.log_level, log_file.as_deref()) {
+    // `plan` prints a report for a review: only warnings on stderr, unless asked otherwise.
+    let log_level = match &cli.command {
+        cli::Command::Plan(_)
+            if std::env::var_os("LOG_LEVEL").is_none() && cli.log_level == "info" =>
+        {
+            "warn"
+        }
+        _ => cli.log_level.as_str(),
+    };
+    if let Err(error) = telemetry::init(cli.log_format, log_level, log_file.as_deref()) {
         eprintln!("error: {error}");
         return ExitCode::from(2);
     }
     match cli::execute(cli.command).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE

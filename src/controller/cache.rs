@@ -159,6 +159,17 @@ impl SecretCache {
         }
     }
 
+    /// Holds `secret` as if read, for a process with no watch that must see Secrets not yet
+    /// applied (`plan`). Other Secrets of its namespace are still read from the API server.
+    pub fn assume(&self, mut secret: Secret) {
+        secret.metadata.managed_fields = None;
+        let namespace = secret.namespace().unwrap_or_default();
+        let key = (namespace.clone(), secret.name_any());
+        let mut state = self.lock();
+        state.live.insert(Some(namespace), true);
+        state.entries.insert(key, Some(Arc::new(secret)));
+    }
+
     /// Forgets a Secret this process has just written or deleted.
     pub fn changed(&self, namespace: &str, name: &str) {
         self.lock().drop_entry(namespace, name);

@@ -121,7 +121,11 @@ pub async fn users(ctx: &Context, identity: &Identity) -> Result<Users> {
 
 /// Whether `account` logs in as `identity`: the same API root, and the same login — or a
 /// login that cannot be read now (counted in, to be safe).
-async fn may_log_in_as<A: AccountObject>(ctx: &Context, account: &A, identity: &Identity) -> bool {
+pub(crate) async fn may_log_in_as<A: AccountObject>(
+    ctx: &Context,
+    account: &A,
+    identity: &Identity,
+) -> bool {
     let settings = account.settings();
     if normalize_root(&settings.api_root()) != identity.api_root {
         return false;

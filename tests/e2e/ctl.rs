@@ -8,8 +8,12 @@ use serde_json::{Value, json};
 use crate::harness::*;
 
 /// Runs the binary with `args` and the person's kubeconfig.
-async fn ctl(world: &World, args: &[&str]) -> Output {
-    let kubeconfig = world.user_kubeconfig();
+pub(crate) async fn ctl(world: &World, args: &[&str]) -> Output {
+    ctl_as(world.user_kubeconfig(), args).await
+}
+
+/// Runs the binary with `args` and `kubeconfig`.
+pub(crate) async fn ctl_as(kubeconfig: std::path::PathBuf, args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
     let run = tokio::task::spawn_blocking(move || {
         std::process::Command::new(BIN)
@@ -26,7 +30,7 @@ async fn ctl(world: &World, args: &[&str]) -> Output {
         .expect("the command's thread")
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 

@@ -53,6 +53,46 @@ pub fn operator_permissions() -> Vec<kube_testkit::Permission> {
         .collect()
 }
 
+/// The read-only identity of `plan` (test server only).
+pub const PLAN_USER: &str = "plan";
+
+/// The permissions of `examples/gitops/plan/rbac.yaml`'s ClusterRole: what a CI job running
+/// `plan` is granted.
+pub fn plan_permissions() -> Vec<kube_testkit::Permission> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/gitops/plan/rbac.yaml"
+    );
+    let text = std::fs::read_to_string(path).expect("read rbac.yaml");
+    let mut permissions = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let object: serde_json::Value =
+            serde::Deserialize::deserialize(document).expect("rbac.yaml is YAML");
+        if object["kind"] != "ClusterRole" {
+            continue;
+        }
+        for rule in object["rules"].as_array().expect("rules") {
+            let list = |key: &str| -> Vec<String> {
+                rule[key]
+                    .as_array()
+                    .expect("a list")
+                    .iter()
+                    .map(|v| v.as_str().expect("a string").to_owned())
+                    .collect()
+            };
+            for group in list("apiGroups") {
+                for resource in list("resources") {
+                    for verb in list("verbs") {
+                        permissions.push(kube_testkit::Permission::new(&group, &resource, &verb));
+                    }
+                }
+            }
+        }
+    }
+    assert!(!permissions.is_empty(), "rbac.yaml grants nothing");
+    permissions
+}
+
 /// A plain GHES user of the emulator.
 pub const USER: &str = "team-bot";
 /// Its password.
@@ -168,6 +208,7 @@ impl World {
                 let server = TestApiServer::new()
                     .restrict(OPERATOR_USER, operator_permissions())
                     .restrict(SECOND_OPERATOR_USER, operator_permissions())
+                    .restrict(PLAN_USER, plan_permissions())
                     .bind(([127, 0, 0, 1], 0).into())
                     .await
                     .expect("test API server");
@@ -245,6 +286,41 @@ impl World {
             }
             Cluster::Real => self.kubeconfig.clone(),
         }
+    }
+
+    /// A kubeconfig for `plan`'s read-only identity ([`PLAN_USER`]); on a real cluster, the
+    /// one the suite was given.
+    pub fn plan_kubeconfig(&self) -> PathBuf {
+        match &self.cluster {
+            Cluster::TestServer { _server } => {
+                let path = self._dir.0.join("kubeconfig-plan");
+                _server
+                    .write_kubeconfig(&path, PLAN_USER)
+                    .expect("plan kubeconfig");
+                path
+            }
+            Cluster::Real => self.kubeconfig.clone(),
+        }
+    }
+
+    /// The permissions `user` used, as `GROUP RESOURCE VERB` (test server only; `None` on a
+    /// real cluster).
+    pub fn permissions_used(&self, user: &str) -> Option<std::collections::BTreeSet<String>> {
+        match &self.cluster {
+            Cluster::TestServer { _server } => Some(
+                _server
+                    .permissions_used(user)
+                    .into_iter()
+                    .map(|p| format!("{} {} {}", p.group, p.resource, p.verb))
+                    .collect(),
+            ),
+            Cluster::Real => None,
+        }
+    }
+
+    /// The scenario's own temporary directory (removed at the end).
+    pub fn dir(&self) -> &std::path::Path {
+        &self._dir.0
     }
 
     /// A secret value the scenario handles: the record must not show it anywhere.

@@ -14,6 +14,7 @@ mod kube_faults;
 mod matrix;
 mod metrics;
 mod observe;
+mod plan;
 mod proxy;
 mod prune;
 mod rotation;

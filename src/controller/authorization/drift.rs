@@ -2,6 +2,37 @@
 
 use super::*;
 
+/// The one PATCH that brings `live` back to `spec` (empty: nothing drifted). `stored` is the
+/// status as stored; `note` the note the token should carry. Pure: `plan` asks it too.
+pub(crate) fn drift_update(
+    spec: &crate::api::AuthorizationSpec,
+    stored: &AuthorizationStatus,
+    live: &GhesAuthorization,
+    note: String,
+) -> AuthorizationUpdate {
+    let desired: BTreeSet<&str> = spec.scopes.iter().map(String::as_str).collect();
+    let requested: BTreeSet<&str> = stored.requested_scopes.iter().map(String::as_str).collect();
+    let recorded: BTreeSet<&str> = stored.scopes.iter().map(String::as_str).collect();
+    let actual = live.scope_set();
+    // GHES normalizes scopes, so compare what was asked with the spec, and what GHES holds
+    // with what it reported last time: only a real change triggers a PATCH.
+    let scopes_changed =
+        desired != requested || (stored.authorization_id.is_some() && actual != recorded);
+    let mut update = AuthorizationUpdate::default();
+    if scopes_changed {
+        update.scopes = Some(ScopeChange::Replace(spec.scopes.clone()));
+    }
+    if live.note.as_deref() != Some(note.as_str()) {
+        update.note = Some(note);
+    }
+    if let Some(note_url) = &spec.note_url
+        && live.note_url.as_ref() != Some(note_url)
+    {
+        update.note_url = Some(note_url.clone());
+    }
+    update
+}
+
 impl Run<'_> {
     /// Fixes scopes, note and note URL with one PATCH when they differ from the spec.
     pub(super) async fn repair_drift(
@@ -10,32 +41,8 @@ impl Run<'_> {
         live: GhesAuthorization,
         fingerprint: &Fingerprint,
     ) -> Result<GhesAuthorization> {
-        let desired: BTreeSet<&str> = self.spec().scopes.iter().map(String::as_str).collect();
-        let requested: BTreeSet<&str> = self
-            .stored
-            .requested_scopes
-            .iter()
-            .map(String::as_str)
-            .collect();
-        let recorded: BTreeSet<&str> = self.stored.scopes.iter().map(String::as_str).collect();
-        let actual = live.scope_set();
-        // GHES normalizes scopes, so compare what was asked with the spec, and what GHES holds
-        // with what it reported last time: only a real change triggers a PATCH.
-        let scopes_changed =
-            desired != requested || (self.stored.authorization_id.is_some() && actual != recorded);
         let note = self.note(fingerprint);
-        let mut update = AuthorizationUpdate::default();
-        if scopes_changed {
-            update.scopes = Some(ScopeChange::Replace(self.spec().scopes.clone()));
-        }
-        if live.note.as_deref() != Some(note.as_str()) {
-            update.note = Some(note);
-        }
-        if let Some(note_url) = &self.spec().note_url
-            && live.note_url.as_ref() != Some(note_url)
-        {
-            update.note_url = Some(note_url.clone());
-        }
+        let update = drift_update(self.spec(), &self.stored, &live, note);
         if update.is_empty() {
             return Ok(live);
         }

@@ -18,6 +18,22 @@ pub(super) enum Located {
     Missing,
 }
 
+impl SecretState {
+    /// Why the Secret does not hold the live token, when it does not.
+    pub(crate) fn lost_reason(&self) -> &'static str {
+        match &self.existing {
+            None => "the Secret was missing",
+            Some(_) if self.recipe.is_some() && self.embedded_hash.is_none() => {
+                "the Secret's data was changed since it was rendered"
+            }
+            Some(_) if self.token.is_none() && self.embedded_hash.is_none() => {
+                "the Secret held no token"
+            }
+            Some(_) => "the Secret's token does not match the authorization",
+        }
+    }
+}
+
 impl Run<'_> {
     /// Finds the live GHES authorization of this resource, from the account's snapshot.
     pub(super) async fn locate(
@@ -39,16 +55,7 @@ impl Run<'_> {
         if held {
             return Ok(Located::Held(live));
         }
-        let why = match &secret.existing {
-            None => "the Secret was missing",
-            Some(_) if secret.recipe.is_some() && secret.embedded_hash.is_none() => {
-                "the Secret's data was changed since it was rendered"
-            }
-            Some(_) if secret.token.is_none() && secret.embedded_hash.is_none() => {
-                "the Secret held no token"
-            }
-            Some(_) => "the Secret's token does not match the authorization",
-        };
+        let why = secret.lost_reason();
         Ok(Located::Lost { live, why })
     }
 

@@ -46,6 +46,10 @@ mod resolve;
 mod rotate;
 mod token_secret;
 
+pub(crate) use drift::drift_update;
+pub(crate) use rotate::rotation_due;
+pub(crate) use token_secret::template_inputs;
+
 use cleanup::cleanup;
 use issue::Issued;
 use locate::Located;
@@ -198,7 +202,7 @@ enum Outcome {
 }
 
 /// What the Secret currently holds.
-struct SecretState {
+pub(crate) struct SecretState {
     existing: Option<Arc<Secret>>,
     /// The token the Secret holds under a key, if it is a plain one.
     token: Option<Token>,
@@ -218,7 +222,7 @@ impl SecretState {
     }
 
     /// Whether the Secret holds the token whose SHA-256 is `hash`, readable or embedded.
-    fn holds(&self, hash: &str) -> bool {
+    pub(crate) fn holds(&self, hash: &str) -> bool {
         self.token
             .as_ref()
             .is_some_and(|token| token.matches_hash(hash))

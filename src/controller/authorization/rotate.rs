@@ -25,7 +25,7 @@ use crate::controller::secret::FIELD_MANAGER;
 
 /// What made a rotation due.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Trigger {
+pub(crate) enum Trigger {
     /// `rotation.period` has passed since the token was issued.
     Period,
     /// The token expires within its renewal window.
@@ -38,7 +38,7 @@ pub(super) enum Trigger {
 }
 
 impl Trigger {
-    fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Self::Period => "rotation.period has passed since it was issued",
             Self::Expiry => "it expires within its renewal window",
@@ -53,7 +53,7 @@ impl Trigger {
 /// When the token issued at `issued_at` (and expiring at `expires_at`, if GHES expires it) is
 /// next rotated on schedule, and why: the earliest of `issued_at + rotation.period` and
 /// `expires_at − renewBeforeExpiry`, the window capped at half the token's lifetime.
-pub(super) fn scheduled(
+pub(crate) fn scheduled(
     spec: &AuthorizationSpec,
     issued_at: Option<Timestamp>,
     expires_at: Option<Timestamp>,
@@ -79,6 +79,49 @@ pub(super) fn scheduled(
     }
 }
 
+/// Why the token `live`, which the Secret holds, must be rotated at `now`, if it must: the
+/// rotate annotation's new value, a Secret to render anew, or the schedule. Never while a
+/// rotation's previous token is still pending (`stored.previous`). Pure: `plan` asks it too.
+pub(crate) fn rotation_due(
+    authorization: &Authorization,
+    stored: &AuthorizationStatus,
+    entry: &AccountEntry,
+    live: &GhesAuthorization,
+    secret: &SecretState,
+    now: Timestamp,
+) -> Option<Trigger> {
+    if stored.previous.is_some() {
+        return None;
+    }
+    let requested = authorization
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get(ROTATE_ANNOTATION))
+        .cloned();
+    if requested.is_some() && requested != stored.rotate_request {
+        return Some(Trigger::Requested);
+    }
+    let spec = &authorization.spec;
+    if secret.token.is_none() {
+        let render_anew = match &spec.secret.template {
+            Some(template) => {
+                let inputs = super::token_secret::template_inputs(spec, entry, Some(live));
+                crate::controller::template::recipe_hash(template, &inputs).ok() != secret.recipe
+            }
+            None => secret.recipe.is_some(),
+        };
+        if render_anew {
+            return Some(Trigger::Template);
+        }
+    }
+    let issued_at = stored.issued_at.as_ref().map(|t| t.0);
+    let expires_at = live.expires_at.or(stored.expires_at.as_ref().map(|t| t.0));
+    scheduled(spec, issued_at, expires_at)
+        .filter(|(at, _)| *at <= now)
+        .map(|(_, trigger)| trigger)
+}
+
 impl Run<'_> {
     /// The value of the rotate annotation, if set.
     pub(super) fn rotate_annotation(&self) -> Option<String> {
@@ -98,32 +141,14 @@ impl Run<'_> {
         live: &GhesAuthorization,
         secret: &SecretState,
     ) -> Option<Trigger> {
-        if self.stored.previous.is_some() {
-            return None;
-        }
-        let requested = self.rotate_annotation();
-        if requested.is_some() && requested != self.stored.rotate_request {
-            return Some(Trigger::Requested);
-        }
-        if secret.token.is_none() {
-            let render_anew = match &self.spec().secret.template {
-                Some(spec) => {
-                    let inputs = self.template_inputs(entry, Some(live));
-                    crate::controller::template::recipe_hash(spec, &inputs).ok() != secret.recipe
-                }
-                None => secret.recipe.is_some(),
-            };
-            if render_anew {
-                return Some(Trigger::Template);
-            }
-        }
-        let issued_at = self.stored.issued_at.as_ref().map(|t| t.0);
-        let expires_at = live
-            .expires_at
-            .or(self.stored.expires_at.as_ref().map(|t| t.0));
-        scheduled(self.spec(), issued_at, expires_at)
-            .filter(|(at, _)| *at <= Timestamp::now())
-            .map(|(_, trigger)| trigger)
+        rotation_due(
+            self.authorization,
+            &self.stored,
+            entry,
+            live,
+            secret,
+            Timestamp::now(),
+        )
     }
 
     /// Records the rotation of `live` in status before anything is created, and returns the

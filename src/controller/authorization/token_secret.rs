@@ -6,6 +6,62 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::controller::template;
 
+/// What the template of `spec` is rendered from for `live` (before any: the spec's scopes).
+pub(crate) fn template_inputs(
+    spec: &crate::api::AuthorizationSpec,
+    entry: &AccountEntry,
+    live: Option<&GhesAuthorization>,
+) -> template::Inputs {
+    template::Inputs {
+        login: entry.username.clone(),
+        server: entry.server.clone(),
+        scopes: live.map_or_else(|| spec.scopes.clone(), |live| live.scopes.clone()),
+        authorization_id: live.map_or(0, |live| live.id),
+        expires_at: live
+            .and_then(|live| live.expires_at)
+            .map(|at| at.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+impl SecretState {
+    /// What the Secret as read holds for the token key `key`: the current Secret, or the one
+    /// before a rename. Pure, so that `plan` reads a Secret exactly as a reconcile does.
+    pub(crate) fn inspect(
+        existing: Option<Arc<Secret>>,
+        renamed_from: Option<Arc<Secret>>,
+        key: &str,
+    ) -> Self {
+        let source = existing.as_deref().or(renamed_from.as_deref());
+        let annotation =
+            |name: &str| source.and_then(|secret| secret.annotations().get(name).cloned());
+        let recipe = annotation(secret::TEMPLATE_SHA256_ANNOTATION);
+        // A rendered Secret: its token is found by the hash the operator wrote beside it, and
+        // only while the data is exactly as it was rendered.
+        let embedded_hash = source
+            .filter(|secret| {
+                let data = secret
+                    .data
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k, v.0.as_slice()));
+                annotation(secret::DATA_SHA256_ANNOTATION)
+                    .is_some_and(|written| written == template::data_hash(data))
+            })
+            .and_then(|_| annotation(secret::TOKEN_SHA256_ANNOTATION));
+        let token = source
+            .filter(|_| recipe.is_none())
+            .and_then(|secret| secret::token_in(secret, key).or_else(|| only_value(secret)));
+        Self {
+            existing,
+            token,
+            renamed_from,
+            embedded_hash,
+            recipe,
+        }
+    }
+}
+
 impl Run<'_> {
     /// Reads the Secret: refuses one owned by something else; finds the token even after a
     /// rename of spec.secret.name or spec.secret.key.
@@ -26,34 +82,11 @@ impl Run<'_> {
         {
             renamed_from = Some(old);
         }
-        let source = existing.as_deref().or(renamed_from.as_deref());
-        let annotation =
-            |name: &str| source.and_then(|secret| secret.annotations().get(name).cloned());
-        let recipe = annotation(secret::TEMPLATE_SHA256_ANNOTATION);
-        // A rendered Secret: its token is found by the hash the operator wrote beside it, and
-        // only while the data is exactly as it was rendered.
-        let embedded_hash = source
-            .filter(|secret| {
-                let data = secret
-                    .data
-                    .iter()
-                    .flatten()
-                    .map(|(k, v)| (k, v.0.as_slice()));
-                annotation(secret::DATA_SHA256_ANNOTATION)
-                    .is_some_and(|written| written == template::data_hash(data))
-            })
-            .and_then(|_| annotation(secret::TOKEN_SHA256_ANNOTATION));
-        let key = &self.spec().secret.key;
-        let token = source
-            .filter(|_| recipe.is_none())
-            .and_then(|secret| secret::token_in(secret, key).or_else(|| only_value(secret)));
-        Ok(SecretState {
+        Ok(SecretState::inspect(
             existing,
-            token,
             renamed_from,
-            embedded_hash,
-            recipe,
-        })
+            &self.spec().secret.key,
+        ))
     }
 
     /// What a template is rendered from for `live`.
@@ -62,16 +95,7 @@ impl Run<'_> {
         entry: &AccountEntry,
         live: Option<&GhesAuthorization>,
     ) -> template::Inputs {
-        template::Inputs {
-            login: entry.username.clone(),
-            server: entry.server.clone(),
-            scopes: live.map_or_else(|| self.spec().scopes.clone(), |live| live.scopes.clone()),
-            authorization_id: live.map_or(0, |live| live.id),
-            expires_at: live
-                .and_then(|live| live.expires_at)
-                .map(|at| at.to_string())
-                .unwrap_or_default(),
-        }
+        template_inputs(self.spec(), entry, live)
     }
 
     /// The type, data and extra annotations the Secret should have for `live`: the token under

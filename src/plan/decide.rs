@@ -1,0 +1,681 @@
+//! What the controller would do with each affected Authorization and account, decided by the
+//! controller's own functions.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kube::ResourceExt;
+use serde::Serialize;
+
+use super::{AccountObjectRef, AccountPlan, Plan, World};
+use crate::api::{Authorization, DeletionPolicy, ManagementPolicy, PruneMode};
+use crate::controller::account::registry::{AccountEntry, AccountKey, Snapshot};
+use crate::controller::authorization::{SecretState, drift_update, rotation_due};
+use crate::controller::context::Context;
+use crate::controller::error::{Error, ROLE_CLIENT_SECRET};
+use crate::controller::fingerprint::{Fingerprint, Owned};
+use crate::controller::identity::{Identity, may_log_in_as};
+use crate::controller::prune::{self, Claims, Target, Vantage};
+use crate::controller::secret;
+use crate::ghes::{Authorization as GhesAuthorization, ScopeChange};
+
+/// What the controller would do with one Authorization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    /// Issue a first token.
+    Create,
+    /// Record a token GHES already holds for it (an interrupted create).
+    Adopt,
+    /// Change the token's scopes, note or note URL (one PATCH).
+    Update,
+    /// Revoke a token no Secret holds and issue another.
+    Reissue,
+    /// Issue the next token; the previous one is revoked after the grace period.
+    Rotate,
+    /// Deleted: revoke its tokens.
+    Revoke,
+    /// Deleted with `deletionPolicy: Orphan`, or observed: its tokens stay on GHES.
+    Release,
+    /// Observed: read and reported, never written.
+    Observe,
+    /// Nothing.
+    Nothing,
+    /// A configuration error the controller would report, with no GHES call.
+    Error,
+}
+
+impl Action {
+    /// The word printed for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Adopt => "adopt",
+            Self::Update => "update",
+            Self::Reissue => "reissue",
+            Self::Rotate => "rotate",
+            Self::Revoke => "revoke",
+            Self::Release => "release",
+            Self::Observe => "observe",
+            Self::Nothing => "nothing",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// GHES writes, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Writes {
+    /// `POST /authorizations` or `PUT /authorizations/clients/…`.
+    pub create: u32,
+    /// `PATCH /authorizations/{id}`.
+    pub update: u32,
+    /// `DELETE /authorizations/{id}` or `DELETE /applications/grants/{id}`.
+    pub delete: u32,
+}
+
+impl Writes {
+    fn add(&mut self, other: Writes) {
+        self.create += other.create;
+        self.update += other.update;
+        self.delete += other.delete;
+    }
+
+    /// All writes.
+    pub fn total(&self) -> u32 {
+        self.create + self.update + self.delete
+    }
+}
+
+/// The plan of one Authorization.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizationPlan {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Its account (`Account ns/name`, `ClusterAccount name`).
+    pub account: String,
+    /// What would happen.
+    pub action: Action,
+    /// Why, and what exactly.
+    pub detail: String,
+    /// The GHES writes it would cost.
+    pub writes: Writes,
+}
+
+/// An account as resolved for the change: its client and listing, or why it cannot be used.
+type Resolved = Result<(Arc<AccountEntry>, Snapshot), Error>;
+
+/// Decides every affected Authorization and account.
+pub(super) async fn decide(ctx: &Context, world: &World) -> Result<Plan, String> {
+    let now = Timestamp::now();
+    let mut plan = Plan::default();
+    let mut accounts: HashMap<AccountKey, Resolved> = HashMap::new();
+    // Accounts whose pruning the change may move: those of changed or deleted Authorizations,
+    // and changed accounts.
+    let mut affected: BTreeSet<String> = BTreeSet::new();
+    let mut keys: HashMap<String, AccountKey> = HashMap::new();
+    // Tokens the deletions revoke: pruning has nothing left to say about them.
+    let mut revoked: HashSet<u64> = HashSet::new();
+
+    for (authorization, changed) in &world.authorizations {
+        let key = account_key(authorization);
+        if !changed && !world.changed_accounts.contains(&key) {
+            continue;
+        }
+        affected.insert(key.to_string());
+        keys.insert(key.to_string(), key.clone());
+        let one = judge(ctx, authorization, &key, &mut accounts, now).await?;
+        plan.writes.add(one.writes);
+        plan.authorizations.push(one);
+    }
+    for authorization in &world.deleted {
+        let key = account_key(authorization);
+        affected.insert(key.to_string());
+        keys.insert(key.to_string(), key.clone());
+        let (one, ids) = judge_deletion(ctx, authorization, &key, &mut accounts).await?;
+        revoked.extend(ids);
+        plan.writes.add(one.writes);
+        plan.authorizations.push(one);
+    }
+    for key in &world.changed_accounts {
+        affected.insert(key.to_string());
+        keys.insert(key.to_string(), key.clone());
+    }
+
+    let objects = world.account_objects();
+    for name in affected {
+        let Some(object) = objects.get(&name).copied() else {
+            continue;
+        };
+        let key = &keys[&name];
+        let resolved = match accounts.get(key) {
+            Some(resolved) => resolved,
+            None => {
+                let resolved = resolve_object(ctx, object).await;
+                accounts.entry(key.clone()).or_insert(resolved)
+            }
+        };
+        let account = plan_pruning(ctx, world, object, &name, resolved, &revoked, now).await?;
+        plan.writes.delete += u32::try_from(match account.mode.as_str() {
+            "Enabled" => account.new_deletions.len(),
+            _ => 0,
+        })
+        .unwrap_or(u32::MAX);
+        plan.accounts.push(account);
+    }
+    plan.authorizations
+        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    Ok(plan)
+}
+
+fn account_key(authorization: &Authorization) -> AccountKey {
+    let reference = &authorization.spec.account_ref;
+    AccountKey {
+        kind: reference.kind,
+        namespace: (reference.kind == crate::api::AccountKind::Account)
+            .then(|| authorization.namespace())
+            .flatten(),
+        name: reference.name.clone(),
+    }
+}
+
+/// The account of `authorization`, resolved as a reconcile resolves it (namespace rules,
+/// credentials, refused credentials) and listed once.
+async fn account_of(
+    ctx: &Context,
+    authorization: &Authorization,
+    key: &AccountKey,
+    accounts: &mut HashMap<AccountKey, Resolved>,
+) -> Result<(Arc<AccountEntry>, Snapshot), Error> {
+    let namespace = authorization.namespace().unwrap_or_default();
+    // The namespace rules are the Authorization's own: resolve every time, list once.
+    let entry = ctx
+        .accounts
+        .resolve(ctx, &namespace, &authorization.spec.account_ref)
+        .await?;
+    if let Some(Ok((known, snapshot))) = accounts.get(key)
+        && Arc::ptr_eq(known, &entry)
+    {
+        return Ok((known.clone(), snapshot.clone()));
+    }
+    let listed = list(&entry).await.map(|snapshot| (entry, snapshot));
+    match &listed {
+        Ok(ok) => {
+            accounts.insert(key.clone(), Ok(ok.clone()));
+        }
+        Err(error) => {
+            accounts.insert(key.clone(), Err(clone_error(error)));
+        }
+    }
+    listed
+}
+
+async fn list(entry: &AccountEntry) -> Result<Snapshot, Error> {
+    entry
+        .ensure_synced()
+        .await
+        .map_err(|error| Error::AccountNotReady {
+            kind: entry.key.kind.as_str(),
+            name: entry.key.name.clone(),
+            reason: error.reason(),
+            message: error.to_string(),
+        })
+}
+
+/// An account resolved for its own pruning (no Authorization's namespace rules).
+async fn resolve_object(ctx: &Context, object: AccountObjectRef<'_>) -> Resolved {
+    let entry = match object {
+        AccountObjectRef::Account(a) => ctx.accounts.entry_for(ctx, a).await?,
+        AccountObjectRef::ClusterAccount(a) => ctx.accounts.entry_for(ctx, a).await?,
+    };
+    let snapshot = list(&entry).await?;
+    Ok((entry, snapshot))
+}
+
+fn clone_error(error: &Error) -> Error {
+    Error::RefusedBefore {
+        reason: error.reason(),
+        message: error.to_string(),
+    }
+}
+
+fn plan_of(authorization: &Authorization, key: &AccountKey) -> AuthorizationPlan {
+    AuthorizationPlan {
+        namespace: authorization.namespace().unwrap_or_default(),
+        name: authorization.name_any(),
+        account: key.to_string(),
+        action: Action::Nothing,
+        detail: String::new(),
+        writes: Writes::default(),
+    }
+}
+
+/// A configuration error ends the judgement; any other error ends the plan.
+fn config_error(mut plan: AuthorizationPlan, error: Error) -> Result<AuthorizationPlan, String> {
+    if !error.is_config() && !matches!(error, Error::AccountNotReady { .. }) {
+        return Err(format!("{}/{}: {error}", plan.namespace, plan.name));
+    }
+    plan.action = Action::Error;
+    plan.detail = error.to_string();
+    Ok(plan)
+}
+
+/// What the controller would do with `authorization` as the change leaves it.
+async fn judge(
+    ctx: &Context,
+    authorization: &Authorization,
+    key: &AccountKey,
+    accounts: &mut HashMap<AccountKey, Resolved>,
+    now: Timestamp,
+) -> Result<AuthorizationPlan, String> {
+    let mut plan = plan_of(authorization, key);
+    let spec = &authorization.spec;
+    let namespace = plan.namespace.clone();
+    if let Some((index, scope)) = crate::api::scopes::first_unknown(&spec.scopes) {
+        let error = Error::InvalidSpec(format!(
+            "spec.scopes[{index}]: {scope:?} is not a GHES OAuth scope"
+        ));
+        return config_error(plan, error);
+    }
+    // Kubernetes first, as a reconcile does: a missing Secret costs no GHES call.
+    if let Some(app) = &spec.app
+        && let Err(error) = secret::read_value(
+            &ctx.secrets,
+            &namespace,
+            &app.client_secret_ref.name,
+            &app.client_secret_ref.key,
+            ROLE_CLIENT_SECRET,
+        )
+        .await
+    {
+        return config_error(plan, error);
+    }
+    let uid = authorization.uid().unwrap_or_default();
+    let name = authorization.secret_name();
+    let existing = match ctx.secrets.get(&namespace, &name).await {
+        Ok(existing) => existing,
+        Err(error) => return Err(format!("cannot read Secret {namespace}/{name}: {error}")),
+    };
+    if let Some(existing) = &existing
+        && (uid.is_empty() || !secret::is_controlled_by(existing, &uid))
+    {
+        return config_error(plan, Error::SecretConflict { name });
+    }
+    let (entry, snapshot) = match account_of(ctx, authorization, key, accounts).await {
+        Ok(resolved) => resolved,
+        Err(error) => return config_error(plan, error),
+    };
+    if let Some(template) = &spec.secret.template
+        && let Err(error) = crate::controller::template::check(
+            template,
+            &crate::controller::authorization::template_inputs(spec, &entry, None),
+        )
+    {
+        return config_error(plan, error.into());
+    }
+    if spec.management_policy == ManagementPolicy::Observe {
+        plan.action = Action::Observe;
+        plan.detail = "managementPolicy Observe: read and reported, never written".into();
+        return Ok(plan);
+    }
+    let kind = if spec.app.is_some() {
+        "app"
+    } else {
+        "personal"
+    };
+    let create = |plan: &mut AuthorizationPlan, detail: String| {
+        plan.action = Action::Create;
+        plan.detail = detail;
+        plan.writes.create = 1;
+    };
+    let scopes = spec.scopes.join(", ");
+    let stored = authorization.status.clone().unwrap_or_default();
+    if uid.is_empty() {
+        create(&mut plan, format!("{kind} token, scopes [{scopes}]"));
+        return Ok(plan);
+    }
+    let fingerprint = match stored.fingerprint.as_deref().and_then(Fingerprint::parse) {
+        Some(recorded) if recorded.uid() == uid => recorded,
+        _ => Fingerprint::new(&uid, ctx.installation()),
+    };
+    let client_id = spec.app.as_ref().map(|app| app.client_id.as_str());
+    let live = match stored
+        .authorization_id
+        .and_then(|id| u64::try_from(id).ok())
+    {
+        Some(id) => match snapshot.get(id) {
+            Some(live) => Some(live.clone()),
+            // Not in the listing: only GHES can say whether it is gone (a GET).
+            None => match entry.client.get_authorization(id).await {
+                Ok(live) => Some(live),
+                Err(error) if error.is_not_found() => {
+                    plan.action = Action::Reissue;
+                    plan.detail = format!(
+                        "GHES authorization {id} is gone: a new {kind} token, scopes [{scopes}]"
+                    );
+                    plan.writes.create = 1;
+                    return Ok(plan);
+                }
+                Err(error) => {
+                    let error = Error::AccountNotReady {
+                        kind: key.kind.as_str(),
+                        name: key.name.clone(),
+                        reason: error.reason(),
+                        message: error.to_string(),
+                    };
+                    return config_error(plan, error);
+                }
+            },
+        },
+        None => None,
+    };
+    let live = match live {
+        Some(live) if Owned::verify(&live, &uid, ctx.installation()).is_ok() => live,
+        Some(live) => {
+            create(
+                &mut plan,
+                format!(
+                    "status names GHES authorization {}, which was not made for this resource: \
+                     it is left alone and a {kind} token is issued",
+                    live.id
+                ),
+            );
+            return Ok(plan);
+        }
+        None => match snapshot.by_fingerprint(client_id, &fingerprint.to_string()) {
+            Some(found) if stored.fingerprint.is_some() => {
+                plan.action = Action::Adopt;
+                plan.detail = format!(
+                    "an earlier create left GHES authorization {} without a status: it is \
+                     recorded{}",
+                    found.id,
+                    if stored.authorization_id.is_none() {
+                        ""
+                    } else {
+                        " (its Secret decides whether it is kept)"
+                    }
+                );
+                return Ok(plan);
+            }
+            _ => {
+                create(&mut plan, format!("{kind} token, scopes [{scopes}]"));
+                return Ok(plan);
+            }
+        },
+    };
+    let renamed_from = match stored.secret_name.as_ref().filter(|old| **old != name) {
+        Some(old) if existing.is_none() => ctx
+            .secrets
+            .get(&namespace, old)
+            .await
+            .ok()
+            .flatten()
+            .filter(|old| secret::is_controlled_by(old, &uid)),
+        _ => None,
+    };
+    let secret_state = SecretState::inspect(existing, renamed_from, &spec.secret.key);
+    let held = live
+        .hashed_token
+        .as_deref()
+        .or(stored.hashed_token.as_deref())
+        .is_some_and(|hash| secret_state.holds(hash));
+    if !held {
+        plan.action = Action::Reissue;
+        plan.detail = format!(
+            "{}: revoke GHES authorization {} and issue a new {kind} token",
+            secret_state.lost_reason(),
+            live.id
+        );
+        plan.writes = Writes {
+            create: 1,
+            update: 0,
+            delete: 1,
+        };
+        return Ok(plan);
+    }
+    if let Some(trigger) = rotation_due(authorization, &stored, &entry, &live, &secret_state, now) {
+        plan.action = Action::Rotate;
+        plan.detail = format!(
+            "{}: a new token replaces GHES authorization {}, revoked after rotation.gracePeriod",
+            trigger.describe(),
+            live.id
+        );
+        plan.writes = Writes {
+            create: 1,
+            update: 0,
+            delete: 1,
+        };
+        return Ok(plan);
+    }
+    let note = authorization.rotated_note(fingerprint.rotation());
+    let update = drift_update(spec, &stored, &live, note);
+    if update.is_empty() {
+        plan.detail = format!("GHES authorization {} as declared", live.id);
+        return Ok(plan);
+    }
+    let mut changes = Vec::new();
+    if let Some(ScopeChange::Replace(scopes)) = &update.scopes {
+        changes.push(scope_diff(&live, scopes));
+    }
+    if let Some(note) = &update.note {
+        changes.push(format!(
+            "note {:?} → {note:?}",
+            live.note.as_deref().unwrap_or_default()
+        ));
+    }
+    if let Some(url) = &update.note_url {
+        changes.push(format!(
+            "note URL {:?} → {url:?}",
+            live.note_url.as_deref().unwrap_or_default()
+        ));
+    }
+    plan.action = Action::Update;
+    plan.detail = format!("GHES authorization {}: {}", live.id, changes.join("; "));
+    plan.writes.update = 1;
+    Ok(plan)
+}
+
+/// `scopes [a, b] → [a, c] (+c, −b)`.
+fn scope_diff(live: &GhesAuthorization, desired: &[String]) -> String {
+    let before: BTreeSet<&str> = live.scopes.iter().map(String::as_str).collect();
+    let after: BTreeSet<&str> = desired.iter().map(String::as_str).collect();
+    let mut delta: Vec<String> = after.difference(&before).map(|s| format!("+{s}")).collect();
+    delta.extend(before.difference(&after).map(|s| format!("−{s}")));
+    format!(
+        "scopes [{}] → [{}]{}",
+        live.scopes.join(", "),
+        desired.join(", "),
+        if delta.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", delta.join(", "))
+        }
+    )
+}
+
+/// What deleting `authorization` would do, and the ids it would revoke.
+async fn judge_deletion(
+    ctx: &Context,
+    authorization: &Authorization,
+    key: &AccountKey,
+    accounts: &mut HashMap<AccountKey, Resolved>,
+) -> Result<(AuthorizationPlan, Vec<u64>), String> {
+    let mut plan = plan_of(authorization, key);
+    let spec = &authorization.spec;
+    if spec.management_policy == ManagementPolicy::Observe {
+        plan.action = Action::Release;
+        plan.detail = "deleted; managementPolicy Observe: the token stays on GHES".into();
+        return Ok((plan, Vec::new()));
+    }
+    if spec.deletion_policy == DeletionPolicy::Orphan {
+        plan.action = Action::Release;
+        plan.detail = "deleted; deletionPolicy Orphan: the token stays on GHES".into();
+        return Ok((plan, Vec::new()));
+    }
+    let status = authorization.status.clone().unwrap_or_default();
+    let uid = authorization.uid().unwrap_or_default();
+    let ids: Vec<u64> = status
+        .authorization_id
+        .into_iter()
+        .chain(status.previous.as_ref().map(|p| p.authorization_id))
+        .filter_map(|id| u64::try_from(id).ok())
+        .collect();
+    let (_, snapshot) = match account_of(ctx, authorization, key, accounts).await {
+        Ok(resolved) => resolved,
+        Err(error) => {
+            plan.action = Action::Release;
+            plan.detail = format!(
+                "deleted, but its account cannot be used ({error}): its finalizer is released \
+                 and its tokens are left to pruning"
+            );
+            return Ok((plan, Vec::new()));
+        }
+    };
+    // Its tokens: the ids in status and whatever carries one of its fingerprints, each proven.
+    let fingerprints: HashSet<String> = status.fingerprint.iter().cloned().collect();
+    let mut revoked = Vec::new();
+    let mut unproven = Vec::new();
+    for live in snapshot.iter() {
+        let named = ids.contains(&live.id)
+            || live
+                .fingerprint
+                .as_ref()
+                .is_some_and(|f| fingerprints.contains(f));
+        if !named {
+            continue;
+        }
+        match Owned::verify(live, &uid, ctx.installation()) {
+            Ok(_) => revoked.push(live.id),
+            Err(_) => unproven.push(live.id),
+        }
+    }
+    if revoked.is_empty() && unproven.is_empty() {
+        plan.action = Action::Release;
+        plan.detail = "deleted; it holds no live token".into();
+        return Ok((plan, Vec::new()));
+    }
+    plan.action = Action::Revoke;
+    plan.detail = format!(
+        "deleted: revoke GHES authorization {}",
+        revoked
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !unproven.is_empty() {
+        plan.detail.push_str(&format!(
+            "; {} not proven this resource's and left alone",
+            unproven
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    plan.writes.delete = u32::try_from(revoked.len()).unwrap_or(u32::MAX);
+    Ok((plan, revoked))
+}
+
+/// Pruning of one account's GHES user under the new manifests, and what the change adds to
+/// it, by the controller's own pure planning function.
+async fn plan_pruning(
+    ctx: &Context,
+    world: &World,
+    object: AccountObjectRef<'_>,
+    name: &str,
+    resolved: &Resolved,
+    revoked: &HashSet<u64>,
+    now: Timestamp,
+) -> Result<AccountPlan, String> {
+    let settings = match object {
+        AccountObjectRef::Account(a) => crate::api::AccountResource::settings(a),
+        AccountObjectRef::ClusterAccount(a) => crate::api::AccountResource::settings(a),
+    };
+    let mut account = AccountPlan {
+        account: name.to_owned(),
+        mode: settings.prune.mode.to_string(),
+        ..AccountPlan::default()
+    };
+    let (entry, snapshot) = match resolved {
+        Ok(resolved) => resolved,
+        Err(error) => {
+            account.error = Some(error.to_string());
+            return Ok(account);
+        }
+    };
+    let login = snapshot.login.as_deref().unwrap_or(&entry.username);
+    let identity = Identity::new(&settings.api_root(), login);
+    account.identity = identity.to_string();
+    if settings.prune.mode == PruneMode::Disabled {
+        return Ok(account);
+    }
+    // Which accounts log in as this user: the same rule as the controller's.
+    let objects = world.account_objects();
+    let mut uses: HashMap<String, bool> = HashMap::new();
+    for (key, object) in &objects {
+        let logs_in = match object {
+            AccountObjectRef::Account(a) => may_log_in_as(ctx, *a, &identity).await,
+            AccountObjectRef::ClusterAccount(a) => may_log_in_as(ctx, *a, &identity).await,
+        };
+        uses.insert(key.clone(), logs_in);
+    }
+    let users = |key: &AccountKey| uses.get(&key.to_string()).copied().unwrap_or(true);
+    let after = Claims::of(
+        world
+            .authorizations
+            .iter()
+            .map(|(a, _)| a)
+            .filter(|a| users(&account_key(a))),
+    );
+    let before = Claims::of(world.before.iter().filter(|a| users(&account_key(a))));
+    let vantage = Vantage {
+        installation: ctx.installation().clone(),
+        sees_every_namespace: ctx.watched_namespaces().is_empty(),
+    };
+    let spec = &settings.prune;
+    let mut planned = prune::plan(
+        spec,
+        snapshot,
+        &after,
+        &entry.credential_hash,
+        &vantage,
+        now,
+    );
+    planned.candidates.retain(|target| match target {
+        Target::Authorization(a) => !revoked.contains(&a.id),
+        Target::Grant(_) => true,
+    });
+    planned.protected.retain(|skip| {
+        skip.kind != crate::api::PruneTarget::Authorization
+            || u64::try_from(skip.id).is_ok_and(|id| !revoked.contains(&id))
+    });
+    let earlier = prune::plan(
+        spec,
+        snapshot,
+        &before,
+        &entry.credential_hash,
+        &vantage,
+        now,
+    );
+    let earlier: HashSet<String> = earlier.candidates.iter().map(Target::describe).collect();
+    account.candidates = planned.candidates.iter().map(Target::describe).collect();
+    account.new_deletions = account
+        .candidates
+        .iter()
+        .filter(|c| !earlier.contains(*c))
+        .cloned()
+        .collect();
+    account.kept = planned
+        .protected
+        .iter()
+        .map(|skip| format!("{:?} {}: {}", skip.kind, skip.id, skip.reason))
+        .collect();
+    account.refused = planned.refused.or(planned.withheld);
+    account.foreign = planned.foreign;
+    Ok(account)
+}

@@ -1,0 +1,413 @@
+//! `plan`: what a change of manifests would do, read with the permissions of
+//! `examples/gitops/plan/rbac.yaml` only, with GETs only on GHES and reads only on Kubernetes.
+
+use serde_json::{Value, json};
+
+use crate::ctl::{ctl_as, stdout};
+use crate::harness::*;
+
+fn personal(namespace: &str, name: &str, scopes: &[&str], extra: Value) -> Value {
+    let mut spec = json!({"accountRef": {"name": "bot"}, "scopes": scopes});
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    json!({
+        "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    })
+}
+
+/// Writes `objects` as one multi-document YAML file.
+fn write_manifests(path: &std::path::Path, objects: &[Value]) {
+    let text: Vec<String> = objects
+        .iter()
+        .map(|o| serde_yaml::to_string(o).expect("YAML"))
+        .collect();
+    std::fs::write(path, text.join("---\n")).expect("write manifests");
+}
+
+/// The line of `name` in a text plan.
+fn line<'a>(plan: &'a str, namespace: &str, name: &str) -> &'a str {
+    let key = format!(" {namespace}/{name} ");
+    plan.lines()
+        .find(|line| line.contains(&key))
+        .unwrap_or_else(|| panic!("no line for {name} in:\n{plan}"))
+}
+
+#[tokio::test]
+async fn plan_shows_each_change_and_sends_only_reads() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world
+        .account_with(
+            &ns,
+            "bot",
+            USER,
+            PASSWORD,
+            None,
+            json!({"prune": {"mode": "Enabled", "minAge": "0s"}}),
+        )
+        .await;
+    let unchanged = personal(&ns, "same", &["gist"], json!({}));
+    let declared = [
+        unchanged.clone(),
+        personal(&ns, "widen", &["repo"], json!({})),
+        personal(&ns, "lost", &["gist"], json!({})),
+        personal(&ns, "turn", &["gist"], json!({})),
+        personal(&ns, "revoked", &["gist"], json!({})),
+        personal(
+            &ns,
+            "orphaned",
+            &["gist"],
+            json!({"deletionPolicy": "Orphan"}),
+        ),
+    ];
+    for object in &declared {
+        world.apply_json(&ns, object.clone()).await;
+    }
+    world.start_operator();
+    let mut ids = std::collections::HashMap::new();
+    for object in &declared {
+        let name = object["metadata"]["name"].as_str().expect("name");
+        let ready = world.wait_ready(&ns, name, "True").await;
+        let id = ready.status.and_then(|s| s.authorization_id).expect("id");
+        ids.insert(name.to_owned(), id);
+    }
+    // The operator stops: nothing may change under the plan but the change itself.
+    world.kill_operator();
+    world
+        .secrets(&ns)
+        .delete("lost", &Default::default())
+        .await
+        .expect("delete the Secret of lost");
+
+    let dir = world.dir().join("pull-request");
+    std::fs::create_dir_all(&dir).expect("manifests dir");
+    let mut turn = personal(&ns, "turn", &["gist"], json!({}));
+    turn["metadata"]["annotations"] = json!({"oauth.ghes.io/rotate": "2026-11-30"});
+    write_manifests(
+        &dir.join("authorizations.yaml"),
+        &[
+            unchanged.clone(),
+            personal(&ns, "widen", &["repo", "workflow"], json!({})),
+            personal(&ns, "lost", &["gist"], json!({})),
+            turn,
+            personal(&ns, "fresh", &["gist"], json!({})),
+        ],
+    );
+    write_manifests(
+        &dir.join("broken.yaml"),
+        &[json!({
+            "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
+            "metadata": {"name": "broken", "namespace": ns},
+            "spec": {
+                "accountRef": {"name": "bot"},
+                "app": {"clientId": CLIENT_ID, "clientSecretRef": {"name": "nope"}},
+                "scopes": ["repo"],
+            },
+        })],
+    );
+    let ghes_mark = world.ghes_seq();
+    let kube_mark = world.kube_requests().last().map_or(0, |r| r.seq);
+    let dir_arg = dir.display().to_string();
+
+    // Text, with a configuration error: exit 1, and every change listed.
+    let output = ctl_as(
+        world.plan_kubeconfig(),
+        &["plan", "-f", &dir_arg, "--prune"],
+    )
+    .await;
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}\n{output:?}");
+    let id = |name: &str| ids[name].to_string();
+    assert!(
+        line(&text, &ns, "same")
+            .trim_start()
+            .starts_with("nothing "),
+        "{text}"
+    );
+    let widen = line(&text, &ns, "widen");
+    assert!(widen.trim_start().starts_with("update "), "{widen}");
+    assert!(
+        widen.contains("scopes [repo] → [repo, workflow] (+workflow)"),
+        "{widen}"
+    );
+    let lost = line(&text, &ns, "lost");
+    assert!(lost.trim_start().starts_with("reissue "), "{lost}");
+    assert!(
+        lost.contains(&format!(
+            "the Secret was missing: revoke GHES authorization {}",
+            id("lost")
+        )),
+        "{lost}"
+    );
+    let turn = line(&text, &ns, "turn");
+    assert!(turn.trim_start().starts_with("rotate "), "{turn}");
+    assert!(
+        turn.contains("the oauth.ghes.io/rotate annotation asked for it"),
+        "{turn}"
+    );
+    let fresh = line(&text, &ns, "fresh");
+    assert!(fresh.trim_start().starts_with("create "), "{fresh}");
+    assert!(fresh.contains("personal token, scopes [gist]"), "{fresh}");
+    let broken = line(&text, &ns, "broken");
+    assert!(broken.trim_start().starts_with("error "), "{broken}");
+    assert!(
+        broken.contains(&format!("Secret {ns}/nope not found")),
+        "{broken}"
+    );
+    let revoked = line(&text, &ns, "revoked");
+    assert!(revoked.trim_start().starts_with("revoke "), "{revoked}");
+    assert!(revoked.contains(&format!("revoke GHES authorization {}", id("revoked"))));
+    let orphaned = line(&text, &ns, "orphaned");
+    assert!(orphaned.trim_start().starts_with("release "), "{orphaned}");
+    assert!(orphaned.contains("deletionPolicy Orphan"), "{orphaned}");
+    // The orphaned token is declared by nothing once the change is applied: pruning (Enabled,
+    // every namespace seen) deletes it, and only it; the revoked one is not listed twice.
+    assert!(
+        text.contains(&format!(
+            "Account {ns}/bot ({} at {}), prune Enabled:",
+            USER.to_ascii_lowercase(),
+            world.ghes.api_url().trim_end_matches('/')
+        )),
+        "{text}"
+    );
+    let deletions: Vec<&str> = text.lines().filter(|l| l.contains("delete: ")).collect();
+    assert_eq!(deletions.len(), 1, "{text}");
+    assert!(
+        deletions[0].contains(&format!("personal token {} ", id("orphaned")))
+            && deletions[0].ends_with("[new with this change]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("GHES writes once applied: 8 (3 create, 1 update, 4 delete)"),
+        "{text}"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).trim().is_empty(),
+        "{output:?}"
+    );
+
+    // JSON, without the broken file: changes, exit 2.
+    let file = dir.join("authorizations.yaml").display().to_string();
+    let output = ctl_as(
+        world.plan_kubeconfig(),
+        &["plan", "-f", &file, "--prune", "-o", "json"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let plan: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let actions: Vec<(String, String)> = plan["authorizations"]
+        .as_array()
+        .expect("authorizations")
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap_or_default().to_owned(),
+                a["action"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("fresh", "create"),
+        ("lost", "reissue"),
+        ("orphaned", "release"),
+        ("revoked", "revoke"),
+        ("same", "nothing"),
+        ("turn", "rotate"),
+        ("widen", "update"),
+    ]
+    .iter()
+    .map(|(n, a)| ((*n).to_owned(), (*a).to_owned()))
+    .collect();
+    assert_eq!(actions, expected, "{plan}");
+    assert_eq!(
+        plan["writes"],
+        json!({"create": 3, "update": 1, "delete": 4})
+    );
+    assert!(plan["ghesReads"].as_u64().is_some_and(|n| n >= 2), "{plan}");
+
+    // Markdown for a pull request.
+    let output = ctl_as(
+        world.plan_kubeconfig(),
+        &["plan", "-f", &file, "--prune", "-o", "markdown"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let markdown = stdout(&output);
+    assert!(
+        markdown.starts_with("### 📝 ghes-oauth-operator plan\n"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| Action | Authorization | Account | Detail |"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains(&format!("| **update** | `{ns}/widen` | Account {ns}/bot |")),
+        "{markdown}"
+    );
+
+    // What the cluster already holds: no change, exit 0.
+    let same = dir.join("same.yaml");
+    write_manifests(&same, &[unchanged]);
+    let same = same.display().to_string();
+    let output = ctl_as(world.plan_kubeconfig(), &["plan", "-f", &same]).await;
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(
+        stdout(&output).starts_with("Authorizations: 1 unchanged.\n"),
+        "{output:?}"
+    );
+
+    // Four plans: GHES saw reads only, Kubernetes too.
+    let ghes = world.ghes_calls_since(ghes_mark);
+    assert!(!ghes.is_empty());
+    assert_eq!(world.ghes_writes_since(ghes_mark), Vec::<String>::new());
+    let writes: Vec<String> = world
+        .kube_requests()
+        .into_iter()
+        .filter(|r| r.seq > kube_mark && !matches!(r.verb.as_str(), "get" | "list" | "watch"))
+        .map(|r| format!("{} {} {}", r.user, r.verb, r.path))
+        .collect();
+    assert_eq!(writes, Vec::<String>::new());
+    // rbac.yaml grants exactly what plan uses: nothing missing (the plans above would have
+    // failed), nothing more.
+    if let Some(used) = world.permissions_used(PLAN_USER) {
+        let granted: std::collections::BTreeSet<String> = plan_permissions()
+            .into_iter()
+            .map(|p| format!("{} {} {}", p.group, p.resource, p.verb))
+            .collect();
+        assert_eq!(used, granted);
+    }
+    world.cleanup().await;
+}
+
+/// One HTTP request a stub on loopback received: request line, headers, body.
+struct Received {
+    line: String,
+    headers: String,
+    body: String,
+}
+
+/// Answers the first request on `listener` with 201 and returns it.
+async fn receive_one(listener: tokio::net::TcpListener) -> Received {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut stream, _) = listener.accept().await.expect("accept");
+    let mut data = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let (head, length) = loop {
+        let read = stream.read(&mut buffer).await.expect("read");
+        assert!(read > 0, "the connection closed early");
+        data.extend_from_slice(&buffer[..read]);
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).into_owned();
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().expect("length"))
+                })
+                .unwrap_or(0);
+            data.drain(..end + 4);
+            break (head, length);
+        }
+    };
+    while data.len() < length {
+        let read = stream.read(&mut buffer).await.expect("read body");
+        assert!(read > 0, "the body ended early");
+        data.extend_from_slice(&buffer[..read]);
+    }
+    stream
+        .write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+        .await
+        .expect("answer");
+    let (line, headers) = head.split_once("\r\n").unwrap_or((&head, ""));
+    Received {
+        line: line.to_owned(),
+        headers: headers.to_owned(),
+        body: String::from_utf8_lossy(&data).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn the_example_ci_script_posts_the_plan_on_the_pull_request() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    let declared = personal(&ns, "docs", &["repo"], json!({}));
+    world.apply_json(&ns, declared).await;
+    world.start_operator();
+    world.wait_ready(&ns, "docs", "True").await;
+    world.kill_operator();
+    let manifests = world.dir().join("change.yaml");
+    write_manifests(
+        &manifests,
+        &[personal(&ns, "docs", &["repo", "workflow"], json!({}))],
+    );
+
+    // GitHub's API, as far as the script uses it: one comment.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let api = format!("http://{}", listener.local_addr().expect("address"));
+    let comment = tokio::spawn(tokio::time::timeout(WAIT, receive_one(listener)));
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/gitops/plan/plan-comment.sh"
+    );
+    let mut command = std::process::Command::new("bash");
+    command
+        .arg(script)
+        .env("MANIFESTS", &manifests)
+        .env("GHES_OAUTH_OPERATOR", BIN)
+        .env("KUBECONFIG", world.plan_kubeconfig())
+        .env("GITHUB_API_URL", &api)
+        .env("GITHUB_REPOSITORY", "platform/tokens")
+        .env("GITHUB_TOKEN", "pr-commenter-token")
+        .env("PR_NUMBER", "42")
+        .env_remove("POD_NAMESPACE")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY");
+    let output = tokio::time::timeout(
+        WAIT,
+        tokio::task::spawn_blocking(move || command.output().expect("run the script")),
+    )
+    .await
+    .expect("the script ends")
+    .expect("the script's thread");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        stdout(&output).trim(),
+        "posted the plan on pull request #42"
+    );
+    let received = comment
+        .await
+        .expect("the stub's task")
+        .expect("a comment within the wait");
+    assert_eq!(
+        received.line,
+        "POST /repos/platform/tokens/issues/42/comments HTTP/1.1"
+    );
+    assert!(
+        received
+            .headers
+            .to_ascii_lowercase()
+            .contains("authorization: bearer pr-commenter-token"),
+        "{}",
+        received.headers
+    );
+    let body: Value = serde_json::from_str(&received.body).expect("a JSON body");
+    let markdown = body["body"].as_str().expect("body.body");
+    assert!(
+        markdown.starts_with("### 📝 ghes-oauth-operator plan\n"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains(&format!("| **update** | `{ns}/docs` |")),
+        "{markdown}"
+    );
+    assert!(markdown.contains("(+workflow)"), "{markdown}");
+    world.cleanup().await;
+}
