@@ -275,3 +275,100 @@ fn bench_prints_its_figures_as_json() {
         "{figures}"
     );
 }
+
+/// `demo --serve` keeps running with a kubeconfig for `status` and `plan`, as the README's
+/// "Plan a change" shows, and stops cleanly on Ctrl-C (SIGINT).
+#[test]
+fn demo_serves_its_test_server_for_plan_until_interrupted() {
+    let dir = std::env::temp_dir().join(format!("cli-demo-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let kubeconfig = dir.join("demo.kubeconfig");
+    let mut child = Command::new(BIN)
+        .args(["demo", "--serve", "--log-file"])
+        .arg(dir.join("demo.log"))
+        .arg("--kubeconfig-out")
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut demo = Running(child);
+    // Read the report on a thread that keeps the pipe open: the demo writes after this.
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut report = String::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let line = received
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("the demo did not serve:\n{report}"));
+        report.push_str(&line);
+        report.push('\n');
+        if line.contains("ghes-oauth-operator plan -f") {
+            break;
+        }
+    }
+    assert!(report.contains("8 Authorizations Ready"), "{report}");
+    assert!(
+        report.contains(&kubeconfig.display().to_string()),
+        "{report}"
+    );
+
+    let examples = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/30-personal-token.yaml"
+    );
+    let plan = |file: &std::path::Path| {
+        Command::new(BIN)
+            .args(["plan", "-f"])
+            .arg(file)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .output()
+            .expect("run plan")
+    };
+    let unchanged = plan(std::path::Path::new(examples));
+    let text = String::from_utf8_lossy(&unchanged.stdout).into_owned();
+    assert_eq!(unchanged.status.code(), Some(0), "{text}\n{unchanged:?}");
+    assert!(text.starts_with("Authorizations: 1 unchanged.\n"), "{text}");
+    // The README's change: one more scope.
+    let changed = dir.join("release-bot.yaml");
+    let example = std::fs::read_to_string(examples).expect("read the example");
+    let edited = example.replace("[read:user, gist]", "[read:user, gist, repo]");
+    assert_ne!(
+        edited, example,
+        "the example's scopes moved: update the README too"
+    );
+    std::fs::write(&changed, edited).expect("write the change");
+    let update = plan(&changed);
+    let text = String::from_utf8_lossy(&update.stdout).into_owned();
+    assert_eq!(update.status.code(), Some(2), "{text}\n{update:?}");
+    assert!(
+        text.contains("update   team-a/release-bot")
+            && text.contains("→ [read:user, gist, repo] (+repo)"),
+        "{text}"
+    );
+
+    let interrupted = Command::new("kill")
+        .args(["-INT", &demo.0.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(interrupted.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = demo.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the demo did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
