@@ -191,6 +191,13 @@ pub struct RunArgs {
     /// How often the leader renews the Lease, in seconds.
     #[arg(help_heading = "Leader election", long, env = "LEASE_RENEW_PERIOD_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub lease_renew_period: u64,
+    /// Split the work over the replicas: K shards, one Lease each (`<lease-name>-shard-<i>`),
+    /// each replica holding at most ceil(K / live replicas) of them. An account goes to shard
+    /// hash(GHES server and login) mod K, its Authorizations with it. Replaces --leader-elect;
+    /// the Lease flags below apply to every shard Lease. Every replica must be given the same K.
+    #[arg(help_heading = "Sharding", long, env = "SHARDS", conflicts_with = "leader_elect",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::shard::MAX_SHARDS)))]
+    pub shards: Option<u32>,
     /// How often a standby tries to take the Lease, and the leader retries a failed renewal,
     /// in seconds. The leader stops when no renewal succeeded for the lease duration less this.
     #[arg(help_heading = "Leader election", long, env = "LEASE_RETRY_PERIOD_SECONDS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -201,6 +208,7 @@ impl RunArgs {
     /// The controller options these flags describe.
     pub fn options(&self) -> crate::controller::RunOptions {
         crate::controller::RunOptions {
+            shard: None,
             namespaces: self
                 .namespaces
                 .iter()
@@ -226,6 +234,26 @@ impl RunArgs {
         if !self.leader_elect {
             return Ok(None);
         }
+        self.lease_base(default_namespace).map(Some)
+    }
+
+    /// The sharding these flags ask for (`None`: none), its Leases named after `--lease-name`.
+    pub fn shard_settings(
+        &self,
+        default_namespace: &str,
+    ) -> Result<Option<crate::shard::ShardSettings>, String> {
+        let Some(count) = self.shards else {
+            return Ok(None);
+        };
+        Ok(Some(crate::shard::ShardSettings {
+            count,
+            lease: self.lease_base(default_namespace)?,
+        }))
+    }
+
+    /// The Lease settings of the flags, in `--leader-election-namespace`, else `POD_NAMESPACE`,
+    /// else `default_namespace`.
+    fn lease_base(&self, default_namespace: &str) -> Result<LeaseSettings, String> {
         let namespace = self
             .leader_election_namespace
             .clone()
@@ -246,7 +274,7 @@ impl RunArgs {
         settings
             .validate()
             .map_err(|error| format!("leader election: {error}"))?;
-        Ok(Some(settings))
+        Ok(settings)
     }
 }
 
@@ -332,6 +360,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         .await
         .map_err(|error| format!("cannot reach Kubernetes: {error}"))?;
     let lease = args.lease_settings(client.default_namespace())?;
+    let sharding = args.shard_settings(client.default_namespace())?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new());
     let admin = AdminServer::bind(args.admin_address)
@@ -361,6 +390,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     // Resolved once here, so a missing id fails the start with a message, not the controllers.
     options.installation =
         Some(crate::controller::installation_id(&client, options.installation.as_ref()).await?);
+    let shard_options = options.clone();
     let controllers = {
         let (client, metrics, health) = (client.clone(), metrics.clone(), health.clone());
         move |stop: Pin<Box<dyn Future<Output = ()> + Send>>| async move {
@@ -375,14 +405,42 @@ async fn run(args: RunArgs) -> Result<(), String> {
             .await;
         }
     };
-    let outcome = match lease {
-        None => {
+    let outcome = match (lease, sharding) {
+        (_, Some(settings)) => {
+            let start: crate::shard::StartShard = {
+                let (client, metrics) = (client.clone(), metrics.clone());
+                Arc::new(move |shard, stop| {
+                    let options = crate::controller::RunOptions {
+                        shard: Some(shard),
+                        ..shard_options.clone()
+                    };
+                    Box::pin(crate::controller::run_with(
+                        client.clone(),
+                        options,
+                        metrics.clone(),
+                        || {},
+                        stop,
+                    ))
+                })
+            };
+            crate::shard::run_sharded(
+                client,
+                settings,
+                health.clone(),
+                metrics.clone(),
+                shutdown,
+                start,
+            )
+            .await;
+            Ok(())
+        }
+        (None, None) => {
             metrics.set_leader(true);
             health.set(Phase::Syncing);
             controllers(Box::pin(leader::stopped(shutdown))).await;
             Ok(())
         }
-        Some(settings) => {
+        (Some(settings), None) => {
             tracing::info!(
                 lease = %format!("{}/{}", settings.namespace, settings.name),
                 identity = %settings.identity,

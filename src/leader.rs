@@ -224,6 +224,39 @@ impl LeaderElector {
         }
     }
 
+    /// One attempt to take the Lease (free, ours or expired); `true` when this instance holds
+    /// it now, to [`hold`](Self::hold) next.
+    pub async fn try_take(&mut self) -> Result<bool, String> {
+        let started = Instant::now();
+        match self.try_acquire().await? {
+            Attempt::Holding(lease) => {
+                self.renewed_at = Some(started);
+                self.held = Some(*lease);
+                Ok(true)
+            }
+            Attempt::Held { .. } => Ok(false),
+        }
+    }
+
+    /// Notes the Lease as listed by someone else, so that expiry is measured from when it last
+    /// changed (by this instance's clock) without a read of its own.
+    pub fn observe_lease(&mut self, lease: &Lease) {
+        self.observe(lease);
+    }
+
+    /// Whether the Lease as listed may be taken now: no holder, this instance, or expired.
+    pub fn may_take(&self, lease: &Lease, now: Timestamp) -> bool {
+        let spec = lease.spec.clone().unwrap_or_default();
+        let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
+        let unchanged_for = self
+            .observed
+            .as_ref()
+            .map_or(Duration::ZERO, |seen| seen.since.elapsed());
+        holder.is_none()
+            || holder.as_deref() == Some(self.settings.identity.as_str())
+            || expired(&self.settings, &spec, now, unchanged_for)
+    }
+
     /// Renews the Lease while leading; returns only when leadership is lost. Cancel it by
     /// dropping the future (then [`release`](Self::release) the Lease).
     pub async fn hold(&mut self) -> LeaseLost {

@@ -28,5 +28,6 @@ pub mod ghes;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
+pub mod shard;
 pub mod table;
 pub mod telemetry;

@@ -17,6 +17,8 @@
 //! | `tokens_rotation_overdue`, `tokens_expired` (gauges: Authorizations past their scheduled rotation, or holding an expired token) | |
 //! | `authorizations` (gauge) | `ready` (`true`, `false`) |
 //! | `leader` (gauge: 1 while this instance runs the controllers) | |
+//! | `shard_held` (gauge: 1 while this replica holds the shard; `run --shards` only) | `shard` (0 to K−1, K ≤ 64) |
+//! | `shard_authorizations` (gauge: Authorizations of the shard in this replica's caches) | `shard` |
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -149,6 +151,26 @@ struct ReadyLabels {
     ready: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShardLabels {
+    shard: String,
+}
+
+/// What one set of controllers (all of them, or one shard's) counts in its caches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sample {
+    /// Authorizations Ready.
+    pub ready: usize,
+    /// Authorizations not Ready.
+    pub not_ready: usize,
+    /// Authorizations past their scheduled rotation.
+    pub rotation_overdue: usize,
+    /// Authorizations holding an expired token.
+    pub expired: usize,
+    /// The latest prune runs of the accounts.
+    pub prune: PruneOutcome,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Buckets of the reconcile duration: 5 ms to about 40 s.
@@ -175,6 +197,10 @@ pub struct Metrics {
     tokens_rotation_overdue: Gauge,
     tokens_expired: Gauge,
     leader: Gauge,
+    shard_held: Family<ShardLabels, Gauge>,
+    shard_authorizations: Family<ShardLabels, Gauge>,
+    /// The latest sample of each set of controllers (`None`: unsharded), summed into the gauges.
+    samples: std::sync::Mutex<std::collections::BTreeMap<Option<u32>, Sample>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -211,6 +237,9 @@ impl Metrics {
             tokens_rotation_overdue: Gauge::default(),
             tokens_expired: Gauge::default(),
             leader: Gauge::default(),
+            shard_held: Family::default(),
+            shard_authorizations: Family::default(),
+            samples: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         };
         let sub = registry.sub_registry_with_prefix(PREFIX);
         sub.register(
@@ -294,6 +323,16 @@ impl Metrics {
             "leader",
             "1 while this instance runs the controllers (leads, or runs without leader election)",
             metrics.leader.clone(),
+        );
+        sub.register(
+            "shard_held",
+            "1 while this replica holds the shard (run --shards)",
+            metrics.shard_held.clone(),
+        );
+        sub.register(
+            "shard_authorizations",
+            "Authorizations of the shard in this replica's caches (run --shards)",
+            metrics.shard_authorizations.clone(),
         );
         // Series that dashboards and alerts expect before anything happened.
         for kind in [PruneKind::Authorization, PruneKind::Grant] {
@@ -392,6 +431,61 @@ impl Metrics {
                 .get_or_create(&ReadyLabels { ready: label })
                 .set(gauge_value(count));
         }
+    }
+
+    /// Records what the controllers of `shard` (`None`: unsharded) count in their caches; the
+    /// gauges hold the sum over the sets of controllers this process runs.
+    pub fn report_sample(&self, shard: Option<u32>, sample: Sample) {
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        samples.insert(shard, sample);
+        if let Some(index) = shard {
+            self.shard_authorizations
+                .get_or_create(&ShardLabels {
+                    shard: index.to_string(),
+                })
+                .set(gauge_value(sample.ready + sample.not_ready));
+        }
+        self.set_sum(&samples);
+    }
+
+    /// Forgets the sample of `shard`, whose controllers stopped.
+    pub fn forget_sample(&self, shard: Option<u32>) {
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        samples.remove(&shard);
+        if let Some(index) = shard {
+            self.shard_authorizations
+                .get_or_create(&ShardLabels {
+                    shard: index.to_string(),
+                })
+                .set(0);
+        }
+        self.set_sum(&samples);
+    }
+
+    fn set_sum(&self, samples: &std::collections::BTreeMap<Option<u32>, Sample>) {
+        let sum = samples.values().fold(Sample::default(), |sum, one| Sample {
+            ready: sum.ready + one.ready,
+            not_ready: sum.not_ready + one.not_ready,
+            rotation_overdue: sum.rotation_overdue + one.rotation_overdue,
+            expired: sum.expired + one.expired,
+            prune: PruneOutcome {
+                authorizations: sum.prune.authorizations + one.prune.authorizations,
+                grants: sum.prune.grants + one.prune.grants,
+                refused: sum.prune.refused + one.prune.refused,
+            },
+        });
+        self.set_authorizations(sum.ready, sum.not_ready);
+        self.set_token_deadlines(sum.rotation_overdue, sum.expired);
+        self.set_prune_outcome(sum.prune);
+    }
+
+    /// Records whether this replica holds `shard`.
+    pub fn set_shard_held(&self, shard: u32, held: bool) {
+        self.shard_held
+            .get_or_create(&ShardLabels {
+                shard: shard.to_string(),
+            })
+            .set(i64::from(held));
     }
 
     /// Records whether this instance runs the controllers.

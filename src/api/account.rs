@@ -145,6 +145,13 @@ pub fn printer_columns() -> Vec<CustomResourceColumnDefinition> {
             Some("Whether undeclared authorizations and grants are pruned"),
             None,
         ),
+        column(
+            "Served-By",
+            "string",
+            ".status.servedBy",
+            Some("The operator replica and shard that serve the account (run --shards)"),
+            Some(1),
+        ),
         column("Age", "date", ".metadata.creationTimestamp", None, None),
     ]
 }
@@ -488,6 +495,11 @@ pub struct AccountStatus {
     /// seed changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused_credentials: Option<RefusedCredentials>,
+
+    /// The operator replica that reconciles this account and its Authorizations, and its
+    /// shard (`pod-7c9f (shard 2 of 3)`), when the operator runs sharded (`run --shards`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_by: Option<String>,
 }
 
 /// Credentials GHES refused, recorded so that they are not sent again.

@@ -51,6 +51,7 @@ pub struct Context {
     refusals: Mutex<HashMap<String, Refusal>>,
     watched_namespaces: Vec<String>,
     installation: InstallationId,
+    served_by: Option<String>,
 }
 
 impl Context {
@@ -77,6 +78,7 @@ impl Context {
             refusals: Mutex::new(HashMap::new()),
             watched_namespaces: Vec::new(),
             installation,
+            served_by: None,
         }
     }
 
@@ -101,6 +103,17 @@ impl Context {
     pub fn with_watched_namespaces(mut self, namespaces: Vec<String>) -> Self {
         self.watched_namespaces = namespaces;
         self
+    }
+
+    /// Names this replica and its shard in the accounts' `status.servedBy` (sharded runs).
+    pub fn with_served_by(mut self, served_by: Option<String>) -> Self {
+        self.served_by = served_by;
+        self
+    }
+
+    /// The replica and shard that serve this context's accounts, when sharded.
+    pub fn served_by(&self) -> Option<&str> {
+        self.served_by.as_deref()
     }
 
     /// The watched namespaces; empty means all.

@@ -65,6 +65,8 @@ pub struct RunOptions {
     /// The operator's own namespace, the only one ClusterAccount credentials are read from
     /// (`None`: the client's default namespace).
     pub cluster_resource_namespace: Option<String>,
+    /// Run only this shard's objects (those labelled with it), `run --shards`.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 impl Default for RunOptions {
@@ -76,6 +78,18 @@ impl Default for RunOptions {
             instance: None,
             installation: None,
             cluster_resource_namespace: None,
+            shard: None,
+        }
+    }
+}
+
+impl RunOptions {
+    /// The watch configuration of the operator's own kinds: only the shard's objects when
+    /// sharded.
+    fn watch_config(&self) -> watcher::Config {
+        match &self.shard {
+            Some(shard) => watcher::Config::default().labels(&shard.selector()),
+            None => watcher::Config::default(),
         }
     }
 }
@@ -164,7 +178,13 @@ pub async fn run_with(
                 .clone()
                 .unwrap_or_else(|| client.default_namespace().to_owned()),
         )
-        .with_account_views(views),
+        .with_account_views(views)
+        .with_served_by(options.shard.map(|shard| {
+            format!(
+                "{} ({shard})",
+                options.instance.as_deref().unwrap_or("ghes-oauth-operator")
+            )
+        })),
     );
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
@@ -191,6 +211,7 @@ pub async fn run_with(
             &ctx,
             account_writer,
             cluster_account_writer,
+            &options.watch_config(),
         );
         authorization_stores.push(store);
         tasks.push(drive(
@@ -203,7 +224,7 @@ pub async fn run_with(
             &ctx,
         ));
 
-        let account_controller = Controller::new(accounts, watcher::Config::default());
+        let account_controller = Controller::new(accounts, options.watch_config());
         account_stores.push(account_controller.store());
         tasks.push(drive(
             account_controller,
@@ -217,7 +238,7 @@ pub async fn run_with(
     }
     let cluster_account_controller = Controller::new(
         Api::<ClusterAccount>::all(client.clone()),
-        watcher::Config::default(),
+        options.watch_config(),
     );
     let cluster_account_store = cluster_account_controller.store();
     tasks.push(drive(
@@ -229,11 +250,25 @@ pub async fn run_with(
         account::reconcile::error_policy::<ClusterAccount>,
         &ctx,
     ));
+    if let Some(shard) = options.shard.filter(|shard| shard.index == 0) {
+        // The holder of shard 0 labels every object with its shard.
+        tasks.push(Box::pin(crate::shard::label(
+            client.clone(),
+            shard.count,
+            options.namespaces.clone(),
+            options
+                .cluster_resource_namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_owned()),
+            when_stopped(),
+        )));
+    }
     tasks.push(Box::pin(watch_caches(
         Caches {
             authorizations: authorization_stores,
             accounts: account_stores,
             cluster_accounts: cluster_account_store,
+            shard: options.shard.map(|shard| shard.index),
         },
         ctx.clone(),
         on_synced,
@@ -254,6 +289,7 @@ fn authorization_controller(
     ctx: &Arc<Context>,
     account_writer: reflector::store::Writer<Account>,
     cluster_account_writer: reflector::store::Writer<ClusterAccount>,
+    config: &watcher::Config,
 ) -> (
     Controller<Authorization>,
     Store<Authorization>,
@@ -284,7 +320,7 @@ fn authorization_controller(
     let own_writes = ctx.clone();
     let conflicts = ctx.clone();
     let controller = Controller::for_stream(
-        watcher(authorizations, watcher::Config::default())
+        watcher(authorizations, config.clone())
             .default_backoff()
             .modify(strip)
             .reflect(writer)
@@ -333,7 +369,7 @@ fn authorization_controller(
                 .waiting_for(&secret.namespace().unwrap_or_default(), &secret.name_any())
         })
         .watches_stream(
-            watcher(accounts.clone(), watcher::Config::default())
+            watcher(accounts.clone(), config.clone())
                 .default_backoff()
                 .modify(strip)
                 .reflect(account_writer)
@@ -348,14 +384,11 @@ fn authorization_controller(
             },
         )
         .watches_stream(
-            watcher(
-                Api::<ClusterAccount>::all(client.clone()),
-                watcher::Config::default(),
-            )
-            .default_backoff()
-            .modify(strip)
-            .reflect(cluster_account_writer)
-            .filter_map(account_changes::<ClusterAccount>()),
+            watcher(Api::<ClusterAccount>::all(client.clone()), config.clone())
+                .default_backoff()
+                .modify(strip)
+                .reflect(cluster_account_writer)
+                .filter_map(account_changes::<ClusterAccount>()),
             move |account: ClusterAccount| {
                 users_of(
                     &cluster_store,
@@ -468,6 +501,8 @@ struct Caches {
     authorizations: Vec<Store<Authorization>>,
     accounts: Vec<Store<Account>>,
     cluster_accounts: Store<ClusterAccount>,
+    /// The shard these caches hold, when sharded.
+    shard: Option<u32>,
 }
 
 /// Calls `on_synced` once every Authorization cache has synced; then, until `stop`, keeps the
@@ -533,8 +568,7 @@ async fn watch_caches(
                         expired += usize::from(status.token_expired(now));
                     }
                 }
-                metrics.set_authorizations(ready, not_ready);
-                metrics.set_token_deadlines(rotation_overdue, expired);
+                let shard = caches.shard;
                 let accounts: HashSet<AccountKey> = caches
                     .accounts
                     .iter()
@@ -553,9 +587,18 @@ async fn watch_caches(
                 ctx.retain_backoff(|key| live.contains(key));
                 ctx.versions.retain(|uid| uids.contains(uid));
                 ctx.retain_refusals(|uid| uids.contains(uid));
-                metrics.set_prune_outcome(ctx.accounts.prune_outcome());
+                metrics.report_sample(shard, crate::metrics::Sample {
+                    ready,
+                    not_ready,
+                    rotation_overdue,
+                    expired,
+                    prune: ctx.accounts.prune_outcome(),
+                });
             }
-            () = &mut stop => return,
+            () = &mut stop => {
+                metrics.forget_sample(caches.shard);
+                return;
+            }
         }
     }
 }

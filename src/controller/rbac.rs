@@ -25,13 +25,15 @@ pub const WATCHED_NAMESPACE_RULES: &[Rule] = &[
         api_groups: &["oauth.ghes.io"],
         resources: &["authorizations"],
         verbs: &["get", "list", "watch", "patch"],
-        why: "watch Authorizations; add and remove their cleanup finalizer (JSON patch)",
+        why: "watch Authorizations; add and remove their cleanup finalizer (JSON patch); label \
+              them with their shard (run --shards)",
     },
     Rule {
         api_groups: &["oauth.ghes.io"],
         resources: &["accounts"],
-        verbs: &["list", "watch"],
-        why: "watch Accounts (they have no finalizer: nothing to patch but their status)",
+        verbs: &["list", "watch", "patch"],
+        why: "watch Accounts; label them with their shard (run --shards; they have no \
+              finalizer)",
     },
     Rule {
         api_groups: &["oauth.ghes.io"],
@@ -80,8 +82,8 @@ pub const CLUSTER_RULES: &[Rule] = &[
     Rule {
         api_groups: &["oauth.ghes.io"],
         resources: &["clusteraccounts"],
-        verbs: &["list", "watch"],
-        why: "watch ClusterAccounts",
+        verbs: &["list", "watch", "patch"],
+        why: "watch ClusterAccounts; label them with their shard (run --shards)",
     },
     Rule {
         api_groups: &["oauth.ghes.io"],
@@ -111,8 +113,9 @@ pub const OPERATOR_NAMESPACE_RULES: &[Rule] = &[
     Rule {
         api_groups: &["coordination.k8s.io"],
         resources: &["leases"],
-        verbs: &["get", "create", "update"],
-        why: "hold the leader Lease",
+        verbs: &["get", "list", "create", "update"],
+        why: "hold the leader Lease; with --shards, the shard and member Leases (list: which \
+              replicas are up)",
     },
     Rule {
         api_groups: &[""],

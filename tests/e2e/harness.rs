@@ -171,15 +171,20 @@ impl Drop for TempDir {
 impl World {
     /// A new world with `namespaces` (prefixed uniquely) and the CRDs installed.
     pub async fn new(namespaces: &[&str]) -> Self {
-        Self::create(namespaces, false).await
+        Self::create(namespaces, false, &[]).await
     }
 
     /// A world for a heavy test: no other test runs beside it.
     pub async fn exclusive(namespaces: &[&str]) -> Self {
-        Self::create(namespaces, true).await
+        Self::create(namespaces, true, &[]).await
     }
 
-    async fn create(namespaces: &[&str], exclusive: bool) -> Self {
+    /// A world for a heavy test whose GHES has these more users (login, password).
+    pub async fn exclusive_with_users(namespaces: &[&str], users: &[(String, String)]) -> Self {
+        Self::create(namespaces, true, users).await
+    }
+
+    async fn create(namespaces: &[&str], exclusive: bool, more_users: &[(String, String)]) -> Self {
         let gate = GATE.get_or_init(|| Arc::new(RwLock::new(()))).clone();
         let gate = if exclusive || std::env::var_os("E2E_KUBECONFIG").is_some() {
             Gate::Exclusive(gate.write_owned().await)
@@ -235,11 +240,16 @@ impl World {
         cluster::install_crds(&client, "e2e-test").await;
         let ghes = Emulator::start(
             EmulatorConfig {
-                users: vec![
+                users: [
                     UserSpec::parse(&format!("{USER}:{PASSWORD}")).expect("user"),
                     UserSpec::parse(&format!("{OTP_USER}:{OTP_PASSWORD}:{OTP_SEED}"))
                         .expect("otp user"),
-                ],
+                ]
+                .into_iter()
+                .chain(more_users.iter().map(|(login, password)| {
+                    UserSpec::parse(&format!("{login}:{password}")).expect("more users")
+                }))
+                .collect(),
                 apps: vec![
                     AppSpec::parse(&format!("{CLIENT_ID}:{CLIENT_SECRET}:E2E App")).expect("app"),
                     AppSpec::parse(&format!(
@@ -406,6 +416,18 @@ impl World {
             .expect("a free loopback port");
         self.start_operator_with(&["--admin-address", &address.to_string()]);
         address
+    }
+
+    /// Starts one more operator process beside any other, as [`OPERATOR_USER`], owned by the
+    /// caller: dropping it kills it (SIGKILL), as a crash would.
+    pub fn spawn_replica(&self, extra: &[&str]) -> Operator {
+        spawn_operator(
+            &self.kubeconfig,
+            &self.namespaces,
+            extra,
+            &[],
+            Some(&self.record),
+        )
     }
 
     /// Kills the operator at once (SIGKILL), as a crash would.

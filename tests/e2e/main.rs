@@ -19,6 +19,7 @@ mod proxy;
 mod prune;
 mod rotation;
 mod safety;
+mod sharding;
 mod templates;
 
 use std::time::Duration;

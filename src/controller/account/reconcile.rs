@@ -57,6 +57,7 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
     let stored = account.account_status().cloned().unwrap_or_default();
     let mut status = stored.clone();
     status.observed_generation = account.meta().generation;
+    status.served_by = ctx.served_by().map(str::to_owned);
     let mut notes = Vec::new();
     let outcome = sync(account.as_ref(), &ctx, &mut status, &mut notes).await;
     // Remember refused credentials in status, so that no restart or edit sends them again.

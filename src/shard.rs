@@ -1,0 +1,655 @@
+//! Sharding: K `coordination.k8s.io` Leases, one per shard, spread over the replicas that are
+//! up, so that many replicas share the work and none of them ever writes for a shard it does
+//! not hold. Kubernetes is the only coordinator; nothing here is a consensus of its own.
+//!
+//! - **Membership.** Each replica holds a Lease of its own, `<lease>-member-<identity>`; the
+//!   live replicas are those whose member Lease has not expired.
+//! - **Shards.** Shard `i` is the Lease `<lease>-shard-<i>`, taken and renewed with the leader
+//!   election's own protocol ([`LeaderElector`]). A replica holds at most ceil(K / live
+//!   replicas) shards: it takes free or expired ones up to that, and releases the extra ones
+//!   (after its controllers for them stopped) when more replicas come up.
+//! - **One writer.** A shard's controllers run only inside the task that renews its Lease; when
+//!   a renewal cannot succeed before the Lease's renew deadline (its duration less one retry
+//!   period), the controllers are dropped at once, before anyone can see the Lease expire.
+//! - **Assignment.** An account belongs to shard `hash(identity) mod K`, its identity being the
+//!   GHES user it logs in as (API root and login), so that one replica speaks for each GHES
+//!   user — its rate limit and its pruning; an Authorization follows its account. The replica
+//!   holding shard 0 writes the label `oauth.ghes.io/shard` on every Account, ClusterAccount
+//!   and Authorization, and each shard's controllers watch only objects with their label: a
+//!   replica's caches hold only its shards' objects.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::admin::{Health, Phase};
+use crate::api::{Account, AccountKind, AccountResource, Authorization, ClusterAccount};
+use crate::controller::account::registry::AccountKey;
+use crate::controller::identity::Identity;
+use crate::leader::{self, LeaderElector, LeaseSettings};
+use crate::metrics::Metrics;
+
+/// The label that assigns an object to a shard.
+pub const SHARD_LABEL: &str = "oauth.ghes.io/shard";
+
+/// The most shards: the shard id is a metric label, and a bounded one.
+pub const MAX_SHARDS: u32 = 64;
+
+/// How often shard 0's holder sweeps every object's label, besides reacting to changes.
+const LABEL_SWEEP: Duration = Duration::from_secs(60);
+
+/// Objects per page of a sweep.
+const PAGE: u32 = 500;
+
+/// One shard of `count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Shard {
+    /// Its index, from 0.
+    pub index: u32,
+    /// How many shards there are.
+    pub count: u32,
+}
+
+impl Shard {
+    /// The label selector of its objects.
+    pub fn selector(&self) -> String {
+        format!("{SHARD_LABEL}={}", self.index)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "shard {} of {}", self.index, self.count)
+    }
+}
+
+/// The shard of the GHES user `login` on the server at `api_root`, among `count`: a stable
+/// hash, the same in every replica and every release.
+pub fn shard_of_identity(identity: &Identity, count: u32) -> u32 {
+    bucket(&identity.to_string(), count)
+}
+
+/// The shard of an account whose login cannot be read (its Secret is missing): by its key, so
+/// that one replica reports the problem.
+pub fn shard_of_key(key: &AccountKey, count: u32) -> u32 {
+    bucket(&format!("account {key}"), count)
+}
+
+fn bucket(text: &str, count: u32) -> u32 {
+    let hash = crate::ghes::redacted::sha256_hex(text.as_bytes());
+    let head = u64::from_str_radix(&hash[..16], 16).unwrap_or(0);
+    u32::try_from(head % u64::from(count.max(1))).unwrap_or(0)
+}
+
+/// How the shards are held.
+#[derive(Clone, Debug)]
+pub struct ShardSettings {
+    /// How many shards.
+    pub count: u32,
+    /// The Lease settings: `name` is the prefix of the shard and member Leases.
+    pub lease: LeaseSettings,
+}
+
+impl ShardSettings {
+    fn shard_lease(&self, index: u32) -> LeaseSettings {
+        LeaseSettings {
+            name: format!("{}-shard-{index}", self.lease.name),
+            ..self.lease.clone()
+        }
+    }
+
+    fn member_prefix(&self) -> String {
+        format!("{}-member-", self.lease.name)
+    }
+
+    fn member_lease(&self) -> LeaseSettings {
+        LeaseSettings {
+            name: format!("{}{}", self.member_prefix(), self.lease.identity),
+            ..self.lease.clone()
+        }
+    }
+}
+
+/// Starts the controllers of one shard; they stop (gracefully) when the future it is given
+/// resolves.
+pub type StartShard =
+    Arc<dyn Fn(Shard, Pin<Box<dyn Future<Output = ()> + Send>>) -> ShardRun + Send + Sync>;
+
+/// The controllers of one shard, running.
+pub type ShardRun = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A shard this replica holds: the task renewing its Lease and running its controllers.
+struct Held {
+    task: tokio::task::JoinHandle<LeaderElector>,
+    release: watch::Sender<bool>,
+}
+
+/// Holds shards until `shutdown`: keeps the member Lease, takes and releases shard Leases as
+/// replicas come and go, and runs `start`'s controllers for each shard held.
+pub async fn run_sharded(
+    client: Client,
+    settings: ShardSettings,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+    start: StartShard,
+) {
+    let count = settings.count;
+    let identity = settings.lease.identity.clone();
+    let api: Api<Lease> = Api::namespaced(client.clone(), &settings.lease.namespace);
+    let mut member = LeaderElector::new(client.clone(), settings.member_lease());
+    tokio::select! {
+        () = member.acquire(|_| {}) => {}
+        () = leader::stopped(shutdown.clone()) => return,
+    }
+    let member_task = tokio::spawn(async move {
+        loop {
+            let lost = member.hold().await;
+            tracing::warn!(%lost, "lost this replica's member Lease; taking it again");
+            member.acquire(|_| {}).await;
+        }
+    });
+    tracing::info!(
+        shards = count,
+        identity = %identity,
+        "sharding on: this replica takes its part of the shard Leases"
+    );
+    // Replicas that start together see each other's member Leases before taking shards, so
+    // that the first one up does not take them all only to hand most of them back.
+    tokio::select! {
+        () = tokio::time::sleep(settings.lease.renew_period) => {}
+        () = leader::stopped(shutdown.clone()) => { member_task.abort(); return; }
+    }
+    let mut electors: Vec<Option<LeaderElector>> = (0..count)
+        .map(|index| {
+            Some(LeaderElector::new(
+                client.clone(),
+                settings.shard_lease(index),
+            ))
+        })
+        .collect();
+    let mut held: HashMap<u32, Held> = HashMap::new();
+    // Replicas start looking at different shards, so that they do not all race for shard 0.
+    let offset = bucket(&identity, count);
+    let mut ticker = tokio::time::interval(settings.lease.retry_period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = leader::stopped(shutdown.clone()) => break,
+        }
+        // Shards whose task ended: the Lease was lost (controllers already dropped).
+        let ended: Vec<u32> = held
+            .iter()
+            .filter(|(_, h)| h.task.is_finished())
+            .map(|(index, _)| *index)
+            .collect();
+        for index in ended {
+            if let Some(done) = held.remove(&index)
+                && let Ok(elector) = done.task.await
+            {
+                electors[index as usize] = Some(elector);
+            }
+        }
+        let leases = match api.list(&ListParams::default()).await {
+            Ok(list) => list.items,
+            Err(error) => {
+                tracing::warn!(%error, "cannot list the shard Leases");
+                continue;
+            }
+        };
+        let now = Timestamp::now();
+        let live = live_members(&leases, &settings.member_prefix(), &identity, now);
+        let target = count.div_ceil(live.max(1));
+        let by_name: HashMap<String, &Lease> = leases
+            .iter()
+            .map(|lease| (lease.name_any(), lease))
+            .collect();
+        for (index, elector) in electors.iter_mut().enumerate() {
+            if let Some(elector) = elector
+                && let Some(lease) = by_name.get(&elector.settings().name)
+            {
+                elector.observe_lease(lease);
+            }
+            let _ = index;
+        }
+        let holding = u32::try_from(held.len()).unwrap_or(u32::MAX);
+        if holding > target {
+            // More replicas are up: give back the highest shards, after their controllers stop.
+            let mut mine: Vec<u32> = held.keys().copied().collect();
+            mine.sort_unstable_by(|a, b| b.cmp(a));
+            for index in mine.into_iter().take((holding - target) as usize) {
+                if let Some(shard) = held.get(&index) {
+                    tracing::info!(
+                        shard = index,
+                        live,
+                        target,
+                        "releasing a shard to a new replica"
+                    );
+                    let _ = shard.release.send(true);
+                }
+            }
+        } else if holding < target {
+            let mut wanted = target - holding;
+            for step in 0..count {
+                if wanted == 0 {
+                    break;
+                }
+                let index = (offset + step) % count;
+                if held.contains_key(&index) {
+                    continue;
+                }
+                let Some(mut elector) = electors[index as usize].take() else {
+                    continue;
+                };
+                let free = by_name
+                    .get(&elector.settings().name)
+                    .is_none_or(|lease| elector.may_take(lease, now));
+                if !free {
+                    electors[index as usize] = Some(elector);
+                    continue;
+                }
+                match elector.try_take().await {
+                    Ok(true) => {
+                        let shard = Shard { index, count };
+                        tracing::info!(%shard, identity = %identity, "took a shard");
+                        held.insert(
+                            index,
+                            spawn_shard(shard, elector, shutdown.clone(), start.clone()),
+                        );
+                        wanted -= 1;
+                    }
+                    Ok(false) => electors[index as usize] = Some(elector),
+                    Err(error) => {
+                        tracing::warn!(shard = index, %error, "cannot take a shard Lease");
+                        electors[index as usize] = Some(elector);
+                    }
+                }
+            }
+        }
+        for index in 0..count {
+            metrics.set_shard_held(index, held.contains_key(&index));
+        }
+        metrics.set_leader(!held.is_empty());
+        health.set(if held.is_empty() {
+            Phase::Standby { leader: None }
+        } else {
+            Phase::Running
+        });
+    }
+    // Shutdown: every shard's controllers stop gracefully, then its Lease is released.
+    for (_, shard) in held.drain() {
+        let _ = shard.release.send(true);
+        let _ = shard.task.await;
+    }
+    member_task.abort();
+    for index in 0..count {
+        metrics.set_shard_held(index, false);
+    }
+    metrics.set_leader(false);
+}
+
+/// Runs one shard: its controllers, while its Lease is renewed. Losing the Lease drops them at
+/// once; a release or shutdown stops them gracefully and then gives the Lease back.
+fn spawn_shard(
+    shard: Shard,
+    mut elector: LeaderElector,
+    shutdown: watch::Receiver<bool>,
+    start: StartShard,
+) -> Held {
+    let (release, released) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let stop = {
+            let shutdown = shutdown.clone();
+            let released = released.clone();
+            Box::pin(async move {
+                tokio::select! {
+                    () = leader::stopped(shutdown) => {}
+                    () = leader::stopped(released) => {}
+                }
+            })
+        };
+        let controllers = start(shard, stop);
+        tokio::pin!(controllers);
+        tokio::select! {
+            () = &mut controllers => {
+                elector.release().await;
+                tracing::info!(%shard, "released the shard");
+            }
+            lost = elector.hold() => {
+                tracing::warn!(%shard, %lost, "stopped the shard's controllers: its Lease is lost");
+            }
+        }
+        elector
+    });
+    Held { task, release }
+}
+
+/// How many replicas are up: unexpired member Leases (this replica always counts).
+fn live_members(leases: &[Lease], prefix: &str, identity: &str, now: Timestamp) -> u32 {
+    let mut live = 1;
+    for lease in leases {
+        let name = lease.name_any();
+        let Some(member) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        if member == identity {
+            continue;
+        }
+        let Some(spec) = &lease.spec else { continue };
+        if spec.holder_identity.as_deref().is_none_or(str::is_empty) {
+            continue;
+        }
+        let duration = spec
+            .lease_duration_seconds
+            .and_then(|s| u64::try_from(s).ok())
+            .unwrap_or(0);
+        let fresh = spec.renew_time.as_ref().is_some_and(|renewed| {
+            Duration::try_from(now.duration_since(renewed.0))
+                .is_ok_and(|age| age <= Duration::from_secs(duration))
+        });
+        live += u32::from(fresh);
+    }
+    live
+}
+
+/// Keeps the shard label of every Account, ClusterAccount and Authorization right: run by the
+/// replica holding shard 0, until `stop`. New objects are labelled as they appear; a full sweep
+/// follows every account change and runs every [`LABEL_SWEEP`].
+pub async fn label(
+    client: Client,
+    count: u32,
+    namespaces: Vec<String>,
+    cluster_namespace: String,
+    stop: impl Future<Output = ()> + Send,
+) {
+    let labeler = Labeler {
+        client: client.clone(),
+        count,
+        namespaces,
+        cluster_namespace,
+    };
+    let scopes = labeler.scopes();
+    let (kick, mut kicked) = tokio::sync::mpsc::channel::<()>(1);
+    let mut watches = Vec::new();
+    for scope in &scopes {
+        let authorizations: Api<Authorization> = scoped(&client, scope.as_deref());
+        let accounts: Api<Account> = scoped(&client, scope.as_deref());
+        let config = watcher::Config::default().labels(&format!("!{SHARD_LABEL}"));
+        watches.push(
+            watcher(authorizations, config)
+                .default_backoff()
+                .touched_objects()
+                .map(|_| ())
+                .boxed(),
+        );
+        watches.push(
+            watcher(accounts, watcher::Config::default())
+                .default_backoff()
+                .touched_objects()
+                .map(|_| ())
+                .boxed(),
+        );
+    }
+    watches.push(
+        watcher(
+            Api::<ClusterAccount>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .touched_objects()
+        .map(|_| ())
+        .boxed(),
+    );
+    let mut changes = futures::stream::select_all(watches);
+    let forward = async move {
+        while changes.next().await.is_some() {
+            // A full channel already holds a kick: the sweep to come sees this change too.
+            let _ = kick.try_send(());
+        }
+    };
+    let sweeps = async move {
+        loop {
+            if let Err(error) = labeler.sweep().await {
+                tracing::warn!(%error, "cannot label objects with their shard; retrying");
+            }
+            tokio::select! {
+                _ = kicked.recv() => {}
+                () = tokio::time::sleep(LABEL_SWEEP) => {}
+            }
+        }
+    };
+    tokio::select! {
+        () = forward => {}
+        () = sweeps => {}
+        () = stop => {}
+    }
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+struct Labeler {
+    client: Client,
+    count: u32,
+    namespaces: Vec<String>,
+    cluster_namespace: String,
+}
+
+impl Labeler {
+    fn scopes(&self) -> Vec<Option<String>> {
+        if self.namespaces.is_empty() {
+            vec![None]
+        } else {
+            self.namespaces.iter().cloned().map(Some).collect()
+        }
+    }
+
+    /// The API of a namespaced object's own namespace.
+    fn own<K>(&self, object: &K) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &object.namespace().unwrap_or_default())
+    }
+
+    /// Labels every account, then every Authorization after its account.
+    async fn sweep(&self) -> Result<(), kube::Error> {
+        let mut shards: HashMap<AccountKey, u32> = HashMap::new();
+        for scope in self.scopes() {
+            let api: Api<Account> = scoped(&self.client, scope.as_deref());
+            for account in list_all(&api).await? {
+                let shard = self.shard_of_account(&account).await;
+                shards.insert(AccountKey::of(&account), shard);
+                self.set_label(self.own(&account), &account, shard).await?;
+            }
+        }
+        let api = Api::<ClusterAccount>::all(self.client.clone());
+        for account in list_all(&api).await? {
+            let shard = self.shard_of_account(&account).await;
+            shards.insert(AccountKey::of(&account), shard);
+            self.set_label(api.clone(), &account, shard).await?;
+        }
+        for scope in self.scopes() {
+            let api: Api<Authorization> = scoped(&self.client, scope.as_deref());
+            for authorization in list_all(&api).await? {
+                let key = account_key(&authorization);
+                let shard = shards
+                    .get(&key)
+                    .copied()
+                    .unwrap_or_else(|| shard_of_key(&key, self.count));
+                self.set_label(self.own(&authorization), &authorization, shard)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The shard of an account: by the GHES user its credentials name, else by its key.
+    async fn shard_of_account<A>(&self, account: &A) -> u32
+    where
+        A: AccountResource + Resource<DynamicType = ()>,
+    {
+        let key = AccountKey::of(account);
+        let reference = account.credentials_secret_ref();
+        let namespace = match (A::KIND, account.credentials_namespace()) {
+            (AccountKind::ClusterAccount, Some(ns)) if ns != self.cluster_namespace => None,
+            (_, ns) => ns,
+        };
+        let login = match namespace {
+            Some(ns) => Api::<Secret>::namespaced(self.client.clone(), &ns)
+                .get_opt(&reference.name)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|secret| {
+                    crate::controller::secret::value_of(&secret, &reference.username_key).ok()
+                })
+                .map(|value| value.expose().to_owned()),
+            None => None,
+        };
+        match login {
+            Some(login) => shard_of_identity(
+                &Identity::new(&account.settings().api_root(), &login),
+                self.count,
+            ),
+            None => shard_of_key(&key, self.count),
+        }
+    }
+
+    /// Labels `object` (of `api`: its namespace's, or cluster-wide) with `shard`.
+    async fn set_label<K>(&self, api: Api<K>, object: &K, shard: u32) -> Result<(), kube::Error>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        let value = shard.to_string();
+        if object.labels().get(SHARD_LABEL) == Some(&value) {
+            return Ok(());
+        }
+        let patch = serde_json::json!({"metadata": {"labels": {SHARD_LABEL: value}}});
+        match api
+            .patch(
+                &object.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Deleted meanwhile.
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+fn account_key(authorization: &Authorization) -> AccountKey {
+    let reference = &authorization.spec.account_ref;
+    AccountKey {
+        kind: reference.kind,
+        namespace: (reference.kind == AccountKind::Account)
+            .then(|| authorization.namespace())
+            .flatten(),
+        name: reference.name.clone(),
+    }
+}
+
+/// Every object of `api`, page by page.
+async fn list_all<K>(api: &Api<K>) -> Result<Vec<K>, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut all = Vec::new();
+    let mut page = ListParams::default().limit(PAGE);
+    loop {
+        let list = api.list(&page).await?;
+        all.extend(list.items);
+        match list.metadata.continue_.filter(|token| !token.is_empty()) {
+            Some(token) => page = page.continue_token(&token),
+            None => return Ok(all),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::coordination::v1::LeaseSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+
+    #[test]
+    fn identities_spread_over_the_shards_and_stay_put() {
+        let mut counts = [0u32; 3];
+        for n in 0..300 {
+            let identity = Identity::new("https://ghes.example.com/api/v3", &format!("bot-{n}"));
+            let shard = shard_of_identity(&identity, 3);
+            counts[shard as usize] += 1;
+            assert_eq!(shard, shard_of_identity(&identity, 3), "stable");
+        }
+        assert!(counts.iter().all(|c| *c > 70), "{counts:?}");
+        // Logins are case-insensitive on GHES: one user, one shard.
+        assert_eq!(
+            shard_of_identity(&Identity::new("https://GHES.example.com/api/v3", "Bot"), 6),
+            shard_of_identity(&Identity::new("https://ghes.example.com/api/v3/", "bot"), 6)
+        );
+        assert_eq!(bucket("anything", 1), 0);
+    }
+
+    fn member(name: &str, holder: Option<&str>, age_secs: i64, duration: i32) -> Lease {
+        Lease {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: holder.map(str::to_owned),
+                lease_duration_seconds: Some(duration),
+                renew_time: Some(MicroTime(
+                    Timestamp::now() - jiff::SignedDuration::from_secs(age_secs),
+                )),
+                ..LeaseSpec::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn live_members_are_unexpired_member_leases_and_this_replica() {
+        let now = Timestamp::now();
+        let leases = vec![
+            member("op-member-a", Some("a"), 1, 15),
+            member("op-member-b", Some("b"), 20, 15),
+            member("op-member-c", None, 1, 15),
+            member("op-shard-0", Some("d"), 1, 15),
+            member("op-member-me", Some("me"), 100, 15),
+        ];
+        // a is live; b expired; c released; shard Leases are not members; me counts once.
+        assert_eq!(live_members(&leases, "op-member-", "me", now), 2);
+        assert_eq!(live_members(&[], "op-member-", "me", now), 1);
+    }
+
+    #[test]
+    fn a_shard_selects_its_label() {
+        let shard = Shard { index: 2, count: 3 };
+        assert_eq!(shard.selector(), "oauth.ghes.io/shard=2");
+        assert_eq!(shard.to_string(), "shard 2 of 3");
+    }
+}
