@@ -111,7 +111,7 @@ The release namespace's rules as JSON: the Lease rules only with leader election
 {{- define "ghes-oauth-operator.operatorNamespaceRules" -}}
 {{- $rules := list }}
 {{- range .Values.rbac.rules.operatorNamespace }}
-{{- if or $.Values.leaderElection.enabled (not (has "leases" .resources)) }}
+{{- if or $.Values.leaderElection.enabled (gt (int $.Values.sharding.shards) 0) (not (has "leases" .resources)) }}
 {{- $rules = append $rules . }}
 {{- end }}
 {{- end }}
