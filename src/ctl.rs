@@ -203,6 +203,9 @@ pub struct StatusRow {
     /// The latest Warning Event about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latest_warning: Option<WarningRow>,
+    /// The operator replica and shard serving its account (`run --shards`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub served_by: Option<String>,
 }
 
 /// A rotation's previous token.
@@ -308,6 +311,7 @@ pub fn status_row(authorization: &Authorization, warnings: &[Event]) -> StatusRo
             revoke_after: previous.revoke_after.as_ref().map(|t| t.0),
         }),
         latest_warning,
+        served_by: None,
     }
 }
 
@@ -340,6 +344,11 @@ pub fn status_table(rows: &[StatusRow], all_namespaces: bool, now: Timestamp) ->
     ];
     if all_namespaces {
         header.insert(0, "NAMESPACE");
+    }
+    // Only a sharded operator says which replica serves an account.
+    let sharded = rows.iter().any(|row| row.served_by.is_some());
+    if sharded {
+        header.push("SERVED-BY");
     }
     let cells: Vec<Vec<String>> = rows
         .iter()
@@ -379,6 +388,9 @@ pub fn status_table(rows: &[StatusRow], all_namespaces: bool, now: Timestamp) ->
             ];
             if all_namespaces {
                 cells.insert(0, row.namespace.clone());
+            }
+            if sharded {
+                cells.push(row.served_by.clone().unwrap_or_else(|| "-".into()));
             }
             cells
         })
@@ -424,9 +436,18 @@ pub async fn status(args: &StatusArgs) -> Result<String, String> {
         .await
         .map(|list| list.items)
         .unwrap_or_default();
+    let served_by = served_by(&client, &args.scope).await;
     let mut rows: Vec<StatusRow> = authorizations
         .iter()
-        .map(|authorization| status_row(authorization, &warnings))
+        .map(|authorization| {
+            let mut row = status_row(authorization, &warnings);
+            let reference = &authorization.spec.account_ref;
+            let namespace = (reference.kind == crate::api::AccountKind::Account)
+                .then(|| authorization.namespace())
+                .flatten();
+            row.served_by = served_by.get(&(namespace, reference.name.clone())).cloned();
+            row
+        })
         .collect();
     rows.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     if rows.is_empty() && args.output == Output::Table {
@@ -435,6 +456,34 @@ pub async fn status(args: &StatusArgs) -> Result<String, String> {
     print(args.output, &rows, || {
         status_table(&rows, args.scope.all_namespaces, Timestamp::now())
     })
+}
+
+/// Which replica serves each account, as the accounts report it (`status.servedBy`, sharded
+/// operators only), by (namespace, name): `None` for a ClusterAccount. Best effort: accounts
+/// this user may not list are left out.
+async fn served_by(client: &Client, scope: &Scope) -> BTreeMap<(Option<String>, String), String> {
+    let mut served = BTreeMap::new();
+    let accounts: Api<crate::api::Account> = if scope.all_namespaces {
+        Api::all(client.clone())
+    } else {
+        Api::namespaced(client.clone(), scope.namespace_of(client))
+    };
+    if let Ok(list) = accounts.list(&ListParams::default()).await {
+        for account in list.items {
+            if let Some(by) = account.status.as_ref().and_then(|s| s.served_by.clone()) {
+                served.insert((account.namespace(), account.name_any()), by);
+            }
+        }
+    }
+    let cluster: Api<crate::api::ClusterAccount> = Api::all(client.clone());
+    if let Ok(list) = cluster.list(&ListParams::default()).await {
+        for account in list.items {
+            if let Some(by) = account.status.as_ref().and_then(|s| s.served_by.clone()) {
+                served.insert((None, account.name_any()), by);
+            }
+        }
+    }
+    served
 }
 
 /// `rotate`: asks for a rotation of each target, and with `--wait` waits for each.
@@ -643,7 +692,26 @@ mod tests {
             next_rotation_at: None,
             previous: None,
             latest_warning: None,
+            served_by: None,
         }
+    }
+
+    #[test]
+    fn a_served_by_column_appears_only_when_an_account_reports_one() {
+        let now: Timestamp = "2026-11-30T12:00:00Z".parse().expect("time");
+        let plain = status_table(&[row("ci", "True", "TokenReady", "repo", None)], false, now);
+        assert!(!plain.contains("SERVED-BY"), "{plain}");
+        let mut served = row("ci", "True", "TokenReady", "repo", None);
+        served.served_by = Some("op-1 (shard 2 of 3)".into());
+        let other = row("cd", "True", "TokenReady", "repo", None);
+        let table = status_table(&[served, other], false, now);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].trim_end().ends_with("SERVED-BY"), "{table}");
+        assert!(
+            lines[1].trim_end().ends_with("op-1 (shard 2 of 3)"),
+            "{table}"
+        );
+        assert!(lines[2].trim_end().ends_with(" -"), "{table}");
     }
 
     #[test]
