@@ -29,6 +29,7 @@ use kube_testkit::TestApiServer;
     ghes-oauth-operator bench --n 10000 --requests-per-second 100 --json\n  \
     ghes-oauth-operator bench --n 1000 --accounts 4 --rate-limit 5000/3600\n  \
     ghes-oauth-operator bench --n 1000 --unrelated-secrets 100000\n  \
+    ghes-oauth-operator bench --n 10000 --accounts 30 --replicas 3 --shards 3\n  \
     ghes-oauth-operator bench --n 1000 --kubeconfig ~/.kube/config   # a real cluster")]
 pub struct BenchArgs {
     /// Authorizations to create.
@@ -55,6 +56,12 @@ pub struct BenchArgs {
     /// default: the test server in this process.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// Operator processes; more than one needs --shards.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub replicas: u32,
+    /// Run the operators sharded (`run --shards`) with this many shards; 0: unsharded.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(crate::shard::MAX_SHARDS)))]
+    pub shards: u32,
     /// How long to wait for every token, in seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
@@ -71,6 +78,10 @@ pub struct Figures {
     pub n: usize,
     /// Accounts.
     pub accounts: usize,
+    /// Operator processes.
+    pub replicas: u32,
+    /// Shards (0: unsharded).
+    pub shards: u32,
     /// Where: `test server` or `cluster`.
     pub kubernetes: String,
     /// CPU cores of this machine.
@@ -103,11 +114,12 @@ pub struct Figures {
     pub reconcile_p99_ms: Option<f64>,
     /// Unrelated Secrets in the operator's namespace.
     pub unrelated_secrets: usize,
-    /// Resident memory of the operator once ready, before any Authorization, MB.
+    /// Resident memory of the operator once ready, before any Authorization, MB (the largest
+    /// of the replicas).
     pub operator_idle_rss_mb: Option<f64>,
-    /// Peak resident memory of the operator process, MB.
+    /// Peak resident memory of an operator process, MB (the largest of the replicas).
     pub operator_peak_rss_mb: Option<f64>,
-    /// Resident memory of the operator process at the end, MB.
+    /// Resident memory of an operator process at the end, MB (the largest of the replicas).
     pub operator_rss_mb: Option<f64>,
 }
 
@@ -139,7 +151,7 @@ impl Drop for Operator {
 }
 
 impl Operator {
-    fn start(kubeconfig: &PathBuf, namespace: &str) -> Result<Self, BenchError> {
+    fn start(kubeconfig: &PathBuf, namespace: &str, extra: &[String]) -> Result<Self, BenchError> {
         let exe = std::env::current_exe().map_err(|e| BenchError::Start(format!("self: {e}")))?;
         let mut child = Command::new(exe)
             .args([
@@ -150,6 +162,7 @@ impl Operator {
                 "127.0.0.1:0",
             ])
             .args(["--namespace", namespace, "--installation-id", "bench"])
+            .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAMESPACE", namespace)
             .stdout(Stdio::piped())
@@ -365,9 +378,41 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
         })
     })
     .await?;
-    let operator = Operator::start(&operator_kubeconfig, &namespace)?;
-    operator.ready(Duration::from_secs(args.timeout)).await?;
-    let (_, idle_rss) = operator.memory();
+    if args.replicas > 1 && args.shards == 0 {
+        return Err(BenchError::Start(
+            "several replicas need --shards: unsharded, they would all write".into(),
+        ));
+    }
+    let mut operators = Vec::new();
+    for replica in 0..args.replicas {
+        let extra: Vec<String> = if args.shards > 0 {
+            vec![
+                "--shards".into(),
+                args.shards.to_string(),
+                "--instance".into(),
+                format!("bench-{replica}"),
+                "--leader-election-namespace".into(),
+                namespace.clone(),
+            ]
+        } else {
+            Vec::new()
+        };
+        operators.push(Operator::start(&operator_kubeconfig, &namespace, &extra)?);
+    }
+    for operator in &operators {
+        operator.ready(Duration::from_secs(args.timeout)).await?;
+    }
+    if args.shards > 0 {
+        shards_spread(
+            &client,
+            &namespace,
+            args.shards,
+            args.replicas,
+            args.timeout,
+        )
+        .await?;
+    }
+    let idle_rss = largest(operators.iter().map(|o| o.memory().1));
 
     // Convergence.
     let started = Instant::now();
@@ -419,12 +464,12 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
 
     // Steady state: two sync intervals with nothing to do.
     let seq = converged_requests.last().map_or(0, |r| r.seq);
-    let before = operator.reconcile_buckets().await;
+    let before = reconcile_buckets(&operators).await;
     if let Some(server) = &server {
         server.clear_requests();
     }
     tokio::time::sleep(Duration::from_secs(2 * args.sync_interval)).await;
-    let after = operator.reconcile_buckets().await;
+    let after = reconcile_buckets(&operators).await;
     let kubernetes_requests_steady = server.as_ref().map(|server| {
         let requests: Vec<_> = server
             .requests()
@@ -450,13 +495,14 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
         })
         .count();
     let per_resource = steady.len() - lists;
-    let (peak, rss) = operator.memory();
+    let peak = largest(operators.iter().map(|o| o.memory().0));
+    let rss = largest(operators.iter().map(|o| o.memory().1));
     let steady_reconciles = after.last().map_or(0, |(_, c)| *c)
         - before
             .last()
             .map_or(0, |(_, c)| *c)
             .min(after.last().map_or(0, |(_, c)| *c));
-    drop(operator);
+    drop(operators);
     if args.kubeconfig.is_some() {
         let _ = Api::<Namespace>::all(client.clone())
             .delete(&namespace, &DeleteParams::default())
@@ -468,6 +514,8 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
     Ok(Figures {
         n: args.n,
         accounts,
+        replicas: args.replicas,
+        shards: args.shards,
         kubernetes: kubernetes.into(),
         cores: std::thread::available_parallelism().map_or(1, usize::from),
         ready,
@@ -489,6 +537,62 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
     })
 }
 
+/// The largest of some figures.
+fn largest(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    values.flatten().reduce(f64::max)
+}
+
+/// The replicas' reconcile-duration histograms, summed bucket by bucket.
+async fn reconcile_buckets(operators: &[Operator]) -> Vec<(f64, u64)> {
+    let mut sum: Vec<(f64, u64)> = Vec::new();
+    for operator in operators {
+        for (le, count) in operator.reconcile_buckets().await {
+            match sum.iter_mut().find(|(bound, _)| *bound == le) {
+                Some((_, total)) => *total += count,
+                None => sum.push((le, count)),
+            }
+        }
+    }
+    sum.sort_by(|a, b| a.0.total_cmp(&b.0));
+    sum
+}
+
+/// Waits until the `shards` shard Leases are held, spread over the `replicas`.
+async fn shards_spread(
+    client: &Client,
+    namespace: &str,
+    shards: u32,
+    replicas: u32,
+    timeout: u64,
+) -> Result<(), BenchError> {
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), namespace);
+    let most = shards.div_ceil(replicas.min(shards).max(1)) as usize;
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    while Instant::now() < deadline {
+        let mut per: BTreeMap<String, usize> = BTreeMap::new();
+        for lease in leases.list(&Default::default()).await?.items {
+            let name = lease.name_any();
+            if let Some(holder) = lease.spec.and_then(|s| s.holder_identity)
+                && name.contains("-shard-")
+            {
+                *per.entry(holder).or_default() += 1;
+            }
+        }
+        let held: usize = per.values().sum();
+        if held == shards as usize
+            && per.len() == replicas.min(shards) as usize
+            && per.values().all(|n| *n <= most)
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(BenchError::Start(format!(
+        "the {shards} shards did not spread over the {replicas} replicas"
+    )))
+}
+
 /// The figures as a two-column table.
 pub fn table(figures: &Figures) -> String {
     let ms = |value: Option<f64>| value.map_or_else(|| "n/a".into(), |v| format!("≤ {v} ms"));
@@ -497,6 +601,14 @@ pub fn table(figures: &Figures) -> String {
         vec![
             "Authorizations (accounts)".into(),
             format!("{} ({})", figures.n, figures.accounts),
+        ],
+        vec![
+            "operator replicas (shards)".into(),
+            if figures.shards == 0 {
+                format!("{} (unsharded)", figures.replicas)
+            } else {
+                format!("{} ({})", figures.replicas, figures.shards)
+            },
         ],
         vec!["Kubernetes".into(), figures.kubernetes.clone()],
         vec!["cores".into(), figures.cores.to_string()],

@@ -43,6 +43,10 @@ pub struct DemoArgs {
     /// ghes-oauth-operator-demo.kubeconfig in the temporary directory).
     #[arg(long, requires = "serve", value_name = "PATH")]
     pub kubeconfig_out: Option<PathBuf>,
+    /// With --serve: stop the demo's own controllers after the report, and keep only the test
+    /// doubles running, for operators you start yourself (`run --shards 3`, say).
+    #[arg(long, requires = "serve")]
+    pub stop_controllers: bool,
 }
 
 impl DemoArgs {
@@ -149,13 +153,25 @@ pub async fn serve_emulator(
 pub async fn execute(args: &DemoArgs) -> Result<(), String> {
     let mut stdout = std::io::stdout();
     let logs = (!args.verbose).then(|| args.log_path());
-    let serve = args.serve.then(|| args.kubeconfig_path());
-    run(&mut stdout, logs.as_deref(), serve.as_deref())
+    let serve = args.serve.then(|| Serve {
+        kubeconfig: args.kubeconfig_path(),
+        stop_controllers: args.stop_controllers,
+    });
+    run(&mut stdout, logs.as_deref(), serve.as_ref())
         .await
         .map_err(|error| match &logs {
             Some(path) => format!("{error}\n(the controllers' logs: {})", path.display()),
             None => error.to_string(),
         })
+}
+
+/// What `demo --serve` keeps running.
+#[derive(Debug, Clone)]
+pub struct Serve {
+    /// Where the test server's kubeconfig is written.
+    pub kubeconfig: PathBuf,
+    /// Whether the demo's own controllers stop after the report.
+    pub stop_controllers: bool,
 }
 
 /// The example manifests, in the order a user would apply them.
@@ -233,12 +249,12 @@ pub enum DemoError {
 
 /// Runs the demo, writing its report to `out`: where the test doubles listen, what was applied,
 /// the table of Authorizations and a summary. `logs` is the file the controllers' logs went to,
-/// if not stderr. With `serve`, the test server's kubeconfig is written there and everything
-/// keeps running until Ctrl-C.
+/// if not stderr. With `serve`, the test server's kubeconfig is written and the test doubles
+/// (and the controllers, unless stopped) keep running until Ctrl-C.
 pub async fn run(
     out: &mut (dyn Write + Send),
     logs: Option<&Path>,
-    serve: Option<&Path>,
+    serve: Option<&Serve>,
 ) -> Result<(), DemoError> {
     let started = Instant::now();
     let documents = load_examples()?;
@@ -307,7 +323,7 @@ pub async fn run(
 
     let authorizations = wait_until_ready(&client).await;
     let mut stop = Some((stop, operator));
-    if (serve.is_none() || authorizations.is_err())
+    if (serve.is_none_or(|serve| serve.stop_controllers) || authorizations.is_err())
         && let Some((stop, operator)) = stop.take()
     {
         let _ = stop.send(());
@@ -345,7 +361,8 @@ pub async fn run(
         out,
         "Next: README.md, \"Run it against a cluster\"; the manifests are in examples/."
     )?;
-    if let (Some(path), Some((stop, operator))) = (serve, stop) {
+    if let Some(serve) = serve {
+        let path = &serve.kubeconfig;
         kubernetes
             .write_kubeconfig(path, "demo")
             .map_err(|error| DemoError::Start {
@@ -353,16 +370,25 @@ pub async fn run(
                 message: format!("{}: {error}", path.display()),
             })?;
         let path = path.display();
+        let controllers = if stop.is_some() {
+            "the controllers keep running"
+        } else {
+            "the demo's controllers stopped: start your own, e.g. \
+             KUBECONFIG=<kubeconfig> ghes-oauth-operator run --shards 3 \
+             --cluster-resource-namespace ghes-system --admin-address 127.0.0.1:0"
+        };
         writeln!(
             out,
-            "\nServing until Ctrl-C. The test server's kubeconfig: {path}\n  \
+            "\nServing until Ctrl-C ({controllers}). The test server's kubeconfig: {path}\n  \
              ghes-oauth-operator status -A --kubeconfig {path}\n  \
              ghes-oauth-operator plan -f examples/30-personal-token.yaml --kubeconfig {path}"
         )?;
         out.flush()?;
         let _ = tokio::signal::ctrl_c().await;
-        let _ = stop.send(());
-        let _ = operator.await;
+        if let Some((stop, operator)) = stop {
+            let _ = stop.send(());
+            let _ = operator.await;
+        }
     }
     ghes.shutdown().await;
     Ok(())

@@ -29,7 +29,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
@@ -367,7 +367,8 @@ fn live_members(leases: &[Lease], prefix: &str, identity: &str, now: Timestamp) 
 
 /// Keeps the shard label of every Account, ClusterAccount and Authorization right: run by the
 /// replica holding shard 0, until `stop`. New objects are labelled as they appear; a full sweep
-/// follows every account change and runs every [`LABEL_SWEEP`].
+/// follows every new account and change of an account's spec, and runs every [`LABEL_SWEEP`]
+/// (a changed login in a credentials Secret is seen then).
 pub async fn label(
     client: Client,
     count: u32,
@@ -395,10 +396,12 @@ pub async fn label(
                 .map(|_| ())
                 .boxed(),
         );
+        // Only a new account or a spec change moves it: status writes trigger nothing.
         watches.push(
             watcher(accounts, watcher::Config::default())
                 .default_backoff()
-                .touched_objects()
+                .applied_objects()
+                .predicate_filter(predicates::generation, Default::default())
                 .map(|_| ())
                 .boxed(),
         );
@@ -409,7 +412,8 @@ pub async fn label(
             watcher::Config::default(),
         )
         .default_backoff()
-        .touched_objects()
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default())
         .map(|_| ())
         .boxed(),
     );

@@ -276,15 +276,16 @@ fn bench_prints_its_figures_as_json() {
     );
 }
 
-/// `demo --serve` keeps running with a kubeconfig for `status` and `plan`, as the README's
-/// "Plan a change" shows, and stops cleanly on Ctrl-C (SIGINT).
+/// `demo --serve --stop-controllers` keeps its test doubles running with a kubeconfig for
+/// `plan`, `status` and operators of one's own, as the README's "Plan a change" and
+/// "Sharding" show, and stops cleanly on Ctrl-C (SIGINT).
 #[test]
-fn demo_serves_its_test_server_for_plan_until_interrupted() {
+fn demo_serves_its_test_server_for_plan_and_sharded_replicas_until_interrupted() {
     let dir = std::env::temp_dir().join(format!("cli-demo-serve-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let kubeconfig = dir.join("demo.kubeconfig");
     let mut child = Command::new(BIN)
-        .args(["demo", "--serve", "--log-file"])
+        .args(["demo", "--serve", "--stop-controllers", "--log-file"])
         .arg(dir.join("demo.log"))
         .arg("--kubeconfig-out")
         .arg(&kubeconfig)
@@ -355,6 +356,58 @@ fn demo_serves_its_test_server_for_plan_until_interrupted() {
             && text.contains("→ [read:user, gist, repo] (+repo)"),
         "{text}"
     );
+
+    // Two sharded replicas take over the examples; status names their servers.
+    let replicas: Vec<Running> = ["r-0", "r-1"]
+        .iter()
+        .map(|instance| {
+            Running(
+                Command::new(BIN)
+                    .args(["run", "--shards", "2", "--instance", instance])
+                    .args(["--cluster-resource-namespace", "ghes-system"])
+                    .args(["--admin-address", "127.0.0.1:0"])
+                    .env("KUBECONFIG", &kubeconfig)
+                    .env("LOG_LEVEL", "warn")
+                    .env_remove("POD_NAMESPACE")
+                    .env_remove("POD_NAME")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start a replica"),
+            )
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let table = loop {
+        let status = Command::new(BIN)
+            .args(["status", "-A", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .output()
+            .expect("run status");
+        let table = String::from_utf8_lossy(&status.stdout).into_owned();
+        let rows: Vec<&str> = table.lines().skip(1).collect();
+        let served = table
+            .lines()
+            .next()
+            .is_some_and(|h| h.ends_with("SERVED-BY"))
+            && rows.len() == 8
+            && rows
+                .iter()
+                .all(|row| row.contains(" (shard ") && row.contains(" True "));
+        if served {
+            break table;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sharded replicas did not take over:\n{table}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        table.contains("r-0 (shard ") || table.contains("r-1 (shard "),
+        "{table}"
+    );
+    drop(replicas);
 
     let interrupted = Command::new("kill")
         .args(["-INT", &demo.0.id().to_string()])

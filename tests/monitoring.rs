@@ -41,6 +41,8 @@ fn families() -> BTreeMap<String, String> {
     metrics.count_token(TokenChange::Issued);
     metrics.prune_deleted(PruneKind::Grant);
     metrics.set_leader(true);
+    metrics.set_shard_held(0, true);
+    metrics.report_sample(Some(0), Default::default());
     let text = metrics.encode().expect("encode the registry");
     text.lines()
         .filter_map(|line| line.strip_prefix("# TYPE "))

@@ -136,16 +136,18 @@ pub(crate) async fn may_log_in_as<A: AccountObject>(
             let reference = account.credentials_secret_ref();
             match ctx.accounts.credentials_namespace(account) {
                 Err(_) => None,
-                Ok(namespace) => Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
-                    ctx.client.clone(),
-                    &namespace,
-                )
-                .get_opt(&reference.name)
-                .await
-                .ok()
-                .flatten()
-                .and_then(|secret| super::secret::value_of(&secret, &reference.username_key).ok())
-                .map(|value| value.expose().to_owned()),
+                // Through the Secret cache: an account another shard serves is not in this
+                // registry, and its Secret is read once, not at every prune run.
+                Ok(namespace) => ctx
+                    .secrets
+                    .get(&namespace, &reference.name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|secret| {
+                        super::secret::value_of(&secret, &reference.username_key).ok()
+                    })
+                    .map(|value| value.expose().to_owned()),
             }
         }
     };
