@@ -541,6 +541,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_gauges_sum_the_shards_a_process_runs() {
+        let metrics = Metrics::new();
+        let sample = |ready, not_ready| Sample {
+            ready,
+            not_ready,
+            rotation_overdue: 1,
+            expired: 0,
+            prune: PruneOutcome {
+                authorizations: 2,
+                grants: 0,
+                refused: 1,
+            },
+        };
+        metrics.report_sample(Some(0), sample(3, 1));
+        metrics.report_sample(Some(4), sample(5, 0));
+        metrics.set_shard_held(4, true);
+        let text = metrics.encode().expect("encode");
+        for line in [
+            r#"ghes_oauth_operator_authorizations{ready="true"} 8"#,
+            r#"ghes_oauth_operator_authorizations{ready="false"} 1"#,
+            "ghes_oauth_operator_tokens_rotation_overdue 2",
+            r#"ghes_oauth_operator_prune_candidates{kind="authorization"} 4"#,
+            "ghes_oauth_operator_prune_refused_accounts 2",
+            r#"ghes_oauth_operator_shard_authorizations{shard="0"} 4"#,
+            r#"ghes_oauth_operator_shard_authorizations{shard="4"} 5"#,
+            r#"ghes_oauth_operator_shard_held{shard="4"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        // A shard given up leaves the sums.
+        metrics.forget_sample(Some(4));
+        let text = metrics.encode().expect("encode");
+        assert!(text.contains(r#"ghes_oauth_operator_authorizations{ready="true"} 3"#));
+        assert!(text.contains(r#"ghes_oauth_operator_shard_authorizations{shard="4"} 0"#));
+    }
+
+    #[test]
     fn names_carry_the_prefix_units_and_total_suffixes() {
         let metrics = Metrics::new();
         metrics.reconciled(

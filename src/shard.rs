@@ -376,28 +376,31 @@ pub async fn label(
     cluster_namespace: String,
     stop: impl Future<Output = ()> + Send,
 ) {
-    let labeler = Labeler {
+    let labeler = Arc::new(Labeler {
         client: client.clone(),
         count,
         namespaces,
         cluster_namespace,
-    };
+        shards: std::sync::Mutex::new(HashMap::new()),
+    });
     let scopes = labeler.scopes();
     let (kick, mut kicked) = tokio::sync::mpsc::channel::<()>(1);
-    let mut watches = Vec::new();
+    // Only a new account or a spec change moves it: status writes trigger nothing.
+    let mut account_changes = Vec::new();
+    let mut unlabelled = Vec::new();
     for scope in &scopes {
         let authorizations: Api<Authorization> = scoped(&client, scope.as_deref());
         let accounts: Api<Account> = scoped(&client, scope.as_deref());
-        let config = watcher::Config::default().labels(&format!("!{SHARD_LABEL}"));
-        watches.push(
-            watcher(authorizations, config)
-                .default_backoff()
-                .touched_objects()
-                .map(|_| ())
-                .boxed(),
+        unlabelled.push(
+            watcher(
+                authorizations,
+                watcher::Config::default().labels(&format!("!{SHARD_LABEL}")),
+            )
+            .default_backoff()
+            .applied_objects()
+            .boxed(),
         );
-        // Only a new account or a spec change moves it: status writes trigger nothing.
-        watches.push(
+        account_changes.push(
             watcher(accounts, watcher::Config::default())
                 .default_backoff()
                 .applied_objects()
@@ -406,7 +409,7 @@ pub async fn label(
                 .boxed(),
         );
     }
-    watches.push(
+    account_changes.push(
         watcher(
             Api::<ClusterAccount>::all(client.clone()),
             watcher::Config::default(),
@@ -417,11 +420,33 @@ pub async fn label(
         .map(|_| ())
         .boxed(),
     );
-    let mut changes = futures::stream::select_all(watches);
+    let mut account_changes = futures::stream::select_all(account_changes);
+    let account_kick = kick.clone();
     let forward = async move {
-        while changes.next().await.is_some() {
+        while account_changes.next().await.is_some() {
             // A full channel already holds a kick: the sweep to come sees this change too.
-            let _ = kick.try_send(());
+            let _ = account_kick.try_send(());
+        }
+    };
+    // A new Authorization is labelled at once, alone: no replica sees it before.
+    let one_by_one = {
+        let labeler = labeler.clone();
+        let kick = kick.clone();
+        let mut unlabelled = futures::stream::select_all(unlabelled);
+        async move {
+            while let Some(event) = unlabelled.next().await {
+                let Ok(authorization) = event else { continue };
+                match labeler.label_authorization(&authorization).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let _ = kick.try_send(());
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot label an Authorization with its shard");
+                        let _ = kick.try_send(());
+                    }
+                }
+            }
         }
     };
     let sweeps = async move {
@@ -437,6 +462,7 @@ pub async fn label(
     };
     tokio::select! {
         () = forward => {}
+        () = one_by_one => {}
         () = sweeps => {}
         () = stop => {}
     }
@@ -457,6 +483,8 @@ struct Labeler {
     count: u32,
     namespaces: Vec<String>,
     cluster_namespace: String,
+    /// Each account's shard as of the latest sweep (or lookup).
+    shards: std::sync::Mutex<HashMap<AccountKey, u32>>,
 }
 
 impl Labeler {
@@ -476,7 +504,7 @@ impl Labeler {
         Api::namespaced(self.client.clone(), &object.namespace().unwrap_or_default())
     }
 
-    /// Labels every account, then every Authorization after its account.
+    /// Labels every account, then every Authorization after its account, page by page.
     async fn sweep(&self) -> Result<(), kube::Error> {
         let mut shards: HashMap<AccountKey, u32> = HashMap::new();
         for scope in self.scopes() {
@@ -493,19 +521,51 @@ impl Labeler {
             shards.insert(AccountKey::of(&account), shard);
             self.set_label(api.clone(), &account, shard).await?;
         }
+        *self.shards.lock().unwrap_or_else(|e| e.into_inner()) = shards.clone();
         for scope in self.scopes() {
             let api: Api<Authorization> = scoped(&self.client, scope.as_deref());
-            for authorization in list_all(&api).await? {
-                let key = account_key(&authorization);
-                let shard = shards
-                    .get(&key)
-                    .copied()
-                    .unwrap_or_else(|| shard_of_key(&key, self.count));
-                self.set_label(self.own(&authorization), &authorization, shard)
-                    .await?;
+            let mut page = ListParams::default().limit(PAGE);
+            loop {
+                let list = api.list(&page).await?;
+                for authorization in &list.items {
+                    let key = account_key(authorization);
+                    let shard = shards
+                        .get(&key)
+                        .copied()
+                        .unwrap_or_else(|| shard_of_key(&key, self.count));
+                    self.set_label(self.own(authorization), authorization, shard)
+                        .await?;
+                }
+                match list.metadata.continue_.filter(|token| !token.is_empty()) {
+                    Some(token) => page = page.continue_token(&token),
+                    None => break,
+                }
             }
         }
         Ok(())
+    }
+
+    /// Labels one Authorization after its account, as of the latest sweep; `false` when the
+    /// account is not known yet (a new one: the next sweep labels both).
+    async fn label_authorization(
+        &self,
+        authorization: &Authorization,
+    ) -> Result<bool, kube::Error> {
+        let key = account_key(authorization);
+        let known = self
+            .shards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .copied();
+        match known {
+            Some(shard) => {
+                self.set_label(self.own(authorization), authorization, shard)
+                    .await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// The shard of an account: by the GHES user its credentials name, else by its key.

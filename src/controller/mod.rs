@@ -341,12 +341,24 @@ fn authorization_controller(
     );
     // Only the operator's own Secrets, metadata only: memory does not grow with the
     // cluster's Secrets, and a deleted or edited token Secret is repaired at once.
+    // The reconcile an edit triggers must not read the Secret's copy from before it: the drop
+    // happens here, before the trigger, not only when the watch of all Secrets below gets to
+    // the same edit (the two watches deliver in no common order).
+    let stale = ctx.clone();
     let owned_secrets = watcher(
         secrets.clone(),
         watcher::Config::default().labels(&labels::managed_by_selector()),
     )
     .default_backoff()
-    .touched_objects();
+    .touched_objects()
+    .map(move |secret| {
+        if let Ok(secret) = &secret {
+            stale
+                .secrets
+                .changed(&secret.namespace().unwrap_or_default(), &secret.name_any());
+        }
+        secret
+    });
     // Any Secret's metadata, kept nowhere: a Secret the operator read is read again once
     // it changed, and a Secret that blocks an Authorization (SecretConflict) is looked at
     // again as soon as it changes or goes.

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -20,8 +20,6 @@ pub struct Manifests {
     pub cluster_accounts: Vec<ClusterAccount>,
     /// Secrets (credentials and client secrets a change may add).
     pub secrets: Vec<Secret>,
-    /// Namespaces (their labels decide what a ClusterAccount allows).
-    pub namespaces: Vec<Namespace>,
     /// Documents of other kinds, which a plan leaves aside.
     pub other: usize,
 }
@@ -164,7 +162,6 @@ fn add(
         ("Account", true, _) => manifests.accounts.push(typed(object, &kind)?),
         ("ClusterAccount", true, _) => manifests.cluster_accounts.push(typed(object, &kind)?),
         ("Secret", false, "v1") => manifests.secrets.push(typed(object, &kind)?),
-        ("Namespace", false, "v1") => manifests.namespaces.push(typed(object, &kind)?),
         _ => manifests.other += 1,
     }
     Ok(())
