@@ -96,17 +96,41 @@ async fn plan_shows_each_change_and_sends_only_reads() {
             personal(&ns, "fresh", &["gist"], json!({})),
         ],
     );
+    // A ClusterAccount that allows no namespace of this test.
+    let narrow = format!("{ns}-narrow");
+    world
+        .apply_json(
+            &ns,
+            json!({
+                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "ClusterAccount",
+                "metadata": {"name": narrow},
+                "spec": {"server": "https://ghes.invalid", "apiUrl": world.ghes.api_url(),
+                         "credentialsSecretRef": {"namespace": ns, "name": "bot-credentials"},
+                         "allowedNamespaces": {"matchLabels": {"never": "matches"}}},
+            }),
+        )
+        .await;
     write_manifests(
         &dir.join("broken.yaml"),
-        &[json!({
-            "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
-            "metadata": {"name": "broken", "namespace": ns},
-            "spec": {
-                "accountRef": {"name": "bot"},
-                "app": {"clientId": CLIENT_ID, "clientSecretRef": {"name": "nope"}},
-                "scopes": ["repo"],
-            },
-        })],
+        &[
+            json!({
+                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
+                "metadata": {"name": "broken", "namespace": ns},
+                "spec": {
+                    "accountRef": {"name": "bot"},
+                    "app": {"clientId": CLIENT_ID, "clientSecretRef": {"name": "nope"}},
+                    "scopes": ["repo"],
+                },
+            }),
+            json!({
+                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
+                "metadata": {"name": "elsewhere", "namespace": ns},
+                "spec": {
+                    "accountRef": {"kind": "ClusterAccount", "name": narrow},
+                    "scopes": ["repo"],
+                },
+            }),
+        ],
     );
     let ghes_mark = world.ghes_seq();
     let kube_mark = world.kube_requests().last().map_or(0, |r| r.seq);
@@ -115,7 +139,14 @@ async fn plan_shows_each_change_and_sends_only_reads() {
     // Text, with a configuration error: exit 1, and every change listed.
     let output = ctl_as(
         world.plan_kubeconfig(),
-        &["plan", "-f", &dir_arg, "--prune"],
+        &[
+            "plan",
+            "-f",
+            &dir_arg,
+            "--prune",
+            "--cluster-resource-namespace",
+            &ns,
+        ],
     )
     .await;
     let text = stdout(&output);
@@ -156,6 +187,12 @@ async fn plan_shows_each_change_and_sends_only_reads() {
     assert!(
         broken.contains(&format!("Secret {ns}/nope not found")),
         "{broken}"
+    );
+    let elsewhere = line(&text, &ns, "elsewhere");
+    assert!(elsewhere.trim_start().starts_with("error "), "{elsewhere}");
+    assert!(
+        elsewhere.contains("allowedNamespaces"),
+        "the namespace rule of the ClusterAccount: {elsewhere}"
     );
     let revoked = line(&text, &ns, "revoked");
     assert!(revoked.trim_start().starts_with("revoke "), "{revoked}");
