@@ -194,6 +194,7 @@ fn printer_columns_are_the_documented_ones() {
         ("Login", ".status.login", 0),
         ("Authorizations", ".status.authorizationCount", 0),
         ("Prune-Mode", ".spec.prune.mode", 0),
+        ("Served-By", ".status.servedBy", 1),
         ("Age", ".metadata.creationTimestamp", 0),
     ]);
     assert_eq!(columns("Account"), account_columns);

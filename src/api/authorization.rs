@@ -675,6 +675,15 @@ impl Authorization {
 const NOTE_MAX: usize = 255;
 
 impl AuthorizationStatus {
+    /// The GHES ids this status names: the current token's and a rotation's previous one.
+    pub fn token_ids(&self) -> Vec<u64> {
+        self.authorization_id
+            .into_iter()
+            .chain(self.previous.as_ref().map(|p| p.authorization_id))
+            .filter_map(|id| u64::try_from(id).ok())
+            .collect()
+    }
+
     /// Whether the token is past its scheduled rotation at `now` (the rotation is late).
     pub fn rotation_overdue(&self, now: jiff::Timestamp) -> bool {
         self.next_rotation_at.as_ref().is_some_and(|at| at.0 < now)

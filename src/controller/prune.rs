@@ -69,12 +69,7 @@ impl Claims {
         let Some(status) = &authorization.status else {
             return;
         };
-        let ids = status
-            .authorization_id
-            .into_iter()
-            .chain(status.previous.as_ref().map(|p| p.authorization_id))
-            .filter_map(|id| u64::try_from(id).ok());
-        self.ids.extend(ids);
+        self.ids.extend(status.token_ids());
         if let Some(fingerprint) = &status.fingerprint {
             self.fingerprints.insert(fingerprint.clone());
             if status.authorization_id.is_none() {

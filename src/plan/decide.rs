@@ -76,6 +76,13 @@ pub struct Writes {
 }
 
 impl Writes {
+    /// One token replaced by another: a create and a delete.
+    const REPLACE: Writes = Writes {
+        create: 1,
+        update: 0,
+        delete: 1,
+    };
+
     fn add(&mut self, other: Writes) {
         self.create += other.create;
         self.update += other.update;
@@ -430,11 +437,7 @@ async fn judge(
             secret_state.lost_reason(),
             live.id
         );
-        plan.writes = Writes {
-            create: 1,
-            update: 0,
-            delete: 1,
-        };
+        plan.writes = Writes::REPLACE;
         return Ok(plan);
     }
     if let Some(trigger) = rotation_due(authorization, &stored, &entry, &live, &secret_state, now) {
@@ -444,11 +447,7 @@ async fn judge(
             trigger.describe(),
             live.id
         );
-        plan.writes = Writes {
-            create: 1,
-            update: 0,
-            delete: 1,
-        };
+        plan.writes = Writes::REPLACE;
         return Ok(plan);
     }
     let note = authorization.rotated_note(fingerprint.rotation());
@@ -518,12 +517,7 @@ async fn judge_deletion(
     }
     let status = authorization.status.clone().unwrap_or_default();
     let uid = authorization.uid().unwrap_or_default();
-    let ids: Vec<u64> = status
-        .authorization_id
-        .into_iter()
-        .chain(status.previous.as_ref().map(|p| p.authorization_id))
-        .filter_map(|id| u64::try_from(id).ok())
-        .collect();
+    let ids: Vec<u64> = status.token_ids();
     let (_, snapshot) = match account_of(ctx, authorization, key, accounts).await {
         Ok(resolved) => resolved,
         Err(error) => {

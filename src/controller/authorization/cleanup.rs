@@ -36,12 +36,7 @@ pub(super) async fn cleanup(authorization: &Authorization, ctx: &Context) -> Res
     }
     let status = authorization.status.clone().unwrap_or_default();
     let uid = authorization.uid().unwrap_or_default();
-    let ids: Vec<u64> = status
-        .authorization_id
-        .into_iter()
-        .chain(status.previous.as_ref().map(|p| p.authorization_id))
-        .filter_map(|id| u64::try_from(id).ok())
-        .collect();
+    let ids: Vec<u64> = status.token_ids();
     // A personal token is only ever created after its fingerprint is in status; an app
     // token's get-or-create needs no record first, so it may exist without any status.
     if ids.is_empty() && status.fingerprint.is_none() && authorization.spec.app.is_none() {
