@@ -217,13 +217,10 @@ pub async fn run_sharded(
             .iter()
             .map(|lease| (lease.name_any(), lease))
             .collect();
-        for (index, elector) in electors.iter_mut().enumerate() {
-            if let Some(elector) = elector
-                && let Some(lease) = by_name.get(&elector.settings().name)
-            {
+        for elector in electors.iter_mut().flatten() {
+            if let Some(lease) = by_name.get(&elector.settings().name) {
                 elector.observe_lease(lease);
             }
-            let _ = index;
         }
         let holding = u32::try_from(held.len()).unwrap_or(u32::MAX);
         if holding > target {
@@ -528,7 +525,7 @@ impl Labeler {
             loop {
                 let list = api.list(&page).await?;
                 for authorization in &list.items {
-                    let key = account_key(authorization);
+                    let key = AccountKey::referenced_by(authorization);
                     let shard = shards
                         .get(&key)
                         .copied()
@@ -551,7 +548,7 @@ impl Labeler {
         &self,
         authorization: &Authorization,
     ) -> Result<bool, kube::Error> {
-        let key = account_key(authorization);
+        let key = AccountKey::referenced_by(authorization);
         let known = self
             .shards
             .lock()
@@ -623,17 +620,6 @@ impl Labeler {
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(error) => Err(error),
         }
-    }
-}
-
-fn account_key(authorization: &Authorization) -> AccountKey {
-    let reference = &authorization.spec.account_ref;
-    AccountKey {
-        kind: reference.kind,
-        namespace: (reference.kind == AccountKind::Account)
-            .then(|| authorization.namespace())
-            .flatten(),
-        name: reference.name.clone(),
     }
 }
 

@@ -4,15 +4,15 @@
 
 use std::collections::HashMap;
 
+use kube::Api;
 use kube::api::ListParams;
-use kube::{Api, ResourceExt};
 
 use super::account::reconcile::AccountObject;
 use super::account::registry::AccountKey;
 use super::context::Context;
 use super::error::Result;
 use super::prune::Claims;
-use crate::api::{Account, AccountKind, Authorization, ClusterAccount};
+use crate::api::{Account, Authorization, ClusterAccount};
 
 /// Authorizations per page of the consistent list.
 const PAGE: u32 = 500;
@@ -95,14 +95,7 @@ pub async fn users(ctx: &Context, identity: &Identity) -> Result<Users> {
         loop {
             let list = api.list(&page).await?;
             for authorization in &list.items {
-                let reference = &authorization.spec.account_ref;
-                let key = AccountKey {
-                    kind: reference.kind,
-                    namespace: (reference.kind == AccountKind::Account)
-                        .then(|| authorization.namespace())
-                        .flatten(),
-                    name: reference.name.clone(),
-                };
+                let key = AccountKey::referenced_by(authorization);
                 if accounts.get(&key).copied().unwrap_or(true) {
                     claims.add(authorization);
                 }

@@ -129,7 +129,7 @@ pub(super) async fn decide(ctx: &Context, world: &World) -> Result<Plan, String>
     let mut revoked: HashSet<u64> = HashSet::new();
 
     for (authorization, changed) in &world.authorizations {
-        let key = account_key(authorization);
+        let key = AccountKey::referenced_by(authorization);
         if !changed && !world.changed_accounts.contains(&key) {
             continue;
         }
@@ -140,7 +140,7 @@ pub(super) async fn decide(ctx: &Context, world: &World) -> Result<Plan, String>
         plan.authorizations.push(one);
     }
     for authorization in &world.deleted {
-        let key = account_key(authorization);
+        let key = AccountKey::referenced_by(authorization);
         affected.insert(key.to_string());
         keys.insert(key.to_string(), key.clone());
         let (one, ids) = judge_deletion(ctx, authorization, &key, &mut accounts).await?;
@@ -177,17 +177,6 @@ pub(super) async fn decide(ctx: &Context, world: &World) -> Result<Plan, String>
     plan.authorizations
         .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     Ok(plan)
-}
-
-fn account_key(authorization: &Authorization) -> AccountKey {
-    let reference = &authorization.spec.account_ref;
-    AccountKey {
-        kind: reference.kind,
-        namespace: (reference.kind == crate::api::AccountKind::Account)
-            .then(|| authorization.namespace())
-            .flatten(),
-        name: reference.name.clone(),
-    }
 }
 
 /// The account of `authorization`, resolved as a reconcile resolves it (namespace rules,
@@ -624,9 +613,14 @@ async fn plan_pruning(
             .authorizations
             .iter()
             .map(|(a, _)| a)
-            .filter(|a| users(&account_key(a))),
+            .filter(|a| users(&AccountKey::referenced_by(a))),
     );
-    let before = Claims::of(world.before.iter().filter(|a| users(&account_key(a))));
+    let before = Claims::of(
+        world
+            .before
+            .iter()
+            .filter(|a| users(&AccountKey::referenced_by(a))),
+    );
     let vantage = Vantage {
         installation: ctx.installation().clone(),
         sees_every_namespace: ctx.watched_namespaces().is_empty(),

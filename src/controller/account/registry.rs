@@ -44,6 +44,19 @@ impl AccountKey {
             name: account.name_any(),
         }
     }
+
+    /// The key of the account `authorization` names: an Account in its own namespace, or a
+    /// ClusterAccount.
+    pub fn referenced_by(authorization: &crate::api::Authorization) -> Self {
+        let reference = &authorization.spec.account_ref;
+        Self {
+            kind: reference.kind,
+            namespace: (reference.kind == AccountKind::Account)
+                .then(|| authorization.namespace())
+                .flatten(),
+            name: reference.name.clone(),
+        }
+    }
 }
 
 impl std::fmt::Display for AccountKey {

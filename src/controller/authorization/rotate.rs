@@ -79,6 +79,16 @@ pub(crate) fn scheduled(
     }
 }
 
+/// The value of `authorization`'s rotate annotation, if set.
+fn rotate_annotation(authorization: &Authorization) -> Option<String> {
+    authorization
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get(ROTATE_ANNOTATION))
+        .cloned()
+}
+
 /// Why the token `live`, which the Secret holds, must be rotated at `now`, if it must: the
 /// rotate annotation's new value, a Secret to render anew, or the schedule. Never while a
 /// rotation's previous token is still pending (`stored.previous`). Pure: `plan` asks it too.
@@ -93,12 +103,7 @@ pub(crate) fn rotation_due(
     if stored.previous.is_some() {
         return None;
     }
-    let requested = authorization
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|annotations| annotations.get(ROTATE_ANNOTATION))
-        .cloned();
+    let requested = rotate_annotation(authorization);
     if requested.is_some() && requested != stored.rotate_request {
         return Some(Trigger::Requested);
     }
@@ -125,12 +130,7 @@ pub(crate) fn rotation_due(
 impl Run<'_> {
     /// The value of the rotate annotation, if set.
     pub(super) fn rotate_annotation(&self) -> Option<String> {
-        self.authorization
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|annotations| annotations.get(ROTATE_ANNOTATION))
-            .cloned()
+        rotate_annotation(self.authorization)
     }
 
     /// Why the token in the Secret (`live`) must be rotated now, if it must. Never while a
