@@ -390,6 +390,114 @@ async fn wrong_password_makes_exactly_one_request() {
     assert_eq!(calls(&emulator), ["GET 401"]);
 }
 
+/// Wakes a waiter once a response with `status` has reached the client.
+struct SeenStatus {
+    status: u16,
+    seen: tokio::sync::Notify,
+}
+
+impl ghes_oauth_operator::ghes::RequestObserver for SeenStatus {
+    fn on_response(&self, _: ghes_oauth_operator::ghes::Operation, status: Option<u16>) {
+        if status == Some(self.status) {
+            self.seen.notify_one();
+        }
+    }
+
+    fn on_rate_limit_wait(&self, _: ghes_oauth_operator::ghes::Operation, _: Duration) {}
+}
+
+/// Polls the emulator's log until `expected` (bounded: 10 s).
+async fn wait_for_calls(emulator: &ghes_emulator::RunningEmulator, expected: &[&str]) {
+    let started = Instant::now();
+    while calls(emulator) != expected {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "waited for {expected:?}, have {:?}",
+            calls(emulator)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_retry_is_not_sent_with_credentials_refused_in_the_meantime() {
+    let emulator = emulator().await;
+    let mut config = config(&emulator, USER, PASSWORD, None);
+    config.retry.base_delay = Duration::from_millis(800);
+    config.retry.max_delay = Duration::from_millis(800);
+    let client = std::sync::Arc::new(HttpGhesClient::new(config).expect("client"));
+    emulator
+        .inject(Fault::status(502).method("GET").times(1))
+        .expect("fault");
+    emulator
+        .inject(Fault::status(401).method("DELETE"))
+        .expect("fault");
+    // A listing meets a 502 and waits 400–800 ms to try again...
+    let listing = tokio::spawn({
+        let client = client.clone();
+        async move { client.list_authorizations(None).await }
+    });
+    wait_for_calls(&emulator, &["GET 502"]).await;
+    // ...while another call learns that GHES refuses the credentials.
+    let refused = client.delete_authorization(7).await.expect_err("401");
+    assert!(
+        matches!(refused, GhesError::InvalidCredentials { .. }),
+        "{refused:?}"
+    );
+    let error = listing
+        .await
+        .expect("task")
+        .expect_err("the retry must not be sent");
+    assert!(
+        matches!(error, GhesError::InvalidCredentials { .. }),
+        "{error:?}"
+    );
+    assert_eq!(calls(&emulator), ["GET 502", "DELETE 401"]);
+}
+
+#[tokio::test]
+async fn no_request_leaves_while_a_refusal_is_being_read() {
+    let emulator = emulator().await;
+    let seen = std::sync::Arc::new(SeenStatus {
+        status: 401,
+        seen: tokio::sync::Notify::new(),
+    });
+    let mut config = config(&emulator, USER, PASSWORD, None);
+    config.observer = Some(seen.clone());
+    let client = std::sync::Arc::new(HttpGhesClient::new(config).expect("client"));
+    // The 401's body (GHES's reason) arrives half a second after its status line.
+    emulator
+        .inject(
+            Fault::status(401)
+                .method("DELETE")
+                .body_delay(Duration::from_millis(500)),
+        )
+        .expect("fault");
+    let delete = tokio::spawn({
+        let client = client.clone();
+        async move { client.delete_authorization(7).await }
+    });
+    // The client holds the 401's status: it must not send anything more with these
+    // credentials, even before it has read GHES's reason.
+    tokio::time::timeout(Duration::from_secs(10), seen.seen.notified())
+        .await
+        .expect("the 401 reaches the client");
+    let error = client
+        .list_authorizations(None)
+        .await
+        .expect_err("refused without a request");
+    assert!(
+        matches!(error, GhesError::InvalidCredentials { .. }),
+        "{error:?}"
+    );
+    let refused = delete.await.expect("task").expect_err("401");
+    assert!(
+        matches!(refused, GhesError::InvalidCredentials { .. }),
+        "{refused:?}"
+    );
+    assert_eq!(calls(&emulator), ["DELETE 401"]);
+}
+
 #[tokio::test]
 async fn transient_errors_are_retried_for_idempotent_calls() {
     let emulator = emulator().await;

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use http::{HeaderMap, Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use url::Url;
 
@@ -173,6 +174,18 @@ pub struct HttpGhesClient {
     otp_expected: AtomicBool,
     /// Set when GHES refused the credentials: no further request is sent with them.
     refused: Mutex<Option<Refusal>>,
+    /// How many answers that may refuse the credentials (401, 403) are being read: no request
+    /// leaves until they are decided, so a refusal the client holds is never followed by a send.
+    deciding: watch::Sender<usize>,
+}
+
+/// One answer that may refuse the credentials, being read; dropping it lets requests leave.
+struct Deciding<'a>(&'a watch::Sender<usize>);
+
+impl Drop for Deciding<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|count| *count = count.saturating_sub(1));
+    }
 }
 
 /// Why GHES refused the credentials: later calls fail with the same error, hint included,
@@ -299,6 +312,7 @@ impl HttpGhesClient {
             observer: config.observer,
             otp_expected: AtomicBool::new(false),
             refused: Mutex::new(None),
+            deciding: watch::Sender::new(0),
         })
     }
 
@@ -321,6 +335,24 @@ impl HttpGhesClient {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Holds every request back until the answer being read is decided.
+    fn deciding(&self) -> Deciding<'_> {
+        self.deciding.send_modify(|count| *count += 1);
+        Deciding(&self.deciding)
+    }
+
+    /// Waits until no answer that may refuse the credentials is being read, then fails if GHES
+    /// refused them: checked before every attempt, retries and two-factor answers included.
+    async fn clear_to_send(&self) -> Result<(), GhesError> {
+        let mut decided = self.deciding.subscribe();
+        // The sender lives as long as `self`: the wait cannot fail.
+        let _ = decided.wait_for(|count| *count == 0).await;
+        match self.refusal() {
+            Some(refusal) => Err(refusal.error(true)),
+            None => Ok(()),
+        }
     }
 
     /// Remembers a refusal; returns the error of the refused call.
@@ -366,6 +398,7 @@ impl HttpGhesClient {
         let mut otp_challenges = 0u32;
         loop {
             self.take_turn(operation).await?;
+            self.clear_to_send().await?;
             let started = Instant::now();
             let next = match self.send(&request, body).await {
                 Err(error) => self.after_transport_error(&request, &error, retries),
@@ -380,7 +413,6 @@ impl HttpGhesClient {
                 Next::SendOtp => {
                     // Answer the challenge once; not a retry, GHES expects it.
                     otp_challenges += 1;
-                    self.otp_expected.store(true, Ordering::Relaxed);
                 }
                 Next::Retry(wait) => {
                     tokio::time::sleep(wait).await;
@@ -489,6 +521,8 @@ impl HttpGhesClient {
             // The budget is spent: hold every request of this client until the reset.
             self.limiter.pause_until(Instant::now() + wait);
         }
+        // A 401 or 403 may refuse the credentials: nothing leaves until its body says whether.
+        let _deciding = matches!(status.as_u16(), 401 | 403).then(|| self.deciding());
         let body = match response.bytes().await {
             Ok(bytes) => bytes.to_vec(),
             Err(error) => {
@@ -596,7 +630,11 @@ impl HttpGhesClient {
             return Next::Fail(self.refuse(Refusal::Credentials(message)));
         };
         let detail = match &self.credentials.totp {
-            Some(_) if otp_challenges == 0 => return Next::SendOtp,
+            Some(_) if otp_challenges == 0 => {
+                // Set before the answer is decided: no request leaves without the code now.
+                self.otp_expected.store(true, Ordering::Relaxed);
+                return Next::SendOtp;
+            }
             Some(_) => {
                 "; the code generated from the TOTP seed was refused: check the seed and this \
                  machine's clock"

@@ -79,6 +79,10 @@ pub struct Fault {
     /// GHES created the token, the client never heard.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub after_processing: bool,
+    /// Send the answer's status and headers at once and its body this many milliseconds later
+    /// (a slow link or a buffering proxy): the client knows the status before it can read why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_delay_ms: Option<u64>,
 }
 
 /// A fault description that cannot work.
@@ -115,6 +119,7 @@ impl Fault {
             login: None,
             otp_required: None,
             after_processing: false,
+            body_delay_ms: None,
         }
     }
 
@@ -195,6 +200,12 @@ impl Fault {
     /// Strike after the request was carried out.
     pub fn after_processing(mut self) -> Self {
         self.after_processing = true;
+        self
+    }
+
+    /// Send the answer's body `delay` after its status and headers.
+    pub fn body_delay(mut self, delay: Duration) -> Self {
+        self.body_delay_ms = Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
         self
     }
 
@@ -402,12 +413,12 @@ pub(crate) async fn inject(
     if let Some(ms) = fault.latency_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    match fault.kind {
+    let response = match fault.kind {
         FaultKind::Latency => match pending {
             Ok((request, next)) => next.run(request).await,
             Err(served) => served,
         },
-        FaultKind::Reset => connection_reset(),
+        FaultKind::Reset => return connection_reset(),
         FaultKind::Status => {
             let limit = emulator
                 .store()
@@ -416,7 +427,24 @@ pub(crate) async fn inject(
                 .map_or(5000, |r| r.limit);
             status_response(&fault, limit)
         }
+    };
+    match fault.body_delay_ms {
+        Some(ms) => delay_body(response, Duration::from_millis(ms)).await,
+        None => response,
     }
+}
+
+/// The same answer, its body held back `delay` after the status and headers go out.
+async fn delay_body(response: Response, delay: Duration) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes: io::Result<Bytes> = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(io::Error::other);
+    let late = futures::stream::once(async move {
+        tokio::time::sleep(delay).await;
+        bytes
+    });
+    Response::from_parts(parts, Body::from_stream(late))
 }
 
 #[cfg(test)]
