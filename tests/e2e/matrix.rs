@@ -296,30 +296,12 @@ impl Cell<'_> {
                     .await;
                 fault
             }
-            Op::Prune => {
-                // A hand-made token no resource declares: the prune run's DELETE meets the fault.
-                world
-                    .ghes
-                    .seed_authorization(ghes_emulator::SeedAuthorization {
-                        login: self.login.clone(),
-                        scopes: vec!["repo".into()],
-                        note: Some("made by hand".into()),
-                        created_at: Some(
-                            jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2),
-                        ),
-                        ..Default::default()
-                    })
-                    .map_err(|e| e.to_string())?;
-                let fault = self.inject();
+            Op::Update | Op::Delete | Op::Sync | Op::Prune => {
                 world
                     .authorization(&self.ns, &self.name, self.spec(&["gist"]))
                     .await;
-                fault
-            }
-            Op::Update | Op::Delete | Op::Sync => {
-                world
-                    .authorization(&self.ns, &self.name, self.spec(&["gist"]))
-                    .await;
+                // Converged first: the fault meets the operation alone, not a create that
+                // happens to be on the wire at the same moment.
                 let ready = self.ready().await?;
                 let fault = self.inject();
                 match self.op {
@@ -335,6 +317,22 @@ impl Cell<'_> {
                             .delete(&self.name, &DeleteParams::default())
                             .await
                             .map_err(|e| format!("delete: {e}"))?;
+                    }
+                    Op::Prune => {
+                        // A hand-made token no resource declares: the next listing's prune
+                        // run deletes it, and its DELETE meets the fault.
+                        world
+                            .ghes
+                            .seed_authorization(ghes_emulator::SeedAuthorization {
+                                login: self.login.clone(),
+                                scopes: vec!["repo".into()],
+                                note: Some("made by hand".into()),
+                                created_at: Some(
+                                    jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2),
+                                ),
+                                ..Default::default()
+                            })
+                            .map_err(|e| e.to_string())?;
                     }
                     _ => {}
                 }
