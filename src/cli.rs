@@ -409,7 +409,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         (_, Some(settings)) => {
             let start: crate::shard::StartShard = {
                 let (client, metrics) = (client.clone(), metrics.clone());
-                Arc::new(move |shard, stop| {
+                Arc::new(move |shard, stop, on_synced| {
                     let options = crate::controller::RunOptions {
                         shard: Some(shard),
                         ..shard_options.clone()
@@ -418,7 +418,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
                         client.clone(),
                         options,
                         metrics.clone(),
-                        || {},
+                        on_synced,
                         stop,
                     ))
                 })

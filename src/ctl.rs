@@ -15,6 +15,7 @@ use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 
 use crate::api::{Authorization, ROTATE_ANNOTATION};
+use crate::controller::scoped_api;
 
 /// How a command prints what it found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -95,6 +96,11 @@ impl Scope {
         self.namespace
             .as_deref()
             .unwrap_or_else(|| client.default_namespace())
+    }
+
+    /// The namespace a listing looks in: `None` with `--all-namespaces`.
+    fn listed_namespace<'a>(&'a self, client: &'a Client) -> Option<&'a str> {
+        (!self.all_namespaces).then(|| self.namespace_of(client))
     }
 }
 
@@ -425,11 +431,7 @@ pub async fn status(args: &StatusArgs) -> Result<String, String> {
                 .items
         }
     };
-    let events: Api<Event> = if args.scope.all_namespaces {
-        Api::all(client.clone())
-    } else {
-        Api::namespaced(client.clone(), args.scope.namespace_of(&client))
-    };
+    let events: Api<Event> = scoped_api(&client, args.scope.listed_namespace(&client));
     // Events may be unreadable to this user; the table is still worth showing.
     let warnings = events
         .list(&ListParams::default().fields("type=Warning"))
@@ -463,11 +465,7 @@ pub async fn status(args: &StatusArgs) -> Result<String, String> {
 /// this user may not list are left out.
 async fn served_by(client: &Client, scope: &Scope) -> BTreeMap<(Option<String>, String), String> {
     let mut served = BTreeMap::new();
-    let accounts: Api<crate::api::Account> = if scope.all_namespaces {
-        Api::all(client.clone())
-    } else {
-        Api::namespaced(client.clone(), scope.namespace_of(client))
-    };
+    let accounts: Api<crate::api::Account> = scoped_api(client, scope.listed_namespace(client));
     if let Ok(list) = accounts.list(&ListParams::default()).await {
         for account in list.items {
             if let Some(by) = account.status.as_ref().and_then(|s| s.served_by.clone()) {

@@ -324,7 +324,7 @@ impl LeaderElector {
             .await;
             match written {
                 Ok(Ok(_)) => {
-                    tracing::info!(lease = %self.lease_path(), "released the leader Lease");
+                    tracing::info!(lease = %self.lease_path(), "released the Lease");
                     return;
                 }
                 Ok(Err(kube::Error::Api(status))) if status.code == 409 => {

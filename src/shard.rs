@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -38,6 +39,7 @@ use crate::admin::{Health, Phase};
 use crate::api::{Account, AccountKind, AccountResource, Authorization, ClusterAccount};
 use crate::controller::account::registry::AccountKey;
 use crate::controller::identity::Identity;
+use crate::controller::{Pages, scoped_api};
 use crate::leader::{self, LeaderElector, LeaseSettings};
 use crate::metrics::Metrics;
 
@@ -49,9 +51,6 @@ pub const MAX_SHARDS: u32 = 64;
 
 /// How often shard 0's holder sweeps every object's label, besides reacting to changes.
 const LABEL_SWEEP: Duration = Duration::from_secs(60);
-
-/// Objects per page of a sweep.
-const PAGE: u32 = 500;
 
 /// One shard of `count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -124,8 +123,11 @@ impl ShardSettings {
 
 /// Starts the controllers of one shard; they stop (gracefully) when the future it is given
 /// resolves.
-pub type StartShard =
-    Arc<dyn Fn(Shard, Pin<Box<dyn Future<Output = ()> + Send>>) -> ShardRun + Send + Sync>;
+pub type StartShard = Arc<
+    dyn Fn(Shard, Pin<Box<dyn Future<Output = ()> + Send>>, Box<dyn FnOnce() + Send>) -> ShardRun
+        + Send
+        + Sync,
+>;
 
 /// The controllers of one shard, running.
 pub type ShardRun = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -134,6 +136,25 @@ pub type ShardRun = Pin<Box<dyn Future<Output = ()> + Send>>;
 struct Held {
     task: tokio::task::JoinHandle<LeaderElector>,
     release: watch::Sender<bool>,
+    /// Set once the shard's caches have synced.
+    synced: Arc<AtomicBool>,
+}
+
+/// What the health endpoints say of a replica holding shards whose caches have synced (`true`)
+/// or not: ready only once every shard it holds works on synced caches.
+fn phase_of(synced: impl IntoIterator<Item = bool>) -> Phase {
+    let mut held = false;
+    for shard in synced {
+        if !shard {
+            return Phase::Syncing;
+        }
+        held = true;
+    }
+    if held {
+        Phase::Running
+    } else {
+        Phase::Standby { leader: None }
+    }
 }
 
 /// Holds shards until `shutdown`: keeps the member Lease, takes and releases shard Leases as
@@ -154,12 +175,23 @@ pub async fn run_sharded(
         () = member.acquire(|_| {}) => {}
         () = leader::stopped(shutdown.clone()) => return,
     }
+    // Kept until shutdown, then released: the other replicas count one fewer at once and take
+    // the shards this one gives back, instead of waiting for its member Lease to expire.
+    let (leave, left) = watch::channel(false);
     let member_task = tokio::spawn(async move {
         loop {
-            let lost = member.hold().await;
-            tracing::warn!(%lost, "lost this replica's member Lease; taking it again");
-            member.acquire(|_| {}).await;
+            tokio::select! {
+                lost = member.hold() => {
+                    tracing::warn!(%lost, "lost this replica's member Lease; taking it again");
+                }
+                () = leader::stopped(left.clone()) => break,
+            }
+            tokio::select! {
+                () = member.acquire(|_| {}) => {}
+                () = leader::stopped(left.clone()) => break,
+            }
         }
+        member.release().await;
     });
     tracing::info!(
         shards = count,
@@ -170,7 +202,11 @@ pub async fn run_sharded(
     // that the first one up does not take them all only to hand most of them back.
     tokio::select! {
         () = tokio::time::sleep(settings.lease.renew_period) => {}
-        () = leader::stopped(shutdown.clone()) => { member_task.abort(); return; }
+        () = leader::stopped(shutdown.clone()) => {
+            let _ = leave.send(true);
+            let _ = member_task.await;
+            return;
+        }
     }
     let mut electors: Vec<Option<LeaderElector>> = (0..count)
         .map(|index| {
@@ -280,18 +316,17 @@ pub async fn run_sharded(
             metrics.set_shard_held(index, held.contains_key(&index));
         }
         metrics.set_leader(!held.is_empty());
-        health.set(if held.is_empty() {
-            Phase::Standby { leader: None }
-        } else {
-            Phase::Running
-        });
+        health.set(phase_of(
+            held.values().map(|h| h.synced.load(Ordering::Relaxed)),
+        ));
     }
     // Shutdown: every shard's controllers stop gracefully, then its Lease is released.
     for (_, shard) in held.drain() {
         let _ = shard.release.send(true);
         let _ = shard.task.await;
     }
-    member_task.abort();
+    let _ = leave.send(true);
+    let _ = member_task.await;
     for index in 0..count {
         metrics.set_shard_held(index, false);
     }
@@ -307,6 +342,11 @@ fn spawn_shard(
     start: StartShard,
 ) -> Held {
     let (release, released) = watch::channel(false);
+    let synced = Arc::new(AtomicBool::new(false));
+    let on_synced: Box<dyn FnOnce() + Send> = {
+        let synced = synced.clone();
+        Box::new(move || synced.store(true, Ordering::Relaxed))
+    };
     let task = tokio::spawn(async move {
         let stop = {
             let shutdown = shutdown.clone();
@@ -318,7 +358,7 @@ fn spawn_shard(
                 }
             })
         };
-        let controllers = start(shard, stop);
+        let controllers = start(shard, stop, on_synced);
         tokio::pin!(controllers);
         tokio::select! {
             () = &mut controllers => {
@@ -331,7 +371,11 @@ fn spawn_shard(
         }
         elector
     });
-    Held { task, release }
+    Held {
+        task,
+        release,
+        synced,
+    }
 }
 
 /// How many replicas are up: unexpired member Leases (this replica always counts).
@@ -386,8 +430,8 @@ pub async fn label(
     let mut account_changes = Vec::new();
     let mut unlabelled = Vec::new();
     for scope in &scopes {
-        let authorizations: Api<Authorization> = scoped(&client, scope.as_deref());
-        let accounts: Api<Account> = scoped(&client, scope.as_deref());
+        let authorizations: Api<Authorization> = scoped_api(&client, scope.as_deref());
+        let accounts: Api<Account> = scoped_api(&client, scope.as_deref());
         unlabelled.push(
             watcher(
                 authorizations,
@@ -465,16 +509,6 @@ pub async fn label(
     }
 }
 
-fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
 struct Labeler {
     client: Client,
     count: u32,
@@ -505,26 +539,25 @@ impl Labeler {
     async fn sweep(&self) -> Result<(), kube::Error> {
         let mut shards: HashMap<AccountKey, u32> = HashMap::new();
         for scope in self.scopes() {
-            let api: Api<Account> = scoped(&self.client, scope.as_deref());
-            for account in list_all(&api).await? {
+            let api: Api<Account> = scoped_api(&self.client, scope.as_deref());
+            for account in Pages::of(&api).all().await? {
                 let shard = self.shard_of_account(&account).await;
                 shards.insert(AccountKey::of(&account), shard);
                 self.set_label(self.own(&account), &account, shard).await?;
             }
         }
         let api = Api::<ClusterAccount>::all(self.client.clone());
-        for account in list_all(&api).await? {
+        for account in Pages::of(&api).all().await? {
             let shard = self.shard_of_account(&account).await;
             shards.insert(AccountKey::of(&account), shard);
             self.set_label(api.clone(), &account, shard).await?;
         }
         *self.shards.lock().unwrap_or_else(|e| e.into_inner()) = shards.clone();
         for scope in self.scopes() {
-            let api: Api<Authorization> = scoped(&self.client, scope.as_deref());
-            let mut page = ListParams::default().limit(PAGE);
-            loop {
-                let list = api.list(&page).await?;
-                for authorization in &list.items {
+            let api: Api<Authorization> = scoped_api(&self.client, scope.as_deref());
+            let mut pages = Pages::of(&api);
+            while let Some(page) = pages.next().await? {
+                for authorization in &page {
                     let key = AccountKey::referenced_by(authorization);
                     let shard = shards
                         .get(&key)
@@ -532,10 +565,6 @@ impl Labeler {
                         .unwrap_or_else(|| shard_of_key(&key, self.count));
                     self.set_label(self.own(authorization), authorization, shard)
                         .await?;
-                }
-                match list.metadata.continue_.filter(|token| !token.is_empty()) {
-                    Some(token) => page = page.continue_token(&token),
-                    None => break,
                 }
             }
         }
@@ -623,28 +652,19 @@ impl Labeler {
     }
 }
 
-/// Every object of `api`, page by page.
-async fn list_all<K>(api: &Api<K>) -> Result<Vec<K>, kube::Error>
-where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let mut all = Vec::new();
-    let mut page = ListParams::default().limit(PAGE);
-    loop {
-        let list = api.list(&page).await?;
-        all.extend(list.items);
-        match list.metadata.continue_.filter(|token| !token.is_empty()) {
-            Some(token) => page = page.continue_token(&token),
-            None => return Ok(all),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use k8s_openapi::api::coordination::v1::LeaseSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+
+    #[test]
+    fn a_replica_is_ready_once_every_shard_it_holds_has_synced() {
+        assert_eq!(phase_of([]), Phase::Standby { leader: None });
+        assert_eq!(phase_of([true, false]), Phase::Syncing);
+        assert_eq!(phase_of([false]), Phase::Syncing);
+        assert_eq!(phase_of([true, true]), Phase::Running);
+    }
 
     #[test]
     fn identities_spread_over_the_shards_and_stay_put() {

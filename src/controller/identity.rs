@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use kube::Api;
-use kube::api::ListParams;
 
 use super::account::reconcile::AccountObject;
 use super::account::registry::AccountKey;
@@ -13,9 +12,6 @@ use super::context::Context;
 use super::error::Result;
 use super::prune::Claims;
 use crate::api::{Account, Authorization, ClusterAccount};
-
-/// Authorizations per page of the consistent list.
-const PAGE: u32 = 500;
 
 /// A GHES user on one server: (API root, login). Logins are case-insensitive on GHES.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -71,10 +67,7 @@ pub async fn users(ctx: &Context, identity: &Identity) -> Result<Users> {
     };
     let mut accounts: HashMap<AccountKey, bool> = HashMap::new();
     for scope in &scopes {
-        let api: Api<Account> = match scope {
-            Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
-            None => Api::all(ctx.client.clone()),
-        };
+        let api: Api<Account> = super::scoped_api(&ctx.client, scope.as_deref());
         for account in api.list(&Default::default()).await? {
             let uses = may_log_in_as(ctx, &account, identity).await;
             accounts.insert(AccountKey::of(&account), uses);
@@ -87,22 +80,14 @@ pub async fn users(ctx: &Context, identity: &Identity) -> Result<Users> {
     }
     let mut claims = Claims::default();
     for scope in &scopes {
-        let api: Api<Authorization> = match scope {
-            Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
-            None => Api::all(ctx.client.clone()),
-        };
-        let mut page = ListParams::default().limit(PAGE);
-        loop {
-            let list = api.list(&page).await?;
-            for authorization in &list.items {
+        let api: Api<Authorization> = super::scoped_api(&ctx.client, scope.as_deref());
+        let mut pages = super::Pages::of(&api);
+        while let Some(page) = pages.next().await? {
+            for authorization in &page {
                 let key = AccountKey::referenced_by(authorization);
                 if accounts.get(&key).copied().unwrap_or(true) {
                     claims.add(authorization);
                 }
-            }
-            match list.metadata.continue_.filter(|token| !token.is_empty()) {
-                Some(token) => page = page.continue_token(&token),
-                None => break,
             }
         }
     }

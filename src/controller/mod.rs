@@ -35,6 +35,63 @@ use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
+/// A listing read page by page (500 objects each), so no single answer holds a whole fleet.
+pub struct Pages<'a, K: Clone> {
+    api: &'a Api<K>,
+    /// The next page's parameters; `None` once the last page was read.
+    next: Option<kube::api::ListParams>,
+}
+
+impl<'a, K> Pages<'a, K>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    /// Objects listed per page.
+    const SIZE: u32 = 500;
+
+    /// The listing of every object of `api`.
+    pub fn of(api: &'a Api<K>) -> Self {
+        Self {
+            api,
+            next: Some(kube::api::ListParams::default().limit(Self::SIZE)),
+        }
+    }
+
+    /// The next page; `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<Vec<K>>, kube::Error> {
+        let Some(params) = self.next.take() else {
+            return Ok(None);
+        };
+        let list = self.api.list(&params).await?;
+        self.next = list
+            .metadata
+            .continue_
+            .filter(|token| !token.is_empty())
+            .map(|token| params.continue_token(&token));
+        Ok(Some(list.items))
+    }
+
+    /// Every object, all pages read.
+    pub async fn all(mut self) -> Result<Vec<K>, kube::Error> {
+        let mut all = Vec::new();
+        while let Some(items) = self.next().await? {
+            all.extend(items);
+        }
+        Ok(all)
+    }
+}
+
+/// The API of a namespaced kind in one namespace (`Some`) or in every namespace (`None`).
+pub fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
 pub use context::Context;
 pub use error::Error;
 
@@ -297,25 +354,9 @@ fn authorization_controller(
 ) {
     // Secrets as `PartialObjectMeta`: kube asks for metadata only, so neither the wire nor
     // memory carries their data.
-    let scoped = |client: &Client| -> (
-        Api<Authorization>,
-        Api<Account>,
-        Api<PartialObjectMeta<Secret>>,
-    ) {
-        match &namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-            ),
-        }
-    };
-    let (authorizations, accounts, secrets) = scoped(client);
+    let authorizations: Api<Authorization> = scoped_api(client, namespace.as_deref());
+    let accounts: Api<Account> = scoped_api(client, namespace.as_deref());
+    let secrets: Api<PartialObjectMeta<Secret>> = scoped_api(client, namespace.as_deref());
     let (store, writer) = reflector::store();
     let own_writes = ctx.clone();
     let conflicts = ctx.clone();

@@ -152,6 +152,22 @@ pub struct World {
 /// A running operator process.
 pub struct Operator(Child);
 
+impl Operator {
+    /// Stops the process as a rollout does (SIGTERM) and returns how it exited.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success(), "kill -TERM failed");
+        wait_for("the operator to exit", || {
+            let status = self.0.try_wait().expect("try_wait");
+            async move { status }
+        })
+        .await
+    }
+}
+
 impl Drop for Operator {
     fn drop(&mut self) {
         let _ = self.0.kill();

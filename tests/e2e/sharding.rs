@@ -404,6 +404,23 @@ async fn six_shards_over_three_replicas_give_each_two() {
         .delete(&shared, &Default::default())
         .await
         .expect("delete the ClusterAccount");
+
+    // A replica stopped the way a rollout stops it (SIGTERM) gives back its shards and its
+    // member Lease: the other two count two replicas at once and take three shards each.
+    let mut replicas = replicas;
+    let exited = replicas.pop().expect("op-c").terminate().await;
+    assert!(exited.success(), "op-c exited with {exited}");
+    let leases: Api<Lease> = Api::namespaced(world.client.clone(), &ns);
+    let member = leases
+        .get("ghes-oauth-operator-member-op-c")
+        .await
+        .expect("op-c's member Lease");
+    assert_eq!(
+        member.spec.and_then(|spec| spec.holder_identity),
+        None,
+        "op-c's member Lease is released"
+    );
+    balanced(&world, &ns, 6, 2).await;
     drop(replicas);
     world.cleanup().await;
 }
