@@ -9,12 +9,14 @@
 //! - [`AccountViews`]: the Accounts and ClusterAccounts the watches keep.
 //! - [`Conflicts`]: the Authorizations held back by a Secret they do not own, by that Secret,
 //!   so that a Secret event finds them without scanning every Authorization.
+//! - [`NamespaceLabels`]: the labels a ClusterAccount's `allowedNamespaces` is matched against,
+//!   read from the API server, with the Namespaces a `plan` lays over them.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -23,6 +25,48 @@ use kube::{Api, Client, Resource, ResourceExt};
 use super::conditions;
 use super::error::{Error, Result};
 use crate::api::{Account, Authorization, ClusterAccount};
+
+/// The labels of namespaces, as a ClusterAccount's `allowedNamespaces` sees them.
+#[derive(Default)]
+pub struct NamespaceLabels {
+    /// Namespaces as a change not yet applied declares them (`plan`), by name.
+    assumed: Mutex<HashMap<String, BTreeMap<String, String>>>,
+}
+
+/// The label the API server gives every Namespace: its name.
+const NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+impl NamespaceLabels {
+    /// Counts `namespace` as applied: its labels over the cluster's, and its name label, which
+    /// the API server adds to every Namespace it creates.
+    pub fn assume(&self, namespace: &Namespace) {
+        let name = namespace.name_any();
+        let mut labels = namespace.labels().clone();
+        labels.insert(NAME_LABEL.into(), name.clone());
+        self.assumed().insert(name, labels);
+    }
+
+    fn assumed(&self) -> MutexGuard<'_, HashMap<String, BTreeMap<String, String>>> {
+        self.assumed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The labels of `name` (none when it does not exist).
+    pub async fn of(
+        &self,
+        client: &Client,
+        name: &str,
+    ) -> std::result::Result<BTreeMap<String, String>, kube::Error> {
+        let mut labels = Api::<Namespace>::all(client.clone())
+            .get_opt(name)
+            .await?
+            .map(|namespace| namespace.labels().clone())
+            .unwrap_or_default();
+        if let Some(assumed) = self.assumed().get(name) {
+            labels.extend(assumed.clone());
+        }
+        Ok(labels)
+    }
+}
 
 /// Secrets as last read; see the module documentation.
 pub struct SecretCache {

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 
 use super::account::registry::{AccountRegistry, ClientOptions};
-use super::cache::{AccountViews, Conflicts, SecretCache, Versions};
+use super::cache::{AccountViews, Conflicts, NamespaceLabels, SecretCache, Versions};
 use super::error::Error;
 use super::fingerprint::InstallationId;
 use crate::metrics::Metrics;
@@ -46,6 +46,8 @@ pub struct Context {
     pub account_views: AccountViews,
     /// The Authorizations held back by a Secret they do not own, by that Secret.
     pub conflicts: Conflicts,
+    /// Namespace labels, for the namespace rules of ClusterAccounts.
+    pub namespaces: NamespaceLabels,
     events: EventPublisher,
     failures: Mutex<HashMap<String, u32>>,
     refusals: Mutex<HashMap<String, Refusal>>,
@@ -73,6 +75,7 @@ impl Context {
             versions: Versions::default(),
             account_views: AccountViews::default(),
             conflicts: Conflicts::default(),
+            namespaces: NamespaceLabels::default(),
             client,
             failures: Mutex::new(HashMap::new()),
             refusals: Mutex::new(HashMap::new()),

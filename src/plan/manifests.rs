@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -20,6 +20,8 @@ pub struct Manifests {
     pub cluster_accounts: Vec<ClusterAccount>,
     /// Secrets (credentials and client secrets a change may add).
     pub secrets: Vec<Secret>,
+    /// Namespaces (a change may add one, with the labels a ClusterAccount allows).
+    pub namespaces: Vec<Namespace>,
     /// Documents of other kinds, which a plan leaves aside.
     pub other: usize,
 }
@@ -162,6 +164,7 @@ fn add(
         ("Account", true, _) => manifests.accounts.push(typed(object, &kind)?),
         ("ClusterAccount", true, _) => manifests.cluster_accounts.push(typed(object, &kind)?),
         ("Secret", false, "v1") => manifests.secrets.push(typed(object, &kind)?),
+        ("Namespace", false, "v1") => manifests.namespaces.push(typed(object, &kind)?),
         _ => manifests.other += 1,
     }
     Ok(())
@@ -223,6 +226,10 @@ spec:
   scopes: [repo]
   secret: {name: ci-token}
 ---
+apiVersion: v1
+kind: Namespace
+metadata: {name: team-c, labels: {tokens: allowed}}
+---
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: app}
@@ -237,6 +244,8 @@ metadata: {name: app}
         let data = manifests.secrets[0].data.as_ref().unwrap();
         assert_eq!(data["password"].0, b"pw");
         assert_eq!(manifests.authorizations.len(), 1);
+        assert_eq!(manifests.namespaces.len(), 1);
+        assert_eq!(manifests.namespaces[0].metadata.namespace, None);
         assert_eq!(manifests.other, 1);
     }
 

@@ -28,6 +28,7 @@ use crate::controller::account::registry::{AccountKey, ClientOptions};
 use crate::controller::cache::AccountViews;
 use crate::controller::context::Context;
 use crate::controller::fingerprint::InstallationId;
+use crate::controller::scoped_api;
 use crate::metrics::Metrics;
 
 pub use decide::{Action, AuthorizationPlan, Writes};
@@ -191,6 +192,9 @@ pub async fn make(args: &PlanArgs, client: Client) -> Result<Plan, String> {
     for secret in &manifests.secrets {
         ctx.secrets.assume(secret.clone());
     }
+    for namespace in &manifests.namespaces {
+        ctx.namespaces.assume(namespace);
+    }
     let mut plan = decide::decide(&ctx, &world).await?;
     plan.ignored_documents = manifests.other;
     plan.ghes_reads = ghes_calls(&metrics);
@@ -215,13 +219,8 @@ impl Cluster {
         let mut authorizations = Vec::new();
         let mut accounts = Vec::new();
         for scope in scopes {
-            let (a, b): (Api<Authorization>, Api<Account>) = match scope {
-                Some(ns) => (
-                    Api::namespaced(client.clone(), ns),
-                    Api::namespaced(client.clone(), ns),
-                ),
-                None => (Api::all(client.clone()), Api::all(client.clone())),
-            };
+            let a: Api<Authorization> = scoped_api(client, scope);
+            let b: Api<Account> = scoped_api(client, scope);
             authorizations.extend(
                 a.list(&Default::default())
                     .await

@@ -286,6 +286,36 @@ async fn plan_shows_each_change_and_sends_only_reads() {
         "{markdown}"
     );
 
+    // A change that adds a team's Namespace, labelled as the narrow ClusterAccount allows:
+    // its Authorization is a create, not the error it would be without the Namespace.
+    let team = format!("{ns}-newteam");
+    let new_team = dir.join("new-team.yaml");
+    write_manifests(
+        &new_team,
+        &[
+            json!({"apiVersion": "v1", "kind": "Namespace",
+                   "metadata": {"name": team, "labels": {"never": "matches"}}}),
+            json!({
+                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
+                "metadata": {"name": "welcome", "namespace": team},
+                "spec": {
+                    "accountRef": {"kind": "ClusterAccount", "name": narrow},
+                    "scopes": ["read:org"],
+                },
+            }),
+        ],
+    );
+    let new_team = new_team.display().to_string();
+    let output = ctl_as(
+        world.plan_kubeconfig(),
+        &["plan", "-f", &new_team, "--cluster-resource-namespace", &ns],
+    )
+    .await;
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}\n{output:?}");
+    let welcome = line(&text, &team, "welcome");
+    assert!(welcome.trim_start().starts_with("create "), "{welcome}");
+
     // What the cluster already holds: no change, exit 0.
     let same = dir.join("same.yaml");
     write_manifests(&same, &[unchanged]);
@@ -297,7 +327,7 @@ async fn plan_shows_each_change_and_sends_only_reads() {
         "{output:?}"
     );
 
-    // Four plans: GHES saw reads only, Kubernetes too.
+    // Five plans: GHES saw reads only, Kubernetes too.
     let ghes = world.ghes_calls_since(ghes_mark);
     assert!(!ghes.is_empty());
     assert_eq!(world.ghes_writes_since(ghes_mark), Vec::<String>::new());

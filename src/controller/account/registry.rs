@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, Resource, ResourceExt};
 use rpds::HashTrieMapSync;
 
@@ -801,11 +801,7 @@ impl AccountRegistry {
                         name: reference.name.clone(),
                         namespace: None,
                     })?;
-                let labels = Api::<Namespace>::all(ctx.client.clone())
-                    .get_opt(namespace)
-                    .await?
-                    .map(|ns| ns.labels().clone())
-                    .unwrap_or_default();
+                let labels = ctx.namespaces.of(&ctx.client, namespace).await?;
                 let not_allowed = |detail: String| Error::NamespaceNotAllowed {
                     name: reference.name.clone(),
                     namespace: namespace.to_owned(),
