@@ -6,6 +6,8 @@ use serde_json::{Value, json};
 use crate::ctl::{ctl_as, stdout};
 use crate::harness::*;
 
+/// An Authorization of a personal token through the Account `bot`; `extra` adds to or replaces
+/// fields of its spec.
 fn personal(namespace: &str, name: &str, scopes: &[&str], extra: Value) -> Value {
     let mut spec = json!({"accountRef": {"name": "bot"}, "scopes": scopes});
     if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
@@ -122,14 +124,12 @@ async fn plan_shows_each_change_and_sends_only_reads() {
                     "scopes": ["repo"],
                 },
             }),
-            json!({
-                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
-                "metadata": {"name": "elsewhere", "namespace": ns},
-                "spec": {
-                    "accountRef": {"kind": "ClusterAccount", "name": narrow},
-                    "scopes": ["repo"],
-                },
-            }),
+            personal(
+                &ns,
+                "elsewhere",
+                &["repo"],
+                json!({"accountRef": {"kind": "ClusterAccount", "name": narrow}}),
+            ),
         ],
     );
     let ghes_mark = world.ghes_seq();
@@ -295,14 +295,12 @@ async fn plan_shows_each_change_and_sends_only_reads() {
         &[
             json!({"apiVersion": "v1", "kind": "Namespace",
                    "metadata": {"name": team, "labels": {"never": "matches"}}}),
-            json!({
-                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
-                "metadata": {"name": "welcome", "namespace": team},
-                "spec": {
-                    "accountRef": {"kind": "ClusterAccount", "name": narrow},
-                    "scopes": ["read:org"],
-                },
-            }),
+            personal(
+                &team,
+                "welcome",
+                &["read:org"],
+                json!({"accountRef": {"kind": "ClusterAccount", "name": narrow}}),
+            ),
         ],
     );
     let new_team = new_team.display().to_string();
