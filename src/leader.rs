@@ -238,12 +238,6 @@ impl LeaderElector {
         }
     }
 
-    /// Notes the Lease as listed by someone else, so that expiry is measured from when it last
-    /// changed (by this instance's clock) without a read of its own.
-    pub fn observe_lease(&mut self, lease: &Lease) {
-        self.observe(lease);
-    }
-
     /// Whether the Lease as listed may be taken now: no holder, this instance, or expired.
     pub fn may_take(&self, lease: &Lease, now: Timestamp) -> bool {
         let spec = lease.spec.clone().unwrap_or_default();
@@ -388,14 +382,10 @@ impl LeaderElector {
         self.observe(&lease);
         let spec = lease.spec.clone().unwrap_or_default();
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
-        let ours = holder.as_deref() == Some(self.settings.identity.as_str());
-        let unchanged_for = self
-            .observed
-            .as_ref()
-            .map_or(Duration::ZERO, |seen| seen.since.elapsed());
-        if !(ours || holder.is_none() || expired(&self.settings, &spec, now, unchanged_for)) {
+        if !self.may_take(&lease, now) {
             return Ok(Attempt::Held { holder });
         }
+        let ours = holder.as_deref() == Some(self.settings.identity.as_str());
         lease.spec = Some(if ours {
             renewed_spec(&self.settings, spec, now)
         } else {
@@ -472,8 +462,9 @@ impl LeaderElector {
         }
     }
 
-    /// Remembers when the Lease last changed, by this instance's monotonic clock.
-    fn observe(&mut self, lease: &Lease) {
+    /// Remembers when the Lease last changed, by this instance's monotonic clock: from a read
+    /// of its own, or from a listing someone else made.
+    pub fn observe(&mut self, lease: &Lease) {
         let version = lease.metadata.resource_version.clone();
         let changed = self
             .observed

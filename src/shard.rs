@@ -255,7 +255,7 @@ pub async fn run_sharded(
             .collect();
         for elector in electors.iter_mut().flatten() {
             if let Some(lease) = by_name.get(&elector.settings().name) {
-                elector.observe_lease(lease);
+                elector.observe(lease);
             }
         }
         let holding = u32::try_from(held.len()).unwrap_or(u32::MAX);
