@@ -11,13 +11,12 @@ use serde::Serialize;
 use super::{AccountObjectRef, AccountPlan, Plan, World};
 use crate::api::{Authorization, DeletionPolicy, ManagementPolicy, PruneMode};
 use crate::controller::account::registry::{AccountEntry, AccountKey, Snapshot};
-use crate::controller::authorization::{SecretState, drift_update, rotation_due};
+use crate::controller::authorization::{self, Resolved, account_error, drift_update, rotation_due};
 use crate::controller::context::Context;
-use crate::controller::error::{Error, ROLE_CLIENT_SECRET};
-use crate::controller::fingerprint::{Fingerprint, Owned};
+use crate::controller::error::Error;
+use crate::controller::fingerprint::Owned;
 use crate::controller::identity::{Identity, may_log_in_as};
 use crate::controller::prune::{self, Claims, Target, Vantage};
-use crate::controller::secret;
 use crate::ghes::{Authorization as GhesAuthorization, ScopeChange};
 
 /// What the controller would do with one Authorization.
@@ -114,17 +113,15 @@ pub struct AuthorizationPlan {
 }
 
 /// An account as resolved for the change: its client and listing, or why it cannot be used.
-type Resolved = Result<(Arc<AccountEntry>, Snapshot), Error>;
+type Listed = Result<(Arc<AccountEntry>, Snapshot), Error>;
 
 /// Decides every affected Authorization and account.
 pub(super) async fn decide(ctx: &Context, world: &World) -> Result<Plan, String> {
     let now = Timestamp::now();
     let mut plan = Plan::default();
-    let mut accounts: HashMap<AccountKey, Resolved> = HashMap::new();
     // Accounts whose pruning the change may move: those of changed or deleted Authorizations,
     // and changed accounts.
     let mut affected: BTreeSet<String> = BTreeSet::new();
-    let mut keys: HashMap<String, AccountKey> = HashMap::new();
     // Tokens the deletions revoke: pruning has nothing left to say about them.
     let mut revoked: HashSet<u64> = HashSet::new();
 
@@ -134,23 +131,20 @@ pub(super) async fn decide(ctx: &Context, world: &World) -> Result<Plan, String>
             continue;
         }
         affected.insert(key.to_string());
-        keys.insert(key.to_string(), key.clone());
-        let one = judge(ctx, authorization, &key, &mut accounts, now).await?;
+        let one = judge(ctx, authorization, &key, now).await?;
         plan.writes.add(one.writes);
         plan.authorizations.push(one);
     }
     for authorization in &world.deleted {
         let key = AccountKey::referenced_by(authorization);
         affected.insert(key.to_string());
-        keys.insert(key.to_string(), key.clone());
-        let (one, ids) = judge_deletion(ctx, authorization, &key, &mut accounts).await?;
+        let (one, ids) = judge_deletion(ctx, authorization, &key).await?;
         revoked.extend(ids);
         plan.writes.add(one.writes);
         plan.authorizations.push(one);
     }
     for key in &world.changed_accounts {
         affected.insert(key.to_string());
-        keys.insert(key.to_string(), key.clone());
     }
 
     let objects = world.account_objects();
@@ -158,15 +152,9 @@ pub(super) async fn decide(ctx: &Context, world: &World) -> Result<Plan, String>
         let Some(object) = objects.get(&name).copied() else {
             continue;
         };
-        let key = &keys[&name];
-        let resolved = match accounts.get(key) {
-            Some(resolved) => resolved,
-            None => {
-                let resolved = resolve_object(ctx, object).await;
-                accounts.entry(key.clone()).or_insert(resolved)
-            }
-        };
-        let account = plan_pruning(ctx, world, object, &name, resolved, &revoked, now).await?;
+        // The registry keeps each account's client and listing: no second listing.
+        let listed = resolve_object(ctx, object).await;
+        let account = plan_pruning(ctx, world, object, &name, &listed, &revoked, now).await?;
         plan.writes.delete += u32::try_from(match account.mode.as_str() {
             "Enabled" => account.new_deletions.len(),
             _ => 0,
@@ -179,64 +167,35 @@ pub(super) async fn decide(ctx: &Context, world: &World) -> Result<Plan, String>
     Ok(plan)
 }
 
-/// The account of `authorization`, resolved as a reconcile resolves it (namespace rules,
-/// credentials, refused credentials) and listed once.
-async fn account_of(
-    ctx: &Context,
-    authorization: &Authorization,
-    key: &AccountKey,
-    accounts: &mut HashMap<AccountKey, Resolved>,
-) -> Result<(Arc<AccountEntry>, Snapshot), Error> {
-    let namespace = authorization.namespace().unwrap_or_default();
-    // The namespace rules are the Authorization's own: resolve every time, list once.
+/// The listing of the account of `authorization`, resolved as a reconcile resolves it
+/// (namespace rules, credentials, refused credentials).
+async fn listing_of(ctx: &Context, authorization: &Authorization) -> Result<Snapshot, Error> {
     let entry = ctx
         .accounts
-        .resolve(ctx, &namespace, &authorization.spec.account_ref)
+        .resolve(
+            ctx,
+            &authorization.namespace().unwrap_or_default(),
+            &authorization.spec.account_ref,
+        )
         .await?;
-    if let Some(Ok((known, snapshot))) = accounts.get(key)
-        && Arc::ptr_eq(known, &entry)
-    {
-        return Ok((known.clone(), snapshot.clone()));
-    }
-    let listed = list(&entry).await.map(|snapshot| (entry, snapshot));
-    match &listed {
-        Ok(ok) => {
-            accounts.insert(key.clone(), Ok(ok.clone()));
-        }
-        Err(error) => {
-            accounts.insert(key.clone(), Err(clone_error(error)));
-        }
-    }
-    listed
+    list(&entry).await
 }
 
 async fn list(entry: &AccountEntry) -> Result<Snapshot, Error> {
     entry
         .ensure_synced()
         .await
-        .map_err(|error| Error::AccountNotReady {
-            kind: entry.key.kind.as_str(),
-            name: entry.key.name.clone(),
-            reason: error.reason(),
-            message: error.to_string(),
-        })
+        .map_err(|error| account_error(&entry.key, error))
 }
 
 /// An account resolved for its own pruning (no Authorization's namespace rules).
-async fn resolve_object(ctx: &Context, object: AccountObjectRef<'_>) -> Resolved {
+async fn resolve_object(ctx: &Context, object: AccountObjectRef<'_>) -> Listed {
     let entry = match object {
         AccountObjectRef::Account(a) => ctx.accounts.entry_for(ctx, a).await?,
         AccountObjectRef::ClusterAccount(a) => ctx.accounts.entry_for(ctx, a).await?,
     };
     let snapshot = list(&entry).await?;
     Ok((entry, snapshot))
-}
-
-fn clone_error(error: &Error) -> Error {
-    Error::RefusedBefore {
-        reason: error.reason(),
-        message: error.to_string(),
-    }
 }
 
 fn plan_of(authorization: &Authorization, key: &AccountKey) -> AuthorizationPlan {
@@ -265,54 +224,22 @@ async fn judge(
     ctx: &Context,
     authorization: &Authorization,
     key: &AccountKey,
-    accounts: &mut HashMap<AccountKey, Resolved>,
     now: Timestamp,
 ) -> Result<AuthorizationPlan, String> {
     let mut plan = plan_of(authorization, key);
     let spec = &authorization.spec;
-    let namespace = plan.namespace.clone();
-    if let Some((index, scope)) = crate::api::scopes::first_unknown(&spec.scopes) {
-        let error = Error::InvalidSpec(format!(
-            "spec.scopes[{index}]: {scope:?} is not a GHES OAuth scope"
-        ));
-        return config_error(plan, error);
-    }
-    // Kubernetes first, as a reconcile does: a missing Secret costs no GHES call.
-    if let Some(app) = &spec.app
-        && let Err(error) = secret::read_value(
-            &ctx.secrets,
-            &namespace,
-            &app.client_secret_ref.name,
-            &app.client_secret_ref.key,
-            ROLE_CLIENT_SECRET,
-        )
-        .await
-    {
-        return config_error(plan, error);
-    }
-    let uid = authorization.uid().unwrap_or_default();
-    let name = authorization.secret_name();
-    let existing = match ctx.secrets.get(&namespace, &name).await {
-        Ok(existing) => existing,
-        Err(error) => return Err(format!("cannot read Secret {namespace}/{name}: {error}")),
-    };
-    if let Some(existing) = &existing
-        && (uid.is_empty() || !secret::is_controlled_by(existing, &uid))
-    {
-        return config_error(plan, Error::SecretConflict { name });
-    }
-    let (entry, snapshot) = match account_of(ctx, authorization, key, accounts).await {
+    // The reconcile's own first steps: Kubernetes first (a missing Secret costs no GHES call),
+    // then the account's listing.
+    let Resolved {
+        entry,
+        secret: secret_state,
+        snapshot,
+        fingerprint,
+        ..
+    } = match authorization::resolve(ctx, authorization).await {
         Ok(resolved) => resolved,
         Err(error) => return config_error(plan, error),
     };
-    if let Some(template) = &spec.secret.template
-        && let Err(error) = crate::controller::template::check(
-            template,
-            &crate::controller::authorization::template_inputs(spec, &entry, None),
-        )
-    {
-        return config_error(plan, error.into());
-    }
     if spec.management_policy == ManagementPolicy::Observe {
         plan.action = Action::Observe;
         plan.detail = "managementPolicy Observe: read and reported, never written".into();
@@ -330,14 +257,11 @@ async fn judge(
     };
     let scopes = spec.scopes.join(", ");
     let stored = authorization.status.clone().unwrap_or_default();
+    let uid = authorization.uid().unwrap_or_default();
     if uid.is_empty() {
         create(&mut plan, format!("{kind} token, scopes [{scopes}]"));
         return Ok(plan);
     }
-    let fingerprint = match stored.fingerprint.as_deref().and_then(Fingerprint::parse) {
-        Some(recorded) if recorded.uid() == uid => recorded,
-        _ => Fingerprint::new(&uid, ctx.installation()),
-    };
     let client_id = spec.app.as_ref().map(|app| app.client_id.as_str());
     let live = match stored
         .authorization_id
@@ -356,15 +280,7 @@ async fn judge(
                     plan.writes.create = 1;
                     return Ok(plan);
                 }
-                Err(error) => {
-                    let error = Error::AccountNotReady {
-                        kind: key.kind.as_str(),
-                        name: key.name.clone(),
-                        reason: error.reason(),
-                        message: error.to_string(),
-                    };
-                    return config_error(plan, error);
-                }
+                Err(error) => return config_error(plan, account_error(key, error)),
             },
         },
         None => None,
@@ -403,17 +319,6 @@ async fn judge(
             }
         },
     };
-    let renamed_from = match stored.secret_name.as_ref().filter(|old| **old != name) {
-        Some(old) if existing.is_none() => ctx
-            .secrets
-            .get(&namespace, old)
-            .await
-            .ok()
-            .flatten()
-            .filter(|old| secret::is_controlled_by(old, &uid)),
-        _ => None,
-    };
-    let secret_state = SecretState::inspect(existing, renamed_from, &spec.secret.key);
     let held = live
         .hashed_token
         .as_deref()
@@ -490,7 +395,6 @@ async fn judge_deletion(
     ctx: &Context,
     authorization: &Authorization,
     key: &AccountKey,
-    accounts: &mut HashMap<AccountKey, Resolved>,
 ) -> Result<(AuthorizationPlan, Vec<u64>), String> {
     let mut plan = plan_of(authorization, key);
     let spec = &authorization.spec;
@@ -507,8 +411,8 @@ async fn judge_deletion(
     let status = authorization.status.clone().unwrap_or_default();
     let uid = authorization.uid().unwrap_or_default();
     let ids: Vec<u64> = status.token_ids();
-    let (_, snapshot) = match account_of(ctx, authorization, key, accounts).await {
-        Ok(resolved) => resolved,
+    let snapshot = match listing_of(ctx, authorization).await {
+        Ok(snapshot) => snapshot,
         Err(error) => {
             plan.action = Action::Release;
             plan.detail = format!(
@@ -571,7 +475,7 @@ async fn plan_pruning(
     world: &World,
     object: AccountObjectRef<'_>,
     name: &str,
-    resolved: &Resolved,
+    resolved: &Listed,
     revoked: &HashSet<u64>,
     now: Timestamp,
 ) -> Result<AccountPlan, String> {

@@ -47,13 +47,12 @@ mod rotate;
 mod token_secret;
 
 pub(crate) use drift::drift_update;
+pub(crate) use resolve::{Resolved, resolve};
 pub(crate) use rotate::rotation_due;
-pub(crate) use token_secret::template_inputs;
 
 use cleanup::cleanup;
 use issue::Issued;
 use locate::Located;
-use resolve::Resolved;
 
 /// How long a configuration error waits before a periodic re-check; changes to the resource
 /// and its account trigger at once. Secrets the operator does not own are not watched, so a
@@ -536,7 +535,7 @@ async fn revoke(entry: &AccountEntry, owned: Owned) -> Result<()> {
 }
 
 /// A GHES error as seen by an Authorization: credential problems belong to the account.
-fn account_error(key: &AccountKey, error: GhesError) -> Error {
+pub(crate) fn account_error(key: &AccountKey, error: GhesError) -> Error {
     if error.is_credentials_problem() {
         Error::AccountNotReady {
             kind: key.kind.as_str(),

@@ -5,17 +5,27 @@
 use super::*;
 
 /// What the later steps of a run work with.
-pub(super) struct Resolved {
+pub(crate) struct Resolved {
     /// The account's client and listing.
-    pub(super) entry: Arc<AccountEntry>,
+    pub(crate) entry: Arc<AccountEntry>,
     /// The OAuth app's client secret (app tokens only).
-    pub(super) client_secret: Option<crate::ghes::SecretValue>,
+    pub(crate) client_secret: Option<crate::ghes::SecretValue>,
     /// The token Secret as it is.
-    pub(super) secret: SecretState,
+    pub(crate) secret: SecretState,
     /// The account's listing.
-    pub(super) snapshot: Snapshot,
+    pub(crate) snapshot: Snapshot,
     /// This resource's fingerprint.
-    pub(super) fingerprint: Fingerprint,
+    pub(crate) fingerprint: Fingerprint,
+}
+
+/// What a reconcile of `authorization` resolves before any GHES write, in the reconcile's own
+/// order and with its own errors; reads only. `plan` judges the Authorization from it.
+pub(crate) async fn resolve(ctx: &Context, authorization: &Authorization) -> Result<Resolved> {
+    let api = Api::namespaced(
+        ctx.client.clone(),
+        &authorization.namespace().unwrap_or_default(),
+    );
+    Run::new(&api, authorization, ctx).resolve().await
 }
 
 impl Run<'_> {
