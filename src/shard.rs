@@ -39,7 +39,7 @@ use crate::admin::{Health, Phase};
 use crate::api::{Account, AccountKind, AccountResource, Authorization, ClusterAccount};
 use crate::controller::account::registry::AccountKey;
 use crate::controller::identity::Identity;
-use crate::controller::{Pages, scoped_api};
+use crate::controller::{Pages, scoped_api, scopes};
 use crate::leader::{self, LeaderElector, LeaseSettings};
 use crate::metrics::Metrics;
 
@@ -520,11 +520,7 @@ struct Labeler {
 
 impl Labeler {
     fn scopes(&self) -> Vec<Option<String>> {
-        if self.namespaces.is_empty() {
-            vec![None]
-        } else {
-            self.namespaces.iter().cloned().map(Some).collect()
-        }
+        scopes(&self.namespaces)
     }
 
     /// The API of a namespaced object's own namespace.

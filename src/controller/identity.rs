@@ -60,11 +60,7 @@ pub struct Users {
 /// every Authorization that uses `identity`. Page by page: only the claims are kept, not the
 /// objects, so that memory does not peak with the number of Authorizations.
 pub async fn users(ctx: &Context, identity: &Identity) -> Result<Users> {
-    let scopes: Vec<Option<String>> = if ctx.watched_namespaces().is_empty() {
-        vec![None]
-    } else {
-        ctx.watched_namespaces().iter().cloned().map(Some).collect()
-    };
+    let scopes = super::scopes(ctx.watched_namespaces());
     let mut accounts: HashMap<AccountKey, bool> = HashMap::new();
     for scope in &scopes {
         let api: Api<Account> = super::scoped_api(&ctx.client, scope.as_deref());

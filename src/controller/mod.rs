@@ -81,6 +81,15 @@ where
     }
 }
 
+/// The scopes the watched namespaces make: each of them, or (none named) every namespace.
+pub fn scopes(namespaces: &[String]) -> Vec<Option<String>> {
+    if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().cloned().map(Some).collect()
+    }
+}
+
 /// The API of a namespaced kind in one namespace (`Some`) or in every namespace (`None`).
 pub fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
@@ -201,11 +210,7 @@ pub async fn run_with(
         }
     };
     tracing::info!(%installation, "installation id (in every fingerprint this operator makes)");
-    let scopes: Vec<Option<String>> = if options.namespaces.is_empty() {
-        vec![None]
-    } else {
-        options.namespaces.iter().cloned().map(Some).collect()
-    };
+    let scopes = scopes(&options.namespaces);
     // The Accounts and ClusterAccounts each scope's Authorization controller watches, kept for
     // its reconciles.
     let mut views = cache::AccountViews::default();
@@ -216,6 +221,10 @@ pub async fn run_with(
         views.add(scope.clone(), accounts, cluster_accounts);
         account_writers.push((account_writer, cluster_account_writer));
     }
+    let cluster_namespace = options
+        .cluster_resource_namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
     let ctx = Arc::new(
         Context::new(
             client.clone(),
@@ -229,12 +238,7 @@ pub async fn run_with(
             metrics.clone(),
         )
         .with_watched_namespaces(options.namespaces.clone())
-        .with_cluster_resource_namespace(
-            options
-                .cluster_resource_namespace
-                .clone()
-                .unwrap_or_else(|| client.default_namespace().to_owned()),
-        )
+        .with_cluster_resource_namespace(cluster_namespace.clone())
         .with_account_views(views)
         .with_served_by(options.shard.map(|shard| {
             format!(
@@ -313,10 +317,7 @@ pub async fn run_with(
             client.clone(),
             shard.count,
             options.namespaces.clone(),
-            options
-                .cluster_resource_namespace
-                .clone()
-                .unwrap_or_else(|| client.default_namespace().to_owned()),
+            cluster_namespace,
             when_stopped(),
         )));
     }
