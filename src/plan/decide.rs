@@ -1,7 +1,7 @@
 //! What the controller would do with each affected Authorization and account, decided by the
 //! controller's own functions.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -154,7 +154,7 @@ pub(super) async fn decide(ctx: &Context, world: &World) -> Result<Plan, String>
         };
         // The registry keeps each account's client and listing: no second listing.
         let listed = resolve_object(ctx, object).await;
-        let account = plan_pruning(ctx, world, object, &name, &listed, &revoked, now).await?;
+        let account = plan_pruning(ctx, world, &objects, &name, &listed, &revoked, now).await?;
         plan.writes.delete += u32::try_from(match account.mode.as_str() {
             "Enabled" => account.new_deletions.len(),
             _ => 0,
@@ -473,13 +473,13 @@ async fn judge_deletion(
 async fn plan_pruning(
     ctx: &Context,
     world: &World,
-    object: AccountObjectRef<'_>,
+    objects: &BTreeMap<String, AccountObjectRef<'_>>,
     name: &str,
     resolved: &Listed,
     revoked: &HashSet<u64>,
     now: Timestamp,
 ) -> Result<AccountPlan, String> {
-    let settings = match object {
+    let settings = match objects[name] {
         AccountObjectRef::Account(a) => crate::api::AccountResource::settings(a),
         AccountObjectRef::ClusterAccount(a) => crate::api::AccountResource::settings(a),
     };
@@ -502,9 +502,8 @@ async fn plan_pruning(
         return Ok(account);
     }
     // Which accounts log in as this user: the same rule as the controller's.
-    let objects = world.account_objects();
     let mut uses: HashMap<String, bool> = HashMap::new();
-    for (key, object) in &objects {
+    for (key, object) in objects {
         let logs_in = match object {
             AccountObjectRef::Account(a) => may_log_in_as(ctx, *a, &identity).await,
             AccountObjectRef::ClusterAccount(a) => may_log_in_as(ctx, *a, &identity).await,

@@ -28,7 +28,7 @@ use crate::controller::account::registry::{AccountKey, ClientOptions};
 use crate::controller::cache::AccountViews;
 use crate::controller::context::Context;
 use crate::controller::fingerprint::InstallationId;
-use crate::controller::scoped_api;
+use crate::controller::{Pages, scoped_api, scopes};
 use crate::metrics::Metrics;
 
 pub use decide::{Action, AuthorizationPlan, Writes};
@@ -211,34 +211,28 @@ struct Cluster {
 impl Cluster {
     async fn read(client: &Client, namespaces: &[String]) -> Result<Self, String> {
         let error = |what: &str, e: kube::Error| format!("cannot list {what}: {e}");
-        let scopes: Vec<Option<&str>> = if namespaces.is_empty() {
-            vec![None]
-        } else {
-            namespaces.iter().map(|ns| Some(ns.as_str())).collect()
-        };
         let mut authorizations = Vec::new();
         let mut accounts = Vec::new();
-        for scope in scopes {
-            let a: Api<Authorization> = scoped_api(client, scope);
-            let b: Api<Account> = scoped_api(client, scope);
+        for scope in scopes(namespaces) {
+            let a: Api<Authorization> = scoped_api(client, scope.as_deref());
+            let b: Api<Account> = scoped_api(client, scope.as_deref());
             authorizations.extend(
-                a.list(&Default::default())
+                Pages::of(&a)
+                    .all()
                     .await
-                    .map_err(|e| error("Authorizations", e))?
-                    .items,
+                    .map_err(|e| error("Authorizations", e))?,
             );
             accounts.extend(
-                b.list(&Default::default())
+                Pages::of(&b)
+                    .all()
                     .await
-                    .map_err(|e| error("Accounts", e))?
-                    .items,
+                    .map_err(|e| error("Accounts", e))?,
             );
         }
-        let cluster_accounts = Api::<ClusterAccount>::all(client.clone())
-            .list(&Default::default())
+        let cluster_accounts = Pages::of(&Api::<ClusterAccount>::all(client.clone()))
+            .all()
             .await
-            .map_err(|e| error("ClusterAccounts", e))?
-            .items;
+            .map_err(|e| error("ClusterAccounts", e))?;
         Ok(Self {
             authorizations,
             accounts,
@@ -374,8 +368,7 @@ pub(crate) enum AccountObjectRef<'a> {
 
 fn overlay_accounts<K>(live: Vec<K>, manifests: &[K], mut changed: impl FnMut(&K)) -> Vec<K>
 where
-    K: ResourceExt + Clone,
-    K: HasStatus,
+    K: ResourceExt + Clone + kube::core::object::HasStatus,
 {
     let mut live: HashMap<(String, String), K> =
         live.into_iter().map(|a| (object_key(&a), a)).collect();
@@ -383,29 +376,13 @@ where
     for manifest in manifests {
         let old = live.remove(&object_key(manifest));
         let mut object = applied(manifest, old.as_ref());
-        object.take_status_from(old);
+        // Status comes from the cluster, never from the file.
+        *object.status_mut() = old.and_then(|mut old| old.status_mut().take());
         changed(&object);
         all.push(object);
     }
     all.extend(live.into_values());
     all
-}
-
-/// Carrying the status of the live object over to the applied one.
-trait HasStatus: Sized {
-    fn take_status_from(&mut self, old: Option<Self>);
-}
-
-impl HasStatus for Account {
-    fn take_status_from(&mut self, old: Option<Self>) {
-        self.status = old.and_then(|old| old.status);
-    }
-}
-
-impl HasStatus for ClusterAccount {
-    fn take_status_from(&mut self, old: Option<Self>) {
-        self.status = old.and_then(|old| old.status);
-    }
 }
 
 fn fill<K>(writer: &mut Writer<K>, objects: &[K])
