@@ -3,7 +3,7 @@
 //! rotation through the `oauth.ghes.io/rotate` annotation and can wait for it, `check api`
 //! tells when the operator is installed and leading (a Helm test hook).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 
 use crate::api::{Authorization, ROTATE_ANNOTATION};
+use crate::controller::account::registry::AccountKey;
 use crate::controller::scoped_api;
 
 /// How a command prints what it found.
@@ -443,11 +444,9 @@ pub async fn status(args: &StatusArgs) -> Result<String, String> {
         .iter()
         .map(|authorization| {
             let mut row = status_row(authorization, &warnings);
-            let reference = &authorization.spec.account_ref;
-            let namespace = (reference.kind == crate::api::AccountKind::Account)
-                .then(|| authorization.namespace())
-                .flatten();
-            row.served_by = served_by.get(&(namespace, reference.name.clone())).cloned();
+            row.served_by = served_by
+                .get(&AccountKey::referenced_by(authorization))
+                .cloned();
             row
         })
         .collect();
@@ -461,27 +460,34 @@ pub async fn status(args: &StatusArgs) -> Result<String, String> {
 }
 
 /// Which replica serves each account, as the accounts report it (`status.servedBy`, sharded
-/// operators only), by (namespace, name): `None` for a ClusterAccount. Best effort: accounts
-/// this user may not list are left out.
-async fn served_by(client: &Client, scope: &Scope) -> BTreeMap<(Option<String>, String), String> {
-    let mut served = BTreeMap::new();
-    let accounts: Api<crate::api::Account> = scoped_api(client, scope.listed_namespace(client));
-    if let Ok(list) = accounts.list(&ListParams::default()).await {
-        for account in list.items {
-            if let Some(by) = account.status.as_ref().and_then(|s| s.served_by.clone()) {
-                served.insert((account.namespace(), account.name_any()), by);
-            }
-        }
-    }
-    let cluster: Api<crate::api::ClusterAccount> = Api::all(client.clone());
-    if let Ok(list) = cluster.list(&ListParams::default()).await {
-        for account in list.items {
-            if let Some(by) = account.status.as_ref().and_then(|s| s.served_by.clone()) {
-                served.insert((None, account.name_any()), by);
-            }
-        }
-    }
+/// operators only). Best effort: accounts this user may not list are left out.
+async fn served_by(client: &Client, scope: &Scope) -> HashMap<AccountKey, String> {
+    let mut served = HashMap::new();
+    served_by_of::<crate::api::Account>(
+        scoped_api(client, scope.listed_namespace(client)),
+        &mut served,
+    )
+    .await;
+    served_by_of::<crate::api::ClusterAccount>(Api::all(client.clone()), &mut served).await;
     served
+}
+
+/// Adds what the accounts of `api` report serving them.
+async fn served_by_of<A>(api: Api<A>, served: &mut HashMap<AccountKey, String>)
+where
+    A: crate::api::AccountResource
+        + kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    if let Ok(list) = api.list(&ListParams::default()).await {
+        for account in list.items {
+            if let Some(by) = account.account_status().and_then(|s| s.served_by.clone()) {
+                served.insert(AccountKey::of(&account), by);
+            }
+        }
+    }
 }
 
 /// `rotate`: asks for a rotation of each target, and with `--wait` waits for each.

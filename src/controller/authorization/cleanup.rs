@@ -71,13 +71,10 @@ pub(super) async fn cleanup(authorization: &Authorization, ctx: &Context) -> Res
         Ok(entry) => revoke_all(authorization, ctx, &entry, &ids).await,
         Err(error @ Error::AccountNotFound { .. }) => {
             // The account went first (e.g. namespace deletion): use its last known client.
-            let key = AccountKey {
-                kind: authorization.spec.account_ref.kind,
-                namespace: (authorization.spec.account_ref.kind == AccountKind::Account)
-                    .then(|| namespace.clone()),
-                name: authorization.spec.account_ref.name.clone(),
-            };
-            match ctx.accounts.lookup(&key) {
+            match ctx
+                .accounts
+                .lookup(&AccountKey::referenced_by(authorization))
+            {
                 Some(entry) => revoke_all(authorization, ctx, &entry, &ids).await,
                 None => Err(error),
             }

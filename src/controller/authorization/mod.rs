@@ -27,9 +27,7 @@ use super::fingerprint::{Fingerprint, Owned};
 use super::secret::{self, DesiredSecret};
 use super::status::apply_status;
 use crate::api::conditions::{self, ConditionStatus, READY, RECONCILING, STALLED, SYNCED};
-use crate::api::{
-    AccountKind, Authorization, AuthorizationStatus, DeletionPolicy, FINALIZER, ManagementPolicy,
-};
+use crate::api::{Authorization, AuthorizationStatus, DeletionPolicy, FINALIZER, ManagementPolicy};
 use crate::ghes::{
     AppAuthorizationRequest, Authorization as GhesAuthorization, AuthorizationUpdate, GhesError,
     NewAuthorization, ScopeChange, Token,
