@@ -156,6 +156,14 @@ struct ShardLabels {
     shard: String,
 }
 
+impl ShardLabels {
+    fn of(shard: u32) -> Self {
+        Self {
+            shard: shard.to_string(),
+        }
+    }
+}
+
 /// What one set of controllers (all of them, or one shard's) counts in its caches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sample {
@@ -440,9 +448,7 @@ impl Metrics {
         samples.insert(shard, sample);
         if let Some(index) = shard {
             self.shard_authorizations
-                .get_or_create(&ShardLabels {
-                    shard: index.to_string(),
-                })
+                .get_or_create(&ShardLabels::of(index))
                 .set(gauge_value(sample.ready + sample.not_ready));
         }
         self.set_sum(&samples);
@@ -454,9 +460,7 @@ impl Metrics {
         samples.remove(&shard);
         if let Some(index) = shard {
             self.shard_authorizations
-                .get_or_create(&ShardLabels {
-                    shard: index.to_string(),
-                })
+                .get_or_create(&ShardLabels::of(index))
                 .set(0);
         }
         self.set_sum(&samples);
@@ -482,9 +486,7 @@ impl Metrics {
     /// Records whether this replica holds `shard`.
     pub fn set_shard_held(&self, shard: u32, held: bool) {
         self.shard_held
-            .get_or_create(&ShardLabels {
-                shard: shard.to_string(),
-            })
+            .get_or_create(&ShardLabels::of(shard))
             .set(i64::from(held));
     }
 
