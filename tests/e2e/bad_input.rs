@@ -222,21 +222,16 @@ async fn accounts(world: &World, ns: &str) {
     for object in objects {
         world.apply_json(ns, object).await;
     }
-    let cluster_account = |name: &str, namespace: &str, allowed: Value| {
-        json!({"apiVersion": "oauth.ghes.io/v1alpha1", "kind": "ClusterAccount",
-               "metadata": {"name": name},
-               "spec": {"server": "https://ghes.invalid", "apiUrl": world.ghes.api_url(),
-                        "credentialsSecretRef": {"name": "bot-credentials", "namespace": namespace},
-                        "allowedNamespaces": allowed}})
-    };
     world
-        .apply_json(
+        .cluster_account(
+            "narrow",
             ns,
-            cluster_account("narrow", ns, json!({"matchLabels": {"team": "other"}})),
+            "bot-credentials",
+            json!({"matchLabels": {"team": "other"}}),
         )
         .await;
     world
-        .apply_json(ns, cluster_account("borrows", "kube-system", json!({})))
+        .cluster_account("borrows", "kube-system", "bot-credentials", json!({}))
         .await;
 }
 

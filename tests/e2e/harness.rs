@@ -160,11 +160,22 @@ impl Operator {
             .status()
             .expect("kill -TERM");
         assert!(sent.success(), "kill -TERM failed");
-        wait_for("the operator to exit", || {
-            let status = self.0.try_wait().expect("try_wait");
-            async move { status }
-        })
-        .await
+        self.wait_exit(WAIT).await
+    }
+
+    /// Waits up to `limit` for the process to end; its exit status.
+    async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().expect("the operator's status") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "the operator did not exit within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
@@ -302,44 +313,39 @@ impl World {
     /// A kubeconfig for a person with full access (the test's own user), as `status` and
     /// `rotate` would use it; on a real cluster, the one the suite was given.
     pub fn user_kubeconfig(&self) -> PathBuf {
-        match &self.cluster {
-            Cluster::TestServer { _server } => {
-                let path = self._dir.0.join("kubeconfig-user");
-                _server
-                    .write_kubeconfig(&path, TEST_USER)
-                    .expect("user kubeconfig");
-                path
-            }
-            Cluster::Real => self.kubeconfig.clone(),
-        }
+        self.kubeconfig_of(TEST_USER, "kubeconfig-user")
     }
 
     /// A kubeconfig for `plan`'s read-only identity ([`PLAN_USER`]); on a real cluster, the
     /// one the suite was given.
     pub fn plan_kubeconfig(&self) -> PathBuf {
+        self.kubeconfig_of(PLAN_USER, "kubeconfig-plan")
+    }
+
+    /// A kubeconfig for `user` in the scenario's directory as `file`; on a real cluster, the
+    /// one the suite was given.
+    fn kubeconfig_of(&self, user: &str, file: &str) -> PathBuf {
         match &self.cluster {
             Cluster::TestServer { _server } => {
-                let path = self._dir.0.join("kubeconfig-plan");
+                let path = self._dir.0.join(file);
                 _server
-                    .write_kubeconfig(&path, PLAN_USER)
-                    .expect("plan kubeconfig");
+                    .write_kubeconfig(&path, user)
+                    .unwrap_or_else(|error| panic!("{file}: {error}"));
                 path
             }
             Cluster::Real => self.kubeconfig.clone(),
         }
     }
 
-    /// The permissions `user` used, as `GROUP RESOURCE VERB` (test server only; `None` on a
-    /// real cluster).
-    pub fn permissions_used(&self, user: &str) -> Option<std::collections::BTreeSet<String>> {
+    /// The permissions `user` used (test server only; `None` on a real cluster).
+    pub fn permissions_used(
+        &self,
+        user: &str,
+    ) -> Option<std::collections::BTreeSet<kube_testkit::Permission>> {
         match &self.cluster {
-            Cluster::TestServer { _server } => Some(
-                _server
-                    .permissions_used(user)
-                    .into_iter()
-                    .map(|p| format!("{} {} {}", p.group, p.resource, p.verb))
-                    .collect(),
-            ),
+            Cluster::TestServer { _server } => {
+                Some(_server.permissions_used(user).into_iter().collect())
+            }
             Cluster::Real => None,
         }
     }
@@ -410,18 +416,11 @@ impl World {
     /// Waits up to `limit` for the operator process to end by itself; its exit status.
     #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
     pub async fn wait_operator_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let operator = self.operator.as_mut().expect("an operator is running");
-        let started = std::time::Instant::now();
-        loop {
-            if let Some(status) = operator.0.try_wait().expect("the operator's status") {
-                return status;
-            }
-            assert!(
-                started.elapsed() < limit,
-                "the operator did not exit within {limit:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.operator
+            .as_mut()
+            .expect("an operator is running")
+            .wait_exit(limit)
+            .await
     }
 
     /// Starts the operator with its admin server (`/readyz`, `/metrics`) on a free loopback
@@ -531,6 +530,29 @@ impl World {
         cluster::apply(&self.client, "e2e-test", namespace, object).await;
     }
 
+    /// Applies a ClusterAccount pointed at the emulator, logging in with the Secret
+    /// `secret_namespace/secret_name`, for the namespaces `allowed` selects
+    /// (`spec.allowedNamespaces`).
+    pub async fn cluster_account(
+        &self,
+        name: &str,
+        secret_namespace: &str,
+        secret_name: &str,
+        allowed: serde_json::Value,
+    ) {
+        self.apply_json(
+            secret_namespace,
+            json!({
+                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "ClusterAccount",
+                "metadata": {"name": name},
+                "spec": {"server": "https://ghes.invalid", "apiUrl": self.ghes.api_url(),
+                         "credentialsSecretRef": {"namespace": secret_namespace, "name": secret_name},
+                         "allowedNamespaces": allowed},
+            }),
+        )
+        .await;
+    }
+
     /// Applies an Authorization.
     pub async fn authorization(&self, namespace: &str, name: &str, spec: serde_json::Value) {
         self.apply_json(
@@ -635,6 +657,11 @@ impl World {
     /// The newest request sequence number of the emulator.
     pub fn ghes_seq(&self) -> u64 {
         self.ghes.requests().last().map_or(0, |r| r.seq)
+    }
+
+    /// The newest request sequence number of the Kubernetes API test server.
+    pub fn kube_seq(&self) -> u64 {
+        self.kube_requests().last().map_or(0, |r| r.seq)
     }
 
     /// Reasons of the Events about an object.

@@ -122,7 +122,7 @@ async fn no_ghes_write_while_the_api_server_is_unreachable() {
     empty_secret(&world, &ns, "release").await;
     // The account's timer fires while the operator is blind: its sync lists GHES and ends
     // in a status write that the API server refuses. Only then is "no write" meaningful.
-    let kube_from = world.kube_requests().last().map_or(0, |r| r.seq);
+    let kube_from = world.kube_seq();
     wait_for_within("a sync while blind", Duration::from_secs(90), || async {
         let listed = world
             .ghes_calls_since(blind_from)

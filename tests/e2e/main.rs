@@ -278,15 +278,11 @@ async fn configuration_errors_say_what_to_fix_and_call_no_ghes() {
 
     // A ClusterAccount that does not allow this namespace.
     world
-        .apply_json(
+        .cluster_account(
+            &format!("{ns}-shared"),
             &ns,
-            json!({
-                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "ClusterAccount",
-                "metadata": {"name": format!("{ns}-shared")},
-                "spec": {"server": "https://ghes.invalid", "apiUrl": world.ghes.api_url(),
-                         "credentialsSecretRef": {"namespace": ns, "name": "missing"},
-                         "allowedNamespaces": {"matchLabels": {"never": "matches"}}},
-            }),
+            "missing",
+            json!({"matchLabels": {"never": "matches"}}),
         )
         .await;
     let mut spec = app_spec(&["repo"]);
@@ -507,15 +503,11 @@ async fn cluster_account_serves_two_allowed_namespaces() {
         )
         .await;
     world
-        .apply_json(
+        .cluster_account(
+            &label,
             &a,
-            json!({
-                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "ClusterAccount",
-                "metadata": {"name": label},
-                "spec": {"server": "https://ghes.invalid", "apiUrl": world.ghes.api_url(),
-                         "credentialsSecretRef": {"namespace": a, "name": "shared-credentials"},
-                         "allowedNamespaces": {"matchLabels": {"shared": label}}},
-            }),
+            "shared-credentials",
+            json!({"matchLabels": {"shared": label}}),
         )
         .await;
     world.start_operator();

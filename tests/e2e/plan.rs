@@ -29,12 +29,19 @@ fn write_manifests(path: &std::path::Path, objects: &[Value]) {
     std::fs::write(path, text.join("---\n")).expect("write manifests");
 }
 
-/// The line of `name` in a text plan.
-fn line<'a>(plan: &'a str, namespace: &str, name: &str) -> &'a str {
+/// Asserts that the line of `namespace/name` in a text plan starts with `action` and says
+/// `detail`.
+fn expect_line(plan: &str, namespace: &str, name: &str, action: &str, detail: &str) {
     let key = format!(" {namespace}/{name} ");
-    plan.lines()
+    let line = plan
+        .lines()
         .find(|line| line.contains(&key))
-        .unwrap_or_else(|| panic!("no line for {name} in:\n{plan}"))
+        .unwrap_or_else(|| panic!("no line for {name} in:\n{plan}"));
+    assert!(
+        line.trim_start().starts_with(&format!("{action} ")),
+        "{name}: not {action}: {line}"
+    );
+    assert!(line.contains(detail), "{name}: no {detail:?}: {line}");
 }
 
 #[tokio::test]
@@ -101,15 +108,11 @@ async fn plan_shows_each_change_and_sends_only_reads() {
     // A ClusterAccount that allows no namespace of this test.
     let narrow = format!("{ns}-narrow");
     world
-        .apply_json(
+        .cluster_account(
+            &narrow,
             &ns,
-            json!({
-                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "ClusterAccount",
-                "metadata": {"name": narrow},
-                "spec": {"server": "https://ghes.invalid", "apiUrl": world.ghes.api_url(),
-                         "credentialsSecretRef": {"namespace": ns, "name": "bot-credentials"},
-                         "allowedNamespaces": {"matchLabels": {"never": "matches"}}},
-            }),
+            "bot-credentials",
+            json!({"matchLabels": {"never": "matches"}}),
         )
         .await;
     write_manifests(
@@ -133,7 +136,7 @@ async fn plan_shows_each_change_and_sends_only_reads() {
         ],
     );
     let ghes_mark = world.ghes_seq();
-    let kube_mark = world.kube_requests().last().map_or(0, |r| r.seq);
+    let kube_mark = world.kube_seq();
     let dir_arg = dir.display().to_string();
 
     // Text, with a configuration error: exit 1, and every change listed.
@@ -152,54 +155,55 @@ async fn plan_shows_each_change_and_sends_only_reads() {
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{text}\n{output:?}");
     let id = |name: &str| ids[name].to_string();
-    assert!(
-        line(&text, &ns, "same")
-            .trim_start()
-            .starts_with("nothing "),
-        "{text}"
+    expect_line(&text, &ns, "same", "nothing", "");
+    expect_line(
+        &text,
+        &ns,
+        "widen",
+        "update",
+        "scopes [repo] → [repo, workflow] (+workflow)",
     );
-    let widen = line(&text, &ns, "widen");
-    assert!(widen.trim_start().starts_with("update "), "{widen}");
-    assert!(
-        widen.contains("scopes [repo] → [repo, workflow] (+workflow)"),
-        "{widen}"
-    );
-    let lost = line(&text, &ns, "lost");
-    assert!(lost.trim_start().starts_with("reissue "), "{lost}");
-    assert!(
-        lost.contains(&format!(
+    expect_line(
+        &text,
+        &ns,
+        "lost",
+        "reissue",
+        &format!(
             "the Secret was missing: revoke GHES authorization {}",
             id("lost")
-        )),
-        "{lost}"
+        ),
     );
-    let turn = line(&text, &ns, "turn");
-    assert!(turn.trim_start().starts_with("rotate "), "{turn}");
-    assert!(
-        turn.contains("the oauth.ghes.io/rotate annotation asked for it"),
-        "{turn}"
+    expect_line(
+        &text,
+        &ns,
+        "turn",
+        "rotate",
+        "the oauth.ghes.io/rotate annotation asked for it",
     );
-    let fresh = line(&text, &ns, "fresh");
-    assert!(fresh.trim_start().starts_with("create "), "{fresh}");
-    assert!(fresh.contains("personal token, scopes [gist]"), "{fresh}");
-    let broken = line(&text, &ns, "broken");
-    assert!(broken.trim_start().starts_with("error "), "{broken}");
-    assert!(
-        broken.contains(&format!("Secret {ns}/nope not found")),
-        "{broken}"
+    expect_line(
+        &text,
+        &ns,
+        "fresh",
+        "create",
+        "personal token, scopes [gist]",
     );
-    let elsewhere = line(&text, &ns, "elsewhere");
-    assert!(elsewhere.trim_start().starts_with("error "), "{elsewhere}");
-    assert!(
-        elsewhere.contains("allowedNamespaces"),
-        "the namespace rule of the ClusterAccount: {elsewhere}"
+    expect_line(
+        &text,
+        &ns,
+        "broken",
+        "error",
+        &format!("Secret {ns}/nope not found"),
     );
-    let revoked = line(&text, &ns, "revoked");
-    assert!(revoked.trim_start().starts_with("revoke "), "{revoked}");
-    assert!(revoked.contains(&format!("revoke GHES authorization {}", id("revoked"))));
-    let orphaned = line(&text, &ns, "orphaned");
-    assert!(orphaned.trim_start().starts_with("release "), "{orphaned}");
-    assert!(orphaned.contains("deletionPolicy Orphan"), "{orphaned}");
+    // The namespace rule of the ClusterAccount.
+    expect_line(&text, &ns, "elsewhere", "error", "allowedNamespaces");
+    expect_line(
+        &text,
+        &ns,
+        "revoked",
+        "revoke",
+        &format!("revoke GHES authorization {}", id("revoked")),
+    );
+    expect_line(&text, &ns, "orphaned", "release", "deletionPolicy Orphan");
     // The orphaned token is declared by nothing once the change is applied: pruning (Enabled,
     // every namespace seen) deletes it, and only it; the revoked one is not listed twice.
     assert!(
@@ -311,8 +315,7 @@ async fn plan_shows_each_change_and_sends_only_reads() {
     .await;
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(2), "{text}\n{output:?}");
-    let welcome = line(&text, &team, "welcome");
-    assert!(welcome.trim_start().starts_with("create "), "{welcome}");
+    expect_line(&text, &team, "welcome", "create", "");
 
     // What the cluster already holds: no change, exit 0.
     let same = dir.join("same.yaml");
@@ -339,10 +342,7 @@ async fn plan_shows_each_change_and_sends_only_reads() {
     // rbac.yaml grants exactly what plan uses: nothing missing (the plans above would have
     // failed), nothing more.
     if let Some(used) = world.permissions_used(PLAN_USER) {
-        let granted: std::collections::BTreeSet<String> = plan_permissions()
-            .into_iter()
-            .map(|p| format!("{} {} {}", p.group, p.resource, p.verb))
-            .collect();
+        let granted: std::collections::BTreeSet<_> = plan_permissions().into_iter().collect();
         assert_eq!(used, granted);
     }
     world.cleanup().await;

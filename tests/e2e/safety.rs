@@ -763,16 +763,7 @@ async fn a_cluster_account_cannot_borrow_credentials_from_another_namespace() {
         .await;
     let cluster_account = format!("{team}-grab");
     world
-        .apply_json(
-            &team,
-            json!({
-                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "ClusterAccount",
-                "metadata": {"name": cluster_account},
-                "spec": {"server": "https://ghes.invalid", "apiUrl": world.ghes.api_url(),
-                         "credentialsSecretRef": {"namespace": team, "name": "team-bot"},
-                         "allowedNamespaces": {}},
-            }),
-        )
+        .cluster_account(&cluster_account, &team, "team-bot", json!({}))
         .await;
     world
         .authorization(

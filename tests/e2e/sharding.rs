@@ -177,18 +177,14 @@ async fn three_replicas_share_thirty_accounts_and_take_over_a_dead_ones() {
         3,
         "{holders:?}"
     );
-    let accounts: Api<ghes_oauth_operator::api::Account> =
-        Api::namespaced(world.client.clone(), &ns);
     for (i, (login, _)) in users().iter().enumerate() {
-        let account = wait_for("the Account's status.servedBy", || async {
-            accounts
-                .get(&format!("bot-{i:02}"))
-                .await
-                .ok()
-                .filter(|a| a.status.as_ref().is_some_and(|s| s.served_by.is_some()))
+        let served_by = wait_for("the Account's status.servedBy", || async {
+            world
+                .account_status(&ns, &format!("bot-{i:02}"))
+                .await?
+                .served_by
         })
         .await;
-        let served_by = account.status.and_then(|s| s.served_by).expect("servedBy");
         let server = &servers[login][0];
         assert!(
             served_by.starts_with(&format!("{server} (shard ")) && served_by.ends_with(" of 3)"),
@@ -352,15 +348,11 @@ async fn six_shards_over_three_replicas_give_each_two() {
         .await;
     let shared = format!("{ns}-shared");
     world
-        .apply_json(
+        .cluster_account(
+            &shared,
             &ns,
-            json!({
-                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "ClusterAccount",
-                "metadata": {"name": shared},
-                "spec": {"server": "https://ghes.invalid", "apiUrl": world.ghes.api_url(),
-                         "credentialsSecretRef": {"namespace": ns, "name": "shared-credentials"},
-                         "allowedNamespaces": {"matchLabels": {"tokens": "shared"}}},
-            }),
+            "shared-credentials",
+            json!({"matchLabels": {"tokens": "shared"}}),
         )
         .await;
     world
