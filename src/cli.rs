@@ -135,8 +135,9 @@ pub struct RunArgs {
     /// Reconciles running at once per controller.
     #[arg(help_heading = "Reconcile", long, env = "CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
-    /// Timeout of one GHES request, in seconds.
-    #[arg(help_heading = "Reconcile", long, env = "GHES_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    /// Timeout of one GHES request, in seconds (GitHub's own API gives up after 10). A request
+    /// that times out makes its account unavailable until a probe answers.
+    #[arg(help_heading = "Reconcile", long, env = "GHES_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub ghes_timeout: u64,
     /// Name of this instance in Events, in the leader Lease and in the `User-Agent` of its GHES
     /// requests (the pod name in a cluster; default for the Lease: the host name with a random

@@ -12,6 +12,7 @@
 //! | `ghes_requests_total` | `operation`, `status` (HTTP code, or `error`: no response) |
 //! | `ghes_rate_limit_wait_seconds_total`, `ghes_rate_limit_waits_total` | `operation` |
 //! | `tokens_issued_total`, `tokens_reissued_total`, `tokens_rotated_total`, `tokens_revoked_total` | |
+//! | `tokens_abandoned_total` (tokens a deleted Authorization left live on GHES: it could not revoke them in time) | `reason` |
 //! | `prune_candidates` (gauge), `prune_deletions_total` | `kind` (`authorization`, `grant`) |
 //! | `prune_refused_accounts` (gauge: accounts whose latest prune run refused, or withheld tokens) | |
 //! | `tokens_rotation_overdue`, `tokens_expired` (gauges: Authorizations past their scheduled rotation, or holding an expired token) | |
@@ -147,6 +148,11 @@ struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReadyLabels {
     ready: &'static str,
 }
@@ -198,6 +204,7 @@ pub struct Metrics {
     tokens_reissued: Counter,
     tokens_rotated: Counter,
     tokens_revoked: Counter,
+    tokens_abandoned: Family<ReasonLabels, Counter>,
     prune_candidates: Family<KindLabels, Gauge>,
     prune_deletions: Family<KindLabels, Counter>,
     prune_refused: Gauge,
@@ -238,6 +245,7 @@ impl Metrics {
             tokens_reissued: Counter::default(),
             tokens_rotated: Counter::default(),
             tokens_revoked: Counter::default(),
+            tokens_abandoned: Family::default(),
             prune_candidates: Family::default(),
             prune_deletions: Family::default(),
             prune_refused: Gauge::default(),
@@ -296,6 +304,13 @@ impl Metrics {
             "tokens_revoked",
             "Tokens revoked on GHES because their Authorization was deleted",
             metrics.tokens_revoked.clone(),
+        );
+        sub.register(
+            "tokens_abandoned",
+            "Tokens a deleted Authorization left live on GHES because it could not revoke them \
+             (GHES unreachable past the account's revokeTimeout, credentials refused, account \
+             gone), by reason; an Event in the operator's namespace names each",
+            metrics.tokens_abandoned.clone(),
         );
         sub.register(
             "prune_candidates",
@@ -397,6 +412,13 @@ impl Metrics {
             TokenChange::Rotated => self.tokens_rotated.inc(),
             TokenChange::Revoked => self.tokens_revoked.inc(),
         };
+    }
+
+    /// Counts tokens a deletion left live on GHES, with the reason it could not revoke them.
+    pub fn count_abandoned(&self, reason: &'static str, tokens: usize) {
+        self.tokens_abandoned
+            .get_or_create(&ReasonLabels { reason })
+            .inc_by(u64::try_from(tokens).unwrap_or(u64::MAX));
     }
 
     /// Sets how many candidates of `kind` pruning currently reports, summed over accounts.

@@ -541,6 +541,8 @@ async fn a_post_that_may_have_reached_ghes_is_not_sent_again() {
     assert!(error.outcome_unknown(), "{error:?}");
     assert_eq!(calls(&emulator), ["POST 502"]);
 
+    // The 502 made this client's server unavailable until a probe answers: a new one.
+    let client = self::client(&emulator);
     emulator.clear_requests();
     emulator
         .inject(Fault::reset().times(1).method("POST"))
@@ -716,4 +718,46 @@ async fn a_lost_answer_after_processing_is_an_unknown_outcome_and_the_token_exis
     let listed = client.list_authorizations(None).await.expect("list");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].fingerprint.as_deref(), Some("fp-lost-answer"));
+}
+
+#[tokio::test]
+async fn a_server_that_stops_answering_gets_one_probe_and_nothing_else_until_it_answers() {
+    let emulator = emulator().await;
+    let client = client(&emulator);
+    emulator.inject(Fault::status(503)).expect("fault");
+    let error = client
+        .get_authorization(1)
+        .await
+        .expect_err("keeps failing");
+    assert!(error.is_transient(), "{error:?}");
+    let asked = emulator.requests().len();
+    // Marked unavailable: later calls fail at once, without a request.
+    for _ in 0..5 {
+        let error = client.list_grants(None).await.expect_err("unavailable");
+        assert_eq!(error.reason(), "GhesUnavailable", "{error}");
+    }
+    assert_eq!(
+        emulator.requests().len(),
+        asked,
+        "nothing sent while unavailable"
+    );
+    // The probe is one request, never retried, and it does not clear the outage while GHES
+    // still fails.
+    client.probe().await.expect_err("still 503");
+    assert_eq!(emulator.requests().len(), asked + 1, "one probe, no retry");
+    client
+        .list_grants(None)
+        .await
+        .expect_err("still unavailable");
+    assert_eq!(emulator.requests().len(), asked + 1);
+    // GHES answers the next probe: every call goes through again.
+    emulator.clear_faults();
+    client.probe().await.expect("answered");
+    client.list_grants(None).await.expect("available again");
+    let calls = calls(&emulator);
+    assert_eq!(
+        &calls[calls.len() - 2..],
+        ["GET 200", "GET 200"],
+        "{calls:?}"
+    );
 }

@@ -258,7 +258,7 @@ fn the_alerts_parse_name_only_exported_metrics_and_cover_the_failures() {
         }
     }
     // Operator down, no leader, Ready ratio below 1, GHES errors, rate limits, prune
-    // refusals, tokens expiring before their rotation.
+    // refusals, tokens expiring before their rotation, tokens a deletion left on GHES.
     let expected = [
         "GhesOAuthOperatorDown",
         "GhesOAuthOperatorNoLeader",
@@ -268,6 +268,7 @@ fn the_alerts_parse_name_only_exported_metrics_and_cover_the_failures() {
         "GhesOAuthOperatorPruneRefused",
         "GhesOAuthOperatorTokenRotationOverdue",
         "GhesOAuthOperatorTokenExpired",
+        "GhesOAuthOperatorTokensAbandoned",
     ];
     assert_eq!(alerts, expected.iter().map(|s| s.to_string()).collect());
 }

@@ -212,6 +212,19 @@ pub struct AccountSettings {
     /// report them without deleting anything (mode DryRun).
     #[serde(default)]
     pub prune: PruneSpec,
+
+    /// How long a deleted Authorization of this account keeps trying to revoke its token when
+    /// GHES cannot be reached, as a Go duration such as `10m`, from `0s` to `24h`. After that
+    /// its finalizer goes and the token is recorded as abandoned: an Event in the operator's
+    /// namespace names it, and `ghes_oauth_operator_tokens_abandoned_total` counts it. Refused
+    /// credentials and a missing account abandon at once. Meanwhile the account and its
+    /// credentials Secret stay (finalizer `oauth.ghes.io/in-use`), so a namespace being deleted
+    /// waits at most this long. Default: `10m`.
+    #[serde(default = "default_revoke_timeout")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "duration(self) <= duration('24h')", "message": "revokeTimeout must be at most 24h"}
+    ]))]
+    pub revoke_timeout: Duration,
 }
 
 fn default_requests_per_second() -> f64 {
@@ -220,6 +233,10 @@ fn default_requests_per_second() -> f64 {
 
 fn default_burst() -> u32 {
     10
+}
+
+fn default_revoke_timeout() -> Duration {
+    Duration::from_secs(10 * 60)
 }
 
 fn default_sync_interval() -> Duration {

@@ -45,6 +45,10 @@ pub const VERSION: &str = "v1alpha1";
 /// The finalizer that holds an Authorization until its token is revoked on GHES (or orphaned).
 pub const FINALIZER: &str = "oauth.ghes.io/cleanup";
 
+/// The finalizer that holds an Account or ClusterAccount, and the credentials Secret it names,
+/// while an Authorization that uses it may still hold a token on GHES.
+pub const IN_USE_FINALIZER: &str = "oauth.ghes.io/in-use";
+
 /// The annotation whose change asks for an immediate rotation of an Authorization's token.
 pub const ROTATE_ANNOTATION: &str = "oauth.ghes.io/rotate";
 

@@ -413,6 +413,22 @@ impl AccountViews {
         self.scopes.push((scope, accounts, cluster_accounts));
     }
 
+    /// Every Account the watches keep, in every scope.
+    pub fn all_accounts(&self) -> Vec<Arc<Account>> {
+        self.scopes
+            .iter()
+            .flat_map(|(_, accounts, _)| accounts.state())
+            .collect()
+    }
+
+    /// Every ClusterAccount the watches keep (each scope holds them all: the first one's).
+    pub fn all_cluster_accounts(&self) -> Vec<Arc<ClusterAccount>> {
+        self.scopes
+            .first()
+            .map(|(_, _, cluster_accounts)| cluster_accounts.state())
+            .unwrap_or_default()
+    }
+
     fn scope_of(
         &self,
         namespace: &str,

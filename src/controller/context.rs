@@ -13,6 +13,7 @@ use kube::Client;
 use super::account::registry::{AccountRegistry, ClientOptions};
 use super::cache::{AccountViews, Conflicts, NamespaceLabels, SecretCache, Versions};
 use super::error::Error;
+use super::fair::FairShare;
 use super::fingerprint::InstallationId;
 use crate::metrics::Metrics;
 
@@ -48,7 +49,12 @@ pub struct Context {
     pub conflicts: Conflicts,
     /// Namespace labels, for the namespace rules of ClusterAccounts.
     pub namespaces: NamespaceLabels,
+    /// The reconcile workers each account may hold while others have work.
+    pub workers: FairShare,
     events: EventPublisher,
+    /// The operator itself (its pod, in its namespace): what Events that must outlive a
+    /// namespace are about.
+    operator: ObjectReference,
     failures: Mutex<HashMap<String, u32>>,
     refusals: Mutex<HashMap<String, Refusal>>,
     watched_namespaces: Vec<String>,
@@ -67,8 +73,20 @@ impl Context {
         metrics: Arc<Metrics>,
     ) -> Self {
         options.metrics = Some(metrics.clone());
+        let operator = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(
+                instance
+                    .clone()
+                    .unwrap_or_else(|| "ghes-oauth-operator".into()),
+            ),
+            namespace: Some(client.default_namespace().to_owned()),
+            ..ObjectReference::default()
+        };
         Self {
             events: EventPublisher::new(client.clone(), "ghes-oauth-operator", instance),
+            operator,
             accounts: AccountRegistry::new(options),
             metrics,
             secrets: SecretCache::new(client.clone()),
@@ -76,6 +94,7 @@ impl Context {
             account_views: AccountViews::default(),
             conflicts: Conflicts::default(),
             namespaces: NamespaceLabels::default(),
+            workers: FairShare::new(4),
             client,
             failures: Mutex::new(HashMap::new()),
             refusals: Mutex::new(HashMap::new()),
@@ -92,13 +111,27 @@ impl Context {
 
     /// Reads ClusterAccount credentials only from `namespace` (the operator's own).
     pub fn with_cluster_resource_namespace(mut self, namespace: String) -> Self {
+        self.operator.namespace = Some(namespace.clone());
         self.accounts = self.accounts.with_cluster_namespace(namespace);
         self
+    }
+
+    /// Publishes an Event in the operator's own namespace, about the operator: for what must
+    /// outlive the namespace it concerns (a token abandoned while its namespace is deleted).
+    pub async fn publish_to_operator(&self, type_: EventType, reason: &str, note: String) {
+        let operator = self.operator.clone();
+        self.publish(&operator, type_, reason, "Delete", note).await;
     }
 
     /// Reads Accounts and ClusterAccounts from these watch caches.
     pub fn with_account_views(mut self, views: AccountViews) -> Self {
         self.account_views = views;
+        self
+    }
+
+    /// Shares `workers` reconciles at once fairly between the accounts (`run --concurrency`).
+    pub fn with_concurrency(mut self, workers: u16) -> Self {
+        self.workers = FairShare::new(usize::from(workers));
         self
     }
 

@@ -42,6 +42,15 @@ pub enum Error {
         /// The account's own message.
         message: String,
     },
+    /// The account is being deleted: it issues no new token.
+    #[error(
+        "spec.accountRef: {account} is being deleted; it issues no new token (it goes once its \
+         Authorizations have revoked theirs)"
+    )]
+    AccountDeleting {
+        /// The account.
+        account: String,
+    },
     /// GHES refused these very credentials before: they are not sent again.
     #[error(
         "spec.credentialsSecretRef: GHES refused these credentials ({reason}); they are not sent \
@@ -167,6 +176,7 @@ impl Error {
             Self::AccountNotFound { .. } => "AccountNotFound",
             Self::NamespaceNotAllowed { .. } => "NamespaceNotAllowed",
             Self::AccountNotReady { .. } => "AccountNotReady",
+            Self::AccountDeleting { .. } => "AccountDeleting",
             Self::CredentialsRefused { .. } => "CredentialsRefused",
             Self::RefusedBefore { reason, .. } => reason,
             Self::InvalidServerUrl(_) => "InvalidServerURL",
@@ -201,6 +211,22 @@ impl Error {
         }
     }
 
+    /// For a request not sent because the account's GHES is unavailable: when to look again
+    /// should the probe's recovery not wake the object first (shortly after the next probe).
+    pub fn parked_for(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Ghes(crate::ghes::GhesError::Unavailable { next_probe, .. }) => {
+                let until = next_probe.duration_since(jiff::Timestamp::now());
+                Some(
+                    std::time::Duration::try_from(until)
+                        .unwrap_or_default()
+                        .saturating_add(PARKED_SLACK),
+                )
+            }
+            _ => None,
+        }
+    }
+
     /// The message for a condition: a rate limit says when the budget resets.
     pub fn condition_message(&self) -> String {
         match self.retry_after() {
@@ -225,6 +251,7 @@ impl Error {
             Self::AccountNotFound { .. }
             | Self::NamespaceNotAllowed { .. }
             | Self::AccountNotReady { .. }
+            | Self::AccountDeleting { .. }
             | Self::CredentialsRefused { .. }
             | Self::RefusedBefore { .. }
             | Self::InvalidServerUrl(_)
@@ -239,6 +266,10 @@ impl Error {
         }
     }
 }
+
+/// How long after the next probe of an unavailable GHES its parked objects look again by
+/// themselves; the probe's success wakes them before.
+const PARKED_SLACK: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Role of a credentials Secret in messages.
 pub const ROLE_CREDENTIALS: &str = "credentials";

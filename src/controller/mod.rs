@@ -11,8 +11,10 @@ pub mod cache;
 pub mod context;
 pub mod error;
 pub mod events;
+pub mod fair;
 pub mod fingerprint;
 pub mod identity;
+pub mod in_use;
 pub mod prune;
 pub mod rbac;
 pub mod secret;
@@ -140,7 +142,7 @@ impl Default for RunOptions {
         Self {
             namespaces: Vec::new(),
             concurrency: 4,
-            ghes_timeout: Duration::from_secs(30),
+            ghes_timeout: Duration::from_secs(10),
             instance: None,
             installation: None,
             cluster_resource_namespace: None,
@@ -238,6 +240,7 @@ pub async fn run_with(
             metrics.clone(),
         )
         .with_watched_namespaces(options.namespaces.clone())
+        .with_concurrency(options.concurrency)
         .with_cluster_resource_namespace(cluster_namespace.clone())
         .with_account_views(views)
         .with_served_by(options.shard.map(|shard| {
@@ -286,6 +289,12 @@ pub async fn run_with(
         ));
 
         let account_controller = Controller::new(accounts, options.watch_config());
+        let account_store = account_controller.store();
+        let account_controller = account_controller.reconcile_on(
+            availability_changes(&ctx)
+                .map(move |change| affected_accounts(&account_store, change))
+                .flat_map(futures::stream::iter),
+        );
         account_stores.push(account_controller.store());
         tasks.push(drive(
             account_controller,
@@ -302,6 +311,12 @@ pub async fn run_with(
         options.watch_config(),
     );
     let cluster_account_store = cluster_account_controller.store();
+    let cluster_accounts_changed = cluster_account_store.clone();
+    let cluster_account_controller = cluster_account_controller.reconcile_on(
+        availability_changes(&ctx)
+            .map(move |change| affected_accounts(&cluster_accounts_changed, change))
+            .flat_map(futures::stream::iter),
+    );
     tasks.push(drive(
         cluster_account_controller,
         &config,
@@ -415,7 +430,27 @@ fn authorization_controller(
     let conflicts = ctx.clone();
     let account_store = store.clone();
     let cluster_store = store.clone();
+    let parked = store.clone();
     let authorization_controller = controller
+        // An account whose GHES answers again: its parked Authorizations resume at once.
+        .reconcile_on(
+            availability_changes(ctx)
+                .map(move |change| match change {
+                    Some(change) if !change.available => Vec::new(),
+                    Some(change) => users_of(
+                        &parked,
+                        change.key.kind,
+                        change.key.namespace.as_deref(),
+                        &change.key.name,
+                    ),
+                    None => parked
+                        .state()
+                        .iter()
+                        .map(|object| ObjectRef::from_obj(object.as_ref()))
+                        .collect(),
+                })
+                .flat_map(futures::stream::iter),
+        )
         .owns_stream(owned_secrets)
         .watches_stream(any_secrets, move |secret: PartialObjectMeta<Secret>| {
             conflicts
@@ -708,6 +743,42 @@ fn strip<K: kube::Resource>(object: &mut K) {
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
+}
+
+/// The accounts' changes of availability, as they happen; `None` when this listener fell behind
+/// and missed some (then every object is looked at).
+fn availability_changes(
+    ctx: &Context,
+) -> impl futures::Stream<Item = Option<account::registry::AvailabilityChange>> + Send + 'static {
+    futures::stream::unfold(ctx.accounts.availability_changes(), |mut changes| async {
+        use tokio::sync::broadcast::error::RecvError;
+        match changes.recv().await {
+            Ok(change) => Some((Some(change), changes)),
+            Err(RecvError::Lagged(_)) => Some((None, changes)),
+            Err(RecvError::Closed) => None,
+        }
+    })
+}
+
+/// The accounts of `store` that a change of availability concerns: the one named, or every
+/// one when changes were missed.
+fn affected_accounts<A>(
+    store: &Store<A>,
+    change: Option<account::registry::AvailabilityChange>,
+) -> Vec<ObjectRef<A>>
+where
+    A: AccountResource + kube::Resource<DynamicType = ()> + Clone,
+{
+    store
+        .state()
+        .iter()
+        .filter(|account| {
+            change
+                .as_ref()
+                .is_none_or(|change| AccountKey::of(account.as_ref()) == change.key)
+        })
+        .map(|account| ObjectRef::from_obj(account.as_ref()))
+        .collect()
 }
 
 /// The Authorizations that use an account, to reconcile when it changes.

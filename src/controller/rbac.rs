@@ -32,8 +32,8 @@ pub const WATCHED_NAMESPACE_RULES: &[Rule] = &[
         api_groups: &["oauth.ghes.io"],
         resources: &["accounts"],
         verbs: &["list", "watch", "patch"],
-        why: "watch Accounts; label them with their shard (run --shards; they have no \
-              finalizer)",
+        why: "watch Accounts; add and remove their in-use finalizer (JSON patch); label them \
+              with their shard (run --shards)",
     },
     Rule {
         api_groups: &["oauth.ghes.io"],
@@ -54,7 +54,8 @@ pub const WATCHED_NAMESPACE_RULES: &[Rule] = &[
         resources: &["secrets"],
         verbs: &["get", "list", "watch", "create", "patch", "delete"],
         why: "read credentials and client secrets; watch (metadata only) and write the token \
-              Secrets by server-side apply; delete a token Secret after a rename",
+              Secrets by server-side apply; delete a token Secret after a rename; add and \
+              remove the in-use finalizer of credentials Secrets (JSON patch)",
     },
     Rule {
         api_groups: &[""],
@@ -83,7 +84,8 @@ pub const CLUSTER_RULES: &[Rule] = &[
         api_groups: &["oauth.ghes.io"],
         resources: &["clusteraccounts"],
         verbs: &["list", "watch", "patch"],
-        why: "watch ClusterAccounts; label them with their shard (run --shards)",
+        why: "watch ClusterAccounts; add and remove their in-use finalizer (JSON patch); label \
+              them with their shard (run --shards)",
     },
     Rule {
         api_groups: &["oauth.ghes.io"],
@@ -120,14 +122,22 @@ pub const OPERATOR_NAMESPACE_RULES: &[Rule] = &[
     Rule {
         api_groups: &[""],
         resources: &["secrets"],
-        verbs: &["get"],
-        why: "read ClusterAccount credentials kept in the operator's namespace",
+        verbs: &["get", "patch"],
+        why: "read ClusterAccount credentials kept in the operator's namespace; add and remove \
+              their in-use finalizer (JSON patch)",
     },
     Rule {
         api_groups: &[""],
         resources: &["configmaps"],
         verbs: &["get"],
         why: "read a ClusterAccount's CA bundle kept in the operator's namespace",
+    },
+    Rule {
+        api_groups: &["events.k8s.io"],
+        resources: &["events"],
+        verbs: &["create", "patch"],
+        why: "Events that outlive the namespace they concern (a token abandoned while its \
+              namespace is deleted)",
     },
 ];
 

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use url::Url;
 
+use super::availability::Availability;
 use super::error::{FieldError, GhesError, is_login_lockout};
 use super::otp::TotpSeed;
 use super::paging::{MAX_PAGES, PER_PAGE, next_link};
@@ -71,6 +72,10 @@ pub struct ClientConfig {
     /// This operator instance's name (the pod name), added to the `User-Agent` so that GHES's
     /// logs tell replicas apart.
     pub instance: Option<String>,
+    /// Whether the server answers at all, shared with whoever holds the client (the account):
+    /// a failure about the server marks it unavailable, and nothing but [`GhesApi::probe`] is
+    /// sent until a probe answers.
+    pub availability: Arc<Availability>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -88,7 +93,7 @@ impl std::fmt::Debug for ClientConfig {
 }
 
 impl ClientConfig {
-    /// A configuration with the defaults: 5 requests a second, burst 10, 30 s timeout.
+    /// A configuration with the defaults: 5 requests a second, burst 10, 10 s timeout.
     pub fn new(api_root: Url, credentials: Credentials) -> Self {
         Self {
             api_root,
@@ -96,11 +101,12 @@ impl ClientConfig {
             ca_bundle: None,
             requests_per_second: 5.0,
             burst: 10,
-            timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             observer: None,
             instance: None,
+            availability: Arc::new(Availability::default()),
         }
     }
 }
@@ -177,6 +183,8 @@ pub struct HttpGhesClient {
     /// How many answers that may refuse the credentials (401, 403) are being read: no request
     /// leaves until they are decided, so a refusal the client holds is never followed by a send.
     deciding: watch::Sender<usize>,
+    /// Whether the server answers; while it does not, only probes are sent.
+    availability: Arc<Availability>,
 }
 
 /// One answer that may refuse the credentials, being read; dropping it lets requests leave.
@@ -239,6 +247,9 @@ struct Request {
     url: Url,
     /// Whether sending it twice is harmless (GET, PUT, PATCH, DELETE of GHES's API).
     idempotent: bool,
+    /// A probe of an unavailable server: sent once, whatever the availability, and its outcome
+    /// decides it.
+    probe: bool,
 }
 
 /// What one attempt leads to.
@@ -313,6 +324,7 @@ impl HttpGhesClient {
             otp_expected: AtomicBool::new(false),
             refused: Mutex::new(None),
             deciding: watch::Sender::new(0),
+            availability: config.availability,
         })
     }
 
@@ -344,15 +356,19 @@ impl HttpGhesClient {
     }
 
     /// Waits until no answer that may refuse the credentials is being read, then fails if GHES
-    /// refused them: checked before every attempt, retries and two-factor answers included.
-    async fn clear_to_send(&self) -> Result<(), GhesError> {
+    /// refused them, or (but for a probe) if the server is marked unavailable: checked before
+    /// every attempt, retries and two-factor answers included.
+    async fn clear_to_send(&self, request: &Request) -> Result<(), GhesError> {
         let mut decided = self.deciding.subscribe();
         // The sender lives as long as `self`: the wait cannot fail.
         let _ = decided.wait_for(|count| *count == 0).await;
-        match self.refusal() {
-            Some(refusal) => Err(refusal.error(true)),
-            None => Ok(()),
+        if let Some(refusal) = self.refusal() {
+            return Err(refusal.error(true));
         }
+        if !request.probe {
+            self.availability.check()?;
+        }
+        Ok(())
     }
 
     /// Remembers a refusal; returns the error of the refused call.
@@ -385,25 +401,65 @@ impl HttpGhesClient {
         url: Url,
         body: Option<&Value>,
     ) -> Result<Answer, GhesError> {
-        if let Some(refusal) = self.refusal() {
-            return Err(refusal.error(true));
-        }
         let request = Request {
             operation,
             method,
             url,
             idempotent: operation.is_idempotent(),
+            probe: false,
         };
+        self.execute_request(&request, body).await
+    }
+
+    /// [`Self::execute`] for a built request; a failure about the server marks it unavailable
+    /// (a probe's failure moves the probe's backoff on, its answer makes it available again).
+    async fn execute_request(
+        &self,
+        request: &Request,
+        body: Option<&Value>,
+    ) -> Result<Answer, GhesError> {
+        let result = self.attempts(request, body).await;
+        match &result {
+            Err(error) if error.is_server_failure() => {
+                if request.probe {
+                    self.availability.probe_failed(error);
+                } else {
+                    self.availability.failed(error);
+                }
+            }
+            // Answered (a refusal of the credentials included): the server is there. A probe
+            // that never left (its credentials refused before) proves nothing.
+            Err(GhesError::Unavailable { .. } | GhesError::Queued { .. }) => {}
+            _ if request.probe => {
+                self.availability.recovered();
+            }
+            _ => {}
+        }
+        result
+    }
+
+    /// The attempts of one request: see [`Self::execute`].
+    async fn attempts(&self, request: &Request, body: Option<&Value>) -> Result<Answer, GhesError> {
+        if let Some(refusal) = self.refusal() {
+            return Err(refusal.error(true));
+        }
         let mut retries = 0u32;
         let mut otp_challenges = 0u32;
         loop {
-            self.take_turn(operation).await?;
-            self.clear_to_send().await?;
+            if request.probe {
+                // One request per backoff step: it waits for the account's budget rather than
+                // being handed back.
+                let waited = self.limiter.acquire().await;
+                self.observe_wait(request.operation, waited);
+            } else {
+                self.take_turn(request.operation).await?;
+            }
+            self.clear_to_send(request).await?;
             let started = Instant::now();
-            let next = match self.send(&request, body).await {
-                Err(error) => self.after_transport_error(&request, &error, retries),
+            let next = match self.send(request, body).await {
+                Err(error) => self.after_transport_error(request, &error, retries),
                 Ok(response) => {
-                    self.after_response(&request, response, started, retries, otp_challenges)
+                    self.after_response(request, response, started, retries, otp_challenges)
                         .await
                 }
             };
@@ -487,8 +543,11 @@ impl HttpGhesClient {
             message: format!("{} {}: {message}", request.method, request.url.path()),
             outcome_unknown: sent && !request.idempotent,
         };
-        if request.idempotent || !sent {
-            self.retry_or_fail(retries, self.retry.backoff(retries), failure)
+        // No connection, or no answer within the timeout: the server is down or stalled, and
+        // the account stops at once rather than holding a worker through retries.
+        let unreachable = error.is_connect() || error.is_timeout();
+        if (request.idempotent || !sent) && !unreachable {
+            self.retry_or_fail(request, retries, self.retry.backoff(retries), failure)
         } else {
             Next::Fail(failure)
         }
@@ -543,8 +602,8 @@ impl HttpGhesClient {
                     message: format!("{} {}: {what}", request.method, request.url.path()),
                     outcome_unknown: !request.idempotent,
                 };
-                return if kept {
-                    self.retry_or_fail(retries, self.retry.backoff(retries), failure)
+                return if kept && !error.is_timeout() {
+                    self.retry_or_fail(request, retries, self.retry.backoff(retries), failure)
                 } else {
                     Next::Fail(failure)
                 };
@@ -577,7 +636,8 @@ impl HttpGhesClient {
             403 | 429 if status.as_u16() == 429 || is_rate_limit(headers, &message) => {
                 let wait =
                     server_requested_wait(headers).unwrap_or_else(|| self.retry.backoff(retries));
-                if retries < self.retry.max_retries && wait <= self.retry.max_wait {
+                if !request.probe && retries < self.retry.max_retries && wait <= self.retry.max_wait
+                {
                     tracing::info!(
                         operation = request.operation.as_str(),
                         wait_ms = wait.as_millis() as u64,
@@ -610,7 +670,12 @@ impl HttpGhesClient {
                     outcome_unknown: !request.idempotent,
                 };
                 if request.idempotent {
-                    return self.retry_or_fail(retries, self.retry.backoff(retries), failure);
+                    return self.retry_or_fail(
+                        request,
+                        retries,
+                        self.retry.backoff(retries),
+                        failure,
+                    );
                 }
                 failure
             }
@@ -651,9 +716,16 @@ impl HttpGhesClient {
         }))
     }
 
-    /// Retries after `wait` while retries are left, else fails with `failure`.
-    fn retry_or_fail(&self, retries: u32, wait: Duration, failure: GhesError) -> Next {
-        if retries < self.retry.max_retries {
+    /// Retries after `wait` while retries are left, else fails with `failure`. A probe is
+    /// never retried: it is one request per backoff step.
+    fn retry_or_fail(
+        &self,
+        request: &Request,
+        retries: u32,
+        wait: Duration,
+        failure: GhesError,
+    ) -> Next {
+        if !request.probe && retries < self.retry.max_retries {
             Next::Retry(wait)
         } else {
             Next::Fail(failure)
@@ -753,6 +825,19 @@ impl HttpGhesClient {
 
 #[async_trait]
 impl GhesApi for HttpGhesClient {
+    async fn probe(&self) -> Result<(), GhesError> {
+        let mut url = self.url(&["authorizations"]);
+        url.query_pairs_mut().append_pair("per_page", "1");
+        let request = Request {
+            operation: Operation::ListAuthorizations,
+            method: Method::GET,
+            url,
+            idempotent: true,
+            probe: true,
+        };
+        self.execute_request(&request, None).await.map(|_| ())
+    }
+
     async fn list_grants(&self, client_id: Option<&str>) -> Result<Vec<Grant>, GhesError> {
         self.list_all(
             Operation::ListGrants,

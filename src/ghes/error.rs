@@ -115,6 +115,17 @@ pub enum GhesError {
     /// A response the client could not understand.
     #[error("unexpected GHES response: {0}")]
     Protocol(String),
+    /// The account's GHES stopped answering (no connection, timeouts, 5xx): the request was not
+    /// sent. One probe per backoff step decides when it is back.
+    #[error("GHES does not answer since {since}: {message}")]
+    Unavailable {
+        /// When the first failure was seen.
+        since: jiff::Timestamp,
+        /// The last failure.
+        message: String,
+        /// When the account probes the server next.
+        next_probe: jiff::Timestamp,
+    },
 }
 
 impl GhesError {
@@ -133,6 +144,7 @@ impl GhesError {
             Self::Queued { .. } => "RequestBudget",
             Self::Transient { .. } => "GhesUnavailable",
             Self::Protocol(_) => "UnexpectedResponse",
+            Self::Unavailable { .. } => "GhesUnavailable",
         }
     }
 
@@ -140,7 +152,10 @@ impl GhesError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::RateLimited { .. } | Self::Queued { .. } | Self::Transient { .. }
+            Self::RateLimited { .. }
+                | Self::Queued { .. }
+                | Self::Transient { .. }
+                | Self::Unavailable { .. }
         )
     }
 
@@ -156,6 +171,12 @@ impl GhesError {
     /// Whether this is a 404.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound { .. })
+    }
+
+    /// Whether the failure is about the server, not the request: no connection, a timeout, a
+    /// stalled body, a 5xx. Such a failure makes the account unavailable until a probe answers.
+    pub fn is_server_failure(&self) -> bool {
+        matches!(self, Self::Transient { .. })
     }
 
     /// Whether GHES may have created something although the call failed.

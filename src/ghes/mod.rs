@@ -2,6 +2,7 @@
 //! implementation [`HttpGhesClient`], wire types, typed errors, two-factor codes, paging, retries
 //! and the client-side rate limit. Nothing outside this module knows the API is HTTP.
 
+pub mod availability;
 pub mod client;
 pub mod error;
 pub mod otp;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use availability::{Availability, Outage};
 pub use client::{ClientConfig, Credentials, HttpGhesClient, api_root};
 pub use error::{FieldError, GhesError};
 pub use otp::TotpSeed;
@@ -28,6 +30,10 @@ pub use types::{
 /// The ten operations of the OAuth Authorizations API (`GHES-API.md`), as the operator uses them.
 #[async_trait]
 pub trait GhesApi: Send + Sync {
+    /// One `GET /authorizations?per_page=1`, never retried and sent even while the server is
+    /// marked unavailable: whether GHES answers. Any answer (an error status included) makes the
+    /// server available again; a failure about the server moves the next probe one step on.
+    async fn probe(&self) -> Result<(), GhesError>;
     /// `GET /applications/grants`, every page.
     async fn list_grants(&self, client_id: Option<&str>) -> Result<Vec<Grant>, GhesError>;
     /// `GET /applications/grants/{grant_id}`.

@@ -72,7 +72,7 @@ pub struct PlanArgs {
     #[arg(long = "watch-namespace", value_delimiter = ',')]
     pub watched_namespaces: Vec<String>,
     /// Timeout of one GHES request, in seconds.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub ghes_timeout: u64,
 }
 

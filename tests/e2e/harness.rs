@@ -723,7 +723,10 @@ fn spawn_operator(
         _ if std::env::var_os("E2E_OPERATOR_LOGS").is_some() => (Stdio::inherit(), "plain"),
         _ => (Stdio::null(), "plain"),
     };
-    let child = Command::new(BIN)
+    // E2E_OPERATOR_BIN runs the suite against another build (an older one, to see a test fail
+    // before a fix).
+    let bin = std::env::var_os("E2E_OPERATOR_BIN").unwrap_or_else(|| BIN.into());
+    let child = Command::new(bin)
         .arg("run")
         .args(["--namespace", &namespaces.join(",")])
         // The first namespace plays the operator's own (where ClusterAccount credentials live).

@@ -34,6 +34,12 @@ async fn scrape(admin: SocketAddr) -> HashMap<String, f64> {
     samples(&body)
 }
 
+/// Every sample of a scrape, by `name{labels}`; `None` while the admin server does not answer.
+pub(crate) async fn scrape_quietly(admin: SocketAddr) -> Option<HashMap<String, f64>> {
+    let (status, _, body) = get(admin, "/metrics").await?;
+    (status == 200).then(|| samples(&body))
+}
+
 /// The samples of an OpenMetrics text, by `name{labels}`.
 fn samples(body: &str) -> HashMap<String, f64> {
     body.lines()

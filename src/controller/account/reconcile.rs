@@ -23,8 +23,9 @@ use crate::controller::Reconciled;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
 use crate::controller::identity::{self, Identity};
-use crate::controller::prune;
 use crate::controller::status::apply_status;
+use crate::controller::{in_use, prune};
+use crate::ghes::GhesError;
 use crate::metrics::PruneKind;
 
 /// How soon an account that is not ready looks again (reading its Secret; GHES is only called
@@ -53,6 +54,9 @@ impl AccountObject for crate::api::ClusterAccount {
 
 /// Entry point for one Account or ClusterAccount.
 pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> Result<Reconciled> {
+    if account.meta().deletion_timestamp.is_some() {
+        return deleting(account.as_ref(), &ctx).await;
+    }
     let key = AccountKey::of(account.as_ref());
     let stored = account.account_status().cloned().unwrap_or_default();
     let mut status = stored.clone();
@@ -95,7 +99,26 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
         Err(error) => (
             ConditionStatus::False,
             error.reason(),
-            error.condition_message(),
+            match ctx
+                .accounts
+                .lookup(&key)
+                .and_then(|e| e.availability.outage())
+            {
+                Some(outage) if matches!(error, Error::Ghes(GhesError::Unavailable { .. })) => {
+                    format!(
+                        "{}; {} probe(s) failed since, the next is at {} (one request; nothing \
+                         else is sent to this GHES until it answers, and the account's \
+                         Authorizations wait without holding a worker)",
+                        error.condition_message(),
+                        outage.probes,
+                        outage
+                            .next_probe
+                            .round(jiff::Unit::Second)
+                            .unwrap_or(outage.next_probe),
+                    )
+                }
+                _ => error.condition_message(),
+            },
             NOT_READY_RECHECK,
         ),
     };
@@ -178,6 +201,49 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
     }
 }
 
+/// How often a deleted account that is still in use looks whether its Authorizations have
+/// revoked their tokens.
+const DELETION_RECHECK: Duration = Duration::from_secs(2);
+
+/// An account being deleted: it goes once no Authorization that uses it holds a token; until
+/// then its status says what it waits for.
+async fn deleting<A: AccountObject>(account: &A, ctx: &Context) -> Result<Reconciled> {
+    let held = account
+        .meta()
+        .finalizers
+        .as_ref()
+        .is_some_and(|finalizers| finalizers.iter().any(|f| f == in_use::IN_USE_FINALIZER));
+    if !held {
+        return Ok(Reconciled::done(Action::await_change()));
+    }
+    let holders = in_use::holders(ctx, account).await?;
+    if holders == 0 {
+        in_use::release(ctx, account).await?;
+        tracing::info!(account = %AccountKey::of(account), "deleted account released: no token left");
+        return Ok(Reconciled::done(Action::await_change()));
+    }
+    let stored = account.account_status().cloned().unwrap_or_default();
+    let mut status = stored.clone();
+    let message = format!(
+        "being deleted: waits for {holders} Authorization(s) that use it to revoke their tokens \
+         (each gives up after spec.revokeTimeout, {}, when GHES cannot be reached)",
+        account.settings().revoke_timeout
+    );
+    let condition = conditions::new_condition(
+        READY,
+        ConditionStatus::False,
+        "Deleting",
+        &message,
+        account.meta().generation,
+        Time(Timestamp::now()),
+    );
+    conditions::set_condition(&mut status.conditions, condition);
+    if status != stored {
+        apply_status(&account.api(ctx.client.clone()), account, &status).await?;
+    }
+    Ok(Reconciled::done(Action::requeue(DELETION_RECHECK)))
+}
+
 fn reason_changed(stored: &AccountStatus, reason: &str) -> bool {
     conditions::find_condition(&stored.conditions, READY).is_none_or(|c| c.reason != reason)
 }
@@ -199,6 +265,8 @@ async fn sync<A: AccountObject>(
     notes: &mut Vec<Note>,
 ) -> Result<Duration> {
     let entry = ctx.accounts.entry_for(ctx, account).await?;
+    // GHES does not answer: say so now, even with a listing that is not due yet.
+    entry.availability.check()?;
     let interval = entry.sync_interval;
     let now = Timestamp::now();
     // List when the last listing is older than the interval. Before the first one, any
@@ -337,6 +405,7 @@ pub fn error_policy<A: AccountObject>(account: Arc<A>, error: &Error, ctx: Arc<C
     let key = AccountKey::of(account.as_ref()).to_string();
     let delay = error
         .retry_after()
+        .or_else(|| error.parked_for())
         .unwrap_or_else(|| ctx.next_backoff(&key));
     tracing::warn!(account = %key, reason = error.reason(), %error, "account sync failed");
     Action::requeue(delay)

@@ -20,8 +20,8 @@ use crate::controller::context::Context;
 use crate::controller::error::{Error, ROLE_CA_BUNDLE, ROLE_CREDENTIALS, Result};
 use crate::controller::secret;
 use crate::ghes::{
-    Authorization as GhesAuthorization, ClientConfig, Credentials, GhesApi, GhesError, Grant,
-    HttpGhesClient, SecretValue, TotpSeed,
+    Authorization as GhesAuthorization, Availability, ClientConfig, Credentials, GhesApi,
+    GhesError, Grant, HttpGhesClient, SecretValue, TotpSeed,
 };
 
 /// Identifies an account: kind, namespace (Accounts only) and name.
@@ -264,6 +264,8 @@ pub struct AccountEntry {
     prune_outcome: Mutex<PruneOutcome>,
     /// Serializes listings so concurrent reconciles share one.
     sync_lock: tokio::sync::Mutex<()>,
+    /// Whether the account's GHES answers; shared with its client.
+    pub availability: Arc<Availability>,
 }
 
 /// What prune runs found: candidates of each kind, and runs that refused to prune.
@@ -420,6 +422,54 @@ impl AccountEntry {
     }
 }
 
+/// While the account's GHES is marked unavailable, sends one probe per backoff step; when one is
+/// answered, tells `recoveries`. Ends with the entry (a new client, or the account gone).
+async fn probe_while_unavailable(
+    entry: std::sync::Weak<AccountEntry>,
+    changes: tokio::sync::broadcast::Sender<AvailabilityChange>,
+) {
+    let Some(mut changed) = entry.upgrade().map(|entry| entry.availability.subscribe()) else {
+        return;
+    };
+    let tell = |key: &AccountKey, available: bool| {
+        // No receiver: no controller runs (plan); nothing to wake.
+        let _ = changes.send(AvailabilityChange {
+            key: key.clone(),
+            available,
+        });
+    };
+    loop {
+        let outage = match entry.upgrade() {
+            Some(entry) => entry.availability.outage(),
+            None => return,
+        };
+        let Some(outage) = outage else {
+            // Available: wait for the next outage (or for the entry to go, which ends the
+            // channel).
+            if changed.changed().await.is_err() {
+                return;
+            }
+            if let Some(entry) = entry.upgrade()
+                && entry.availability.outage().is_some()
+            {
+                tell(&entry.key, false);
+            }
+            continue;
+        };
+        tokio::time::sleep_until(outage.next_probe_at).await;
+        let Some(entry) = entry.upgrade() else {
+            return;
+        };
+        let answered = entry.client.probe().await.is_ok();
+        changed.mark_unchanged();
+        // Either way the account's status changes: back, or the next probe's time.
+        tell(
+            &entry.key,
+            answered || entry.availability.outage().is_none(),
+        );
+    }
+}
+
 /// Reads the PEM bundle a caBundleRef names, with the version of its source (uid and
 /// resourceVersion), so that a changed CA builds a new client.
 async fn read_ca_bundle(
@@ -544,7 +594,7 @@ pub struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {
-            timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
             metrics: None,
             instance: None,
         }
@@ -552,13 +602,34 @@ impl Default for ClientOptions {
 }
 
 /// All accounts' clients and views.
-#[derive(Default)]
 pub struct AccountRegistry {
     entries: Mutex<HashMap<AccountKey, Arc<AccountEntry>>>,
     options: ClientOptions,
     /// The operator's own namespace: the only place ClusterAccount credentials are read from.
     cluster_namespace: String,
+    /// Accounts whose GHES stopped or started answering.
+    availability_changes: tokio::sync::broadcast::Sender<AvailabilityChange>,
 }
+
+/// An account whose GHES stopped answering (`available: false`) or answers again after an
+/// outage: its status says so, and its parked Authorizations resume.
+#[derive(Clone, Debug)]
+pub struct AvailabilityChange {
+    /// The account.
+    pub key: AccountKey,
+    /// Whether its GHES answers now.
+    pub available: bool,
+}
+
+impl Default for AccountRegistry {
+    fn default() -> Self {
+        Self::new(ClientOptions::default())
+    }
+}
+
+/// How many changes a slow listener may fall behind before it misses some (it then wakes
+/// every object: see [`AccountRegistry::availability_changes`]).
+const CHANGES_BUFFERED: usize = 1024;
 
 impl AccountRegistry {
     /// An empty registry.
@@ -567,7 +638,14 @@ impl AccountRegistry {
             entries: Mutex::new(HashMap::new()),
             options,
             cluster_namespace: String::new(),
+            availability_changes: tokio::sync::broadcast::channel(CHANGES_BUFFERED).0,
         }
+    }
+
+    /// Tells of every account whose GHES stops answering, or answers again after an outage.
+    /// A listener that falls behind gets `Lagged`, and should then look at every object.
+    pub fn availability_changes(&self) -> tokio::sync::broadcast::Receiver<AvailabilityChange> {
+        self.availability_changes.subscribe()
     }
 
     /// Reads ClusterAccount credentials (and CA bundles) only from `namespace`.
@@ -696,6 +774,8 @@ impl AccountRegistry {
             .metrics
             .clone()
             .map(|metrics| metrics as Arc<dyn crate::ghes::RequestObserver>);
+        let availability = Arc::new(Availability::default());
+        config.availability = availability.clone();
         let http = HttpGhesClient::new(config)
             .map_err(|error| Error::InvalidSpec(format!("{key}: {error}")))?;
         let entry = Arc::new(AccountEntry {
@@ -711,6 +791,7 @@ impl AccountRegistry {
             pruned_listing: Mutex::new(None),
             prune_outcome: Mutex::new(PruneOutcome::default()),
             sync_lock: tokio::sync::Mutex::new(()),
+            availability,
         });
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         // Another reconcile may have built the same client meanwhile: keep one per version, so
@@ -722,6 +803,11 @@ impl AccountRegistry {
         }
         tracing::info!(account = %key, "GHES client ready for the account's current credentials");
         entries.insert(key, entry.clone());
+        drop(entries);
+        tokio::spawn(probe_while_unavailable(
+            Arc::downgrade(&entry),
+            self.availability_changes.clone(),
+        ));
         Ok(entry)
     }
 

@@ -9,7 +9,10 @@ use super::*;
 /// write leaves no id behind), each checked against its live fingerprint first. Deletion never
 /// wedges: when GHES cannot be reached for a configuration reason (no account, no credentials,
 /// refused credentials), a Warning Event names the token and the finalizer is released; the
-/// token is left to pruning. Transient errors retry.
+/// token is left to pruning. Transient errors (GHES unreachable) retry until the account's
+/// `revokeTimeout` after the deletion began, then give up the same way. Every token given up
+/// is counted and named in an Event in the operator's namespace, which outlives the
+/// Authorization's.
 pub(super) async fn cleanup(authorization: &Authorization, ctx: &Context) -> Result<Action> {
     let reference = authorization.object_ref(&());
     if authorization.spec.management_policy == ManagementPolicy::Observe {
@@ -81,10 +84,46 @@ pub(super) async fn cleanup(authorization: &Authorization, ctx: &Context) -> Res
         }
         Err(error) => Err(error),
     };
+    let timeout = revoke_timeout(ctx, authorization).await;
+    let waited = authorization
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .map(|since| Timestamp::now().duration_since(since.0).unsigned_abs())
+        .unwrap_or_default();
     match outcome {
         Ok(()) => Ok(Action::await_change()),
-        Err(error) if error.is_config() => {
+        Err(error) if error.is_config() || waited >= timeout => {
             let message = abandon(&error);
+            let (reason, why) = if error.is_config() {
+                (error.reason(), error.reason().to_owned())
+            } else {
+                (
+                    "RevokeTimeout",
+                    format!(
+                        "{} for {} (the account's revokeTimeout)",
+                        error.reason(),
+                        crate::api::duration::Duration::from(timeout)
+                    ),
+                )
+            };
+            let tokens = ids.len().max(1);
+            ctx.metrics.count_abandoned(reason, tokens);
+            ctx.publish_to_operator(
+                EventType::Warning,
+                "TokenAbandoned",
+                format!(
+                    "Authorization {namespace}/{} (uid {uid}) of {} {} at {}: {message} ({why})",
+                    authorization.name_any(),
+                    authorization.spec.account_ref.kind.as_str(),
+                    authorization.spec.account_ref.name,
+                    ctx.accounts
+                        .lookup(&AccountKey::referenced_by(authorization))
+                        .map(|entry| format!("{} as {}", entry.server, entry.username))
+                        .unwrap_or_else(|| "an unknown GHES".into()),
+                ),
+            )
+            .await;
             ctx.publish(
                 &reference,
                 EventType::Warning,
@@ -108,6 +147,33 @@ pub(super) async fn cleanup(authorization: &Authorization, ctx: &Context) -> Res
         }
     }
 }
+
+/// How long the deletion of `authorization` keeps trying to revoke: its account's
+/// `revokeTimeout`, or the default when the account is gone.
+async fn revoke_timeout(ctx: &Context, authorization: &Authorization) -> std::time::Duration {
+    let namespace = authorization.namespace().unwrap_or_default();
+    let reference = &authorization.spec.account_ref;
+    let settings = match reference.kind {
+        crate::api::AccountKind::Account => ctx
+            .account_views
+            .account(&namespace, &reference.name)
+            .await
+            .ok()
+            .flatten()
+            .map(|account| account.spec.settings.revoke_timeout.as_std()),
+        crate::api::AccountKind::ClusterAccount => ctx
+            .account_views
+            .cluster_account(&namespace, &reference.name)
+            .await
+            .ok()
+            .flatten()
+            .map(|account| account.spec.settings.revoke_timeout.as_std()),
+    };
+    settings.unwrap_or(DEFAULT_REVOKE_TIMEOUT)
+}
+
+/// The revokeTimeout of an account that is gone.
+const DEFAULT_REVOKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Revokes every token of the resource that GHES holds: `ids` from status and whatever carries
 /// the resource's fingerprint in the listing, each only after its fingerprint proved it is

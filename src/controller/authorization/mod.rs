@@ -62,6 +62,9 @@ fn config_error_recheck(error: &Error) -> Duration {
     }
 }
 
+/// The longest a deletion that failed waits before it tries to revoke again.
+const DELETION_RETRY_MAX: Duration = Duration::from_secs(10);
+
 /// The periodic re-check of a configuration error that a change of the resource or its
 /// account would otherwise trigger.
 const CONFIG_RECHECK: Duration = Duration::from_secs(300);
@@ -71,6 +74,16 @@ pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> 
     let namespace = authorization
         .namespace()
         .ok_or_else(|| Error::InvalidSpec("an Authorization must have a namespace".into()))?;
+    // Over its account's fair share of the workers: handed back before any call, holding no
+    // worker, so that a slow or stalled GHES cannot take every worker from other accounts.
+    let Some(_turn) = ctx
+        .workers
+        .enter(&AccountKey::referenced_by(&authorization))
+    else {
+        return Ok(Reconciled::done(Action::requeue(
+            super::fair::hand_back_delay(),
+        )));
+    };
     let api = Api::<Authorization>::namespaced(ctx.client.clone(), &namespace);
     let key = object_key(&authorization);
     // Decide on the object as the API server has it now: right after this operator's own
@@ -121,7 +134,14 @@ pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> 
 pub fn error_policy(authorization: Arc<Authorization>, error: &Error, ctx: Arc<Context>) -> Action {
     let delay = error
         .retry_after()
+        .or_else(|| error.parked_for())
         .unwrap_or_else(|| ctx.next_backoff(&object_key(&authorization)));
+    // A deletion looks again within its account's revokeTimeout, which it must not overrun
+    // by much (a namespace waits for it).
+    let delay = match authorization.metadata.deletion_timestamp {
+        Some(_) => delay.min(DELETION_RETRY_MAX),
+        None => delay,
+    };
     tracing::warn!(
         authorization = %object_key(&authorization),
         reason = error.reason(),
@@ -304,6 +324,9 @@ impl<'a> Run<'a> {
             snapshot,
             mut fingerprint,
         } = self.resolve().await?;
+        // Before any token: the account and its credentials cannot go while it may hold one.
+        crate::controller::in_use::protect(self.ctx, &self.namespace, &self.spec().account_ref)
+            .await?;
 
         let located = match self
             .locate(&entry, &snapshot, &fingerprint, &secret)
