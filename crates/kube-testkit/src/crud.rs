@@ -227,7 +227,19 @@ pub(super) fn finalizers(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The namespace lifecycle admission: no objects in missing or terminating namespaces.
+/// How admission names the object of a create in its errors: by its name, else its
+/// `generateName` (no name is generated yet), else `Unknown`.
+fn admission_name(obj: &Value) -> &str {
+    [meta_str(obj, "name"), meta_str(obj, "generateName")]
+        .into_iter()
+        .find(|n| !n.is_empty())
+        .unwrap_or("Unknown")
+}
+
+/// The namespace lifecycle admission of creates (including those of server-side apply and of
+/// an update that creates): no objects in missing or terminating namespaces. Updates, patches
+/// and deletions of existing objects pass, as the real plugin lets them (a terminating
+/// namespace's objects must be able to lose their finalizers).
 fn admit_namespace(st: &State, rq: &WriteRequest, name: &str) -> ApiResult<()> {
     if !rq.info.namespaced {
         return Ok(());
@@ -384,6 +396,15 @@ fn create_with(
     let info = &rq.info;
     check_type_meta(info, &mut obj, false)?;
     check_namespace(rq, &mut obj)?;
+    // The custom resource handler refuses creates while the CRD terminates, before decoding.
+    if crd_terminating(st, info) {
+        return Err(ApiError::method_not_supported(&rq.gr(), "create"));
+    }
+    let (mut obj, lost) = hooks::decode(info, obj)?;
+    let warnings = unknown_fields(rq, &lost)?;
+    // Admission runs on the decoded object, before the storage generates a name, validates or
+    // checks the resourceVersion.
+    admit_namespace(st, rq, admission_name(&obj))?;
     let mut name = meta_str(&obj, "name").to_owned();
     if name.is_empty() {
         let generate = meta_str(&obj, "generateName").to_owned();
@@ -406,12 +427,6 @@ fn create_with(
             "resourceVersion should not be set on objects to be created",
         ));
     }
-    admit_namespace(st, rq, &name)?;
-    if crd_terminating(st, info) {
-        return Err(ApiError::method_not_supported(&rq.gr(), "create"));
-    }
-    let (mut obj, lost) = hooks::decode(info, obj)?;
-    let warnings = unknown_fields(rq, &lost)?;
     hooks::prepare_create(info, &mut obj);
 
     let timestamp = now();
@@ -461,8 +476,12 @@ fn create_with(
     if !errors.is_empty() {
         return Err(ApiError::invalid(&info.kind, &info.group, &name, &errors));
     }
-    if st.get(&info.storage, &rq.namespace, &name).is_some() {
-        return Err(ApiError::already_exists(&rq.gr(), &name));
+    if let Some(existing) = st.get(&info.storage, &rq.namespace, &name) {
+        let mut error = ApiError::already_exists(&rq.gr(), &name);
+        if is_deleting(existing) {
+            error.message = format!("object is being deleted: {}", error.message);
+        }
+        return Err(error);
     }
     if rq.dry_run {
         return Ok(Outcome::ok(201, obj, warnings));
@@ -639,11 +658,14 @@ fn update_existing(
         return Ok(Outcome::ok(200, new, warnings));
     }
     if is_deleting(&new) && finalizers(&new).is_empty() && !namespace_spec_pending(&new, info) {
+        // The update is not stored: the object is deleted as it was (watchers get it in the
+        // DELETED event, finalizers included), and the answer is the update that emptied its
+        // finalizers, at the old resourceVersion.
         let removed = st
             .remove(&info.storage, &rq.namespace, &name)
             .unwrap_or_else(|| stored.clone());
         after_remove(st, info, &removed);
-        return Ok(Outcome::ok(200, info.served(&removed), warnings));
+        return Ok(Outcome::ok(200, new, warnings));
     }
     let stored = st.put(&info.storage, &rq.namespace, &name, info.stored(new));
     after_commit(st, info, &stored);
@@ -807,4 +829,165 @@ pub(crate) fn internal_update(
     new: Value,
 ) -> ApiResult<Outcome> {
     update_existing(st, rq, stored, new, Ownership::Update)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delete::{self, DeleteOptions};
+    use crate::store::{Store, StoreConfig};
+
+    fn store() -> Store {
+        Store::new(StoreConfig::default(), tokio::sync::watch::channel(false).1)
+    }
+
+    fn request(st: &State, group: &str, plural: &str, namespace: &str) -> WriteRequest {
+        let info = st.registry.get(group, "v1", plural).cloned().unwrap();
+        WriteRequest::internal(info, namespace, "test")
+    }
+
+    /// Namespace `t1` with a ConfigMap `held` that has a finalizer, being deleted.
+    fn terminating(st: &mut State) {
+        let namespaces = request(st, "", "namespaces", "");
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t1"}});
+        create(st, &namespaces, ns).unwrap();
+        let held = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "held", "finalizers": ["example.com/hold"]}});
+        create(st, &request(st, "", "configmaps", "t1"), held).unwrap();
+        let deleted = delete::delete(st, &namespaces, "t1", &DeleteOptions::background()).unwrap();
+        assert_eq!(deleted.body["status"]["phase"], "Terminating");
+    }
+
+    fn refused(result: ApiResult<Outcome>, resource: &str, name: &str) {
+        let error = result.expect_err("a create in a terminating namespace");
+        assert_eq!((error.code, error.reason.as_str()), (403, "Forbidden"));
+        assert_eq!(
+            error.message,
+            format!(
+                "{resource} \"{name}\" is forbidden: unable to create new content in namespace t1 because it is being terminated"
+            )
+        );
+        let details = Value::Object(error.details.unwrap());
+        assert_eq!(details["name"], name);
+        assert_eq!(
+            details["causes"],
+            json!([{"reason": "NamespaceTerminating", "message": "namespace t1 is being terminated",
+                "field": "metadata.namespace"}])
+        );
+    }
+
+    #[test]
+    fn a_terminating_namespace_refuses_every_kind_of_create() {
+        let store = store();
+        let st = &mut store.lock();
+        terminating(st);
+        let configmaps = request(st, "", "configmaps", "t1");
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "new"}});
+        refused(create(st, &configmaps, cm), "configmaps", "new");
+        // Admission runs before a name is generated, and before validation.
+        let cm =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "gen-"}});
+        refused(create(st, &configmaps, cm), "configmaps", "gen-");
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}});
+        refused(create(st, &configmaps, cm), "configmaps", "Unknown");
+
+        let event = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "ev1"},
+            "involvedObject": {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "t1", "name": "held"},
+            "reason": "Test", "message": "m", "type": "Normal", "count": 1,
+            "firstTimestamp": "2024-01-01T00:00:00Z", "lastTimestamp": "2024-01-01T00:00:00Z",
+            "source": {"component": "test"}});
+        let events = request(st, "", "events", "t1");
+        refused(create(st, &events, event), "events", "ev1");
+        let event = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "ev2"}, "eventTime": "2024-01-01T00:00:00.000000Z",
+            "reportingController": "example.com/test", "reportingInstance": "test-1",
+            "action": "Testing", "reason": "Test", "note": "m", "type": "Normal",
+            "regarding": {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "t1", "name": "held"}});
+        let events = request(st, "events.k8s.io", "events", "t1");
+        refused(create(st, &events, event), "events.events.k8s.io", "ev2");
+
+        // Server-side apply of an object that does not exist creates it.
+        let applied =
+            br#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}}"#;
+        refused(
+            patch(
+                st,
+                &configmaps,
+                "applied",
+                Some(PatchType::Apply),
+                applied,
+                false,
+            ),
+            "configmaps",
+            "applied",
+        );
+        assert!(st.get(&configmaps.info.storage, "t1", "applied").is_none());
+
+        // The namespace itself cannot be created again while it goes.
+        let namespaces = request(st, "", "namespaces", "");
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t1"}});
+        let error = create(st, &namespaces, ns).unwrap_err();
+        assert_eq!((error.code, error.reason.as_str()), (409, "AlreadyExists"));
+        assert_eq!(
+            error.message,
+            "object is being deleted: namespaces \"t1\" already exists"
+        );
+    }
+
+    #[test]
+    fn a_terminating_namespace_lets_existing_objects_change() {
+        let store = store();
+        let st = &mut store.lock();
+        terminating(st);
+        let configmaps = request(st, "", "configmaps", "t1");
+        let labelled = patch(
+            st,
+            &configmaps,
+            "held",
+            Some(PatchType::Merge),
+            br#"{"metadata": {"labels": {"x": "y"}}}"#,
+            false,
+        )
+        .unwrap();
+        assert_eq!(labelled.status, 200);
+        assert_eq!(labelled.body["metadata"]["labels"], json!({"x": "y"}));
+        let applied = br#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "held", "labels": {"z": "w"}}}"#;
+        let applied = patch(
+            st,
+            &configmaps,
+            "held",
+            Some(PatchType::Apply),
+            applied,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            applied.body["metadata"]["labels"],
+            json!({"x": "y", "z": "w"})
+        );
+        let mut put = applied.body.clone();
+        put["data"] = json!({"k": "v"});
+        let updated = update(st, &configmaps, "held", put).unwrap();
+        assert_eq!(updated.body["data"], json!({"k": "v"}));
+
+        // Deletions pass too; once its last finalizer is gone, the object goes.
+        let marked = delete::delete(st, &configmaps, "held", &DeleteOptions::background()).unwrap();
+        assert!(is_deleting(&marked.body));
+        let released = patch(
+            st,
+            &configmaps,
+            "held",
+            Some(PatchType::Merge),
+            br#"{"metadata": {"finalizers": null}}"#,
+            false,
+        )
+        .unwrap();
+        assert_eq!(released.status, 200);
+        assert_eq!(released.body["metadata"].get("finalizers"), None);
+        assert_eq!(
+            released.body["metadata"]["resourceVersion"],
+            marked.body["metadata"]["resourceVersion"]
+        );
+        assert!(st.get(&configmaps.info.storage, "t1", "held").is_none());
+    }
 }

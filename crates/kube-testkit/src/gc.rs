@@ -2,21 +2,25 @@
 //! the garbage collector (owner references: dependents of a removed owner are deleted in the
 //! background, dangling references are dropped while another owner remains, `orphan` and
 //! `foregroundDeletion` finalizers are honoured), the namespace controller (a terminating
-//! namespace is emptied, then removed), the CRD finalizer (a deleted CRD's custom resources are
+//! namespace is emptied one resource type at a time in random order, its conditions say what
+//! remains, then it is removed), the CRD finalizer (a deleted CRD's custom resources are
 //! deleted first), and the bookmark ticker of watches.
 //!
 //! Like the real ones they act asynchronously: shortly after a change wakes them (`gc_delay`) and
-//! at least twice a second.
+//! at least twice a second. Unlike the real namespace controller, which looks again seconds
+//! later, a namespace goes as soon as the last finalizer holding it does.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rand::seq::SliceRandom;
 use serde_json::{Value, json};
 
 use super::crud::{self, WriteRequest};
 use super::delete::{self, DeleteOptions, Propagation};
 use super::hooks::{CRD_CLEANUP_FINALIZER, Endpoint, NAMESPACE_FINALIZER};
+use super::metadata::now;
 use super::resources::StorageKey;
 use super::store::{ChangeType, ObjKey, State, Store};
 
@@ -26,7 +30,9 @@ const CONTROLLER_MANAGER: &str = "kube-controller-manager";
 /// How often the controllers look even when nothing woke them.
 const RESYNC: Duration = Duration::from_millis(500);
 
-/// Cascades (namespace → objects → their dependents) settle within a few passes.
+/// Passes in a row before the controllers wait `gc_delay` again. Cascades (namespace → objects
+/// → their dependents) settle within a few passes; a terminating namespace takes one pass per
+/// resource type it has objects of, and goes on after the wait if it has more.
 const MAX_PASSES: usize = 8;
 
 /// Runs the controllers until shutdown.
@@ -44,19 +50,35 @@ pub(crate) async fn run_controllers(store: Arc<Store>) {
                 }
             }
         }
-        let mut st = store.lock();
-        if st.rv == seen {
-            // The passes depend on the stored objects only: nothing new, nothing to do.
-            continue;
-        }
-        let mut scope = Scope::since(&st, seen);
+        let mut scope = None;
+        let mut settled = false;
         for _ in 0..MAX_PASSES {
-            if !pass(&mut st, &scope) {
-                seen = st.rv;
-                break;
+            {
+                let mut st = store.lock();
+                let current = match scope.take() {
+                    Some(scope) => scope,
+                    // The passes depend on the stored objects only: nothing new, nothing to do.
+                    None if st.rv == seen => {
+                        settled = true;
+                        break;
+                    }
+                    None => Scope::since(&st, seen),
+                };
+                if !pass(&mut st, &current) {
+                    seen = st.rv;
+                    settled = true;
+                    break;
+                }
             }
             // What this pass deleted can cascade anywhere.
-            scope = Scope::Everything;
+            scope = Some(Scope::Everything);
+            // Requests get in between passes: clients see the intermediate states (a
+            // terminating namespace with its Secrets gone and its ConfigMaps not yet).
+            tokio::task::yield_now().await;
+        }
+        if !settled {
+            // More to do: go on after `gc_delay` rather than at the next resync.
+            store.gc_wake.notify_one();
         }
     }
 }
@@ -212,38 +234,69 @@ fn pass(st: &mut State, scope: &Scope) -> bool {
     }
 }
 
-/// Empties terminating namespaces, then finalizes them.
-fn namespaces(st: &mut State) -> bool {
-    let ns_key = StorageKey {
+fn namespace_key() -> StorageKey {
+    StorageKey {
         group: String::new(),
         plural: "namespaces".into(),
-    };
+    }
+}
+
+/// Empties terminating namespaces like the namespace controller, then finalizes them. The real
+/// one goes through the namespaced resource types in no particular order (a Go map of them),
+/// deleting each type's objects with a deleteCollection: objects without finalizers go, the
+/// others are marked and stay. Here each pass does one type of each terminating namespace,
+/// picked at random among those with objects not yet deleted, so that watchers see the
+/// intermediate states in varying orders. Once none is left to delete, the namespace's
+/// conditions say what remains (and which finalizers hold it), and when nothing does, the
+/// `kubernetes` finalizer goes and with it the namespace.
+fn namespaces(st: &mut State) -> bool {
+    let ns_key = namespace_key();
     let mut changed = false;
     for ((_, ns), namespace) in st.list(&ns_key, None) {
         if !is_deleting(&namespace) {
             continue;
         }
-        let mut remaining = 0;
-        let mut doomed = Vec::new();
+        // The types with objects not yet deleted.
+        let mut undeleted = Vec::new();
         for key in st.storage_keys() {
-            if key == ns_key {
-                continue;
+            if key != ns_key && st.iter(&key, Some(&ns)).any(|(_, obj)| !is_deleting(obj)) {
+                undeleted.push(key);
             }
-            for (obj_key, obj) in st.iter(&key, Some(&ns)) {
-                remaining += 1;
-                if !is_deleting(obj) {
-                    doomed.push((key.clone(), obj_key.clone()));
+        }
+        if !undeleted.is_empty() {
+            undeleted.shuffle(&mut rand::rng());
+            // The first type whose deletion changes something (one that cannot be deleted
+            // does not hold the others up).
+            for key in &undeleted {
+                let doomed: Vec<ObjKey> = st
+                    .iter(key, Some(&ns))
+                    .filter(|(_, obj)| !is_deleting(obj))
+                    .map(|(obj_key, _)| obj_key.clone())
+                    .collect();
+                let mut deleted = false;
+                for obj_key in doomed {
+                    deleted |= delete(st, key, &obj_key, Propagation::Background);
+                }
+                if deleted {
+                    changed = true;
+                    break;
                 }
             }
+            continue;
         }
-        for (key, obj_key) in doomed {
-            changed |= delete(st, &key, &obj_key, Propagation::Background);
-        }
+        let remaining = Remaining::of(st, &ns);
+        changed |= update(
+            st,
+            &ns_key,
+            &(String::new(), ns.clone()),
+            Endpoint::Status,
+            |obj| set_namespace_conditions(obj, &remaining, &now()),
+        );
         let finalizer_pending = namespace
             .pointer("/spec/finalizers")
             .and_then(Value::as_array)
             .is_some_and(|f| f.iter().any(|x| x == NAMESPACE_FINALIZER));
-        if remaining == 0 && finalizer_pending {
+        if remaining.is_empty() && finalizer_pending {
             changed |= update(
                 st,
                 &ns_key,
@@ -261,6 +314,154 @@ fn namespaces(st: &mut State) -> bool {
         }
     }
     changed
+}
+
+/// What is left in a terminating namespace, as the namespace controller counts it: per served
+/// group and resource (its preferred version; core and `events.k8s.io` Events count apart,
+/// like two resources), and per finalizer.
+#[derive(Debug, Default)]
+struct Remaining {
+    /// `configmaps.` (group empty) or `widgets.example.com`, with its number of objects.
+    resources: BTreeMap<String, usize>,
+    /// Finalizer → the number of objects (per resource, as above) that have it.
+    finalizers: BTreeMap<String, usize>,
+}
+
+impl Remaining {
+    fn of(st: &State, ns: &str) -> Self {
+        let mut remaining = Self::default();
+        for key in st.storage_keys() {
+            let objects: Vec<&Value> = st.iter(&key, Some(ns)).map(|(_, obj)| obj).collect();
+            if objects.is_empty() {
+                continue;
+            }
+            let resources: BTreeSet<(&str, &str)> = st
+                .registry
+                .all()
+                .filter(|info| info.storage == key && info.namespaced)
+                .map(|info| (info.group.as_str(), info.plural.as_str()))
+                .collect();
+            for (group, plural) in resources {
+                *remaining
+                    .resources
+                    .entry(format!("{plural}.{group}"))
+                    .or_default() += objects.len();
+                for obj in &objects {
+                    for finalizer in crud::finalizers(obj) {
+                        *remaining.finalizers.entry(finalizer).or_default() += 1;
+                    }
+                }
+            }
+        }
+        remaining
+    }
+
+    fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+
+    /// The conditions the namespace controller maintains, in its order: the type, and the
+    /// status, reason and message it has now.
+    fn conditions(&self) -> [(&'static str, &'static str, &'static str, String); 5] {
+        let sorted = |entries: Vec<String>| {
+            let mut entries = entries;
+            entries.sort();
+            entries.join(", ")
+        };
+        let content = if self.resources.is_empty() {
+            (
+                "False",
+                "ContentRemoved",
+                "All content successfully removed".to_owned(),
+            )
+        } else {
+            let each = self
+                .resources
+                .iter()
+                .map(|(resource, n)| format!("{resource} has {n} resource instances"))
+                .collect();
+            (
+                "True",
+                "SomeResourcesRemain",
+                format!("Some resources are remaining: {}", sorted(each)),
+            )
+        };
+        let finalizers = if self.finalizers.is_empty() {
+            (
+                "False",
+                "ContentHasNoFinalizers",
+                "All content-preserving finalizers finished".to_owned(),
+            )
+        } else {
+            let each = self
+                .finalizers
+                .iter()
+                .map(|(finalizer, n)| format!("{finalizer} in {n} resource instances"))
+                .collect();
+            (
+                "True",
+                "SomeFinalizersRemain",
+                format!(
+                    "Some content in the namespace has finalizers remaining: {}",
+                    sorted(each)
+                ),
+            )
+        };
+        [
+            (
+                "NamespaceDeletionDiscoveryFailure",
+                "False",
+                "ResourcesDiscovered",
+                "All resources successfully discovered".to_owned(),
+            ),
+            (
+                "NamespaceDeletionGroupVersionParsingFailure",
+                "False",
+                "ParsedGroupVersions",
+                "All legacy kube types successfully parsed".to_owned(),
+            ),
+            (
+                "NamespaceDeletionContentFailure",
+                "False",
+                "ContentDeleted",
+                "All content successfully deleted, may be waiting on finalization".to_owned(),
+            ),
+            ("NamespaceContentRemaining", content.0, content.1, content.2),
+            (
+                "NamespaceFinalizersRemaining",
+                finalizers.0,
+                finalizers.1,
+                finalizers.2,
+            ),
+        ]
+    }
+}
+
+/// Updates a namespace's `status.conditions` as the namespace controller does: a missing
+/// condition is appended, a changed one is rewritten in place (its `lastTransitionTime` only
+/// moves when its status changes), the others are left alone.
+fn set_namespace_conditions(namespace: &mut Value, remaining: &Remaining, time: &str) {
+    let status = &mut namespace["status"];
+    if !status.get("conditions").is_some_and(Value::is_array) {
+        status["conditions"] = json!([]);
+    }
+    let Some(conditions) = status.get_mut("conditions").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for (kind, state, reason, message) in remaining.conditions() {
+        match conditions.iter_mut().find(|c| c["type"] == kind) {
+            None => conditions.push(json!({"type": kind, "status": state, "reason": reason,
+                "message": message, "lastTransitionTime": time})),
+            Some(old) => {
+                if old["status"] != state {
+                    old["lastTransitionTime"] = json!(time);
+                }
+                old["status"] = json!(state);
+                old["reason"] = json!(reason);
+                old["message"] = json!(message);
+            }
+        }
+    }
 }
 
 /// Deletes the custom resources of deleted CRDs, then lets the CRDs go.
@@ -455,4 +656,271 @@ fn dependents(st: &mut State, only: Option<&[(StorageKey, ObjKey)]>) -> bool {
 /// A namespace as the API server creates it at start-up.
 pub(crate) fn initial_namespace(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::patch::PatchType;
+    use crate::store::StoreConfig;
+
+    fn store() -> Store {
+        Store::new(StoreConfig::default(), tokio::sync::watch::channel(false).1)
+    }
+
+    fn write_request(st: &State, group: &str, plural: &str, namespace: &str) -> WriteRequest {
+        let info = st.registry.get(group, "v1", plural).cloned().unwrap();
+        WriteRequest::internal(info, namespace, "test")
+    }
+
+    fn create(st: &mut State, group: &str, plural: &str, namespace: &str, body: Value) {
+        let rq = write_request(st, group, plural, namespace);
+        crud::create(st, &rq, body).unwrap();
+    }
+
+    fn delete_namespace(st: &mut State, name: &str) {
+        let rq = write_request(st, "", "namespaces", "");
+        delete::delete(st, &rq, name, &DeleteOptions::background()).unwrap();
+    }
+
+    fn get<'s>(
+        st: &'s State,
+        group: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&'s Value> {
+        let key = StorageKey {
+            group: group.into(),
+            plural: plural.into(),
+        };
+        st.get(&key, namespace, name)
+    }
+
+    /// Runs passes until nothing changes.
+    fn settle(st: &mut State) {
+        for _ in 0..100 {
+            if !pass(st, &Scope::Everything) {
+                return;
+            }
+        }
+        panic!("the controllers never settle");
+    }
+
+    /// A namespace with a ConfigMap `c`, a Secret `s` and a Lease `l`.
+    fn populated(st: &mut State, ns: &str) {
+        create(
+            st,
+            "",
+            "namespaces",
+            "",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        );
+        create(
+            st,
+            "",
+            "configmaps",
+            ns,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+        );
+        create(
+            st,
+            "",
+            "secrets",
+            ns,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}),
+        );
+        create(
+            st,
+            "coordination.k8s.io",
+            "leases",
+            ns,
+            json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"}}),
+        );
+    }
+
+    /// Which of a namespace's objects are left.
+    fn left(st: &State, ns: &str) -> Vec<&'static str> {
+        [
+            ("", "configmaps", "c"),
+            ("", "secrets", "s"),
+            ("coordination.k8s.io", "leases", "l"),
+        ]
+        .into_iter()
+        .filter(|(group, plural, name)| get(st, group, plural, ns, name).is_some())
+        .map(|(_, plural, _)| plural)
+        .collect()
+    }
+
+    #[test]
+    fn namespace_contents_go_one_resource_type_at_a_time_in_no_fixed_order() {
+        let store = store();
+        let st = &mut store.lock();
+        let names: Vec<String> = (0..40).map(|i| format!("ns-{i}")).collect();
+        for ns in &names {
+            populated(st, ns);
+            delete_namespace(st, ns);
+        }
+        let mut first_gone = BTreeSet::new();
+        for step in 1..=3 {
+            assert!(namespaces(st));
+            for ns in &names {
+                let left = left(st, ns);
+                assert_eq!(left.len(), 3 - step, "{ns} after {step} passes: {left:?}");
+                if step == 1 {
+                    for kind in ["configmaps", "secrets", "leases"] {
+                        if !left.contains(&kind) {
+                            first_gone.insert(kind);
+                        }
+                    }
+                }
+            }
+        }
+        // 40 namespaces that all chose the same type first: one chance in 3^39.
+        assert!(first_gone.len() > 1, "always {first_gone:?} first");
+        settle(st);
+        for ns in &names {
+            assert!(get(st, "", "namespaces", "", ns).is_none(), "{ns} is left");
+        }
+    }
+
+    #[test]
+    fn finalizers_keep_a_namespace_terminating_until_the_last_goes() {
+        let store = store();
+        let st = &mut store.lock();
+        populated(st, "t1");
+        let held = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "held", "finalizers": ["example.com/hold"]}});
+        create(st, "", "configmaps", "t1", held);
+        delete_namespace(st, "t1");
+        settle(st);
+
+        assert_eq!(left(st, "t1"), Vec::<&str>::new());
+        let held = get(st, "", "configmaps", "t1", "held").unwrap();
+        assert!(is_deleting(held));
+        let ns = get(st, "", "namespaces", "", "t1").unwrap().clone();
+        assert_eq!(ns["status"]["phase"], "Terminating");
+        assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
+        let conditions: Vec<(&str, &str, &str, &str)> = ns["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                assert!(c["lastTransitionTime"].is_string());
+                (
+                    text(c, "/type"),
+                    text(c, "/status"),
+                    text(c, "/reason"),
+                    text(c, "/message"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            conditions,
+            [
+                (
+                    "NamespaceDeletionDiscoveryFailure",
+                    "False",
+                    "ResourcesDiscovered",
+                    "All resources successfully discovered"
+                ),
+                (
+                    "NamespaceDeletionGroupVersionParsingFailure",
+                    "False",
+                    "ParsedGroupVersions",
+                    "All legacy kube types successfully parsed"
+                ),
+                (
+                    "NamespaceDeletionContentFailure",
+                    "False",
+                    "ContentDeleted",
+                    "All content successfully deleted, may be waiting on finalization"
+                ),
+                (
+                    "NamespaceContentRemaining",
+                    "True",
+                    "SomeResourcesRemain",
+                    "Some resources are remaining: configmaps. has 1 resource instances"
+                ),
+                (
+                    "NamespaceFinalizersRemaining",
+                    "True",
+                    "SomeFinalizersRemain",
+                    "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"
+                ),
+            ]
+        );
+
+        let rq = write_request(st, "", "configmaps", "t1");
+        let release = br#"{"metadata": {"finalizers": null}}"#;
+        crud::patch(st, &rq, "held", Some(PatchType::Merge), release, false).unwrap();
+        assert!(get(st, "", "configmaps", "t1", "held").is_none());
+        settle(st);
+        assert!(get(st, "", "namespaces", "", "t1").is_none());
+    }
+
+    #[test]
+    fn events_remain_under_both_their_groups_as_discovery_lists_them() {
+        let store = store();
+        let st = &mut store.lock();
+        create(
+            st,
+            "",
+            "namespaces",
+            "",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t1"}}),
+        );
+        let event = json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": "e1", "finalizers": ["example.com/hold"]},
+            "involvedObject": {"kind": "ConfigMap", "namespace": "t1", "name": "x"},
+            "reason": "R", "message": "m", "type": "Normal", "count": 1,
+            "firstTimestamp": "2024-01-01T00:00:00Z", "lastTimestamp": "2024-01-01T00:00:00Z"});
+        create(st, "", "events", "t1", event);
+        delete_namespace(st, "t1");
+        settle(st);
+        let ns = get(st, "", "namespaces", "", "t1").unwrap();
+        let messages: Vec<&str> = ns["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["status"] == "True")
+            .map(|c| text(c, "/message"))
+            .collect();
+        // As a real namespace controller words it.
+        assert_eq!(
+            messages,
+            [
+                "Some resources are remaining: events. has 1 resource instances, events.events.k8s.io has 1 resource instances",
+                "Some content in the namespace has finalizers remaining: example.com/hold in 2 resource instances",
+            ]
+        );
+    }
+
+    #[test]
+    fn conditions_change_in_place_and_keep_their_time_while_their_status_holds() {
+        let mut ns = json!({"status": {"phase": "Terminating", "conditions": [
+            {"type": "Other", "status": "True"},
+            {"type": "NamespaceContentRemaining", "status": "True", "reason": "SomeResourcesRemain",
+             "message": "old", "lastTransitionTime": "t0"},
+        ]}});
+        let mut remaining = Remaining::default();
+        remaining.resources.insert("secrets.".into(), 2);
+        set_namespace_conditions(&mut ns, &remaining, "t1");
+        let conditions = ns["status"]["conditions"].as_array().unwrap();
+        assert_eq!(conditions.len(), 6);
+        assert_eq!(conditions[0]["type"], "Other");
+        assert_eq!(
+            conditions[1],
+            json!({"type": "NamespaceContentRemaining", "status": "True", "reason": "SomeResourcesRemain",
+                "message": "Some resources are remaining: secrets. has 2 resource instances",
+                "lastTransitionTime": "t0"})
+        );
+        set_namespace_conditions(&mut ns, &Remaining::default(), "t2");
+        assert_eq!(
+            ns["status"]["conditions"][1],
+            json!({"type": "NamespaceContentRemaining", "status": "False", "reason": "ContentRemoved",
+                "message": "All content successfully removed", "lastTransitionTime": "t2"})
+        );
+        assert_eq!(ns["status"]["conditions"][2]["lastTransitionTime"], "t1");
+    }
 }
