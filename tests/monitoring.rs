@@ -40,6 +40,7 @@ fn families() -> BTreeMap<String, String> {
     metrics.on_rate_limit_wait(Operation::ListAuthorizations, Duration::from_secs(1));
     metrics.count_token(TokenChange::Issued);
     metrics.prune_deleted(PruneKind::Grant);
+    metrics.count_abandoned("RevokeTimeout", 1);
     metrics.set_leader(true);
     metrics.set_shard_held(0, true);
     metrics.report_sample(Some(0), Default::default());
