@@ -470,16 +470,16 @@ async fn probe_while_unavailable(
     }
 }
 
-/// Reads the PEM bundle a caBundleRef names, with the version of its source (uid and
-/// resourceVersion), so that a changed CA builds a new client.
+/// Reads the PEM bundle a caBundleRef names, with its SHA-256, so that a changed CA builds a
+/// new client.
 async fn read_ca_bundle(
     ctx: &Context,
     namespace: &str,
     reference: &CaBundleRef,
 ) -> Result<(String, String)> {
-    let (pem, meta) = match reference.kind {
+    let pem = match reference.kind {
         CaBundleKind::Secret => {
-            let (value, secret) = secret::read_value(
+            let (value, _) = secret::read_value(
                 &ctx.secrets,
                 namespace,
                 &reference.name,
@@ -487,7 +487,7 @@ async fn read_ca_bundle(
                 ROLE_CA_BUNDLE,
             )
             .await?;
-            (value.expose().to_owned(), secret.metadata.clone())
+            value.expose().to_owned()
         }
         CaBundleKind::ConfigMap => {
             let map = Api::<ConfigMap>::namespaced(ctx.client.clone(), namespace)
@@ -515,7 +515,7 @@ async fn read_ca_bundle(
                         reference.name, reference.key
                     ))
                 })?;
-            (pem, map.metadata)
+            pem
         }
     };
     if !pem.contains("-----BEGIN CERTIFICATE-----") {
@@ -524,12 +524,25 @@ async fn read_ca_bundle(
             reference.kind, reference.name, reference.key
         )));
     }
-    let version = format!(
-        "{}:{}",
-        meta.uid.unwrap_or_default(),
-        meta.resource_version.unwrap_or_default()
-    );
+    // Its content, not its resourceVersion: a change of metadata (a label, a finalizer) is no
+    // new CA.
+    let version = crate::ghes::redacted::sha256_hex(pem.as_bytes());
     Ok((pem, version))
+}
+
+/// SHA-256 of a Secret's data, keys and values length-prefixed (in key order): what identifies
+/// the credentials a client was built from without keeping them.
+fn content_hash(
+    data: Option<&std::collections::BTreeMap<String, k8s_openapi::ByteString>>,
+) -> String {
+    let mut material = Vec::new();
+    for (key, value) in data.into_iter().flatten() {
+        for part in [key.as_bytes(), value.0.as_slice()] {
+            material.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            material.extend_from_slice(part);
+        }
+    }
+    crate::ghes::redacted::sha256_hex(&material)
 }
 
 /// The key of a credentials Secret that holds a TOTP seed when `totpSecretKey` names none.
@@ -693,11 +706,14 @@ impl AccountRegistry {
             Some(ca) => Some(read_ca_bundle(ctx, &namespace, ca).await?),
             None => None,
         };
+        // The credentials' content, not the Secret's resourceVersion: a change of its metadata
+        // (the in-use finalizer, a label, a deletion under way) keeps the client, and with it
+        // a refusal the client holds that status does not record yet.
         let version = format!(
             "{}/{}/{}/{}",
             account.meta().generation.unwrap_or_default(),
             secret.uid().unwrap_or_default(),
-            secret.resource_version().unwrap_or_default(),
+            content_hash(secret.data.as_ref()),
             ca_bundle
                 .as_ref()
                 .map(|(_, version)| version.as_str())
