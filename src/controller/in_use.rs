@@ -15,7 +15,7 @@ use super::account::reconcile::AccountObject;
 use super::account::registry::AccountKey;
 use super::context::Context;
 use super::error::{Error, Result};
-use crate::api::{AccountKind, AccountRef, AccountResource, Authorization, FINALIZER};
+use crate::api::{AccountKind, AccountRef, Authorization, FINALIZER};
 
 pub use crate::api::IN_USE_FINALIZER;
 
@@ -101,31 +101,17 @@ pub async fn release<A: AccountObject>(ctx: &Context, account: &A) -> Result<()>
         .credentials_namespace(account)
         .unwrap_or_default();
     let name = account.credentials_secret_ref().name.clone();
+    let key = AccountKey::of(account);
     let shared = ctx
         .account_views
         .all_accounts()
         .iter()
-        .filter(|other| AccountKey::of(other.as_ref()) != AccountKey::of(account))
-        .filter(|other| other.meta().deletion_timestamp.is_none())
-        .any(|other| {
-            other.credentials_secret_ref().name == name
-                && other.credentials_namespace().as_deref() == Some(namespace.as_str())
-        })
+        .any(|other| keeps_secret(ctx, other.as_ref(), &key, &namespace, &name))
         || ctx
             .account_views
             .all_cluster_accounts()
             .iter()
-            .filter(|other| AccountKey::of(other.as_ref()) != AccountKey::of(account))
-            .filter(|other| other.meta().deletion_timestamp.is_none())
-            .any(|other| {
-                other.credentials_secret_ref().name == name
-                    && ctx
-                        .accounts
-                        .credentials_namespace(other.as_ref())
-                        .ok()
-                        .as_deref()
-                        == Some(namespace.as_str())
-            });
+            .any(|other| keeps_secret(ctx, other.as_ref(), &key, &namespace, &name));
     if !shared && !namespace.is_empty() {
         let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
         if let Some(secret) = api.get_opt(&name).await? {
@@ -134,6 +120,21 @@ pub async fn release<A: AccountObject>(ctx: &Context, account: &A) -> Result<()>
         }
     }
     remove_finalizer(&account.api(ctx.client.clone()), account).await
+}
+
+/// Whether `other`, an account other than `key` that is not being deleted, reads the
+/// credentials Secret `namespace/name`.
+fn keeps_secret<B: AccountObject>(
+    ctx: &Context,
+    other: &B,
+    key: &AccountKey,
+    namespace: &str,
+    name: &str,
+) -> bool {
+    AccountKey::of(other) != *key
+        && other.meta().deletion_timestamp.is_none()
+        && other.credentials_secret_ref().name == name
+        && ctx.accounts.credentials_namespace(other).ok().as_deref() == Some(namespace)
 }
 
 fn has_finalizer(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {

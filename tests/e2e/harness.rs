@@ -902,6 +902,33 @@ impl World {
             .status
     }
 
+    /// How many Authorizations of `namespace` whose name starts with `prefix` are Ready.
+    pub async fn ready_with_prefix(&self, namespace: &str, prefix: &str) -> usize {
+        self.authorizations(namespace)
+            .list(&Default::default())
+            .await
+            .map(|list| {
+                list.items
+                    .iter()
+                    .filter(|a| {
+                        a.metadata
+                            .name
+                            .as_deref()
+                            .is_some_and(|n| n.starts_with(prefix))
+                    })
+                    .filter(|a| {
+                        a.status.as_ref().is_some_and(|status| {
+                            status
+                                .conditions
+                                .iter()
+                                .any(|c| c.type_ == "Ready" && c.status == "True")
+                        })
+                    })
+                    .count()
+            })
+            .unwrap_or_default()
+    }
+
     /// The Namespace API.
     pub fn namespaces_api(&self) -> Api<Namespace> {
         Api::all(self.client.clone())

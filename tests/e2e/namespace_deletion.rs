@@ -38,20 +38,8 @@ async fn team_with_tokens(world: &mut World, extra: serde_json::Value) -> String
             .await;
     }
     world.start_operator();
-    let api = world.authorizations(&team);
     wait_for_within("every token Ready", Duration::from_secs(120), || async {
-        let list = api.list(&ListParams::default()).await.ok()?.items;
-        let ready = list
-            .iter()
-            .filter(|a| {
-                a.status.as_ref().is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
-                })
-            })
-            .count();
-        (ready == TOKENS).then_some(())
+        (world.ready_with_prefix(&team, "token-").await == TOKENS).then_some(())
     })
     .await;
     assert_eq!(world.live_tokens(USER).len(), TOKENS);

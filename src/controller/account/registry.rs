@@ -499,8 +499,7 @@ async fn read_ca_bundle(
                         reference.name
                     ))
                 })?;
-            let pem = map
-                .data
+            map.data
                 .as_ref()
                 .and_then(|data| data.get(&reference.key).cloned())
                 .or_else(|| {
@@ -514,8 +513,7 @@ async fn read_ca_bundle(
                         "ConfigMap {namespace}/{} has no key {:?}",
                         reference.name, reference.key
                     ))
-                })?;
-            pem
+                })?
         }
     };
     if !pem.contains("-----BEGIN CERTIFICATE-----") {

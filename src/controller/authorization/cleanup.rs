@@ -84,29 +84,25 @@ pub(super) async fn cleanup(authorization: &Authorization, ctx: &Context) -> Res
         }
         Err(error) => Err(error),
     };
-    let timeout = revoke_timeout(ctx, authorization).await;
-    let waited = authorization
-        .metadata
-        .deletion_timestamp
-        .as_ref()
-        .map(|since| Timestamp::now().duration_since(since.0).unsigned_abs())
-        .unwrap_or_default();
-    match outcome {
-        Ok(()) => Ok(Action::await_change()),
-        Err(error) if error.is_config() || waited >= timeout => {
+    // Given up: at once for a configuration error, after revokeTimeout for the rest.
+    let given_up = match &outcome {
+        Ok(()) => None,
+        Err(error) if error.is_config() => Some((error.reason(), error.reason().to_owned())),
+        Err(error) => overdue(ctx, authorization).await.map(|timeout| {
+            (
+                "RevokeTimeout",
+                format!(
+                    "{} for {} (the account's revokeTimeout)",
+                    error.reason(),
+                    crate::api::duration::Duration::from(timeout)
+                ),
+            )
+        }),
+    };
+    match (outcome, given_up) {
+        (Ok(()), _) => Ok(Action::await_change()),
+        (Err(error), Some((reason, why))) => {
             let message = abandon(&error);
-            let (reason, why) = if error.is_config() {
-                (error.reason(), error.reason().to_owned())
-            } else {
-                (
-                    "RevokeTimeout",
-                    format!(
-                        "{} for {} (the account's revokeTimeout)",
-                        error.reason(),
-                        crate::api::duration::Duration::from(timeout)
-                    ),
-                )
-            };
             let tokens = ids.len().max(1);
             ctx.metrics.count_abandoned(reason, tokens);
             ctx.publish_to_operator(
@@ -134,7 +130,7 @@ pub(super) async fn cleanup(authorization: &Authorization, ctx: &Context) -> Res
             .await;
             Ok(Action::await_change())
         }
-        Err(error) => {
+        (Err(error), None) => {
             ctx.publish(
                 &reference,
                 EventType::Warning,
@@ -148,9 +144,11 @@ pub(super) async fn cleanup(authorization: &Authorization, ctx: &Context) -> Res
     }
 }
 
-/// How long the deletion of `authorization` keeps trying to revoke: its account's
-/// `revokeTimeout`, or the default when the account is gone.
-async fn revoke_timeout(ctx: &Context, authorization: &Authorization) -> std::time::Duration {
+/// The account's `revokeTimeout` (the default when the account is gone), when the deletion of
+/// `authorization` began longer ago than that.
+async fn overdue(ctx: &Context, authorization: &Authorization) -> Option<std::time::Duration> {
+    let since = authorization.metadata.deletion_timestamp.as_ref()?;
+    let waited = Timestamp::now().duration_since(since.0).unsigned_abs();
     let namespace = authorization.namespace().unwrap_or_default();
     let reference = &authorization.spec.account_ref;
     let settings = match reference.kind {
@@ -169,7 +167,8 @@ async fn revoke_timeout(ctx: &Context, authorization: &Authorization) -> std::ti
             .flatten()
             .map(|account| account.spec.settings.revoke_timeout.as_std()),
     };
-    settings.unwrap_or(DEFAULT_REVOKE_TIMEOUT)
+    let timeout = settings.unwrap_or(DEFAULT_REVOKE_TIMEOUT);
+    (waited >= timeout).then_some(timeout)
 }
 
 /// The revokeTimeout of an account that is gone.
