@@ -835,16 +835,7 @@ pub(crate) fn internal_update(
 mod tests {
     use super::*;
     use crate::delete::{self, DeleteOptions};
-    use crate::store::{Store, StoreConfig};
-
-    fn store() -> Store {
-        Store::new(StoreConfig::default(), tokio::sync::watch::channel(false).1)
-    }
-
-    fn request(st: &State, group: &str, plural: &str, namespace: &str) -> WriteRequest {
-        let info = st.registry.get(group, "v1", plural).cloned().unwrap();
-        WriteRequest::internal(info, namespace, "test")
-    }
+    use crate::test_support::{store, write_request as request};
 
     /// Namespace `t1` with a ConfigMap `held` that has a finalizer, being deleted.
     fn terminating(st: &mut State) {

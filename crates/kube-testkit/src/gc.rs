@@ -662,16 +662,7 @@ pub(crate) fn initial_namespace(name: &str) -> Value {
 mod tests {
     use super::*;
     use crate::patch::PatchType;
-    use crate::store::StoreConfig;
-
-    fn store() -> Store {
-        Store::new(StoreConfig::default(), tokio::sync::watch::channel(false).1)
-    }
-
-    fn write_request(st: &State, group: &str, plural: &str, namespace: &str) -> WriteRequest {
-        let info = st.registry.get(group, "v1", plural).cloned().unwrap();
-        WriteRequest::internal(info, namespace, "test")
-    }
+    use crate::test_support::{store, write_request};
 
     fn create(st: &mut State, group: &str, plural: &str, namespace: &str, body: Value) {
         let rq = write_request(st, group, plural, namespace);

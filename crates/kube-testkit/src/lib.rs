@@ -116,6 +116,8 @@ mod routes;
 mod schema;
 mod selector;
 mod store;
+#[cfg(test)]
+mod test_support;
 mod watch;
 
 use std::collections::HashMap;
