@@ -296,15 +296,16 @@ async fn a_token_whose_status_was_never_written_is_revoked_on_delete() {
     let ns = world.ns(0).to_owned();
     world.account(&ns, "bot", USER, PASSWORD, None).await;
     world.app_secret(&ns).await;
-    // GHES issues the token, but neither the Secret nor any status reaches the API server: as
-    // a crash right after the PUT.
-    for resource in ["secrets", "authorizations/status"] {
+    // GHES issues the token, but neither the token Secret nor any status reaches the API
+    // server: as a crash right after the PUT. (The credentials Secret's in-use finalizer,
+    // written before the PUT, still goes through.)
+    for (resource, name) in [("secrets", Some("ci")), ("authorizations/status", None)] {
         assert!(
             world.kube_fault(FaultSpec {
                 verb: "patch".into(),
                 resource: resource.into(),
                 namespace: Some(ns.clone()),
-                name: None,
+                name: name.map(str::to_owned),
                 user: None,
                 delay_ms: None,
                 status: Some(500),
