@@ -338,6 +338,10 @@ async fn first_issue_of_an_app_token() {
             "patch authorizations/status/ci",
             "get secrets/oauth-app",
             "get secrets/ci-token",
+            // The account's first token: its Account and credentials Secret are held by the
+            // in-use finalizer before the PUT.
+            "patch accounts/bot",
+            "patch secrets/bot-credentials",
             "create events",
             "create secrets",
             "patch secrets/ci-token",
@@ -365,6 +369,8 @@ async fn first_issue_of_a_personal_token() {
         &[
             "patch authorizations/status/release",
             "get secrets/release",
+            "patch accounts/bot",
+            "patch secrets/bot-credentials",
             "patch authorizations/status/release",
             "create events",
             "create secrets",

@@ -51,6 +51,8 @@ pub struct Context {
     pub namespaces: NamespaceLabels,
     /// The reconcile workers each account may hold while others have work.
     pub workers: FairShare,
+    /// The accounts and credentials Secrets this process put the in-use finalizer on.
+    pub protected: super::in_use::Protected,
     events: EventPublisher,
     /// The operator itself (its pod, in its namespace): what Events that must outlive a
     /// namespace are about.
@@ -95,6 +97,7 @@ impl Context {
             conflicts: Conflicts::default(),
             namespaces: NamespaceLabels::default(),
             workers: FairShare::new(4),
+            protected: Default::default(),
             client,
             failures: Mutex::new(HashMap::new()),
             refusals: Mutex::new(HashMap::new()),

@@ -6,6 +6,7 @@
 //! revokes its tokens before the credentials that revoke them are gone.
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -53,20 +54,54 @@ async fn protect_account<A: AccountObject>(ctx: &Context, account: &A) -> Result
             account: AccountKey::of(account).to_string(),
         });
     }
-    if !has_finalizer(account.meta()) {
+    if !ctx.protected.holds(account.meta()) {
         add_finalizer(&account.api(ctx.client.clone()), account).await?;
+        ctx.protected.remember(account.meta());
     }
     let namespace = ctx.accounts.credentials_namespace(account)?;
     let name = &account.credentials_secret_ref().name;
     if let Some(secret) = ctx.secrets.get(&namespace, name).await?
-        && !has_finalizer(&secret.metadata)
+        && !ctx.protected.holds(&secret.metadata)
         && secret.metadata.deletion_timestamp.is_none()
     {
         let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
         add_finalizer(&api, secret.as_ref()).await?;
-        ctx.secrets.changed(&namespace, name);
+        ctx.protected.remember(&secret.metadata);
     }
     Ok(())
+}
+
+/// The objects (by uid) this process has seen carry the in-use finalizer: a watch cache that
+/// has not caught up with the finalizer just added asks for no second patch.
+#[derive(Debug, Default)]
+pub struct Protected(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl Protected {
+    /// Whether the object carries the finalizer, as `meta` shows or as this process added it.
+    fn holds(&self, meta: &ObjectMeta) -> bool {
+        has_finalizer(meta)
+            || meta.uid.as_ref().is_some_and(|uid| {
+                self.0
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(uid)
+            })
+    }
+
+    fn remember(&self, meta: &ObjectMeta) {
+        if let Some(uid) = &meta.uid {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(uid.clone());
+        }
+    }
+
+    fn forget(&self, meta: &ObjectMeta) {
+        if let Some(uid) = &meta.uid {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+        }
+    }
 }
 
 /// For an account being deleted: how many Authorizations that use it still hold a token (carry
@@ -116,10 +151,13 @@ pub async fn release<A: AccountObject>(ctx: &Context, account: &A) -> Result<()>
         let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
         if let Some(secret) = api.get_opt(&name).await? {
             remove_finalizer(&api, &secret).await?;
+            ctx.protected.forget(&secret.metadata);
             ctx.secrets.changed(&namespace, &name);
         }
     }
-    remove_finalizer(&account.api(ctx.client.clone()), account).await
+    remove_finalizer(&account.api(ctx.client.clone()), account).await?;
+    ctx.protected.forget(account.meta());
+    Ok(())
 }
 
 /// Whether `other`, an account other than `key` that is not being deleted, reads the
@@ -137,7 +175,7 @@ fn keeps_secret<B: AccountObject>(
         && ctx.accounts.credentials_namespace(other).ok().as_deref() == Some(namespace)
 }
 
-fn has_finalizer(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
+fn has_finalizer(meta: &ObjectMeta) -> bool {
     meta.finalizers
         .as_ref()
         .is_some_and(|finalizers| finalizers.iter().any(|f| f == IN_USE_FINALIZER))
@@ -149,7 +187,24 @@ async fn add_finalizer<K>(api: &Api<K>, object: &K) -> Result<()>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let patch = match &object.meta().finalizers {
+    match patch_finalizers(api, object, add_patch(object)).await {
+        // The list changed since `object` was read (a cache behind, another reconcile that
+        // added it first): decide on the object as it is now.
+        Err(Error::Kube(kube::Error::Api(status))) if status.code == 422 => {
+            match api.get_opt(&object.name_any()).await? {
+                Some(live) if !has_finalizer(live.meta()) => {
+                    patch_finalizers(api, &live, add_patch(&live)).await
+                }
+                _ => Ok(()),
+            }
+        }
+        other => other,
+    }
+}
+
+/// The JSON patch that adds the finalizer to `object`'s list as it was read.
+fn add_patch<K: Resource>(object: &K) -> serde_json::Value {
+    match &object.meta().finalizers {
         None => json!([
             {"op": "test", "path": "/metadata/finalizers", "value": null},
             {"op": "add", "path": "/metadata/finalizers", "value": [IN_USE_FINALIZER]},
@@ -158,8 +213,7 @@ where
             {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
             {"op": "add", "path": "/metadata/finalizers/-", "value": IN_USE_FINALIZER},
         ]),
-    };
-    patch_finalizers(api, object, patch).await
+    }
 }
 
 async fn remove_finalizer<K>(api: &Api<K>, object: &K) -> Result<()>
