@@ -79,7 +79,7 @@ pub struct Protected(std::sync::Mutex<std::collections::HashSet<String>>);
 impl Protected {
     /// Whether the object carries the finalizer, as `meta` shows or as this process added it.
     fn holds(&self, meta: &ObjectMeta) -> bool {
-        has_finalizer(meta)
+        held(meta)
             || meta.uid.as_ref().is_some_and(|uid| {
                 self.0
                     .lock()
@@ -175,7 +175,9 @@ fn keeps_secret<B: AccountObject>(
         && ctx.accounts.credentials_namespace(other).ok().as_deref() == Some(namespace)
 }
 
-fn has_finalizer(meta: &ObjectMeta) -> bool {
+/// Whether the object carries the in-use finalizer: deleting it waits for the Authorizations
+/// that use it.
+pub fn held(meta: &ObjectMeta) -> bool {
     meta.finalizers
         .as_ref()
         .is_some_and(|finalizers| finalizers.iter().any(|f| f == IN_USE_FINALIZER))
@@ -192,7 +194,7 @@ where
         // added it first): decide on the object as it is now.
         Err(Error::Kube(kube::Error::Api(status))) if status.code == 422 => {
             match api.get_opt(&object.name_any()).await? {
-                Some(live) if !has_finalizer(live.meta()) => {
+                Some(live) if !held(live.meta()) => {
                     patch_finalizers(api, &live, add_patch(&live)).await
                 }
                 _ => Ok(()),

@@ -8,8 +8,11 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 use serde::Serialize;
 
-use super::{AccountObjectRef, AccountPlan, Plan, World};
-use crate::api::{Authorization, DeletionPolicy, ManagementPolicy, PruneMode};
+use super::{AccountObjectRef, AccountPlan, DeletedAccount, Plan, World};
+use crate::api::{
+    AccountResource, Authorization, DeletionPolicy, FINALIZER, IN_USE_FINALIZER, ManagementPolicy,
+    PruneMode,
+};
 use crate::controller::account::registry::{AccountEntry, AccountKey, Snapshot};
 use crate::controller::authorization::{self, Resolved, account_error, drift_update, rotation_due};
 use crate::controller::context::Context;
@@ -131,7 +134,7 @@ pub(super) async fn decide(ctx: &Context, world: &World) -> Result<Plan, String>
             continue;
         }
         affected.insert(key.to_string());
-        let one = judge(ctx, authorization, &key, now).await?;
+        let one = judge(ctx, authorization, &key, world.terminating(&key), now).await?;
         plan.writes.add(one.writes);
         plan.authorizations.push(one);
     }
@@ -148,7 +151,19 @@ pub(super) async fn decide(ctx: &Context, world: &World) -> Result<Plan, String>
     }
 
     let objects = world.account_objects();
+    for deleted in &world.deleted_accounts {
+        plan.accounts.push(deletion(ctx, world, &objects, deleted));
+    }
+    let deleted: HashSet<String> = world
+        .deleted_accounts
+        .iter()
+        .map(|d| d.key.to_string())
+        .collect();
     for name in affected {
+        // An account being deleted prunes nothing.
+        if deleted.contains(&name) {
+            continue;
+        }
         let Some(object) = objects.get(&name).copied() else {
             continue;
         };
@@ -219,11 +234,13 @@ fn config_error(mut plan: AuthorizationPlan, error: Error) -> Result<Authorizati
     Ok(plan)
 }
 
-/// What the controller would do with `authorization` as the change leaves it.
+/// What the controller would do with `authorization` as the change leaves it; `deleting`: the
+/// change leaves its account Terminating.
 async fn judge(
     ctx: &Context,
     authorization: &Authorization,
     key: &AccountKey,
+    deleting: bool,
     now: Timestamp,
 ) -> Result<AuthorizationPlan, String> {
     let mut plan = plan_of(authorization, key);
@@ -240,6 +257,11 @@ async fn judge(
         Ok(resolved) => resolved,
         Err(error) => return config_error(plan, error),
     };
+    // The reconcile's next step: an account being deleted serves no reconcile.
+    if deleting {
+        let account = key.to_string();
+        return config_error(plan, Error::AccountDeleting { account });
+    }
     if spec.management_policy == ManagementPolicy::Observe {
         plan.action = Action::Observe;
         plan.detail = "managementPolicy Observe: read and reported, never written".into();
@@ -468,6 +490,104 @@ async fn judge_deletion(
     Ok((plan, revoked))
 }
 
+/// What deleting an account does: its in-use finalizer holds it, and its credentials Secret,
+/// while an Authorization that uses it still holds a token (carries its cleanup finalizer).
+fn deletion(
+    ctx: &Context,
+    world: &World,
+    objects: &BTreeMap<String, AccountObjectRef<'_>>,
+    deleted: &DeletedAccount,
+) -> AccountPlan {
+    let name = deleted.key.to_string();
+    let uses = |a: &&Authorization| AccountKey::referenced_by(a) == deleted.key;
+    let holds = |a: &&Authorization| uses(a) && a.finalizers().iter().any(|f| f == FINALIZER);
+    let mut staying: Vec<String> = world
+        .authorizations
+        .iter()
+        .map(|(a, _)| a)
+        .filter(holds)
+        .map(|a| format!("{}/{}", a.namespace().unwrap_or_default(), a.name_any()))
+        .collect();
+    staying.sort();
+    let revoking = world.deleted.iter().filter(holds).count();
+    let object = objects.get(&name).copied();
+    let settings = object.map(|object| match object {
+        AccountObjectRef::Account(a) => AccountResource::settings(a),
+        AccountObjectRef::ClusterAccount(a) => AccountResource::settings(a),
+    });
+    let secret = object.and_then(|object| {
+        let (namespace, secret) = match object {
+            AccountObjectRef::Account(a) => (
+                ctx.accounts.credentials_namespace(a),
+                AccountResource::credentials_secret_ref(a),
+            ),
+            AccountObjectRef::ClusterAccount(a) => (
+                ctx.accounts.credentials_namespace(a),
+                AccountResource::credentials_secret_ref(a),
+            ),
+        };
+        namespace.ok().map(|ns| format!("{ns}/{}", secret.name))
+    });
+    let credentials = match &secret {
+        Some(secret) => format!("; its credentials Secret {secret} is held as long"),
+        None => String::new(),
+    };
+    let detail = if !deleted.held || (staying.is_empty() && revoking == 0) {
+        let users = world
+            .authorizations
+            .iter()
+            .map(|(a, _)| a)
+            .filter(uses)
+            .count();
+        let mut detail = if deleted.held {
+            format!(
+                "deleted at once: no Authorization holds a token through it any more, so its \
+                 {IN_USE_FINALIZER} finalizer goes"
+            )
+        } else {
+            "deleted at once: no Authorization has issued a token through it".to_owned()
+        };
+        if users > 0 && !deleted.held {
+            detail.push_str(&format!(
+                "; {users} Authorization(s) that stay then fail with AccountNotFound"
+            ));
+        }
+        detail
+    } else if staying.is_empty() {
+        format!(
+            "held by its {IN_USE_FINALIZER} finalizer until the {revoking} Authorization(s) this \
+             change deletes have revoked their tokens through it (each tries for at most \
+             spec.revokeTimeout, {}), then deleted{credentials}",
+            settings.map_or("10m", |s| s.revoke_timeout.as_str())
+        )
+    } else {
+        const SHOWN: usize = 5;
+        let mut names = staying
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if staying.len() > SHOWN {
+            names.push_str(&format!(" and {} more", staying.len() - SHOWN));
+        }
+        format!(
+            "held by its {IN_USE_FINALIZER} finalizer: {} Authorization(s) that stay hold tokens \
+             through it ({names}); it stays Terminating, reason Deleting, and they issue no new \
+             token (AccountDeleting) until they are deleted too{credentials}",
+            staying.len()
+        )
+    };
+    AccountPlan {
+        account: name,
+        mode: settings
+            .map(|s| s.prune.mode.to_string())
+            .unwrap_or_default(),
+        deletion: Some(detail),
+        ..AccountPlan::default()
+    }
+}
+
 /// Pruning of one account's GHES user under the new manifests, and what the change adds to
 /// it, by the controller's own pure planning function.
 async fn plan_pruning(
@@ -480,8 +600,8 @@ async fn plan_pruning(
     now: Timestamp,
 ) -> Result<AccountPlan, String> {
     let settings = match objects[name] {
-        AccountObjectRef::Account(a) => crate::api::AccountResource::settings(a),
-        AccountObjectRef::ClusterAccount(a) => crate::api::AccountResource::settings(a),
+        AccountObjectRef::Account(a) => AccountResource::settings(a),
+        AccountObjectRef::ClusterAccount(a) => AccountResource::settings(a),
     };
     let mut account = AccountPlan {
         account: name.to_owned(),

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
@@ -53,9 +54,11 @@ pub struct PlanArgs {
     /// Output format: `text`, `markdown` (a pull-request comment) or `json`.
     #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
     pub output: Format,
-    /// Plan as `kubectl apply --prune`, Argo CD or Flux with pruning would apply: an
-    /// Authorization of the cluster, in a namespace the manifests hold an Authorization in,
-    /// that the manifests no longer contain is planned as deleted.
+    /// Plan as `kubectl apply --prune`, Argo CD or Flux with pruning would apply: an object of
+    /// the cluster the manifests no longer contain is planned as deleted where the manifests
+    /// hold others of its kind: an Authorization or Account in a namespace they hold one in, a
+    /// ClusterAccount when they hold one. An account still in use is shown held by its
+    /// `oauth.ghes.io/in-use` finalizer.
     #[arg(long)]
     pub prune: bool,
     /// The operator's installation id, as given to `run` (default: the uid of the
@@ -117,7 +120,10 @@ impl Plan {
         self.authorizations
             .iter()
             .any(|a| !matches!(a.action, Action::Nothing | Action::Error))
-            || self.accounts.iter().any(|a| !a.new_deletions.is_empty())
+            || self
+                .accounts
+                .iter()
+                .any(|a| !a.new_deletions.is_empty() || a.deletion.is_some())
     }
 
     /// The exit code: 1 on a configuration error, 2 on changes, else 0.
@@ -154,6 +160,8 @@ pub struct AccountPlan {
     pub foreign: usize,
     /// Why the account could not be planned (its credentials, GHES unreachable).
     pub error: Option<String>,
+    /// The change deletes the account: when it goes, and what holds it until then.
+    pub deletion: Option<String>,
 }
 
 /// Makes the plan, prints it to `out` and returns the exit code.
@@ -253,6 +261,16 @@ pub(crate) struct World {
     cluster_accounts: Vec<ClusterAccount>,
     /// Accounts the change touches.
     pub(crate) changed_accounts: HashSet<AccountKey>,
+    /// Accounts the change deletes (with --prune).
+    pub(crate) deleted_accounts: Vec<DeletedAccount>,
+}
+
+/// An account the change deletes.
+pub(crate) struct DeletedAccount {
+    pub(crate) key: AccountKey,
+    /// It carries the in-use finalizer: it stays in the world, Terminating, until no
+    /// Authorization that uses it still holds a token.
+    pub(crate) held: bool,
 }
 
 fn object_key<K: ResourceExt>(object: &K) -> (String, String) {
@@ -296,8 +314,14 @@ impl World {
             object.status = old.and_then(|old| old.status);
             authorizations.push((object, true));
         }
+        // Where a pruning apply manages a kind: the namespaces the manifests hold one in.
         let namespaces: HashSet<String> = manifests
             .authorizations
+            .iter()
+            .map(|a| a.namespace().unwrap_or_default())
+            .collect();
+        let account_namespaces: HashSet<String> = manifests
+            .accounts
             .iter()
             .map(|a| a.namespace().unwrap_or_default())
             .collect();
@@ -312,13 +336,29 @@ impl World {
             }
         }
         let mut changed_accounts = HashSet::new();
-        let accounts = overlay_accounts(cluster.accounts, &manifests.accounts, |a| {
-            changed_accounts.insert(AccountKey::of(a));
-        });
-        let cluster_accounts =
-            overlay_accounts(cluster.cluster_accounts, &manifests.cluster_accounts, |a| {
-                changed_accounts.insert(AccountKey::of(a));
-            });
+        let mut deleted_accounts = Vec::new();
+        let mut overlaid = |key: AccountKey, fate: Fate| {
+            if let Fate::Deleted { held } = fate {
+                deleted_accounts.push(DeletedAccount {
+                    key: key.clone(),
+                    held,
+                });
+            }
+            changed_accounts.insert(key);
+        };
+        let accounts = overlay_accounts(
+            cluster.accounts,
+            &manifests.accounts,
+            |a| prune && account_namespaces.contains(&a.namespace().unwrap_or_default()),
+            |a, fate| overlaid(AccountKey::of(a), fate),
+        );
+        let cluster_accounts = overlay_accounts(
+            cluster.cluster_accounts,
+            &manifests.cluster_accounts,
+            |_| prune && !manifests.cluster_accounts.is_empty(),
+            |a, fate| overlaid(AccountKey::of(a), fate),
+        );
+        deleted_accounts.sort_by_key(|d| d.key.to_string());
         Self {
             authorizations,
             deleted,
@@ -326,7 +366,15 @@ impl World {
             accounts,
             cluster_accounts,
             changed_accounts,
+            deleted_accounts,
         }
+    }
+
+    /// Whether the change leaves `key` Terminating, held by its in-use finalizer.
+    pub(crate) fn terminating(&self, key: &AccountKey) -> bool {
+        self.deleted_accounts
+            .iter()
+            .any(|deleted| deleted.held && deleted.key == *key)
     }
 
     /// Stores of the accounts after the change, for the controller's own account resolution.
@@ -366,7 +414,24 @@ pub(crate) enum AccountObjectRef<'a> {
     ClusterAccount(&'a ClusterAccount),
 }
 
-fn overlay_accounts<K>(live: Vec<K>, manifests: &[K], mut changed: impl FnMut(&K)) -> Vec<K>
+/// What the change does to an account.
+enum Fate {
+    /// Applied from a manifest.
+    Applied,
+    /// Deleted; `held` when its in-use finalizer keeps it, Terminating.
+    Deleted { held: bool },
+}
+
+/// The accounts after the change: each manifest applied over the live object, and a live
+/// object the manifests no longer hold deleted where `pruned` says a pruning apply manages it.
+/// One held by its in-use finalizer stays, with a deletion timestamp, as the API server keeps
+/// it; any other is gone.
+fn overlay_accounts<K>(
+    live: Vec<K>,
+    manifests: &[K],
+    pruned: impl Fn(&K) -> bool,
+    mut changed: impl FnMut(&K, Fate),
+) -> Vec<K>
 where
     K: ResourceExt + Clone + kube::core::object::HasStatus,
 {
@@ -378,10 +443,24 @@ where
         let mut object = applied(manifest, old.as_ref());
         // Status comes from the cluster, never from the file.
         *object.status_mut() = old.and_then(|mut old| old.status_mut().take());
-        changed(&object);
+        changed(&object, Fate::Applied);
         all.push(object);
     }
-    all.extend(live.into_values());
+    for mut object in live.into_values() {
+        if !pruned(&object) {
+            all.push(object);
+            continue;
+        }
+        let held = crate::controller::in_use::held(object.meta());
+        changed(&object, Fate::Deleted { held });
+        if held {
+            object
+                .meta_mut()
+                .deletion_timestamp
+                .get_or_insert_with(|| Time(jiff::Timestamp::now()));
+            all.push(object);
+        }
+    }
     all
 }
 

@@ -55,6 +55,11 @@ fn summary(plan: &Plan) -> String {
         })
         .collect();
     let prune: usize = plan.accounts.iter().map(|a| a.new_deletions.len()).sum();
+    let deleted = plan
+        .accounts
+        .iter()
+        .filter(|a| a.deletion.is_some())
+        .count();
     let mut line = format!(
         "Authorizations: {}.",
         if parts.is_empty() {
@@ -65,6 +70,9 @@ fn summary(plan: &Plan) -> String {
     );
     if prune > 0 {
         let _ = write!(line, " Pruning: {prune} newly undeclared.");
+    }
+    if deleted > 0 {
+        let _ = write!(line, " Accounts: {deleted} to delete.");
     }
     line
 }
@@ -105,13 +113,7 @@ fn text(plan: &Plan) -> String {
     }
     for account in &plan.accounts {
         let _ = writeln!(out);
-        let _ = writeln!(
-            out,
-            "{} ({}), prune {}:",
-            account.account,
-            identity(account),
-            account.mode
-        );
+        let _ = writeln!(out, "{}:", heading(account));
         account_lines(account, &mut out, "  ");
     }
     let _ = writeln!(out);
@@ -127,7 +129,24 @@ fn identity(account: &super::AccountPlan) -> &str {
     }
 }
 
+/// `Account ns/bot (user at server), prune Enabled`, or `Account ns/bot, deleted`.
+fn heading(account: &super::AccountPlan) -> String {
+    match account.deletion {
+        Some(_) => format!("{}, deleted", account.account),
+        None => format!(
+            "{} ({}), prune {}",
+            account.account,
+            identity(account),
+            account.mode
+        ),
+    }
+}
+
 fn account_lines(account: &super::AccountPlan, out: &mut String, indent: &str) {
+    if let Some(deletion) = &account.deletion {
+        let _ = writeln!(out, "{indent}{deletion}");
+        return;
+    }
     if let Some(error) = &account.error {
         let _ = writeln!(out, "{indent}error: {error}");
         return;
@@ -200,15 +219,9 @@ fn markdown(plan: &Plan) -> String {
         let _ = writeln!(out);
     }
     if !plan.accounts.is_empty() {
-        let _ = writeln!(out, "<details><summary>Pruning per account</summary>\n");
+        let _ = writeln!(out, "<details><summary>Accounts</summary>\n");
         for account in &plan.accounts {
-            let _ = writeln!(
-                out,
-                "**{}** ({}), prune `{}`:\n",
-                cell(&account.account),
-                cell(identity(account)),
-                account.mode
-            );
+            let _ = writeln!(out, "**{}**:\n", cell(&heading(account)));
             let mut lines = String::new();
             account_lines(account, &mut lines, "- ");
             let _ = writeln!(out, "{lines}");

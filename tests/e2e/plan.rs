@@ -476,3 +476,167 @@ async fn the_example_ci_script_posts_the_plan_on_the_pull_request() {
     assert!(markdown.contains("(+workflow)"), "{markdown}");
     world.cleanup().await;
 }
+
+/// The Account `name` as a manifest, as [`World::account`] applies it.
+fn account_manifest(world: &World, namespace: &str, name: &str) -> Value {
+    json!({
+        "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Account",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "server": "https://ghes.invalid",
+            "apiUrl": world.ghes.api_url(),
+            "credentialsSecretRef": {"name": format!("{name}-credentials")},
+            "requestsPerSecond": 50,
+            "burst": 50,
+        },
+    })
+}
+
+#[tokio::test]
+async fn plan_shows_an_account_deletion_held_by_the_tokens_issued_through_it() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    world.account(&ns, "spare", USER, PASSWORD, None).await;
+    world.account(&ns, "idle", USER, PASSWORD, None).await;
+    let keep = personal(&ns, "keep", &["gist"], json!({}));
+    let gone = personal(&ns, "gone", &["repo"], json!({}));
+    world.apply_json(&ns, keep.clone()).await;
+    world.apply_json(&ns, gone.clone()).await;
+    world.start_operator();
+    let mut ids = Vec::new();
+    for name in ["gone", "keep"] {
+        let ready = world.wait_ready(&ns, name, "True").await;
+        ids.push(ready.status.and_then(|s| s.authorization_id).expect("id"));
+    }
+    world.kill_operator();
+    let dir = world.dir().join("account-deletion");
+    std::fs::create_dir_all(&dir).expect("manifests dir");
+    let ghes_mark = world.ghes_seq();
+    let kube_mark = world.kube_seq();
+
+    // Two Accounts leave the manifests, the Authorizations stay: `bot`, which issued both
+    // tokens, is held by its in-use finalizer and both Authorizations fail (AccountDeleting,
+    // as the controller reports it): exit 1. `spare` issued nothing and goes at once.
+    let idle = account_manifest(&world, &ns, "idle");
+    let stay = dir.join("stay.yaml");
+    write_manifests(&stay, &[keep.clone(), gone.clone(), idle.clone()]);
+    let output = ctl_as(
+        world.plan_kubeconfig(),
+        &["plan", "-f", &stay.display().to_string(), "--prune"],
+    )
+    .await;
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}\n{output:?}");
+    for name in ["keep", "gone"] {
+        expect_line(
+            &text,
+            &ns,
+            name,
+            "error",
+            &format!("Account {ns}/bot is being deleted; it issues no new token"),
+        );
+    }
+    assert!(text.contains(" Accounts: 2 to delete."), "{text}");
+    let bot = format!(
+        "Account {ns}/bot, deleted:\n  held by its oauth.ghes.io/in-use finalizer: 2 \
+         Authorization(s) that stay hold tokens through it ({ns}/gone, {ns}/keep); it stays \
+         Terminating, reason Deleting, and they issue no new token (AccountDeleting) until they \
+         are deleted too; its credentials Secret {ns}/bot-credentials is held as long\n"
+    );
+    assert!(text.contains(&bot), "{text}");
+    assert!(
+        text.contains(&format!(
+            "Account {ns}/spare, deleted:\n  deleted at once: no Authorization has issued a \
+             token through it\n"
+        )),
+        "{text}"
+    );
+
+    // Only `idle` stays, with a new Authorization: both tokens are revoked first, through
+    // `bot`, which goes after them: exit 2, and the JSON says the same.
+    let last = dir.join("last.yaml");
+    let fresh = personal(
+        &ns,
+        "fresh",
+        &["gist"],
+        json!({"accountRef": {"name": "idle"}}),
+    );
+    write_manifests(&last, &[idle, fresh]);
+    let output = ctl_as(
+        world.plan_kubeconfig(),
+        &[
+            "plan",
+            "-f",
+            &last.display().to_string(),
+            "--prune",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let plan: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let actions: Vec<&str> = plan["authorizations"]
+        .as_array()
+        .expect("authorizations")
+        .iter()
+        .map(|a| a["action"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(actions, ["create", "revoke", "revoke"], "{plan}");
+    let accounts = plan["accounts"].as_array().expect("accounts");
+    let bot = accounts
+        .iter()
+        .find(|a| a["account"] == json!(format!("Account {ns}/bot")))
+        .unwrap_or_else(|| panic!("no plan of bot: {plan}"));
+    assert_eq!(
+        bot["deletion"],
+        json!(format!(
+            "held by its oauth.ghes.io/in-use finalizer until the 2 Authorization(s) this change \
+             deletes have revoked their tokens through it (each tries for at most \
+             spec.revokeTimeout, 10m), then deleted; its credentials Secret {ns}/bot-credentials \
+             is held as long"
+        )),
+        "{plan}"
+    );
+    let spare = accounts
+        .iter()
+        .find(|a| a["account"] == json!(format!("Account {ns}/spare")))
+        .unwrap_or_else(|| panic!("no plan of spare: {plan}"));
+    assert_eq!(
+        spare["deletion"],
+        json!("deleted at once: no Authorization has issued a token through it")
+    );
+    assert_eq!(
+        plan["writes"],
+        json!({"create": 1, "update": 0, "delete": 2})
+    );
+
+    // Plans only read.
+    assert_eq!(world.ghes_writes_since(ghes_mark), Vec::<String>::new());
+    let writes: Vec<String> = world
+        .kube_requests()
+        .into_iter()
+        .filter(|r| r.seq > kube_mark && !matches!(r.verb.as_str(), "get" | "list" | "watch"))
+        .map(|r| format!("{} {} {}", r.user, r.verb, r.path))
+        .collect();
+    assert_eq!(writes, Vec::<String>::new());
+    // What the plan said is what happens: applied with pruning, both tokens are revoked and
+    // `bot` goes after them.
+    world.start_operator();
+    let accounts: kube::Api<ghes_oauth_operator::api::Account> =
+        kube::Api::namespaced(world.client.clone(), &ns);
+    accounts
+        .delete("bot", &Default::default())
+        .await
+        .expect("delete bot");
+    for name in ["keep", "gone"] {
+        world.delete_authorization(&ns, name).await;
+    }
+    wait_for("bot to go", || async {
+        accounts.get_opt("bot").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert_eq!(world.live_tokens(USER), Vec::new(), "{ids:?}");
+    world.cleanup().await;
+}
