@@ -19,6 +19,7 @@ use super::fingerprint::{Fingerprint, InstallationId, Provenance};
 use crate::api::{
     Authorization, PruneCandidate, PruneMode, PruneSkip, PruneSpec, PruneStatus, PruneTarget,
 };
+use crate::ghes::redacted::TokenHash;
 use crate::ghes::{Authorization as GhesAuthorization, Grant};
 
 /// The most candidates and skipped entries listed in status.
@@ -240,7 +241,7 @@ pub fn plan(
     spec: &PruneSpec,
     snapshot: &Snapshot,
     claims: &Claims,
-    credential_hash: &str,
+    credential_hash: &TokenHash,
     vantage: &Vantage,
     now: Timestamp,
 ) -> Plan {
@@ -275,10 +276,15 @@ pub fn plan(
     let min_age = spec.min_age.as_std();
     let too_young = |created: Timestamp| now.duration_since(created).unsigned_abs() < min_age;
 
+    let logs_in_with = |a: &GhesAuthorization| {
+        a.hashed_token
+            .as_deref()
+            .is_some_and(|hash| credential_hash.matches(hash))
+    };
     // The app of the login credential, when the password is an OAuth app token.
     let login_app: Option<&str> = snapshot
         .iter()
-        .find(|a| a.hashed_token.as_deref() == Some(credential_hash))
+        .find(|a| logs_in_with(a))
         .filter(|a| !is_personal(a))
         .map(|a| a.app.client_id.as_str());
 
@@ -286,7 +292,7 @@ pub fn plan(
         if claims.claims(authorization) {
             return Verdict::Claimed;
         }
-        if authorization.hashed_token.as_deref() == Some(credential_hash) {
+        if logs_in_with(authorization) {
             return Verdict::Protected("the account logs in with this token".into());
         }
         match provenance(authorization) {
@@ -608,6 +614,13 @@ mod tests {
     const HERE: &str = "here";
 
     /// This installation, watching every namespace.
+    /// The password the tests' accounts log in with.
+    const LOGIN: &str = "ghp_login-token";
+
+    fn login_hash() -> TokenHash {
+        TokenHash::of(LOGIN.as_bytes())
+    }
+
     fn vantage() -> Vantage {
         Vantage {
             installation: InstallationId::parse(HERE).expect("id"),
@@ -649,7 +662,7 @@ mod tests {
             &spec(PruneMode::Enabled),
             &snapshot,
             &Claims::of([&by_id, &by_fingerprint]),
-            "x",
+            &login_hash(),
             &vantage(),
             at(0),
         );
@@ -671,7 +684,7 @@ mod tests {
             &spec(PruneMode::Enabled),
             &snapshot,
             &Claims::of([&claimed]),
-            "x",
+            &login_hash(),
             &vantage(),
             at(0),
         );
@@ -699,7 +712,7 @@ mod tests {
             &spec(PruneMode::Enabled),
             &snapshot,
             &Claims::of([&claimed]),
-            "x",
+            &login_hash(),
             &namespaced,
             at(0),
         );
@@ -751,7 +764,7 @@ mod tests {
             &spec,
             &snapshot,
             &Claims::of([&uses_app]),
-            "x",
+            &login_hash(),
             &vantage(),
             at(0),
         );
@@ -791,7 +804,7 @@ mod tests {
             &spec(PruneMode::DryRun),
             &snapshot,
             &Claims::of([&claimed, &by_fingerprint_only]),
-            "login-hash",
+            &login_hash(),
             &vantage(),
             at(0),
         );
@@ -803,7 +816,7 @@ mod tests {
     fn keep_min_age_and_the_login_token_protect() {
         let claimed = declared("u1", Some(1), Some("k8s-u1"), None);
         let mut login = token(4, PERSONAL, None, HOUR);
-        login.hashed_token = Some("login-hash".into());
+        login.hashed_token = Some(crate::ghes::redacted::sha256_hex(LOGIN.as_bytes()));
         let snapshot = snapshot(
             vec![
                 token(1, PERSONAL, Some("k8s-u1"), HOUR),
@@ -823,7 +836,7 @@ mod tests {
             &spec,
             &snapshot,
             &Claims::of([&claimed]),
-            "login-hash",
+            &login_hash(),
             &vantage(),
             at(0),
         );
@@ -844,6 +857,44 @@ mod tests {
         assert!(reasons.contains(&(5, "kept by prune.keep")), "{reasons:?}");
     }
 
+    /// GHES may report `hashed_token` in uppercase hex or in base64: the login token is still
+    /// recognised, and never a candidate.
+    #[test]
+    fn the_login_token_is_protected_in_every_hash_encoding() {
+        use sha2::{Digest, Sha256};
+        let password = "ghp_the-token-the-account-logs-in-with";
+        let digest = Sha256::digest(password.as_bytes());
+        let claimed = declared("u1", Some(1), Some("k8s-u1"), None);
+        for reported in [
+            data_encoding::HEXLOWER.encode(&digest),
+            data_encoding::HEXUPPER.encode(&digest),
+            data_encoding::BASE64.encode(&digest),
+        ] {
+            let mut login = token(4, PERSONAL, None, HOUR);
+            login.hashed_token = Some(reported.clone());
+            let snapshot = snapshot(
+                vec![token(1, PERSONAL, Some("k8s-u1"), HOUR), login],
+                vec![],
+            );
+            let plan = plan(
+                &spec(PruneMode::Enabled),
+                &snapshot,
+                &Claims::of([&claimed]),
+                &TokenHash::of(password.as_bytes()),
+                &vantage(),
+                at(0),
+            );
+            assert_eq!(ids(&plan), Vec::<u64>::new(), "hashed_token {reported}");
+            assert!(
+                plan.protected
+                    .iter()
+                    .any(|p| p.id == 4 && p.reason == "the account logs in with this token"),
+                "hashed_token {reported}: {:?}",
+                plan.protected
+            );
+        }
+    }
+
     #[test]
     fn a_create_under_way_stops_the_run() {
         let creating = declared("u1", None, Some("k8s-u1"), None);
@@ -852,7 +903,7 @@ mod tests {
             &spec(PruneMode::Enabled),
             &snapshot,
             &Claims::of([&creating]),
-            "x",
+            &login_hash(),
             &vantage(),
             at(0),
         );
@@ -871,7 +922,7 @@ mod tests {
             &spec(PruneMode::Enabled),
             &snapshot,
             &Claims::default(),
-            "x",
+            &login_hash(),
             &vantage(),
             at(0),
         );
@@ -892,7 +943,7 @@ mod tests {
             &spec(PruneMode::Enabled),
             snapshot,
             &Claims::default(),
-            "x",
+            &login_hash(),
             &vantage(),
             at(0),
         )
@@ -916,7 +967,7 @@ mod tests {
             &spec(PruneMode::Enabled),
             &snapshot,
             &Claims::of([&uses_app]),
-            "x",
+            &login_hash(),
             &vantage(),
             at(0),
         );
@@ -931,7 +982,7 @@ mod tests {
             &spec(PruneMode::Disabled),
             &snapshot,
             &Claims::default(),
-            "x",
+            &login_hash(),
             &vantage(),
             at(0),
         );

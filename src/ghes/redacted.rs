@@ -69,18 +69,40 @@ impl Token {
         sha256_hex(self.0.as_bytes())
     }
 
-    /// Whether `hashed_token` (as GHES reports it: lowercase hex, or base64) is this token's hash.
+    /// Whether `hashed_token` (as GHES reports it: hex in either case, or base64) is this
+    /// token's hash.
     pub fn matches_hash(&self, hashed_token: &str) -> bool {
-        let digest = Sha256::digest(self.0.as_bytes());
+        TokenHash::of(self.0.as_bytes()).matches(hashed_token)
+    }
+}
+
+/// The SHA-256 of a token or password, compared with GHES's `hashed_token` in each encoding
+/// GHES uses (hex in either case, or base64). `Debug` never shows it: the hash of a password
+/// is guessable offline.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    /// The hash of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+
+    /// Whether `hashed_token`, as GHES reports it, is this hash.
+    pub fn matches(&self, hashed_token: &str) -> bool {
         let hashed_token = hashed_token.trim();
-        if hashed_token.len() == 64 {
-            return data_encoding::HEXLOWER_PERMISSIVE
-                .decode(hashed_token.as_bytes())
-                .is_ok_and(|bytes| bytes.as_slice() == digest.as_slice());
-        }
-        data_encoding::BASE64
-            .decode(hashed_token.as_bytes())
-            .is_ok_and(|bytes| bytes.as_slice() == digest.as_slice())
+        let decoded = if hashed_token.len() == 64 {
+            data_encoding::HEXLOWER_PERMISSIVE.decode(hashed_token.as_bytes())
+        } else {
+            data_encoding::BASE64.decode(hashed_token.as_bytes())
+        };
+        decoded.is_ok_and(|bytes| bytes.as_slice() == self.0.as_slice())
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenHash(***)")
     }
 }
 

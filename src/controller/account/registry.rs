@@ -252,7 +252,7 @@ pub struct AccountEntry {
     pub server: String,
     /// SHA-256 of the password: when the password is a token, this is its `hashed_token`, and
     /// pruning must never revoke the credential the operator logs in with.
-    pub credential_hash: String,
+    pub credential_hash: crate::ghes::redacted::TokenHash,
     /// How often the account lists its authorizations.
     pub sync_interval: Duration,
     /// [`credentials_fingerprint`] of the credentials this client sends.
@@ -798,7 +798,7 @@ impl AccountRegistry {
             client: Arc::new(http),
             username: username.expose().to_owned(),
             server: settings.server.trim_end_matches('/').to_owned(),
-            credential_hash: crate::ghes::redacted::sha256_hex(password.expose().as_bytes()),
+            credential_hash: crate::ghes::redacted::TokenHash::of(password.expose().as_bytes()),
             sync_interval: settings.sync_interval.as_std(),
             credentials_fingerprint: fingerprint,
             view: Mutex::new(View::default()),
