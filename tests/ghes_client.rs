@@ -499,6 +499,62 @@ async fn no_request_leaves_while_a_refusal_is_being_read() {
 }
 
 #[tokio::test]
+async fn a_401_whose_body_stalls_past_the_timeout_still_refuses_the_credentials() {
+    let emulator = emulator().await;
+    let mut config = config(&emulator, USER, PASSWORD, None);
+    config.timeout = Duration::from_millis(300);
+    let client = HttpGhesClient::new(config).expect("client");
+    // The status line says 401; the body (GHES's reason) never arrives within the timeout.
+    emulator
+        .inject(Fault::status(401).body_delay(Duration::from_secs(3)))
+        .expect("fault");
+    let error = client.list_authorizations(None).await.expect_err("401");
+    assert!(
+        matches!(error, GhesError::InvalidCredentials { .. }),
+        "{error:?}"
+    );
+    // The password is not sent again, whatever the body would have said.
+    for _ in 0..3 {
+        let error = client
+            .create_authorization(&personal("x", &[]))
+            .await
+            .expect_err("refused before");
+        assert!(
+            matches!(error, GhesError::InvalidCredentials { .. }),
+            "{error:?}"
+        );
+    }
+    assert_eq!(calls(&emulator), ["GET 401"]);
+}
+
+#[tokio::test]
+async fn a_post_answered_5xx_whose_body_is_lost_is_not_sent_again() {
+    let emulator = emulator().await;
+    let client = client(&emulator);
+    // GHES created the token, answered 502, and the connection broke before the body.
+    emulator
+        .inject(
+            Fault::status(502)
+                .method("POST")
+                .after_processing()
+                .body_lost()
+                .times(1),
+        )
+        .expect("fault");
+    let error = client
+        .create_authorization(&personal("half-answered", &["repo"]))
+        .await
+        .expect_err("502 without a body");
+    assert!(error.outcome_unknown(), "{error:?}");
+    assert_eq!(calls(&emulator), ["POST 502"]);
+    assert_eq!(
+        emulator.state().authorizations.len(),
+        1,
+        "one token, no duplicate"
+    );
+}
+
+#[tokio::test]
 async fn transient_errors_are_retried_for_idempotent_calls() {
     let emulator = emulator().await;
     let client = client(&emulator);

@@ -584,25 +584,32 @@ impl HttpGhesClient {
         let _deciding = matches!(status.as_u16(), 401 | 403).then(|| self.deciding());
         let body = match response.bytes().await {
             Ok(bytes) => bytes.to_vec(),
+            // The status alone refuses the credentials (a two-factor challenge is in the
+            // headers): a lost or stalled body must not make the password go out again.
+            Err(error) if status == StatusCode::UNAUTHORIZED => {
+                let message = format!(
+                    "GHES answered 401; its reason did not arrive ({})",
+                    describe_transport_error(&error)
+                );
+                return self.after_unauthorized(&headers, message, otp_challenges);
+            }
             Err(error) => {
-                let (what, kept) = if status.is_success() && !request.idempotent {
-                    // GHES acted: sending again could act twice.
-                    (
-                        format!(
-                            "the response body was lost: {}",
-                            describe_transport_error(&error)
-                        ),
-                        false,
+                let what = if status.is_success() {
+                    format!(
+                        "the response body was lost: {}",
+                        describe_transport_error(&error)
                     )
                 } else {
-                    ("reading the response failed".to_owned(), true)
+                    "reading the response failed".to_owned()
                 };
                 let failure = GhesError::Transient {
                     status: Some(status.as_u16()),
                     message: format!("{} {}: {what}", request.method, request.url.path()),
                     outcome_unknown: !request.idempotent,
                 };
-                return if kept && !error.is_timeout() {
+                // Sent again only when that cannot act twice: GHES may have carried out a
+                // write that it answered with any status, a 5xx included.
+                return if request.idempotent && !error.is_timeout() {
                     self.retry_or_fail(request, retries, self.retry.backoff(retries), failure)
                 } else {
                     Next::Fail(failure)

@@ -83,6 +83,10 @@ pub struct Fault {
     /// (a slow link or a buffering proxy): the client knows the status before it can read why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_delay_ms: Option<u64>,
+    /// Send the answer's status and headers, then cut the connection instead of the body: the
+    /// client knows the status and nothing else.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub body_lost: bool,
 }
 
 /// A fault description that cannot work.
@@ -120,6 +124,7 @@ impl Fault {
             otp_required: None,
             after_processing: false,
             body_delay_ms: None,
+            body_lost: false,
         }
     }
 
@@ -206,6 +211,12 @@ impl Fault {
     /// Send the answer's body `delay` after its status and headers.
     pub fn body_delay(mut self, delay: Duration) -> Self {
         self.body_delay_ms = Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// Cut the connection where the answer's body should be.
+    pub fn body_lost(mut self) -> Self {
+        self.body_lost = true;
         self
     }
 
@@ -428,10 +439,30 @@ pub(crate) async fn inject(
             status_response(&fault, limit)
         }
     };
+    if fault.body_lost {
+        return lose_body(response);
+    }
     match fault.body_delay_ms {
         Some(ms) => delay_body(response, Duration::from_millis(ms)).await,
         None => response,
     }
+}
+
+/// The answer's status and headers and the first bytes of its body, then a cut connection.
+fn lose_body(response: Response) -> Response {
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    use futures::StreamExt;
+    let start = futures::stream::once(async { Ok(Bytes::from_static(b"{\"message\": \"")) });
+    let cut = futures::stream::once(async {
+        // After the status, headers and first bytes have gone out.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err::<Bytes, io::Error>(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "the body was cut off",
+        ))
+    });
+    Response::from_parts(parts, Body::from_stream(start.chain(cut)))
 }
 
 /// The same answer, its body held back `delay` after the status and headers go out.
