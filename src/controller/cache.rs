@@ -24,7 +24,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 use super::conditions;
 use super::error::{Error, Result};
-use crate::api::{Account, Authorization, ClusterAccount};
+use crate::api::{Account, AccountKind, AccountRef, Authorization, ClusterAccount};
 
 /// The labels of namespaces, as a ClusterAccount's `allowedNamespaces` sees them.
 #[derive(Default)]
@@ -450,6 +450,25 @@ impl AccountViews {
         Ok(store.get(&ObjectRef::new(name).within(namespace)))
     }
 
+    /// The account `reference` names from an Authorization in `namespace`, as the watches keep
+    /// it (`None`: it does not exist).
+    pub async fn referenced(
+        &self,
+        namespace: &str,
+        reference: &AccountRef,
+    ) -> Result<Option<Referenced>> {
+        Ok(match reference.kind {
+            AccountKind::Account => self
+                .account(namespace, &reference.name)
+                .await?
+                .map(Referenced::Account),
+            AccountKind::ClusterAccount => self
+                .cluster_account(namespace, &reference.name)
+                .await?
+                .map(Referenced::ClusterAccount),
+        })
+    }
+
     /// The ClusterAccount `name` as the watch serving `namespace` keeps it, like
     /// [`Self::account`].
     pub async fn cluster_account(
@@ -462,6 +481,25 @@ impl AccountViews {
             .ok_or(Error::CacheNotSynced("ClusterAccounts"))?;
         ready(store, "ClusterAccounts").await?;
         Ok(store.get(&ObjectRef::new(name)))
+    }
+}
+
+/// An Account or ClusterAccount, as an `accountRef` names it.
+#[derive(Clone, Debug)]
+pub enum Referenced {
+    /// An Account.
+    Account(Arc<Account>),
+    /// A ClusterAccount.
+    ClusterAccount(Arc<ClusterAccount>),
+}
+
+impl Referenced {
+    /// Its settings.
+    pub fn settings(&self) -> &crate::api::AccountSettings {
+        match self {
+            Self::Account(account) => &account.spec.settings,
+            Self::ClusterAccount(account) => &account.spec.settings,
+        }
     }
 }
 

@@ -14,9 +14,10 @@ use serde_json::json;
 
 use super::account::reconcile::AccountObject;
 use super::account::registry::AccountKey;
+use super::cache::Referenced;
 use super::context::Context;
 use super::error::{Error, Result};
-use crate::api::{AccountKind, AccountRef, Authorization, FINALIZER};
+use crate::api::{AccountRef, Authorization, FINALIZER};
 
 pub use crate::api::IN_USE_FINALIZER;
 
@@ -24,27 +25,10 @@ pub use crate::api::IN_USE_FINALIZER;
 /// `namespace`) and on its credentials Secret, where it is missing: called before a token is
 /// issued through them. An account being deleted issues no new token.
 pub async fn protect(ctx: &Context, namespace: &str, reference: &AccountRef) -> Result<()> {
-    match reference.kind {
-        AccountKind::Account => {
-            let account = ctx
-                .account_views
-                .account(namespace, &reference.name)
-                .await?;
-            match account {
-                Some(account) => protect_account(ctx, account.as_ref()).await,
-                None => Ok(()),
-            }
-        }
-        AccountKind::ClusterAccount => {
-            let account = ctx
-                .account_views
-                .cluster_account(namespace, &reference.name)
-                .await?;
-            match account {
-                Some(account) => protect_account(ctx, account.as_ref()).await,
-                None => Ok(()),
-            }
-        }
+    match ctx.account_views.referenced(namespace, reference).await? {
+        Some(Referenced::Account(account)) => protect_account(ctx, account.as_ref()).await,
+        Some(Referenced::ClusterAccount(account)) => protect_account(ctx, account.as_ref()).await,
+        None => Ok(()),
     }
 }
 

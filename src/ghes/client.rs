@@ -845,6 +845,10 @@ impl GhesApi for HttpGhesClient {
         self.execute_request(&request, None).await.map(|_| ())
     }
 
+    fn refused(&self) -> Option<GhesError> {
+        self.refusal().map(|refusal| refusal.error(false))
+    }
+
     async fn list_grants(&self, client_id: Option<&str>) -> Result<Vec<Grant>, GhesError> {
         self.list_all(
             Operation::ListGrants,

@@ -34,6 +34,12 @@ pub trait GhesApi: Send + Sync {
     /// marked unavailable: whether GHES answers. Any answer (an error status included) makes the
     /// server available again; a failure about the server moves the next probe one step on.
     async fn probe(&self) -> Result<(), GhesError>;
+
+    /// The error GHES's refusal of this client's credentials left it with, when it refused
+    /// them: every later call fails with it, without a request.
+    fn refused(&self) -> Option<GhesError> {
+        None
+    }
     /// `GET /applications/grants`, every page.
     async fn list_grants(&self, client_id: Option<&str>) -> Result<Vec<Grant>, GhesError>;
     /// `GET /applications/grants/{grant_id}`.

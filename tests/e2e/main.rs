@@ -349,6 +349,51 @@ async fn wrong_password_makes_one_request_in_total() {
 }
 
 #[tokio::test]
+async fn a_password_an_authorization_met_refused_is_not_sent_again_after_a_restart() {
+    let mut world = world_with_account().await;
+    let ns = world.ns(0).to_owned();
+    world.authorization(&ns, "ci", app_spec(&["repo"])).await;
+    world.start_operator();
+    world.wait_ready(&ns, "ci", "True").await;
+    // Someone changes the bot's password on GHES; the Account still names the old one.
+    world
+        .ghes
+        .set_password(USER, "changed-on-ghes")
+        .expect("set password");
+    let mark = world.ghes_seq();
+    // An edit: the Authorization's reconcile, not the Account's, meets the 401.
+    world
+        .patch_authorization(&ns, "ci", json!({"spec": {"scopes": ["repo", "gist"]}}))
+        .await;
+    let failed = world.wait_not_ready(&ns, "ci").await;
+    assert!(
+        failed.message.contains("InvalidCredentials"),
+        "{}",
+        failed.message
+    );
+    // A crash right after: the refusal must already be on record.
+    world.kill_operator();
+    let accounts: kube::Api<ghes_oauth_operator::api::Account> =
+        kube::Api::namespaced(world.client.clone(), &ns);
+    world.start_operator();
+    wait_for("the Account to report the refusal", || async {
+        let account = accounts.get("bot").await.ok()?;
+        let status = account.status?;
+        let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+        (ready.status == "False" && status.refused_credentials.is_some()).then_some(())
+    })
+    .await;
+    world.wait_ready(&ns, "ci", "False").await;
+    let refused: Vec<String> = world
+        .ghes_calls_since(mark)
+        .into_iter()
+        .filter(|call| call.ends_with(" 401"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{:?}", world.ghes_calls_since(mark));
+    world.cleanup().await;
+}
+
+#[tokio::test]
 async fn two_factor_account_works() {
     let mut world = World::new(&["a"]).await;
     let ns = world.ns(0).to_owned();

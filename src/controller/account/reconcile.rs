@@ -5,6 +5,7 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -17,9 +18,11 @@ use serde::de::DeserializeOwned;
 use super::registry::{AccountEntry, AccountKey, Snapshot};
 use crate::api::conditions::{self, ConditionStatus, READY, RECONCILING, STALLED};
 use crate::api::{
-    AccountResource, AccountStatus, PruneMode, PruneStatus, PruneTarget, RefusedCredentials,
+    AccountRef, AccountResource, AccountStatus, PruneMode, PruneStatus, PruneTarget,
+    RefusedCredentials,
 };
 use crate::controller::Reconciled;
+use crate::controller::cache::Referenced;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
 use crate::controller::identity::{self, Identity};
@@ -68,19 +71,10 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
     match &outcome {
         Ok(_) => status.refused_credentials = None,
         Err(Error::Ghes(error)) if error.is_credentials_problem() => {
-            if let Some(entry) = ctx.accounts.lookup(&key) {
-                let fingerprint = entry.credentials_fingerprint.clone();
-                let known = stored
-                    .refused_credentials
-                    .as_ref()
-                    .is_some_and(|refused| refused.fingerprint == fingerprint);
-                if !known {
-                    status.refused_credentials = Some(RefusedCredentials {
-                        fingerprint,
-                        reason: error.reason().to_owned(),
-                        since: Some(Time(Timestamp::now())),
-                    });
-                }
+            if let Some(entry) = ctx.accounts.lookup(&key)
+                && !records(&stored, &entry)
+            {
+                status.refused_credentials = Some(refusal(&entry, error));
             }
         }
         Err(_) => {}
@@ -201,6 +195,61 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
     }
 }
 
+/// Whether `status` records the refusal of the credentials `entry` sends.
+fn records(status: &AccountStatus, entry: &AccountEntry) -> bool {
+    status
+        .refused_credentials
+        .as_ref()
+        .is_some_and(|refused| refused.fingerprint == entry.credentials_fingerprint)
+}
+
+/// The record of GHES refusing the credentials `entry` sends.
+fn refusal(entry: &AccountEntry, error: &GhesError) -> RefusedCredentials {
+    RefusedCredentials {
+        fingerprint: entry.credentials_fingerprint.clone(),
+        reason: error.reason().to_owned(),
+        since: Some(Time(Timestamp::now())),
+    }
+}
+
+/// Records in the status of the account `reference` names (from an Authorization in
+/// `namespace`) that GHES refused the credentials its client sends, when it did and the status
+/// does not say so yet: an Authorization's reconcile met the refusal, and the account's own
+/// next sync may come after a restart that would send them again.
+pub async fn record_refusal(ctx: &Context, namespace: &str, reference: &AccountRef) -> Result<()> {
+    match ctx.account_views.referenced(namespace, reference).await? {
+        Some(Referenced::Account(account)) => record_refusal_of(ctx, account.as_ref()).await,
+        Some(Referenced::ClusterAccount(account)) => record_refusal_of(ctx, account.as_ref()).await,
+        None => Ok(()),
+    }
+}
+
+async fn record_refusal_of<A: AccountObject>(ctx: &Context, account: &A) -> Result<()> {
+    let key = AccountKey::of(account);
+    let Some(entry) = ctx.accounts.lookup(&key) else {
+        return Ok(());
+    };
+    let Some(error) = entry.client.refused() else {
+        return Ok(());
+    };
+    let mut status = account.account_status().cloned().unwrap_or_default();
+    if records(&status, &entry) || entry.refusal_recorded.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    // Written over the status this process last saw: should that be behind, the write makes
+    // the account reconcile, which keeps the refusal (its client still refuses) and mends
+    // the rest.
+    status.refused_credentials = Some(refusal(&entry, &error));
+    apply_status(&account.api(ctx.client.clone()), account, &status).await?;
+    entry.refusal_recorded.store(true, Ordering::Relaxed);
+    tracing::info!(
+        account = %key,
+        reason = error.reason(),
+        "credentials refused: recorded in the account's status, not sent again until they change"
+    );
+    Ok(())
+}
+
 /// How often a deleted account that is still in use looks whether its Authorizations have
 /// revoked their tokens.
 const DELETION_RECHECK: Duration = Duration::from_secs(2);
@@ -267,6 +316,10 @@ async fn sync<A: AccountObject>(
     let entry = ctx.accounts.entry_for(ctx, account).await?;
     // GHES does not answer: say so now, even with a listing that is not due yet.
     entry.availability.check()?;
+    // GHES refused these credentials (perhaps to an Authorization's call): say so now too.
+    if let Some(refused) = entry.client.refused() {
+        return Err(Error::Ghes(refused));
+    }
     let interval = entry.sync_interval;
     let now = Timestamp::now();
     // List when the last listing is older than the interval. Before the first one, any

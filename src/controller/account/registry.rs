@@ -266,6 +266,8 @@ pub struct AccountEntry {
     sync_lock: tokio::sync::Mutex<()>,
     /// Whether the account's GHES answers; shared with its client.
     pub availability: Arc<Availability>,
+    /// Whether this process wrote GHES's refusal of these credentials to the account's status.
+    pub refusal_recorded: std::sync::atomic::AtomicBool,
 }
 
 /// What prune runs found: candidates of each kind, and runs that refused to prune.
@@ -806,6 +808,7 @@ impl AccountRegistry {
             prune_outcome: Mutex::new(PruneOutcome::default()),
             sync_lock: tokio::sync::Mutex::new(()),
             availability,
+            refusal_recorded: std::sync::atomic::AtomicBool::new(false),
         });
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         // Another reconcile may have built the same client meanwhile: keep one per version, so

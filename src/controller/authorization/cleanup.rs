@@ -84,6 +84,9 @@ pub(super) async fn cleanup(authorization: &Authorization, ctx: &Context) -> Res
         }
         Err(error) => Err(error),
     };
+    if let Err(error) = &outcome {
+        remember_refusal(ctx, authorization, error).await;
+    }
     // Given up: at once for a configuration error, after revokeTimeout for the rest.
     let given_up = match &outcome {
         Ok(()) => None,
@@ -150,23 +153,13 @@ async fn overdue(ctx: &Context, authorization: &Authorization) -> Option<std::ti
     let since = authorization.metadata.deletion_timestamp.as_ref()?;
     let waited = Timestamp::now().duration_since(since.0).unsigned_abs();
     let namespace = authorization.namespace().unwrap_or_default();
-    let reference = &authorization.spec.account_ref;
-    let settings = match reference.kind {
-        crate::api::AccountKind::Account => ctx
-            .account_views
-            .account(&namespace, &reference.name)
-            .await
-            .ok()
-            .flatten()
-            .map(|account| account.spec.settings.revoke_timeout.as_std()),
-        crate::api::AccountKind::ClusterAccount => ctx
-            .account_views
-            .cluster_account(&namespace, &reference.name)
-            .await
-            .ok()
-            .flatten()
-            .map(|account| account.spec.settings.revoke_timeout.as_std()),
-    };
+    let settings = ctx
+        .account_views
+        .referenced(&namespace, &authorization.spec.account_ref)
+        .await
+        .ok()
+        .flatten()
+        .map(|account| account.settings().revoke_timeout.as_std());
     let timeout = settings.unwrap_or(DEFAULT_REVOKE_TIMEOUT);
     (waited >= timeout).then_some(timeout)
 }

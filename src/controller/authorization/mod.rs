@@ -177,6 +177,7 @@ async fn apply(
             Ok(Reconciled::done(Action::requeue(requeue)))
         }
         Err(error) => {
+            remember_refusal(ctx, authorization, &error).await;
             run.fail(&error).await;
             if error.is_config() {
                 Ok(Reconciled::waiting(
@@ -187,6 +188,28 @@ async fn apply(
                 Err(error)
             }
         }
+    }
+}
+
+/// When GHES refused the account's credentials in this reconcile, records it in the account's
+/// status before anything else: no restart, shard move or edit before the account's own next
+/// sync sends them again.
+async fn remember_refusal(ctx: &Context, authorization: &Authorization, error: &Error) {
+    // Whether GHES refused them is the account's client's to say (a refusal reaches here as
+    // the account's error or as GHES's).
+    if !matches!(error, Error::AccountNotReady { .. } | Error::Ghes(_)) {
+        return;
+    }
+    let namespace = authorization.namespace().unwrap_or_default();
+    let reference = &authorization.spec.account_ref;
+    if let Err(failure) =
+        crate::controller::account::reconcile::record_refusal(ctx, &namespace, reference).await
+    {
+        tracing::warn!(
+            authorization = %object_key(authorization),
+            error = %failure,
+            "cannot record the refused credentials in the account's status yet"
+        );
     }
 }
 
