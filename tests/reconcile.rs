@@ -579,3 +579,69 @@ async fn a_refused_password_is_sent_once() {
         assert_eq!(calls.ghes, Vec::<String>::new());
     }
 }
+
+#[tokio::test]
+async fn a_rotation_refused_for_longer_than_the_client_waits_goes_on_under_its_own_fingerprint() {
+    let fixture = Fixture::new().await;
+    fixture.issued("release", personal_spec()).await;
+    fixture.reconcile("release").await;
+    let first = fixture.ghes.state().authorizations[0].clone();
+    fixture
+        .apply(json!({
+            "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
+            "metadata": {"name": "release", "namespace": NS,
+                         "annotations": {"oauth.ghes.io/rotate": "2026-12-07"}},
+            "spec": personal_spec(),
+        }))
+        .await;
+    // The rotation's create meets a secondary rate limit longer than the client waits.
+    fixture
+        .ghes
+        .inject(
+            ghes_emulator::Fault::status(429)
+                .retry_after(65)
+                .method("POST")
+                .times(1),
+        )
+        .expect("fault");
+    let (result, calls) = fixture.try_reconcile("release").await;
+    assert!(result.is_err(), "a transient failure: {result:?}");
+    assert_eq!(calls.ghes, ["POST /api/v3/authorizations 429"]);
+    // Once GHES accepts again: the same rotation, under its own fingerprint and note, and the
+    // previous token revoked (gracePeriod 0s).
+    let calls = fixture.reconcile("release").await;
+    let writes: Vec<&String> = calls
+        .ghes
+        .iter()
+        .filter(|c| !c.starts_with("GET "))
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            "POST /api/v3/authorizations 201",
+            &format!("DELETE /api/v3/authorizations/{} 204", first.id)
+        ],
+        "{calls:?}"
+    );
+    assert_eq!(
+        fixture.ready("release").await,
+        ("True".into(), "TokenReady".into())
+    );
+    let tokens = fixture.ghes.state().authorizations;
+    let next = tokens
+        .iter()
+        .find(|token| token.id != first.id)
+        .expect("the rotation's token");
+    assert_ne!(next.fingerprint, first.fingerprint);
+    assert_ne!(next.note, first.note);
+    let status = fixture
+        .authorizations()
+        .get("release")
+        .await
+        .expect("Authorization")
+        .status
+        .expect("status");
+    assert_eq!(status.authorization_id, i64::try_from(next.id).ok());
+    assert_eq!(status.previous, None);
+    assert_eq!(tokens.len(), 1, "the previous token is revoked");
+}

@@ -100,9 +100,12 @@ impl Run<'_> {
                 if created
                     .as_ref()
                     .is_err_and(|error| !error.outcome_unknown())
+                    && self.status.previous.is_none()
                 {
                     // GHES answered: nothing was created, so no create is under way any more
-                    // (the recorded intent would hold pruning back for good).
+                    // (the recorded intent would hold pruning back for good). A rotation keeps
+                    // its fingerprint: the next try is the same rotation, and a rotation's
+                    // number never goes back to the token it replaces.
                     self.status.fingerprint = None;
                 }
                 created.map_err(|error| match error {
