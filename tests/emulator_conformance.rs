@@ -835,6 +835,48 @@ async fn authorization_operations_conform() {
         ..SettingsPatch::default()
     });
 
+    // A GHES clock an hour ahead: created_at and the Date header follow it.
+    h.emulator.update_settings(SettingsPatch {
+        clock_offset_secs: Some(3600),
+        ..SettingsPatch::default()
+    });
+    let ahead = h
+        .send(alice(Method::POST, "/authorizations").json(json!({"note": "clock ahead"})))
+        .await;
+    h.expect_status(&ahead, 201);
+    let created = ahead.body["created_at"]
+        .as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map(|t| {
+            t.as_second()
+                .abs_diff(i64::try_from(unix_now()).unwrap_or(0) + 3600)
+        });
+    h.expect(
+        created.is_some_and(|skew| skew <= 5),
+        &ahead,
+        "created_at an hour ahead",
+    );
+    let date = ahead
+        .header("date")
+        .and_then(|d| {
+            jiff::fmt::rfc2822::DateTimeParser::new()
+                .parse_timestamp(d)
+                .ok()
+        })
+        .map(|t| {
+            t.as_second()
+                .abs_diff(i64::try_from(unix_now()).unwrap_or(0) + 3600)
+        });
+    h.expect(
+        date.is_some_and(|skew| skew <= 5),
+        &ahead,
+        "Date an hour ahead",
+    );
+    h.emulator.update_settings(SettingsPatch {
+        clock_offset_secs: Some(0),
+        ..SettingsPatch::default()
+    });
+
     // #10: deleted, then gone.
     let deleted = h.send(alice(Method::DELETE, &target)).await;
     h.expect_status(&deleted, 204);

@@ -821,3 +821,20 @@ async fn a_server_that_stops_answering_gets_one_probe_and_nothing_else_until_it_
         "{calls:?}"
     );
 }
+
+#[tokio::test]
+async fn the_client_reads_ghes_clock_from_its_answers() {
+    let emulator = emulator().await;
+    let client = client(&emulator);
+    assert_eq!(client.clock_offset(), None, "before any answer");
+    emulator.update_settings(SettingsPatch {
+        clock_offset_secs: Some(-3600),
+        ..SettingsPatch::default()
+    });
+    client.list_authorizations(None).await.expect("list");
+    let offset = client.clock_offset().expect("the Date header read");
+    assert!(
+        (offset.as_secs() + 3600).abs() <= 2,
+        "GHES an hour behind, read as {offset:?}"
+    );
+}

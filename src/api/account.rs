@@ -372,7 +372,7 @@ pub struct PruneSpec {
     pub keep: PruneKeep,
 
     /// Never prune an authorization or grant younger than this, as a Go duration such as `10m` or
-    /// `24h`. Default: `10m`.
+    /// `24h`, counted on GHES's clock (the `Date` of its answers). Default: `10m`.
     #[serde(default = "default_min_age")]
     pub min_age: Duration,
 

@@ -274,7 +274,13 @@ pub fn plan(
         return plan;
     }
     let min_age = spec.min_age.as_std();
-    let too_young = |created: Timestamp| now.duration_since(created).unsigned_abs() < min_age;
+    // Ages on GHES's clock, which made `created_at`: a clock ahead or behind ours never makes
+    // a new token look old.
+    let ghes_now = snapshot.ghes_time(now);
+    let too_young = |created: Timestamp| {
+        let age = ghes_now.duration_since(created);
+        age.is_negative() || age.unsigned_abs() < min_age
+    };
 
     let logs_in_with = |a: &GhesAuthorization| {
         a.hashed_token

@@ -2,7 +2,7 @@
 //! errors, retries with jittered backoff, a per-client rate limit, timeouts, and a `User-Agent`
 //! naming the operator and its version.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -185,6 +185,9 @@ pub struct HttpGhesClient {
     deciding: watch::Sender<usize>,
     /// Whether the server answers; while it does not, only probes are sent.
     availability: Arc<Availability>,
+    /// How far GHES's clock is ahead of ours, in milliseconds, from the `Date` of its last
+    /// answer that had one; `i64::MIN` before any.
+    clock_offset_ms: AtomicI64,
 }
 
 /// One answer that may refuse the credentials, being read; dropping it lets requests leave.
@@ -325,7 +328,25 @@ impl HttpGhesClient {
             refused: Mutex::new(None),
             deciding: watch::Sender::new(0),
             availability: config.availability,
+            clock_offset_ms: AtomicI64::new(i64::MIN),
         })
+    }
+
+    /// Notes GHES's clock from an answer's `Date` (whole seconds: the offset is known to a
+    /// second or so, plenty for ages counted in minutes).
+    fn observe_clock(&self, headers: &HeaderMap) {
+        let Some(date) = headers
+            .get(http::header::DATE)
+            .and_then(|value| value.to_str().ok())
+        else {
+            return;
+        };
+        let Ok(ghes) = jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(date) else {
+            return;
+        };
+        let offset = ghes.duration_since(jiff::Timestamp::now()).as_millis();
+        let offset = i64::try_from(offset).unwrap_or(0).max(i64::MIN + 1);
+        self.clock_offset_ms.store(offset, Ordering::Relaxed);
     }
 
     /// The API root this client talks to.
@@ -565,6 +586,7 @@ impl HttpGhesClient {
         let status = response.status();
         let headers = response.headers().clone();
         self.observe_response(request.operation, Some(status.as_u16()));
+        self.observe_clock(&headers);
         tracing::debug!(
             operation = request.operation.as_str(),
             method = %request.method,
@@ -847,6 +869,13 @@ impl GhesApi for HttpGhesClient {
 
     fn refused(&self) -> Option<GhesError> {
         self.refusal().map(|refusal| refusal.error(false))
+    }
+
+    fn clock_offset(&self) -> Option<jiff::SignedDuration> {
+        match self.clock_offset_ms.load(Ordering::Relaxed) {
+            i64::MIN => None,
+            ms => Some(jiff::SignedDuration::from_millis(ms)),
+        }
     }
 
     async fn list_grants(&self, client_id: Option<&str>) -> Result<Vec<Grant>, GhesError> {

@@ -40,6 +40,12 @@ pub trait GhesApi: Send + Sync {
     fn refused(&self) -> Option<GhesError> {
         None
     }
+
+    /// How far GHES's clock is ahead of ours (negative: behind), as its last answer's `Date`
+    /// showed; `None` before any answer said.
+    fn clock_offset(&self) -> Option<jiff::SignedDuration> {
+        None
+    }
     /// `GET /applications/grants`, every page.
     async fn list_grants(&self, client_id: Option<&str>) -> Result<Vec<Grant>, GhesError>;
     /// `GET /applications/grants/{grant_id}`.

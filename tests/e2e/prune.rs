@@ -164,6 +164,65 @@ async fn keep_and_min_age_protect() {
     world.cleanup().await;
 }
 
+/// A token `age` old on GHES's own clock, `offset` seconds ahead of the host's.
+fn seed_on_ghes_clock(world: &World, note: &str, offset: i64, age: Duration) -> u64 {
+    let created = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(offset)
+        - jiff::SignedDuration::try_from(age).expect("age");
+    world
+        .ghes
+        .seed_authorization(ghes_emulator::SeedAuthorization {
+            login: USER.into(),
+            scopes: vec!["repo".into()],
+            note: Some(note.into()),
+            created_at: Some(created),
+            ..Default::default()
+        })
+        .expect("seed")
+        .id
+}
+
+#[tokio::test]
+async fn min_age_is_measured_on_ghes_clock_ahead_or_behind() {
+    for offset in [3600, -3600] {
+        let mut world = World::new(&["a"]).await;
+        let ns = world.ns(0).to_owned();
+        world.ghes.update_settings(ghes_emulator::SettingsPatch {
+            clock_offset_secs: Some(offset),
+            ..Default::default()
+        });
+        let young = seed_on_ghes_clock(&world, "fresh", offset, Duration::from_secs(60));
+        let old = seed_on_ghes_clock(&world, "stale", offset, TWO_HOURS);
+        world
+            .account_with(
+                &ns,
+                "bot",
+                USER,
+                PASSWORD,
+                None,
+                json!({"prune": {"mode": "Enabled", "minAge": "30m"}}),
+            )
+            .await;
+        declare_ci_and_start(&mut world, &ns).await;
+        let run = wait_prune(&world, &ns, "a run that deleted the stale token", |p| {
+            p.deleted >= 1
+        })
+        .await;
+        let ids = live_ids(&world);
+        assert!(
+            ids.contains(&young),
+            "GHES clock {offset:+} s: the minute-old token was pruned ({run:?})"
+        );
+        assert!(!ids.contains(&old), "GHES clock {offset:+} s: {run:?}");
+        assert!(
+            run.skipped
+                .iter()
+                .any(|s| s.id == young as i64 && s.reason.starts_with("younger than minAge")),
+            "GHES clock {offset:+} s: {run:?}"
+        );
+        world.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn at_most_max_deletions_per_run() {
     let mut world = World::new(&["a"]).await;

@@ -31,6 +31,10 @@ pub struct Settings {
     /// Authorization ids that `GET /authorizations` leaves out although they are live: what
     /// offset paging does to a client when items before its page are deleted meanwhile.
     pub listing_skips: Vec<u64>,
+    /// How far GHES's clock is ahead of the host's (negative: behind), in seconds: `created_at`,
+    /// `updated_at` and the `Date` header follow it, as on a server whose clock drifted.
+    #[serde(default)]
+    pub clock_offset_secs: i64,
 }
 
 impl Default for Settings {
@@ -41,6 +45,7 @@ impl Default for Settings {
             token_ttl_secs: None,
             max_login_attempts: 5,
             listing_skips: Vec::new(),
+            clock_offset_secs: 0,
         }
     }
 }

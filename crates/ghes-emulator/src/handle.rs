@@ -104,6 +104,9 @@ pub struct SettingsPatch {
     /// Ids that listings skip from now on (see [`Settings::listing_skips`]).
     #[serde(default)]
     pub listing_skips: Option<Vec<u64>>,
+    /// GHES's clock from now on (see [`Settings::clock_offset_secs`]).
+    #[serde(default)]
+    pub clock_offset_secs: Option<i64>,
 }
 
 /// Distinguishes a JSON `null` (`Some(None)`) from an absent field (`None`, via `default`).
@@ -277,6 +280,9 @@ impl Emulator {
         }
         if let Some(skips) = patch.listing_skips {
             store.settings.listing_skips = skips;
+        }
+        if let Some(offset) = patch.clock_offset_secs {
+            store.settings.clock_offset_secs = offset;
         }
         store.settings.clone()
     }

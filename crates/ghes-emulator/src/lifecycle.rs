@@ -7,7 +7,7 @@ use rand::distr::Alphanumeric;
 
 use super::errors::{ApiError, FieldError};
 use super::scopes;
-use super::store::{AuthorizationRecord, Store, now, sha256_hex};
+use super::store::{AuthorizationRecord, Store, sha256_hex};
 
 /// What a new authorization is asked to be.
 #[derive(Debug, Clone, Default)]
@@ -158,7 +158,7 @@ impl Store {
             return Err(ApiError::ValidationFailed(errors));
         }
         let token = mint_token(client_id.is_none());
-        let created_at = new.created_at.unwrap_or_else(now);
+        let created_at = new.created_at.unwrap_or_else(|| self.clock());
         let id = self.next_authorization_id();
         let record = AuthorizationRecord {
             id,
@@ -281,7 +281,7 @@ impl Store {
             || updated.note_url != current.note_url
             || updated.fingerprint != current.fingerprint;
         if changed {
-            updated.updated_at = now().max(current.updated_at);
+            updated.updated_at = self.clock().max(current.updated_at);
             self.authorizations.insert(id, updated);
         }
         Ok(id)

@@ -4,7 +4,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
@@ -49,6 +49,7 @@ pub fn router(emulator: Emulator) -> Router {
         // Layers wrap what is above them: the last one added runs first.
         .layer(from_fn_with_state(emulator.clone(), ratelimit::enforce))
         .layer(from_fn(github_headers))
+        .layer(from_fn_with_state(emulator.clone(), date_header))
         .layer(from_fn_with_state(emulator.clone(), faults::inject))
         .layer(from_fn_with_state(emulator.clone(), journal::record))
         .with_state(emulator.clone());
@@ -134,6 +135,17 @@ fn etag_matches(if_none_match: &str, etag: &str) -> bool {
 }
 
 /// Middleware: GitHub's informational headers, and `ETag` / 304 for GETs.
+/// `Date`, on GHES's clock (HTTP's IMF-fixdate).
+async fn date_header(State(emulator): State<Emulator>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let clock = emulator.store().clock();
+    let date = clock.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    if let Ok(value) = HeaderValue::from_str(&date) {
+        response.headers_mut().insert(header::DATE, value);
+    }
+    response
+}
+
 async fn github_headers(request: Request, next: Next) -> Response {
     let conditional = (request.method() == Method::GET).then(|| {
         request

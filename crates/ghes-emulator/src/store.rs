@@ -88,6 +88,15 @@ pub(crate) fn now() -> Timestamp {
     Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
+impl Store {
+    /// The time on GHES's clock (whole seconds): the host's, moved by
+    /// [`crate::Settings::clock_offset_secs`].
+    pub(crate) fn clock(&self) -> Timestamp {
+        let offset = jiff::SignedDuration::from_secs(self.settings.clock_offset_secs);
+        now().checked_add(offset).unwrap_or_else(|_| now())
+    }
+}
+
 /// Lowercase hex SHA-256, as in `hashed_token`.
 pub(crate) fn sha256_hex(value: impl AsRef<[u8]>) -> String {
     data_encoding::HEXLOWER.encode(&Sha256::digest(value.as_ref()))

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, Resource, ResourceExt};
 use rpds::HashTrieMapSync;
@@ -87,6 +87,8 @@ struct View {
     grants: Arc<Vec<Grant>>,
     /// The login GHES reports for this account's user.
     login: Option<String>,
+    /// How far GHES's clock was ahead of ours at the last listing.
+    clock_offset: Option<SignedDuration>,
 }
 
 impl Default for View {
@@ -98,6 +100,7 @@ impl Default for View {
             deleted: HashMap::new(),
             grants: Arc::new(Vec::new()),
             login: None,
+            clock_offset: None,
         }
     }
 }
@@ -167,6 +170,8 @@ pub struct Snapshot {
     pub grants: Arc<Vec<Grant>>,
     /// The login, when GHES reported one.
     pub login: Option<String>,
+    /// How far GHES's clock was ahead of ours (negative: behind) when it answered the listing.
+    pub clock_offset: Option<SignedDuration>,
 }
 
 impl Snapshot {
@@ -186,7 +191,15 @@ impl Snapshot {
             authorizations: all,
             grants: Arc::new(grants),
             login,
+            clock_offset: None,
         }
+    }
+
+    /// `now` on GHES's clock: what `created_at` and `updated_at` of this listing count from.
+    pub fn ghes_time(&self, now: Timestamp) -> Timestamp {
+        self.clock_offset
+            .and_then(|offset| now.checked_add(offset).ok())
+            .unwrap_or(now)
     }
 
     /// The authorization with this id, if it is live.
@@ -303,6 +316,7 @@ impl AccountEntry {
             authorizations: view.current.clone(),
             grants: view.grants.clone(),
             login: view.login.clone(),
+            clock_offset: view.clock_offset,
         })
     }
 
@@ -326,6 +340,7 @@ impl AccountEntry {
         {
             let mut view = self.view();
             view.grants = Arc::new(grants);
+            view.clock_offset = self.client.clock_offset();
             view.login = listed
                 .iter()
                 .find_map(|a| a.user.as_ref().map(|u| u.login.clone()))
@@ -956,6 +971,7 @@ mod tests {
             authorizations: all.clone(),
             grants: Arc::new(vec![]),
             login: None,
+            clock_offset: None,
         };
         assert_eq!(snapshot.len(), 3);
         assert_eq!(snapshot.by_fingerprint(None, "fp").map(|a| a.id), Some(1));

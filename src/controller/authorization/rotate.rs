@@ -121,7 +121,12 @@ pub(crate) fn rotation_due(
         }
     }
     let issued_at = stored.issued_at.as_ref().map(|t| t.0);
-    let expires_at = live.expires_at.or(stored.expires_at.as_ref().map(|t| t.0));
+    // GHES's clock made expires_at: on ours it is that much earlier when GHES runs ahead.
+    let offset = entry.client.clock_offset().unwrap_or_default();
+    let expires_at = live
+        .expires_at
+        .or(stored.expires_at.as_ref().map(|t| t.0))
+        .map(|at| at.checked_sub(offset).unwrap_or(at));
     scheduled(spec, issued_at, expires_at)
         .filter(|(at, _)| *at <= now)
         .map(|(_, trigger)| trigger)
