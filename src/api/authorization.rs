@@ -450,6 +450,17 @@ pub struct Rotation {
     #[schemars(length(max = 16))]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub restart_targets: Vec<RestartTarget>,
+
+    /// How long the previous token waits, once restartTargets were restarted, for their
+    /// rollouts to finish (as `kubectl rollout status` judges them: every pod of the new
+    /// template updated and available) before it is revoked anyway, with a `RolloutTimeout`
+    /// Warning Event, as a Go duration of at most `24h`. The previous token is revoked at the
+    /// later of revokeAfter and the rollouts' end. Default: `10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "duration(self) <= duration('24h')", "message": "rotation.rolloutTimeout must be at most 24h"}
+    ]))]
+    pub rollout_timeout: Option<Duration>,
 }
 
 /// A workload that reads the token and is restarted after a rotation.
@@ -576,6 +587,11 @@ pub struct PreviousAuthorization {
     /// switched to the new token plus rotation.gracePeriod. Absent until the Secret switched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke_after: Option<Time>,
+
+    /// When rotation.restartTargets were restarted for the new token (RFC 3339): the previous
+    /// authorization also waits for their rollouts, at most rotation.rolloutTimeout from then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<Time>,
 }
 
 fn default_client_secret_key() -> String {
@@ -585,6 +601,10 @@ fn default_client_secret_key() -> String {
 fn default_token_key() -> String {
     "token".to_owned()
 }
+
+/// How long the previous token waits for restarted workloads' rollouts when
+/// `rotation.rolloutTimeout` is unset.
+pub const DEFAULT_ROLLOUT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// How long before its expiry a token is rotated when `rotation.renewBeforeExpiry` is unset.
 pub const DEFAULT_RENEW_BEFORE_EXPIRY: std::time::Duration =
@@ -619,6 +639,15 @@ impl AuthorizationSpec {
             .and_then(|r| r.grace_period.as_ref())
             .map(Duration::as_std)
             .unwrap_or_default()
+    }
+
+    /// How long the previous token waits for the restarted workloads' rollouts:
+    /// `rotation.rolloutTimeout`, else [`DEFAULT_ROLLOUT_TIMEOUT`].
+    pub fn rollout_timeout(&self) -> std::time::Duration {
+        self.rotation
+            .as_ref()
+            .and_then(|r| r.rollout_timeout.as_ref())
+            .map_or(DEFAULT_ROLLOUT_TIMEOUT, Duration::as_std)
     }
 
     /// How long before its expiry a token is rotated: `rotation.renewBeforeExpiry`, else

@@ -72,9 +72,10 @@ pub const WATCHED_NAMESPACE_RULES: &[Rule] = &[
     Rule {
         api_groups: &["apps"],
         resources: &["deployments", "statefulsets", "daemonsets"],
-        verbs: &["patch"],
+        verbs: &["get", "patch"],
         why: "restart the consumers a rotation names in rotation.restartTargets (a pod \
-              template annotation, as kubectl rollout restart)",
+              template annotation, as kubectl rollout restart), and wait for their rollouts \
+              before the previous token is revoked",
     },
 ];
 

@@ -121,6 +121,11 @@ async fn workload(world: &World, namespace: &str, kind: &str, name: &str) {
     if kind == "StatefulSet" {
         spec["serviceName"] = json!(name);
     }
+    // No pods: a real cluster's controllers then report every rollout done by themselves, and
+    // the test server's status is the test's to write (see `roll_out`).
+    if kind != "DaemonSet" {
+        spec["replicas"] = json!(0);
+    }
     world
         .apply_json(
             namespace,
@@ -131,6 +136,43 @@ async fn workload(world: &World, namespace: &str, kind: &str, name: &str) {
             }),
         )
         .await;
+}
+
+/// Reports the rollout of the workload done, as its controller would once every pod of its
+/// current template is up (the test server runs no controller; a real cluster's agrees, the
+/// workloads having no pods).
+async fn roll_out(world: &World, namespace: &str, kind: &str, name: &str) {
+    let plural = format!("{}s", kind.to_ascii_lowercase());
+    let resource = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("apps", "v1", kind),
+        &plural,
+    );
+    let api: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(world.client.clone(), namespace, &resource);
+    let object = api.get(name).await.expect("workload");
+    let generation = object.metadata.generation.unwrap_or(1);
+    let status = match kind {
+        "DaemonSet" => json!({
+            "observedGeneration": generation, "currentNumberScheduled": 0,
+            "desiredNumberScheduled": 0, "numberMisscheduled": 0, "numberReady": 0,
+            "updatedNumberScheduled": 0, "numberAvailable": 0,
+        }),
+        "StatefulSet" => json!({
+            "observedGeneration": generation, "replicas": 0, "updatedReplicas": 0,
+            "readyReplicas": 0, "availableReplicas": 0,
+        }),
+        _ => json!({
+            "observedGeneration": generation, "replicas": 0, "updatedReplicas": 0,
+            "readyReplicas": 0, "availableReplicas": 0,
+        }),
+    };
+    api.patch_status(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"status": status})),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("status of {kind} {name}: {error}"));
 }
 
 /// GHES writes (method and status) of the emulator's requests after `seq`.
@@ -235,6 +277,15 @@ async fn periodic_rotation_keeps_a_live_token_in_the_secret_at_every_instant() {
         status.authorization_id.expect("id")
     );
     let revoke_after = time(previous.revoke_after.as_ref().expect("revokeAfter"));
+    // The restarted consumers come up: the previous token waits for that too.
+    assert!(previous.restarted_at.is_some(), "{previous:?}");
+    for (kind, name) in [
+        ("Deployment", CONSUMER),
+        ("StatefulSet", "consumer-db"),
+        ("DaemonSet", "consumer-agent"),
+    ] {
+        roll_out(&world, &ns, kind, name).await;
+    }
 
     let rotated = wait_rotated(&world, &ns, "release", 1).await;
     stop.store(true, Ordering::SeqCst);
@@ -405,5 +456,138 @@ async fn an_expiring_token_is_replaced_before_it_expires() {
     let status = rotated.status.expect("status");
     assert!(status.expires_at.is_some());
     world.expect_tokens(&ns, &[("release", &["gist"])]).await;
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_previous_token_outlives_the_rollout_of_the_restarted_workloads() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    world
+        .authorization(
+            &ns,
+            "release",
+            json!({
+                "accountRef": {"name": "bot"},
+                "scopes": ["gist"],
+                // The default gracePeriod, 0s: the restarted pods still need the old token
+                // until they run with the new one.
+                "rotation": {"restartTargets": [{"kind": "Deployment", "name": CONSUMER}]},
+            }),
+        )
+        .await;
+    workload(&world, &ns, "Deployment", CONSUMER).await;
+    world.start_operator();
+    world.wait_ready(&ns, "release", "True").await;
+    roll_out(&world, &ns, "Deployment", CONSUMER).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample(&world, &ns, "release", stop.clone());
+    annotate(&world, &ns, "release", "roll-1").await;
+    // The consumer restarts; its new pods take a while to come up.
+    let deployments: kube::Api<Deployment> = kube::Api::namespaced(world.client.clone(), &ns);
+    wait_for("the consumer to restart", || async {
+        let deployment = deployments.get_opt(CONSUMER).await.ok().flatten()?;
+        deployment
+            .spec
+            .template
+            .metadata?
+            .annotations?
+            .contains_key("oauth.ghes.io/restartedAt")
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rolled_out = Timestamp::now();
+    roll_out(&world, &ns, "Deployment", CONSUMER).await;
+    wait_rotated(&world, &ns, "release", 1).await;
+    stop.store(true, Ordering::SeqCst);
+    let samples = sampler.await.expect("sampler");
+    assert!(samples.dead.is_empty(), "{:?}", samples.dead);
+    let (_, revoked_at) = samples
+        .revoked
+        .first()
+        .cloned()
+        .expect("the old token revoked");
+    assert!(
+        revoked_at >= rolled_out,
+        "the previous token went at {revoked_at}, before the restarted consumer was up at \
+         {rolled_out}"
+    );
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_rollout_that_never_finishes_holds_the_previous_token_only_until_the_rollout_timeout() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    world
+        .authorization(
+            &ns,
+            "release",
+            json!({
+                "accountRef": {"name": "bot"},
+                "scopes": ["gist"],
+                "rotation": {
+                    "restartTargets": [{"kind": "Deployment", "name": "stuck"}],
+                    "rolloutTimeout": "3s",
+                },
+            }),
+        )
+        .await;
+    workload(&world, &ns, "Deployment", "stuck").await;
+    // One pod that never comes up (no node runs it).
+    world
+        .apply_json(
+            &ns,
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "stuck", "namespace": ns},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"app": "stuck"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "stuck"}},
+                        "spec": {"containers": [{"name": "main", "image": "registry.example/consumer:1"}]},
+                    },
+                },
+            }),
+        )
+        .await;
+    world.start_operator();
+    let first = world.wait_ready(&ns, "release", "True").await;
+    let first_id = first.status.and_then(|s| s.authorization_id).expect("id");
+    annotate(&world, &ns, "release", "roll-1").await;
+    let api = world.authorizations(&ns);
+    let restarted_at = wait_for("the consumer restarted", || async {
+        let previous = api
+            .get_opt("release")
+            .await
+            .ok()
+            .flatten()?
+            .status?
+            .previous?;
+        previous.restarted_at.map(|t| t.0)
+    })
+    .await;
+    wait_rotated(&world, &ns, "release", 1).await;
+    let gone_at = Timestamp::now();
+    assert!(
+        world
+            .ghes
+            .state()
+            .authorizations
+            .iter()
+            .all(|a| a.id as i64 != first_id),
+        "the previous token is revoked"
+    );
+    assert!(
+        gone_at.duration_since(restarted_at) >= jiff::SignedDuration::from_secs(3),
+        "revoked {:?} after the restart, before the rolloutTimeout",
+        gone_at.duration_since(restarted_at)
+    );
+    let reasons = world.event_reasons(&ns, "release").await;
+    assert!(reasons.iter().any(|r| r == "RolloutTimeout"), "{reasons:?}");
     world.cleanup().await;
 }

@@ -74,9 +74,13 @@ impl ResourceInfo {
         }
     }
 
-    /// Whether `metadata.generation` is maintained (CRDs and custom resources here).
+    /// Whether `metadata.generation` is maintained (CRDs, custom resources and the apps
+    /// workloads here: a change of anything but metadata and status bumps it).
     pub fn has_generation(&self) -> bool {
-        matches!(self.rules, Kind::Crd | Kind::Custom)
+        matches!(
+            self.rules,
+            Kind::Crd | Kind::Custom | Kind::Deployment | Kind::StatefulSet | Kind::DaemonSet
+        )
     }
 
     /// Whether an update without `metadata.resourceVersion` is allowed.
@@ -215,7 +219,14 @@ impl Registry {
                 namespaced,
                 short_names: short.iter().map(|s| (*s).to_owned()).collect(),
                 categories: Vec::new(),
-                status_subresource: matches!(rules, Kind::Namespace | Kind::Crd),
+                status_subresource: matches!(
+                    rules,
+                    Kind::Namespace
+                        | Kind::Crd
+                        | Kind::Deployment
+                        | Kind::StatefulSet
+                        | Kind::DaemonSet
+                ),
                 schema: None,
                 selectable_fields: Vec::new(),
                 rules,

@@ -23,6 +23,63 @@ use crate::api::{
 };
 use crate::controller::secret::FIELD_MANAGER;
 
+/// How often a previous token waiting for restarted workloads looks at their rollouts.
+const ROLLOUT_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether a workload's rollout has finished, as `kubectl rollout status` judges it: its
+/// controller has seen the current spec, and every pod runs the current template and is
+/// available.
+mod rollout {
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+
+    pub(super) fn deployment_done(deployment: &Deployment) -> bool {
+        let Some(status) = &deployment.status else {
+            return false;
+        };
+        let wanted = deployment.spec.replicas.unwrap_or(1);
+        let updated = status.updated_replicas.unwrap_or(0);
+        observed(deployment.metadata.generation, status.observed_generation)
+            && updated >= wanted
+            && status.replicas.unwrap_or(0) <= updated
+            && status.available_replicas.unwrap_or(0) >= updated
+    }
+
+    pub(super) fn stateful_set_done(set: &StatefulSet) -> bool {
+        let Some(status) = &set.status else {
+            return false;
+        };
+        let strategy = set.spec.update_strategy.as_ref();
+        // Pods of an OnDelete set change only when someone deletes them: nothing to wait for.
+        if strategy.and_then(|strategy| strategy.type_.as_deref()) == Some("OnDelete") {
+            return true;
+        }
+        let wanted = set.spec.replicas.unwrap_or(1);
+        let partition = strategy
+            .and_then(|strategy| strategy.rolling_update.as_ref())
+            .and_then(|rolling| rolling.partition)
+            .unwrap_or(0);
+        observed(set.metadata.generation, status.observed_generation)
+            && status.updated_replicas.unwrap_or(0) >= (wanted - partition).max(0)
+            && status.ready_replicas.unwrap_or(0) >= wanted
+            && (partition > 0 || status.current_revision == status.update_revision)
+    }
+
+    pub(super) fn daemon_set_done(set: &DaemonSet) -> bool {
+        let Some(status) = &set.status else {
+            return false;
+        };
+        let desired = status.desired_number_scheduled;
+        observed(set.metadata.generation, status.observed_generation)
+            && status.updated_number_scheduled.unwrap_or(0) >= desired
+            && status.number_available.unwrap_or(0) >= desired
+    }
+
+    /// Whether the controller has seen the current spec.
+    fn observed(generation: Option<i64>, observed: Option<i64>) -> bool {
+        observed.unwrap_or(0) >= generation.unwrap_or(0)
+    }
+}
+
 /// What made a rotation due.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Trigger {
@@ -180,6 +237,7 @@ impl Run<'_> {
                 authorization_id: i64::try_from(live.id).unwrap_or_default(),
                 token_last_eight: self.stored.token_last_eight.clone(),
                 revoke_after: None,
+                restarted_at: None,
             }),
             // One annotation value rotates once, even when this rotation is interrupted.
             rotate_request: self
@@ -216,16 +274,47 @@ impl Run<'_> {
             Some(at) => at.0,
             None => {
                 let at = now.checked_add(self.spec().grace_period()).unwrap_or(now);
+                let restarted = self.restart_targets(now).await;
                 if let Some(previous) = self.status.previous.as_mut() {
                     previous.revoke_after = Some(Time(at));
+                    previous.restarted_at = restarted.then_some(Time(now));
                 }
-                self.restart_targets(now).await;
                 crate::failpoint::hit("rotate.switched");
                 at
             }
         };
         if revoke_after > now {
             return Ok(Some(revoke_after));
+        }
+        // The restarted pods may still run on the previous token: it waits for their rollouts,
+        // at most rolloutTimeout.
+        if let Some(restarted_at) = self
+            .status
+            .previous
+            .as_ref()
+            .and_then(|previous| previous.restarted_at.clone())
+        {
+            let pending = self.rollouts_pending().await;
+            if !pending.is_empty() {
+                let deadline = restarted_at
+                    .0
+                    .checked_add(self.spec().rollout_timeout())
+                    .unwrap_or(restarted_at.0);
+                if now < deadline {
+                    return Ok(Some(now.checked_add(ROLLOUT_RECHECK).unwrap_or(now)));
+                }
+                self.publish(
+                    EventType::Warning,
+                    "RolloutTimeout",
+                    format!(
+                        "the rollout of {} did not finish within rotation.rolloutTimeout ({}); \
+                         the previous token is revoked anyway",
+                        pending.join(", "),
+                        crate::api::duration::Duration::from(self.spec().rollout_timeout())
+                    ),
+                )
+                .await;
+            }
         }
         let id = u64::try_from(previous.authorization_id).unwrap_or_default();
         let live = match snapshot.get(id) {
@@ -257,10 +346,54 @@ impl Run<'_> {
         Ok(None)
     }
 
+    /// The restartTargets whose rollout has not finished, as `kubectl rollout status` judges
+    /// it; one that is gone or cannot be read is not waited for.
+    async fn rollouts_pending(&self) -> Vec<String> {
+        let Some(rotation) = self.spec().rotation.as_ref() else {
+            return Vec::new();
+        };
+        let client = &self.ctx.client;
+        let mut pending = Vec::new();
+        for target in &rotation.restart_targets {
+            let name = target.name.as_str();
+            let done = match target.kind {
+                RestartKind::Deployment => {
+                    Api::<Deployment>::namespaced(client.clone(), &self.namespace)
+                        .get_opt(name)
+                        .await
+                        .map(|d| d.as_ref().is_none_or(rollout::deployment_done))
+                }
+                RestartKind::StatefulSet => {
+                    Api::<StatefulSet>::namespaced(client.clone(), &self.namespace)
+                        .get_opt(name)
+                        .await
+                        .map(|s| s.as_ref().is_none_or(rollout::stateful_set_done))
+                }
+                RestartKind::DaemonSet => {
+                    Api::<DaemonSet>::namespaced(client.clone(), &self.namespace)
+                        .get_opt(name)
+                        .await
+                        .map(|d| d.as_ref().is_none_or(rollout::daemon_set_done))
+                }
+            };
+            match done {
+                Ok(true) => {}
+                Ok(false) => pending.push(format!("{:?} {name}", target.kind)),
+                Err(error) => tracing::warn!(
+                    authorization = %object_key(self.authorization),
+                    target = name,
+                    %error,
+                    "cannot read a restart target's rollout; not waiting for it"
+                ),
+            }
+        }
+        pending
+    }
+
     /// Restarts the workloads of `rotation.restartTargets` (the Secret holds the new token): a
     /// pod template annotation, as `kubectl rollout restart`. A target that cannot be patched
-    /// gets a Warning Event and does not hold the rotation up.
-    async fn restart_targets(&self, now: Timestamp) {
+    /// gets a Warning Event and does not hold the rotation up. Whether any restarted.
+    async fn restart_targets(&self, now: Timestamp) -> bool {
         let Some(targets) = self
             .spec()
             .rotation
@@ -268,7 +401,7 @@ impl Run<'_> {
             .map(|rotation| &rotation.restart_targets)
             .filter(|targets| !targets.is_empty())
         else {
-            return;
+            return false;
         };
         let patch = Patch::Merge(serde_json::json!({"spec": {"template": {"metadata": {
             "annotations": {RESTARTED_AT_ANNOTATION: now.to_string()}
@@ -328,14 +461,16 @@ impl Run<'_> {
                 }
             }
         }
-        if !restarted.is_empty() {
-            self.publish(
-                EventType::Normal,
-                "Restarted",
-                format!("restarted {} for the new token", restarted.join(", ")),
-            )
-            .await;
+        if restarted.is_empty() {
+            return false;
         }
+        self.publish(
+            EventType::Normal,
+            "Restarted",
+            format!("restarted {} for the new token", restarted.join(", ")),
+        )
+        .await;
+        true
     }
 
     /// `status.nextRotationAt` for the current token: its schedule, not before a pending
@@ -376,7 +511,73 @@ mod tests {
             grace_period: None,
             renew_before_expiry: renew.map(|r| r.parse().expect("duration")),
             restart_targets: Vec::new(),
+            rollout_timeout: None,
         })
+    }
+
+    #[test]
+    fn a_rollout_is_done_as_kubectl_rollout_status_judges_it() {
+        let deployment = |generation: i64, status: serde_json::Value| -> Deployment {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "d", "generation": generation},
+                "spec": {"replicas": 2, "selector": {}, "template": {}},
+                "status": status,
+            }))
+            .expect("Deployment")
+        };
+        let done = serde_json::json!({"observedGeneration": 3, "replicas": 2,
+                                      "updatedReplicas": 2, "availableReplicas": 2});
+        assert!(rollout::deployment_done(&deployment(3, done.clone())));
+        // The controller has not seen the restart yet.
+        assert!(!rollout::deployment_done(&deployment(4, done)));
+        // Old pods still running beside the new ones.
+        assert!(!rollout::deployment_done(&deployment(
+            3,
+            serde_json::json!({"observedGeneration": 3, "replicas": 3,
+                               "updatedReplicas": 2, "availableReplicas": 3})
+        )));
+        // New pods not available yet.
+        assert!(!rollout::deployment_done(&deployment(
+            3,
+            serde_json::json!({"observedGeneration": 3, "replicas": 2,
+                               "updatedReplicas": 2, "availableReplicas": 1})
+        )));
+        let set = |strategy: serde_json::Value, status: serde_json::Value| -> StatefulSet {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "s", "generation": 2},
+                "spec": {"replicas": 1, "selector": {}, "serviceName": "s", "template": {},
+                         "updateStrategy": strategy},
+                "status": status,
+            }))
+            .expect("StatefulSet")
+        };
+        let rolling = serde_json::json!({"type": "RollingUpdate"});
+        assert!(rollout::stateful_set_done(&set(
+            rolling.clone(),
+            serde_json::json!({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1,
+                               "readyReplicas": 1, "currentRevision": "b", "updateRevision": "b"})
+        )));
+        assert!(!rollout::stateful_set_done(&set(
+            rolling,
+            serde_json::json!({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1,
+                               "readyReplicas": 1, "currentRevision": "a", "updateRevision": "b"})
+        )));
+        assert!(rollout::stateful_set_done(&set(
+            serde_json::json!({"type": "OnDelete"}),
+            serde_json::json!({"replicas": 1})
+        )));
+        let daemons: DaemonSet = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "ds", "generation": 5},
+            "spec": {"selector": {}, "template": {}},
+            "status": {"observedGeneration": 5, "desiredNumberScheduled": 3,
+                       "currentNumberScheduled": 3, "numberMisscheduled": 0, "numberReady": 3,
+                       "updatedNumberScheduled": 3, "numberAvailable": 2},
+        }))
+        .expect("DaemonSet");
+        assert!(
+            !rollout::daemon_set_done(&daemons),
+            "one agent not available"
+        );
     }
 
     fn at(text: &str) -> Timestamp {
