@@ -26,7 +26,7 @@ use crate::ghes::{Authorization as GhesAuthorization, Grant};
 const MAX_LISTED: usize = crate::api::account::MAX_LISTED_PRUNE_CANDIDATES;
 
 /// What the Authorizations of one GHES identity (API root and login) claim on GHES.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Claims {
     /// How many Authorizations use the identity.
     pub resources: usize,

@@ -133,8 +133,13 @@ pub(super) async fn decide(ctx: &Context, world: &World) -> Result<Plan, String>
         if !changed && !world.changed_accounts.contains(&key) {
             continue;
         }
-        affected.insert(key.to_string());
         let one = judge(ctx, authorization, &key, world.terminating(&key), now).await?;
+        // A configuration error issues, changes and revokes nothing: the account's pruning
+        // (and its listing) is planned only when the change moves what the Authorization
+        // claims.
+        if one.action != Action::Error || claims_moved(world, authorization) {
+            affected.insert(key.to_string());
+        }
         plan.writes.add(one.writes);
         plan.authorizations.push(one);
     }
@@ -180,6 +185,17 @@ pub(super) async fn decide(ctx: &Context, world: &World) -> Result<Plan, String>
     plan.authorizations
         .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     Ok(plan)
+}
+
+/// Whether what `authorization` claims for pruning differs from what the cluster's version
+/// of it claims.
+fn claims_moved(world: &World, authorization: &Authorization) -> bool {
+    let key = (authorization.namespace(), authorization.name_any());
+    let before = world
+        .before
+        .iter()
+        .filter(|a| (a.namespace(), a.name_any()) == key);
+    Claims::of([authorization]) != Claims::of(before)
 }
 
 /// The listing of the account of `authorization`, resolved as a reconcile resolves it

@@ -640,3 +640,33 @@ async fn plan_shows_an_account_deletion_held_by_the_tokens_issued_through_it() {
     assert_eq!(world.live_tokens(USER), Vec::new(), "{ids:?}");
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_plan_whose_only_change_is_a_configuration_error_calls_no_ghes() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    world
+        .apply_json(&ns, personal(&ns, "docs", &["repo"], json!({})))
+        .await;
+    world.start_operator();
+    world.wait_ready(&ns, "docs", "True").await;
+    world.kill_operator();
+    let manifests = world.dir().join("typo.yaml");
+    write_manifests(
+        &manifests,
+        &[personal(&ns, "docs", &["repo", "wrokflow"], json!({}))],
+    );
+    let mark = world.ghes_seq();
+    let output = ctl_as(
+        world.plan_kubeconfig(),
+        &["plan", "-f", &manifests.display().to_string()],
+    )
+    .await;
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}\n{output:?}");
+    expect_line(&text, &ns, "docs", "error", "spec.scopes[1]: \"wrokflow\"");
+    assert_eq!(world.ghes_calls_since(mark), Vec::<String>::new(), "{text}");
+    assert!(text.contains("this plan made 0 GHES calls"), "{text}");
+    world.cleanup().await;
+}
