@@ -12,7 +12,7 @@
 //! | `ghes_requests_total` | `operation`, `status` (HTTP code, or `error`: no response) |
 //! | `ghes_rate_limit_wait_seconds_total`, `ghes_rate_limit_waits_total` | `operation` |
 //! | `tokens_issued_total`, `tokens_reissued_total`, `tokens_rotated_total`, `tokens_revoked_total` | |
-//! | `tokens_abandoned_total` (tokens a deleted Authorization left live on GHES: it could not revoke them in time) | `reason` |
+//! | `tokens_abandoned_total` (tokens left live on GHES that the operator can no longer revoke: a deletion that could not revoke them in time, or credentials moved to another GHES user) | `reason` |
 //! | `prune_candidates` (gauge), `prune_deletions_total` | `kind` (`authorization`, `grant`) |
 //! | `prune_refused_accounts` (gauge: accounts whose latest prune run refused, or withheld tokens) | |
 //! | `tokens_rotation_overdue`, `tokens_expired` (gauges: Authorizations past their scheduled rotation, or holding an expired token) | |
@@ -307,9 +307,11 @@ impl Metrics {
         );
         sub.register(
             "tokens_abandoned",
-            "Tokens a deleted Authorization left live on GHES because it could not revoke them \
-             (GHES unreachable past the account's revokeTimeout, credentials refused, account \
-             gone), by reason; an Event in the operator's namespace names each",
+            "Tokens left live on GHES that the operator can no longer revoke, by reason: a \
+             deleted Authorization's (GHES unreachable past the account's revokeTimeout, \
+             credentials refused, account gone; an Event in the operator's namespace names each) \
+             or one stranded when its account's credentials moved to another GHES user \
+             (CredentialsChanged; a TokenStranded Event and status.strandedTokens name each)",
             metrics.tokens_abandoned.clone(),
         );
         sub.register(

@@ -570,7 +570,40 @@ pub struct AuthorizationStatus {
     /// token once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotate_request: Option<String>,
+
+    /// The GHES user and server the current token belongs to, as `login at apiRoot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+
+    /// Tokens of this resource left live as a GHES user its account no longer logs in as (its
+    /// credentials changed to another user or server): the account's credentials cannot revoke
+    /// them. Each was reported (a `TokenStranded` Event, the abandoned-tokens counter); one is
+    /// revoked when the account logs in as its user again, else revoke it on GHES by hand. The
+    /// newest 10 are listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub stranded_tokens: Vec<StrandedToken>,
 }
+
+/// A token left live as a GHES user the account no longer logs in as.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StrandedToken {
+    /// Its GHES id.
+    pub authorization_id: i64,
+    /// The GHES user and server it belongs to, as `login at apiRoot`.
+    pub identity: String,
+    /// The last eight characters of the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_last_eight: Option<String>,
+    /// When the account's credentials moved away from its user (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+}
+
+/// The most stranded tokens `status.strandedTokens` lists.
+pub const MAX_STRANDED_TOKENS: usize = 10;
 
 /// A token replaced by a rotation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -30,9 +30,9 @@ pub use account::{
 };
 pub use authorization::{
     AccountKind, AccountRef, Authorization, AuthorizationSpec, AuthorizationStatus,
-    ClientSecretRef, DeletionPolicy, ManagementPolicy, OAuthApp, ObserveTarget,
-    PreviousAuthorization, RestartKind, RestartTarget, Rotation, SecretTemplate, SecretType,
-    TokenSecret,
+    ClientSecretRef, DeletionPolicy, MAX_STRANDED_TOKENS, ManagementPolicy, OAuthApp,
+    ObserveTarget, PreviousAuthorization, RestartKind, RestartTarget, Rotation, SecretTemplate,
+    SecretType, StrandedToken, TokenSecret,
 };
 pub use duration::Duration;
 

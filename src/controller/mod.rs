@@ -730,8 +730,10 @@ fn what_users_read<A: AccountResource + kube::Resource>(account: &A) -> u64 {
     let refused = status
         .and_then(|status| status.refused_credentials.as_ref())
         .map(|refused| refused.fingerprint.clone());
+    // The login: credentials that move to another GHES user strand their tokens.
+    let login = status.and_then(|status| status.login.clone());
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (account.meta().generation, ready, refused).hash(&mut hasher);
+    (account.meta().generation, ready, refused, login).hash(&mut hasher);
     hasher.finish()
 }
 

@@ -300,6 +300,25 @@ async fn judge(
         create(&mut plan, format!("{kind} token, scopes [{scopes}]"));
         return Ok(plan);
     }
+    // The account's credentials moved to another GHES user: its tokens are stranded.
+    if let (Some(recorded), Some(identity)) = (&stored.identity, entry.identity(&snapshot))
+        && *recorded != identity.to_string()
+        && !stored.token_ids().is_empty()
+    {
+        let ids = stored
+            .token_ids()
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        plan.action = Action::Reissue;
+        plan.detail = format!(
+            "the account now logs in as {identity}: GHES authorization {ids} of {recorded} is \
+             left live (these credentials cannot revoke it) and a new {kind} token is issued"
+        );
+        plan.writes.create = 1;
+        return Ok(plan);
+    }
     let client_id = spec.app.as_ref().map(|app| app.client_id.as_str());
     let live = match stored
         .authorization_id

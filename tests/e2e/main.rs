@@ -10,6 +10,7 @@ mod ctl;
 mod generated;
 mod harness;
 mod health;
+mod identity;
 mod isolation;
 mod kube_faults;
 mod matrix;

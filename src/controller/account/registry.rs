@@ -263,6 +263,8 @@ pub struct AccountEntry {
     pub username: String,
     /// The account's `spec.server` (the GHES web address), without a trailing `/`.
     pub server: String,
+    /// The API root its client calls.
+    pub api_root: String,
     /// SHA-256 of the password: when the password is a token, this is its `hashed_token`, and
     /// pruning must never revoke the credential the operator logs in with.
     pub credential_hash: crate::ghes::redacted::TokenHash,
@@ -318,6 +320,15 @@ impl AccountEntry {
             login: view.login.clone(),
             clock_offset: view.clock_offset,
         })
+    }
+
+    /// The GHES user and server this account's credentials log in as, when GHES reported the
+    /// login in `snapshot` (the username in the credentials may be another spelling of it).
+    pub fn identity(&self, snapshot: &Snapshot) -> Option<crate::controller::identity::Identity> {
+        snapshot
+            .login
+            .as_deref()
+            .map(|login| crate::controller::identity::Identity::new(&self.api_root, login))
     }
 
     /// When the last complete listing started.
@@ -377,6 +388,11 @@ impl AccountEntry {
     /// Records an authorization this process created or updated.
     pub fn record(&self, authorization: &GhesAuthorization) {
         let mut view = self.view();
+        // Any answer about the user's tokens names the user: the login is known from the first
+        // token, even before a listing shows one.
+        if let Some(user) = &authorization.user {
+            view.login = Some(user.login.clone());
+        }
         view.deleted.remove(&authorization.id);
         let mut stored = authorization.clone();
         stored.token = None;
@@ -814,6 +830,7 @@ impl AccountRegistry {
             version,
             client: Arc::new(http),
             username: username.expose().to_owned(),
+            api_root: settings.api_root(),
             server: settings.server.trim_end_matches('/').to_owned(),
             credential_hash: crate::ghes::redacted::TokenHash::of(password.expose().as_bytes()),
             sync_interval: settings.sync_interval.as_std(),

@@ -27,9 +27,21 @@ impl Run<'_> {
         let issued = self
             .request_token(entry, fingerprint, note, client_secret, secret)
             .await;
-        if let Err(error) = &issued {
-            self.ctx
-                .remember_refusal(&self.uid, generation, fingerprint, error);
+        match &issued {
+            Err(error) => {
+                self.ctx
+                    .remember_refusal(&self.uid, generation, fingerprint, error);
+            }
+            // GHES's answer names the user the token belongs to: a run that began before the
+            // account's new user was known decides now whether its recorded tokens moved away.
+            Ok(issued) => {
+                let identity = issued.authorization().user.as_ref().map(|user| {
+                    crate::controller::identity::Identity::new(&entry.api_root, &user.login)
+                        .to_string()
+                });
+                self.settle_identity(entry, identity, super::stranded::Current::Keep)
+                    .await?;
+            }
         }
         issued
     }
@@ -56,6 +68,8 @@ impl Run<'_> {
                 observed_generation: self.status.observed_generation,
                 previous: self.status.previous.clone(),
                 rotate_request: self.status.rotate_request.clone(),
+                identity: self.status.identity.clone(),
+                stranded_tokens: self.status.stranded_tokens.clone(),
                 ..AuthorizationStatus::default()
             };
             self.write_status().await?;
@@ -135,6 +149,17 @@ impl Run<'_> {
         entry.record(&issued);
         crate::failpoint::hit("issue.created");
         Ok(Issued::Created(issued, token))
+    }
+}
+
+impl Issued {
+    /// The authorization GHES answered with.
+    fn authorization(&self) -> &GhesAuthorization {
+        match self {
+            Self::Created(authorization, _)
+            | Self::Adopted(authorization, _)
+            | Self::Unreadable(authorization) => authorization,
+        }
     }
 }
 

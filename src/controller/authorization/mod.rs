@@ -42,6 +42,7 @@ mod observe;
 mod report;
 mod resolve;
 mod rotate;
+mod stranded;
 mod token_secret;
 
 pub(crate) use drift::drift_update;
@@ -224,6 +225,9 @@ struct Run<'a> {
     stored: AuthorizationStatus,
     /// The status as this run wants it.
     status: AuthorizationStatus,
+    /// The identity and tokens status recorded when the run began, until compared with the
+    /// user the account logs in as now.
+    recorded: Option<stranded::Recorded>,
 }
 
 /// What a run does about the token, once located: keep it, adopt the one the Secret holds, or
@@ -287,6 +291,7 @@ impl<'a> Run<'a> {
             namespace: authorization.namespace().unwrap_or_default(),
             uid: authorization.uid().unwrap_or_default(),
             status: stored.clone(),
+            recorded: stranded::Recorded::of(&stored),
             stored,
         }
     }
@@ -349,6 +354,12 @@ impl<'a> Run<'a> {
         } = self.resolve().await?;
         // Before any token: the account and its credentials cannot go while it may hold one.
         crate::controller::in_use::protect(self.ctx, &self.namespace, &self.spec().account_ref)
+            .await?;
+        // Tokens of a GHES user the account no longer logs in as are stranded, not located.
+        let identity = entry
+            .identity(&snapshot)
+            .map(|identity| identity.to_string());
+        self.settle_identity(&entry, identity, stranded::Current::Forget)
             .await?;
 
         let located = match self

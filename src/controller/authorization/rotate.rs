@@ -243,6 +243,8 @@ impl Run<'_> {
             rotate_request: self
                 .rotate_annotation()
                 .or_else(|| self.stored.rotate_request.clone()),
+            identity: self.status.identity.clone(),
+            stranded_tokens: self.status.stranded_tokens.clone(),
             ..AuthorizationStatus::default()
         };
         self.write_status().await?;
