@@ -46,6 +46,28 @@ use crate::metrics::Metrics;
 /// The label that assigns an object to a shard.
 pub const SHARD_LABEL: &str = "oauth.ghes.io/shard";
 
+/// When the shard label last moved the object to another shard (RFC 3339).
+pub const MOVED_AT_ANNOTATION: &str = "oauth.ghes.io/shard-moved-at";
+
+/// How long after a move the new shard leaves an object alone: the old shard's replica stops
+/// its reconcile as soon as its watch drops the object (well within this), so the two never
+/// write at once.
+pub const HANDOFF: Duration = Duration::from_secs(10);
+
+/// How long to wait before writing for an object its shard label moved here less than
+/// [`HANDOFF`] ago; `None` when it may be reconciled now.
+pub fn handoff_wait(meta: &kube::core::ObjectMeta) -> Option<Duration> {
+    let moved: Timestamp = meta
+        .annotations
+        .as_ref()?
+        .get(MOVED_AT_ANNOTATION)?
+        .parse()
+        .ok()?;
+    let since = Timestamp::now().duration_since(moved);
+    let since = Duration::try_from(since).unwrap_or_default();
+    HANDOFF.checked_sub(since).filter(|left| !left.is_zero())
+}
+
 /// The most shards: the shard id is a metric label, and a bounded one.
 pub const MAX_SHARDS: u32 = 64;
 
@@ -628,10 +650,15 @@ impl Labeler {
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     {
         let value = shard.to_string();
-        if object.labels().get(SHARD_LABEL) == Some(&value) {
-            return Ok(());
-        }
-        let patch = serde_json::json!({"metadata": {"labels": {SHARD_LABEL: value}}});
+        let patch = match object.labels().get(SHARD_LABEL) {
+            Some(current) if *current == value => return Ok(()),
+            // A move: the new shard waits out the hand-over before it writes.
+            Some(_) => serde_json::json!({"metadata": {
+                "labels": {SHARD_LABEL: value},
+                "annotations": {MOVED_AT_ANNOTATION: Timestamp::now().to_string()},
+            }}),
+            None => serde_json::json!({"metadata": {"labels": {SHARD_LABEL: value}}}),
+        };
         match api
             .patch(
                 &object.name_any(),
@@ -653,6 +680,21 @@ mod tests {
     use super::*;
     use k8s_openapi::api::coordination::v1::LeaseSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+
+    #[test]
+    fn a_moved_object_waits_out_the_hand_over() {
+        let meta = |moved: Option<Timestamp>| kube::core::ObjectMeta {
+            annotations: moved.map(|at| {
+                std::collections::BTreeMap::from([(MOVED_AT_ANNOTATION.to_owned(), at.to_string())])
+            }),
+            ..Default::default()
+        };
+        assert_eq!(handoff_wait(&meta(None)), None);
+        let just_now = handoff_wait(&meta(Some(Timestamp::now()))).expect("a wait");
+        assert!(just_now <= HANDOFF && just_now > HANDOFF - Duration::from_secs(2));
+        let long_ago = Timestamp::now() - jiff::SignedDuration::from_secs(60);
+        assert_eq!(handoff_wait(&meta(Some(long_ago))), None);
+    }
 
     #[test]
     fn a_replica_is_ready_once_every_shard_it_holds_has_synced() {

@@ -278,12 +278,17 @@ pub async fn run_with(
             &options.watch_config(),
         );
         authorization_stores.push(store);
+        let reconcile = departing(
+            &authorization_controller,
+            &options,
+            authorization::reconcile,
+        );
         tasks.push(drive(
             authorization_controller,
             &config,
             when_stopped(),
             ControllerKind::Authorization,
-            authorization::reconcile,
+            reconcile,
             authorization::error_policy,
             &ctx,
         ));
@@ -296,12 +301,17 @@ pub async fn run_with(
                 .flat_map(futures::stream::iter),
         );
         account_stores.push(account_controller.store());
+        let reconcile = departing(
+            &account_controller,
+            &options,
+            account::reconcile::reconcile::<Account>,
+        );
         tasks.push(drive(
             account_controller,
             &config,
             when_stopped(),
             ControllerKind::Account,
-            account::reconcile::reconcile::<Account>,
+            reconcile,
             account::reconcile::error_policy::<Account>,
             &ctx,
         ));
@@ -317,12 +327,17 @@ pub async fn run_with(
             .map(move |change| affected_accounts(&cluster_accounts_changed, change))
             .flat_map(futures::stream::iter),
     );
+    let reconcile = departing(
+        &cluster_account_controller,
+        &options,
+        account::reconcile::reconcile::<ClusterAccount>,
+    );
     tasks.push(drive(
         cluster_account_controller,
         &config,
         when_stopped(),
         ControllerKind::ClusterAccount,
-        account::reconcile::reconcile::<ClusterAccount>,
+        reconcile,
         account::reconcile::error_policy::<ClusterAccount>,
         &ctx,
     ));
@@ -509,8 +524,8 @@ where
         + Send
         + Sync
         + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone + std::fmt::Debug + Unpin + Send + Sync,
-    F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Default + std::fmt::Debug + Unpin + Send + Sync,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Reconciled, Error>> + Send + 'static,
 {
     Box::pin(
@@ -556,6 +571,62 @@ impl Reconciled {
 }
 
 /// Wraps a reconciler so that every reconcile is timed and counted by result and reason.
+/// How often a running reconcile looks whether its object left the controller's store.
+const DEPARTURE_CHECK: Duration = Duration::from_millis(250);
+
+/// `reconcile`, stopped, when sharded, once its object leaves `controller`'s store: its shard
+/// label moved it to another replica's shard. The reconcile stops at once (as a crash would
+/// stop it), and the new shard's waits out the hand-over (`shard::handoff_wait`), so no object
+/// has two writers.
+fn departing<K, F, Fut>(
+    controller: &Controller<K>,
+    options: &RunOptions,
+    reconcile: F,
+) -> impl Fn(Arc<K>, Arc<Context>) -> BoxFuture<'static, Result<Reconciled, Error>> + use<K, F, Fut>
+where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Default + Send + Sync,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Reconciled, Error>> + Send + 'static,
+{
+    let store = controller.store();
+    let sharded = options.shard.is_some();
+    move |object, ctx| {
+        let reference = ObjectRef::from_obj(object.as_ref());
+        let run = reconcile(object, ctx);
+        if !sharded {
+            return Box::pin(run);
+        }
+        let store = store.clone();
+        Box::pin(async move {
+            let gone = async {
+                loop {
+                    tokio::time::sleep(DEPARTURE_CHECK).await;
+                    if store.get(&reference).is_none() {
+                        return;
+                    }
+                }
+            };
+            tokio::select! {
+                result = run => result,
+                () = gone => {
+                    tracing::info!(
+                        object = %reference,
+                        "moved to another shard: its reconcile here stops"
+                    );
+                    Ok(Reconciled::done(Action::await_change()))
+                }
+            }
+        })
+    }
+}
+
 fn measured<K, F, Fut>(
     controller: ControllerKind,
     reconcile: F,

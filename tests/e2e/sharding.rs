@@ -416,3 +416,120 @@ async fn six_shards_over_three_replicas_give_each_two() {
     drop(replicas);
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_account_moved_to_another_shard_has_one_writer_at_a_time() {
+    let world = world().await;
+    let ns = world.ns(0).to_owned();
+    let _replicas: Vec<Operator> = ["op-a", "op-b"]
+        .iter()
+        .map(|name| world.spawn_replica(&replica_args(&ns, "2", name)))
+        .collect();
+    balanced(&world, &ns, 2, 2).await;
+    // Two GHES users in different shards.
+    let api_root = world.ghes.api_url();
+    let shard = |login: &str| {
+        ghes_oauth_operator::shard::shard_of_identity(
+            &ghes_oauth_operator::controller::identity::Identity::new(
+                api_root.trim_end_matches('/'),
+                login,
+            ),
+            2,
+        )
+    };
+    let all = users();
+    let (from, from_password) = all[0].clone();
+    let (to, to_password) = all
+        .iter()
+        .find(|(login, _)| shard(login) != shard(&from))
+        .cloned()
+        .expect("a user in the other shard");
+    world.account(&ns, "bot", &from, &from_password, None).await;
+    world
+        .authorization(
+            &ns,
+            "token",
+            json!({"accountRef": {"name": "bot"}, "scopes": ["gist"]}),
+        )
+        .await;
+    world.wait_ready(&ns, "token", "True").await;
+
+    // The credentials now name a user of the other shard; shard 0's labeller moves the account
+    // and its Authorization at its next sweep.
+    world
+        .apply_json(
+            &ns,
+            json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "bot-credentials", "namespace": ns},
+                "stringData": {"username": to, "password": to_password},
+            }),
+        )
+        .await;
+    let target = shard(&to).to_string();
+    let authorizations = world.authorizations(&ns);
+    wait_for_within(
+        "the move to the other shard",
+        Duration::from_secs(90),
+        || async {
+            let token = authorizations.get_opt("token").await.ok().flatten()?;
+            let labels = token.metadata.labels?;
+            (labels.get("oauth.ghes.io/shard") == Some(&target)).then_some(())
+        },
+    )
+    .await;
+    // The new shard's replica leaves the objects alone for the hand-over (10 s): the new user
+    // is not heard from before; the old shard's replica stops within its watch's delay: the
+    // old user is not heard from after.
+    let moved_at = world.ghes_seq();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let settled = world.ghes_seq();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let handed_over = world.ghes_seq();
+    wait_for("a token as the new user", || async {
+        let token = world.wait_ready(&ns, "token", "True").await;
+        token
+            .status?
+            .identity?
+            .starts_with(&format!("{to} at "))
+            .then_some(())
+    })
+    .await;
+    let requests = world.ghes.requests();
+    let early_new: Vec<String> = requests
+        .iter()
+        .filter(|r| r.arrived > moved_at && r.arrived <= handed_over)
+        .filter(|r| r.user.as_deref() == Some(to.as_str()))
+        .map(|r| {
+            format!(
+                "{} {} ({})",
+                r.method,
+                r.path,
+                instance(r.user_agent.as_deref())
+            )
+        })
+        .collect();
+    assert_eq!(
+        early_new,
+        Vec::<String>::new(),
+        "the new user during the hand-over"
+    );
+    let late_old: Vec<String> = requests
+        .iter()
+        .filter(|r| r.arrived > settled && r.user.as_deref() == Some(from.as_str()))
+        .map(|r| {
+            format!(
+                "{} {} ({})",
+                r.method,
+                r.path,
+                instance(r.user_agent.as_deref())
+            )
+        })
+        .collect();
+    assert_eq!(
+        late_old,
+        Vec::<String>::new(),
+        "the old user after the move"
+    );
+    world.cleanup().await;
+}

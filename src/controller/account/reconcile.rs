@@ -57,6 +57,10 @@ impl AccountObject for crate::api::ClusterAccount {
 
 /// Entry point for one Account or ClusterAccount.
 pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> Result<Reconciled> {
+    // Just moved here from another shard: that shard's replica stops first.
+    if let Some(wait) = crate::shard::handoff_wait(account.meta()) {
+        return Ok(Reconciled::done(Action::requeue(wait)));
+    }
     if account.meta().deletion_timestamp.is_some() {
         return deleting(account.as_ref(), &ctx).await;
     }

@@ -75,6 +75,10 @@ pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> 
     let namespace = authorization
         .namespace()
         .ok_or_else(|| Error::InvalidSpec("an Authorization must have a namespace".into()))?;
+    // Just moved here from another shard: that shard's replica stops first.
+    if let Some(wait) = crate::shard::handoff_wait(&authorization.metadata) {
+        return Ok(Reconciled::done(Action::requeue(wait)));
+    }
     // Over its account's fair share of the workers: handed back before any call, holding no
     // worker, so that a slow or stalled GHES cannot take every worker from other accounts.
     let Some(_turn) = ctx
