@@ -338,3 +338,56 @@ async fn a_rotation_refused_for_longer_than_the_client_waits_goes_on_under_its_o
     assert_eq!(status.previous, None);
     assert_eq!(tokens.len(), 1, "the previous token is revoked");
 }
+
+#[tokio::test]
+async fn a_token_made_for_the_resource_but_neither_current_nor_previous_is_revoked() {
+    let mut fixture = Fixture::new().await;
+    fixture.issued("release", personal_spec()).await;
+    let first = fixture
+        .authorizations()
+        .get("release")
+        .await
+        .expect("Authorization")
+        .status
+        .and_then(|s| s.fingerprint)
+        .expect("fingerprint");
+    // One rotation: the first token is replaced and revoked (gracePeriod 0s).
+    fixture
+        .apply(json!({
+            "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization",
+            "metadata": {"name": "release", "namespace": NS,
+                         "annotations": {"oauth.ghes.io/rotate": "once"}},
+            "spec": personal_spec(),
+        }))
+        .await;
+    fixture.reconcile("release").await;
+    assert_eq!(fixture.ghes.state().authorizations.len(), 1);
+    // A token under the first fingerprint that no status records: a create whose answer was
+    // lost, made again by a run that then gave it up.
+    let stray = fixture
+        .ghes
+        .seed_authorization(ghes_emulator::SeedAuthorization {
+            login: LOGIN.into(),
+            scopes: vec!["gist".into()],
+            note: Some("team/release (lost)".into()),
+            fingerprint: Some(first),
+            ..Default::default()
+        })
+        .expect("seed");
+    // A new process: its first reconcile lists the account and revokes the stray.
+    fixture.restart().await;
+    let calls = fixture.reconcile("release").await;
+    assert!(
+        calls
+            .ghes
+            .contains(&format!("DELETE /api/v3/authorizations/{} 204", stray.id)),
+        "{calls:?}"
+    );
+    let live = fixture.ghes.state().authorizations;
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_ne!(live[0].id, stray.id);
+    assert_eq!(
+        fixture.ready("release").await,
+        ("True".into(), "TokenReady".into())
+    );
+}

@@ -1,6 +1,8 @@
 //! The reconcile fixture: the GHES emulator and the Kubernetes API test server, the operator's
 //! context over them, and the caches its reconciles read, filled by the test. Shared by the
-//! reconcile scenarios (`tests/reconcile.rs`) and the model test (`tests/model.rs`).
+//! reconcile scenarios (`tests/reconcile.rs`) and the model test (`tests/model.rs`), each of
+//! which uses part of it.
+#![allow(dead_code)]
 
 use std::sync::Arc;
 
@@ -67,24 +69,8 @@ impl Fixture {
             .expect("test server");
         let admin = kube.client("admin").expect("client");
         cluster::install_crds(&admin, "fixture").await;
-        let (account_store, accounts) = reflector::store();
-        let (cluster_store, mut cluster_accounts) = reflector::store::<ClusterAccount>();
-        cluster_accounts.apply_watcher_event(&watcher::Event::Init);
-        cluster_accounts.apply_watcher_event(&watcher::Event::InitDone);
-        let mut views = AccountViews::default();
-        views.add(None, account_store, cluster_store);
-        let client = kube.client(OPERATOR).expect("client");
-        let ctx = Arc::new(
-            Context::new(
-                client,
-                Some("fixture".into()),
-                InstallationId::parse("fixture").expect("installation id"),
-                ClientOptions::default(),
-                Arc::new(Metrics::new()),
-            )
-            .with_cluster_resource_namespace(NS.into())
-            .with_account_views(views),
-        );
+        let (_, accounts) = reflector::store();
+        let ctx = context(&kube, &accounts);
         let fixture = Self {
             kube,
             ghes,
@@ -120,15 +106,16 @@ impl Fixture {
                 },
             }))
             .await;
-        // The Secrets' metadata watch has listed (nothing changes under it in a scenario
-        // unless the test says so): the Secrets a reconcile read stay cached, as in a
-        // running operator.
-        for event in [watcher::Event::Init, watcher::Event::InitDone] {
-            fixture.ctx.secrets.observe(None, &Ok(event));
-        }
         let mut fixture = fixture;
         fixture.reconcile_account().await;
         fixture
+    }
+
+    /// A new operator process: what the last one held in memory (clients, refusals, caches)
+    /// is gone; the Account cache is filled again from the API server.
+    pub async fn restart(&mut self) {
+        self.ctx = context(&self.kube, &self.accounts);
+        self.cache_account().await;
     }
 
     /// Tells the Secret cache that `name` changed or went, as its watch would.
@@ -278,6 +265,31 @@ impl Fixture {
             .expect("a Ready condition");
         (ready.status, ready.reason)
     }
+}
+
+/// The operator's context over the test server, reading Accounts from `accounts`' store. The
+/// Secrets' metadata watch has listed (nothing changes under it in a scenario unless the test
+/// says so): the Secrets a reconcile read stay cached, as in a running operator.
+fn context(kube: &RunningApiServer, accounts: &Writer<Account>) -> Arc<Context> {
+    let (cluster_store, mut cluster_accounts) = reflector::store::<ClusterAccount>();
+    cluster_accounts.apply_watcher_event(&watcher::Event::Init);
+    cluster_accounts.apply_watcher_event(&watcher::Event::InitDone);
+    let mut views = AccountViews::default();
+    views.add(None, accounts.as_reader(), cluster_store);
+    let client = kube.client(OPERATOR).expect("client");
+    let ctx = Context::new(
+        client,
+        Some("fixture".into()),
+        InstallationId::parse("fixture").expect("installation id"),
+        ClientOptions::default(),
+        Arc::new(Metrics::new()),
+    )
+    .with_cluster_resource_namespace(NS.into())
+    .with_account_views(views);
+    for event in [watcher::Event::Init, watcher::Event::InitDone] {
+        ctx.secrets.observe(None, &Ok(event));
+    }
+    Arc::new(ctx)
 }
 
 /// One reconcile's calls, in order, on each server.

@@ -113,3 +113,52 @@ impl Run<'_> {
         Ok(None)
     }
 }
+
+impl Run<'_> {
+    /// Revokes this resource's tokens on GHES other than its current and previous one: a
+    /// create whose answer was lost and then made again, or a token a run gave up on when GHES
+    /// wrongly answered 404. Each is found under one of the resource's fingerprints up to the
+    /// current rotation, and proven this installation's before it goes.
+    pub(super) async fn revoke_strays(
+        &mut self,
+        entry: &AccountEntry,
+        fingerprint: &Fingerprint,
+    ) -> Result<()> {
+        let keep: Vec<u64> = self.status.token_ids();
+        // The account's view as of now: what this run revoked or made is in it.
+        let (false, Some(snapshot)) = (keep.is_empty(), entry.snapshot()) else {
+            return Ok(());
+        };
+        let installation = self.ctx.installation();
+        let mut candidate = Fingerprint::new(&self.uid, installation);
+        let mut strays = Vec::new();
+        for _ in 0..=fingerprint.rotation() {
+            strays.extend(
+                snapshot
+                    .with_fingerprint(&candidate.to_string())
+                    .filter(|live| !keep.contains(&live.id))
+                    .cloned(),
+            );
+            candidate = candidate.rotated(installation);
+        }
+        for live in strays {
+            let Some(owned) = self.owned(&live).await else {
+                continue;
+            };
+            revoke(entry, owned).await?;
+            self.ctx.metrics.count_token(TokenChange::Revoked);
+            self.publish(
+                EventType::Normal,
+                "Revoked",
+                format!(
+                    "revoked GHES authorization {} (token …{}), made for this resource but \
+                     neither its current nor its previous token",
+                    live.id,
+                    live.token_last_eight.as_deref().unwrap_or("????????")
+                ),
+            )
+            .await;
+        }
+        Ok(())
+    }
+}

@@ -232,6 +232,8 @@ struct Run<'a> {
     /// The identity and tokens status recorded when the run began, until compared with the
     /// user the account logs in as now.
     recorded: Option<stranded::Recorded>,
+    /// This run found that the Secret holds no live token of this resource.
+    lacks_token: bool,
 }
 
 /// What a run does about the token, once located: keep it, adopt the one the Secret holds, or
@@ -296,6 +298,7 @@ impl<'a> Run<'a> {
             uid: authorization.uid().unwrap_or_default(),
             status: stored.clone(),
             recorded: stranded::Recorded::of(&stored),
+            lacks_token: false,
             stored,
         }
     }
@@ -377,7 +380,12 @@ impl<'a> Run<'a> {
                 }
                 None => Located::Held(live),
             },
-            other => other,
+            other => {
+                // The Secret holds no live token of this resource: whatever follows fails or
+                // not, Ready=True would be a lie now.
+                self.lacks_token = true;
+                other
+            }
         };
         let outcome = match located {
             Located::Held(live) => Outcome::Kept(live),
@@ -473,6 +481,7 @@ impl<'a> Run<'a> {
         }
         self.record(&live, &fingerprint, token.as_ref());
         let revoke_previous_at = self.settle_previous(&entry, &snapshot).await?;
+        self.revoke_strays(&entry, &fingerprint).await?;
         self.status.next_rotation_at = self.next_rotation().map(Time);
         let now = Timestamp::now();
         let until = |at: Timestamp| {

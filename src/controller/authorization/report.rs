@@ -114,8 +114,9 @@ impl Run<'_> {
                 conditions::find_condition(&self.status.conditions, READY).is_some_and(|ready| {
                     ready.status == "True" && ready.observed_generation == generation
                 });
-            if !satisfied {
-                // This generation has no token yet: retried, so in progress, not healthy.
+            if !satisfied || self.lacks_token {
+                // This generation has no token yet, or the Secret lost it: retried, so in
+                // progress, not healthy.
                 self.set_condition(READY, ConditionStatus::False, reason, &message);
                 self.set_condition(RECONCILING, ConditionStatus::True, reason, &message);
             }
