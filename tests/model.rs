@@ -16,13 +16,15 @@
 //! A harness of our own rather than proptest-state-machine or turmoil: the system under test
 //! is two real HTTP servers and the operator's library over real sockets, whose time and
 //! network a simulator cannot own, and a schedule's shrinking matters less than replaying it.
-//! A failing schedule prints its seed; `MODEL_SEED=<seed> cargo test --features failpoints
-//! --test model -- --ignored` replays it, and `MODEL_SCHEDULES=<n>` runs more (default 24).
+//! The suite runs the same 24 schedules (seeds 0–23) every time; `MODEL_SCHEDULES=<n>` runs
+//! more, `MODEL_SEED_BASE=random` explores new ones, and a failing schedule prints its seed:
+//! `MODEL_SEED=<seed> cargo test --features failpoints --test model` replays it.
 //!
-//! Not yet part of the suite (`#[ignore]`): it still breaks invariants, and each schedule it
-//! prints is a defect still open, for instance a deleted Authorization whose revoke met a
-//! refusal that a crash then lost, and a Secret lost during a long rate limit that leaves
-//! `Ready=True`. It joins `.ci/run` once a few hundred schedules pass.
+//! Two limits of the model, by design: a refusal the process met but crashed before
+//! recording may be sent once more (nothing can record an answer before it arrives), and a
+//! token a person revokes on GHES is noticed at the account's next listing, not before.
+//! GHES refusing a valid create as invalid (404, 422) is not injected: the operator reports
+//! that `Stalled` and looks again after 5 minutes, a time this harness does not advance.
 
 #[path = "support/cluster.rs"]
 mod cluster;
@@ -381,11 +383,10 @@ impl Run {
         }
     }
 
-    /// Whether a `TokenAbandoned` Event in the operator's namespace records the tokens of the
+    /// Whether a `TokenAbandoned` Event (in the operator's namespace) records the tokens of the
     /// deleted Authorization `uid` left live.
     async fn abandoned(&self, uid: &str) -> bool {
-        let events: Api<k8s_openapi::api::events::v1::Event> =
-            Api::namespaced(self.fixture.admin.clone(), "default");
+        let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(self.fixture.admin.clone());
         events
             .list(&Default::default())
             .await
@@ -665,6 +666,17 @@ impl Run {
             });
             lines.push(format!("{name}: {status:?}"));
         }
+        let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(self.fixture.admin.clone());
+        if let Ok(list) = events.list(&Default::default()).await {
+            for event in list.items {
+                if event.type_.as_deref() == Some("Warning") {
+                    lines.push(format!(
+                        "event {:?} {:?}: {:?}",
+                        event.metadata.namespace, event.reason, event.note
+                    ));
+                }
+            }
+        }
         lines
     }
 }
@@ -704,8 +716,9 @@ async fn schedule(seed: u64, steps: usize) -> Result<(), (String, Vec<String>)> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finds open defects of issue 25 (see the module's documentation); run with --ignored"]
 async fn random_fault_schedules_keep_every_invariant() {
+    // The same schedules on every run (the suite must not fail on a machine's luck);
+    // `MODEL_SEED_BASE=random` explores new ones, `MODEL_SEED` replays one.
     let seeds: Vec<u64> = match std::env::var("MODEL_SEED") {
         Ok(seed) => vec![seed.parse().expect("MODEL_SEED is a number")],
         Err(_) => {
@@ -713,7 +726,11 @@ async fn random_fault_schedules_keep_every_invariant() {
                 .ok()
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(24);
-            let base: u64 = rand::rng().random();
+            let base: u64 = match std::env::var("MODEL_SEED_BASE").as_deref() {
+                Ok("random") => rand::rng().random(),
+                Ok(base) => base.parse().expect("MODEL_SEED_BASE is a number or random"),
+                Err(_) => 0,
+            };
             (0..count).map(|i| base.wrapping_add(i)).collect()
         }
     };
@@ -722,7 +739,7 @@ async fn random_fault_schedules_keep_every_invariant() {
         if let Err((why, log)) = schedule(*seed, 14).await {
             panic!(
                 "schedule {seed} broke an invariant: {why}\nsteps:\n{}\nreplay: MODEL_SEED={seed} \
-                 cargo test --features failpoints --test model -- --ignored",
+                 cargo test --features failpoints --test model",
                 log.join("\n")
             );
         }
