@@ -115,6 +115,25 @@ fn servers_by_login(world: &World, since: u64) -> BTreeMap<String, Vec<String>> 
     servers
 }
 
+/// GHES requests as `login` that arrived after `after` and by `until`, with their instance.
+fn heard(world: &World, login: &str, after: u64, until: u64) -> Vec<String> {
+    world
+        .ghes
+        .requests()
+        .iter()
+        .filter(|r| r.arrived > after && r.arrived <= until)
+        .filter(|r| r.user.as_deref() == Some(login))
+        .map(|r| {
+            format!(
+                "{} {} ({})",
+                r.method,
+                r.path,
+                instance(r.user_agent.as_deref())
+            )
+        })
+        .collect()
+}
+
 /// Shard Lease holders, by shard Lease name.
 async fn shard_holders(world: &World, ns: &str) -> BTreeMap<String, String> {
     let leases: Api<Lease> = Api::namespaced(world.client.clone(), ns);
@@ -495,39 +514,13 @@ async fn an_account_moved_to_another_shard_has_one_writer_at_a_time() {
             .then_some(())
     })
     .await;
-    let requests = world.ghes.requests();
-    let early_new: Vec<String> = requests
-        .iter()
-        .filter(|r| r.arrived > moved_at && r.arrived <= handed_over)
-        .filter(|r| r.user.as_deref() == Some(to.as_str()))
-        .map(|r| {
-            format!(
-                "{} {} ({})",
-                r.method,
-                r.path,
-                instance(r.user_agent.as_deref())
-            )
-        })
-        .collect();
     assert_eq!(
-        early_new,
+        heard(&world, &to, moved_at, handed_over),
         Vec::<String>::new(),
         "the new user during the hand-over"
     );
-    let late_old: Vec<String> = requests
-        .iter()
-        .filter(|r| r.arrived > settled && r.user.as_deref() == Some(from.as_str()))
-        .map(|r| {
-            format!(
-                "{} {} ({})",
-                r.method,
-                r.path,
-                instance(r.user_agent.as_deref())
-            )
-        })
-        .collect();
     assert_eq!(
-        late_old,
+        heard(&world, &from, settled, u64::MAX),
         Vec::<String>::new(),
         "the old user after the move"
     );

@@ -142,22 +142,13 @@ impl Run<'_> {
             candidate = candidate.rotated(installation);
         }
         for live in strays {
-            let Some(owned) = self.owned(&live).await else {
-                continue;
-            };
-            revoke(entry, owned).await?;
-            self.ctx.metrics.count_token(TokenChange::Revoked);
-            self.publish(
-                EventType::Normal,
-                "Revoked",
-                format!(
-                    "revoked GHES authorization {} (token …{}), made for this resource but \
-                     neither its current nor its previous token",
-                    live.id,
-                    live.token_last_eight.as_deref().unwrap_or("????????")
-                ),
-            )
-            .await;
+            let note = format!(
+                "revoked GHES authorization {} (token …{}), made for this resource but neither \
+                 its current nor its previous token",
+                live.id,
+                live.token_last_eight.as_deref().unwrap_or("????????")
+            );
+            self.revoke_proven(entry, &live, note).await?;
         }
         Ok(())
     }

@@ -582,6 +582,23 @@ impl<'a> Run<'a> {
         self.authorization.rotated_note(fingerprint.rotation())
     }
 
+    /// Revokes `live` once proven this resource's (else a Warning says why it is left alone),
+    /// counts it, and says so in a `Revoked` Event with `note`; whether it went.
+    async fn revoke_proven(
+        &self,
+        entry: &AccountEntry,
+        live: &GhesAuthorization,
+        note: String,
+    ) -> Result<bool> {
+        let Some(owned) = self.owned(live).await else {
+            return Ok(false);
+        };
+        revoke(entry, owned).await?;
+        self.ctx.metrics.count_token(TokenChange::Revoked);
+        self.publish(EventType::Normal, "Revoked", note).await;
+        Ok(true)
+    }
+
     async fn publish(&self, type_: EventType, reason: &str, note: String) {
         let reference = self.authorization.object_ref(&());
         self.ctx
@@ -600,6 +617,23 @@ async fn revoke(entry: &AccountEntry, owned: Owned) -> Result<()> {
     }
     entry.forget(owned.id());
     Ok(())
+}
+
+/// The live authorization `id`: from `snapshot` when it shows it, else as GHES answers for it
+/// (a listing's word alone never says a token is gone); `None` when GHES says it is gone.
+async fn live_by_id(
+    entry: &AccountEntry,
+    snapshot: Option<&Snapshot>,
+    id: u64,
+) -> Result<Option<GhesAuthorization>> {
+    if let Some(live) = snapshot.and_then(|snapshot| snapshot.get(id)) {
+        return Ok(Some(live.clone()));
+    }
+    match entry.client.get_authorization(id).await {
+        Ok(live) => Ok(Some(live)),
+        Err(error) if error.is_not_found() => Ok(None),
+        Err(error) => Err(account_error(&entry.key, error)),
+    }
 }
 
 /// A GHES error as seen by an Authorization: credential problems belong to the account.

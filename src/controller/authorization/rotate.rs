@@ -319,30 +319,14 @@ impl Run<'_> {
             }
         }
         let id = u64::try_from(previous.authorization_id).unwrap_or_default();
-        let live = match snapshot.get(id) {
-            Some(live) => Some(live.clone()),
-            None => match entry.client.get_authorization(id).await {
-                Ok(live) => Some(live),
-                Err(error) if error.is_not_found() => None,
-                Err(error) => return Err(account_error(&entry.key, error)),
-            },
-        };
-        if let Some(live) = live
-            && let Some(owned) = self.owned(&live).await
-        {
-            revoke(entry, owned).await?;
-            crate::failpoint::hit("rotate.revoked");
-            self.ctx.metrics.count_token(TokenChange::Revoked);
-            self.publish(
-                EventType::Normal,
-                "Revoked",
-                format!(
-                    "revoked the previous GHES authorization {id} (token …{}) after its grace \
-                     period",
-                    previous.token_last_eight.as_deref().unwrap_or("????????")
-                ),
-            )
-            .await;
+        if let Some(live) = live_by_id(entry, Some(snapshot), id).await? {
+            let note = format!(
+                "revoked the previous GHES authorization {id} (token …{}) after its grace period",
+                previous.token_last_eight.as_deref().unwrap_or("????????")
+            );
+            if self.revoke_proven(entry, &live, note).await? {
+                crate::failpoint::hit("rotate.revoked");
+            }
         }
         self.status.previous = None;
         Ok(None)

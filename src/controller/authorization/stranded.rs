@@ -146,25 +146,12 @@ impl Run<'_> {
         }
         for stranded in reachable {
             let id = u64::try_from(stranded).unwrap_or_default();
-            let live = match entry.client.get_authorization(id).await {
-                Ok(live) => Some(live),
-                Err(error) if error.is_not_found() => None,
-                Err(error) => return Err(account_error(&entry.key, error)),
-            };
-            if let Some(live) = live
-                && let Some(owned) = self.owned(&live).await
-            {
-                revoke(entry, owned).await?;
-                self.ctx.metrics.count_token(TokenChange::Revoked);
-                self.publish(
-                    EventType::Normal,
-                    "Revoked",
-                    format!(
-                        "revoked GHES authorization {id}, stranded when the account logged in \
-                         as another user: it logs in as {identity} again"
-                    ),
-                )
-                .await;
+            if let Some(live) = live_by_id(entry, None, id).await? {
+                let note = format!(
+                    "revoked GHES authorization {id}, stranded when the account logged in as \
+                     another user: it logs in as {identity} again"
+                );
+                self.revoke_proven(entry, &live, note).await?;
             }
             self.status
                 .stranded_tokens
