@@ -219,6 +219,18 @@ pub(crate) async fn annotate(world: &World, namespace: &str, name: &str, value: 
         .await;
 }
 
+/// The Account `bot` and the personal Authorization `release` with `rotation`.
+async fn release_with(world: &World, namespace: &str, rotation: serde_json::Value) {
+    world.account(namespace, "bot", USER, PASSWORD, None).await;
+    world
+        .authorization(
+            namespace,
+            "release",
+            json!({"accountRef": {"name": "bot"}, "scopes": ["gist"], "rotation": rotation}),
+        )
+        .await;
+}
+
 fn time(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> Timestamp {
     t.0
 }
@@ -227,27 +239,21 @@ fn time(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> Timestamp {
 async fn periodic_rotation_keeps_a_live_token_in_the_secret_at_every_instant() {
     let mut world = World::new(&["a"]).await;
     let ns = world.ns(0).to_owned();
-    world.account(&ns, "bot", USER, PASSWORD, None).await;
-    world
-        .authorization(
-            &ns,
-            "release",
-            json!({
-                "accountRef": {"name": "bot"},
-                "scopes": ["gist"],
-                "rotation": {
-                    "period": "15s",
-                    "gracePeriod": "4s",
-                    "restartTargets": [
-                        {"kind": "Deployment", "name": CONSUMER},
-                        {"kind": "StatefulSet", "name": "consumer-db"},
-                        {"kind": "DaemonSet", "name": "consumer-agent"},
-                        {"kind": "Deployment", "name": "not-deployed"},
-                    ],
-                },
-            }),
-        )
-        .await;
+    release_with(
+        &world,
+        &ns,
+        json!({
+            "period": "15s",
+            "gracePeriod": "4s",
+            "restartTargets": [
+                {"kind": "Deployment", "name": CONSUMER},
+                {"kind": "StatefulSet", "name": "consumer-db"},
+                {"kind": "DaemonSet", "name": "consumer-agent"},
+                {"kind": "Deployment", "name": "not-deployed"},
+            ],
+        }),
+    )
+    .await;
     workload(&world, &ns, "Deployment", CONSUMER).await;
     workload(&world, &ns, "StatefulSet", "consumer-db").await;
     workload(&world, &ns, "DaemonSet", "consumer-agent").await;
@@ -463,20 +469,14 @@ async fn an_expiring_token_is_replaced_before_it_expires() {
 async fn the_previous_token_outlives_the_rollout_of_the_restarted_workloads() {
     let mut world = World::new(&["a"]).await;
     let ns = world.ns(0).to_owned();
-    world.account(&ns, "bot", USER, PASSWORD, None).await;
-    world
-        .authorization(
-            &ns,
-            "release",
-            json!({
-                "accountRef": {"name": "bot"},
-                "scopes": ["gist"],
-                // The default gracePeriod, 0s: the restarted pods still need the old token
-                // until they run with the new one.
-                "rotation": {"restartTargets": [{"kind": "Deployment", "name": CONSUMER}]},
-            }),
-        )
-        .await;
+    // The default gracePeriod, 0s: the restarted pods still need the old token
+    // until they run with the new one.
+    release_with(
+        &world,
+        &ns,
+        json!({"restartTargets": [{"kind": "Deployment", "name": CONSUMER}]}),
+    )
+    .await;
     workload(&world, &ns, "Deployment", CONSUMER).await;
     world.start_operator();
     world.wait_ready(&ns, "release", "True").await;
@@ -521,22 +521,15 @@ async fn the_previous_token_outlives_the_rollout_of_the_restarted_workloads() {
 async fn a_rollout_that_never_finishes_holds_the_previous_token_only_until_the_rollout_timeout() {
     let mut world = World::new(&["a"]).await;
     let ns = world.ns(0).to_owned();
-    world.account(&ns, "bot", USER, PASSWORD, None).await;
-    world
-        .authorization(
-            &ns,
-            "release",
-            json!({
-                "accountRef": {"name": "bot"},
-                "scopes": ["gist"],
-                "rotation": {
-                    "restartTargets": [{"kind": "Deployment", "name": "stuck"}],
-                    "rolloutTimeout": "3s",
-                },
-            }),
-        )
-        .await;
-    workload(&world, &ns, "Deployment", "stuck").await;
+    release_with(
+        &world,
+        &ns,
+        json!({
+            "restartTargets": [{"kind": "Deployment", "name": "stuck"}],
+            "rolloutTimeout": "3s",
+        }),
+    )
+    .await;
     // One pod that never comes up (no node runs it).
     world
         .apply_json(

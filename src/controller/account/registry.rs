@@ -328,7 +328,12 @@ impl AccountEntry {
         snapshot
             .login
             .as_deref()
-            .map(|login| crate::controller::identity::Identity::new(&self.api_root, login))
+            .map(|login| self.identity_of(login))
+    }
+
+    /// The GHES user `login` on this account's server.
+    pub fn identity_of(&self, login: &str) -> crate::controller::identity::Identity {
+        crate::controller::identity::Identity::new(&self.api_root, login)
     }
 
     /// When the last complete listing started.

@@ -194,14 +194,9 @@ pub(super) async fn revoke_all(
         if owned.iter().any(|o| o.id() == id) {
             continue;
         }
-        let live = match snapshot.get(id) {
-            Some(live) => live.clone(),
-            // Issued after the listing, or gone: ask GHES.
-            None => match entry.client.get_authorization(id).await {
-                Ok(live) => live,
-                Err(error) if error.is_not_found() => continue,
-                Err(error) => return Err(account_error(&entry.key, error)),
-            },
+        // Issued after the listing, or gone: GHES says which.
+        let Some(live) = live_by_id(entry, Some(&snapshot), id).await? else {
+            continue;
         };
         match Owned::verify(&live, &uid, ctx.installation()) {
             Ok(proof) => owned.push(proof),

@@ -35,10 +35,11 @@ impl Run<'_> {
             // GHES's answer names the user the token belongs to: a run that began before the
             // account's new user was known decides now whether its recorded tokens moved away.
             Ok(issued) => {
-                let identity = issued.authorization().user.as_ref().map(|user| {
-                    crate::controller::identity::Identity::new(&entry.api_root, &user.login)
-                        .to_string()
-                });
+                let identity = issued
+                    .authorization()
+                    .user
+                    .as_ref()
+                    .map(|user| entry.identity_of(&user.login).to_string());
                 self.settle_identity(entry, identity, super::stranded::Current::Keep)
                     .await?;
             }
