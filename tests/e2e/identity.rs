@@ -126,7 +126,15 @@ async fn credentials_moved_to_another_user_report_each_stranded_token() {
     })
     .await;
     assert!(left[0].1.starts_with(&format!("{OTHER} at ")), "{left:?}");
-    world.wait_ready(&ns, "ci", "True").await;
+    // The new token as the first user is recorded (not only created) before the operator
+    // stops: the plan below starts from a settled status.
+    let user = format!("{} at ", USER.to_ascii_lowercase());
+    wait_for("a token recorded as the first user", || async {
+        let status = world.wait_ready(&ns, "ci", "True").await.status?;
+        let id = status.authorization_id?;
+        (id != second_id && status.identity?.starts_with(&user)).then_some(())
+    })
+    .await;
     assert_eq!(
         world.live_tokens(USER).len(),
         1,
