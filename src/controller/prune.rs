@@ -277,9 +277,11 @@ pub fn plan(
     // Ages on GHES's clock, which made `created_at`: a clock ahead or behind ours never makes
     // a new token look old.
     let ghes_now = snapshot.ghes_time(now);
+    // `minAge: 0s` protects nothing by age, even a token that reads a little ahead: the
+    // offset comes from `Date`, which has whole seconds.
     let too_young = |created: Timestamp| {
         let age = ghes_now.duration_since(created);
-        age.is_negative() || age.unsigned_abs() < min_age
+        !min_age.is_zero() && (age.is_negative() || age.unsigned_abs() < min_age)
     };
 
     let logs_in_with = |a: &GhesAuthorization| {
@@ -861,6 +863,25 @@ mod tests {
             "{reasons:?}"
         );
         assert!(reasons.contains(&(5, "kept by prune.keep")), "{reasons:?}");
+    }
+
+    /// `minAge: 0s` protects nothing by age: a token whose `created_at` reads a second ahead
+    /// (GHES's `Date` has whole seconds, so the clock offset is known to about a second) is
+    /// still a candidate.
+    #[test]
+    fn min_age_zero_protects_no_token_by_age() {
+        let snapshot = snapshot(vec![token(7, PERSONAL, None, -1)], vec![]);
+        let mut spec = spec(PruneMode::Enabled);
+        spec.min_age = "0s".parse().expect("duration");
+        let plan = plan(
+            &spec,
+            &snapshot,
+            &Claims::of([]),
+            &login_hash(),
+            &vantage(),
+            at(0),
+        );
+        assert_eq!(ids(&plan), [7], "{:?}", plan.protected);
     }
 
     /// GHES may report `hashed_token` in uppercase hex or in base64: the login token is still
