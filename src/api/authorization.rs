@@ -606,7 +606,7 @@ pub struct StrandedToken {
 pub const MAX_STRANDED_TOKENS: usize = 10;
 
 /// A token replaced by a rotation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PreviousAuthorization {
     /// The GHES id of the previous authorization.

@@ -14,13 +14,15 @@ use crate::api::{
     PruneMode,
 };
 use crate::controller::account::registry::{AccountEntry, AccountKey, Snapshot};
-use crate::controller::authorization::{self, Resolved, account_error, drift_update, rotation_due};
+use crate::controller::authorization::{
+    self, Before, Listing, Resolved, State, Step, account_error,
+};
 use crate::controller::context::Context;
 use crate::controller::error::Error;
 use crate::controller::fingerprint::Owned;
 use crate::controller::identity::{Identity, may_log_in_as};
 use crate::controller::prune::{self, Claims, Target, Vantage};
-use crate::ghes::{Authorization as GhesAuthorization, ScopeChange};
+use crate::ghes::{Authorization as GhesAuthorization, AuthorizationUpdate, ScopeChange};
 
 /// What the controller would do with one Authorization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -301,12 +303,11 @@ async fn judge(
         return Ok(plan);
     }
     // The account's credentials moved to another GHES user: its tokens are stranded.
-    if let (Some(recorded), Some(identity)) = (&stored.identity, entry.identity(&snapshot))
-        && *recorded != identity.to_string()
-        && !stored.token_ids().is_empty()
+    let state = State::of(&stored);
+    if let Some(identity) = entry.identity(&snapshot)
+        && let Some((recorded, ids)) = state.stranded_by(&identity.to_string())
     {
-        let ids = stored
-            .token_ids()
+        let ids = ids
             .iter()
             .map(u64::to_string)
             .collect::<Vec<_>>()
@@ -319,97 +320,99 @@ async fn judge(
         plan.writes.create = 1;
         return Ok(plan);
     }
-    let client_id = spec.app.as_ref().map(|app| app.client_id.as_str());
-    let live = match stored
-        .authorization_id
-        .and_then(|id| u64::try_from(id).ok())
+    // The reconcile's own observation (from the cached listing) and its own decision.
+    let observed = match authorization::observe(
+        &entry,
+        &snapshot,
+        authorization,
+        &state,
+        &fingerprint,
+        &secret_state,
+        ctx.installation(),
+        Listing::Cached,
+    )
+    .await
     {
-        Some(id) => match snapshot.get(id) {
-            Some(live) => Some(live.clone()),
-            // Not in the listing: only GHES can say whether it is gone (a GET).
-            None => match entry.client.get_authorization(id).await {
-                Ok(live) => Some(live),
-                Err(error) if error.is_not_found() => {
-                    plan.action = Action::Reissue;
-                    plan.detail = format!(
-                        "GHES authorization {id} is gone: a new {kind} token, scopes [{scopes}]"
-                    );
-                    plan.writes.create = 1;
-                    return Ok(plan);
-                }
-                Err(error) => return config_error(plan, account_error(key, error)),
-            },
-        },
-        None => None,
+        Ok(observed) => observed,
+        Err(error) => return config_error(plan, error),
     };
-    let live = match live {
-        Some(live) if Owned::verify(&live, &uid, ctx.installation()).is_ok() => live,
-        Some(live) => {
-            create(
-                &mut plan,
-                format!(
-                    "status names GHES authorization {}, which was not made for this resource: \
-                     it is left alone and a {kind} token is issued",
+    match authorization::decide(spec, &state, &observed, now) {
+        Step::Issue {
+            before: Before::Nothing,
+        } => create(&mut plan, format!("{kind} token, scopes [{scopes}]")),
+        Step::Issue {
+            before: Before::Gone(id),
+        } => {
+            plan.action = Action::Reissue;
+            plan.detail =
+                format!("GHES authorization {id} is gone: a new {kind} token, scopes [{scopes}]");
+            plan.writes.create = 1;
+        }
+        Step::Issue {
+            before: Before::NotOwned(id),
+        } => create(
+            &mut plan,
+            format!(
+                "status names GHES authorization {id}, which was not made for this resource: \
+                 it is left alone and a {kind} token is issued"
+            ),
+        ),
+        Step::Reissue { lost, why } => {
+            plan.action = Action::Reissue;
+            plan.detail = format!(
+                "{why}: revoke GHES authorization {} and issue a new {kind} token",
+                lost.id
+            );
+            plan.writes = Writes::REPLACE;
+        }
+        Step::Rotate { live, trigger } => {
+            plan.action = Action::Rotate;
+            plan.detail = format!(
+                "{}: a new token replaces GHES authorization {}, revoked after \
+                 rotation.gracePeriod",
+                trigger.describe(),
+                live.id
+            );
+            plan.writes = Writes::REPLACE;
+        }
+        Step::Keep {
+            live,
+            adopted,
+            update,
+        } => {
+            let changes = changes(&live, &update);
+            plan.detail = match (adopted, changes.is_empty()) {
+                (true, true) => format!(
+                    "an earlier create left GHES authorization {} without a status, and the \
+                     Secret holds its token: it is recorded",
                     live.id
                 ),
-            );
-            return Ok(plan);
+                (true, false) => format!(
+                    "an earlier create left GHES authorization {} without a status, and the \
+                     Secret holds its token: it is recorded; {changes}",
+                    live.id
+                ),
+                (false, true) => format!("GHES authorization {} as declared", live.id),
+                (false, false) => format!("GHES authorization {}: {changes}", live.id),
+            };
+            plan.action = match (adopted, changes.is_empty()) {
+                (true, _) => Action::Adopt,
+                (false, true) => Action::Nothing,
+                (false, false) => Action::Update,
+            };
+            if !update.is_empty() {
+                plan.writes.update = 1;
+            }
         }
-        None => match snapshot.by_fingerprint(client_id, &fingerprint.to_string()) {
-            Some(found) if stored.fingerprint.is_some() => {
-                plan.action = Action::Adopt;
-                plan.detail = format!(
-                    "an earlier create left GHES authorization {} without a status: it is \
-                     recorded{}",
-                    found.id,
-                    if stored.authorization_id.is_none() {
-                        ""
-                    } else {
-                        " (its Secret decides whether it is kept)"
-                    }
-                );
-                return Ok(plan);
-            }
-            _ => {
-                create(&mut plan, format!("{kind} token, scopes [{scopes}]"));
-                return Ok(plan);
-            }
-        },
-    };
-    let held = live
-        .hashed_token
-        .as_deref()
-        .or(stored.hashed_token.as_deref())
-        .is_some_and(|hash| secret_state.holds(hash));
-    if !held {
-        plan.action = Action::Reissue;
-        plan.detail = format!(
-            "{}: revoke GHES authorization {} and issue a new {kind} token",
-            secret_state.lost_reason(),
-            live.id
-        );
-        plan.writes = Writes::REPLACE;
-        return Ok(plan);
     }
-    if let Some(trigger) = rotation_due(authorization, &stored, &entry, &live, &secret_state, now) {
-        plan.action = Action::Rotate;
-        plan.detail = format!(
-            "{}: a new token replaces GHES authorization {}, revoked after rotation.gracePeriod",
-            trigger.describe(),
-            live.id
-        );
-        plan.writes = Writes::REPLACE;
-        return Ok(plan);
-    }
-    let note = authorization.rotated_note(fingerprint.rotation());
-    let update = drift_update(spec, &stored, &live, note);
-    if update.is_empty() {
-        plan.detail = format!("GHES authorization {} as declared", live.id);
-        return Ok(plan);
-    }
+    Ok(plan)
+}
+
+/// What the PATCH `update` changes of `live`, as `scopes [a] → [a, b] (+b); note "x" → "y"`.
+fn changes(live: &GhesAuthorization, update: &AuthorizationUpdate) -> String {
     let mut changes = Vec::new();
     if let Some(ScopeChange::Replace(scopes)) = &update.scopes {
-        changes.push(scope_diff(&live, scopes));
+        changes.push(scope_diff(live, scopes));
     }
     if let Some(note) = &update.note {
         changes.push(format!(
@@ -423,10 +426,7 @@ async fn judge(
             live.note_url.as_deref().unwrap_or_default()
         ));
     }
-    plan.action = Action::Update;
-    plan.detail = format!("GHES authorization {}: {}", live.id, changes.join("; "));
-    plan.writes.update = 1;
-    Ok(plan)
+    changes.join("; ")
 }
 
 /// `scopes [a, b] → [a, c] (+c, −b)`.

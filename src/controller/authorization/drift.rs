@@ -3,7 +3,8 @@
 use super::*;
 
 /// The one PATCH that brings `live` back to `spec` (empty: nothing drifted). `stored` is the
-/// status as stored; `note` the note the token should carry. Pure: `plan` asks it too.
+/// status as stored; `note` the note the token should carry. Pure: part of the lifecycle's
+/// decision.
 pub(crate) fn drift_update(
     spec: &crate::api::AuthorizationSpec,
     stored: &AuthorizationStatus,
@@ -34,15 +35,14 @@ pub(crate) fn drift_update(
 }
 
 impl Run<'_> {
-    /// Fixes scopes, note and note URL with one PATCH when they differ from the spec.
+    /// Fixes scopes, note and note URL with `update`, the one PATCH the lifecycle decided
+    /// (empty: nothing drifted).
     pub(super) async fn repair_drift(
         &mut self,
         entry: &AccountEntry,
         live: GhesAuthorization,
-        fingerprint: &Fingerprint,
+        update: AuthorizationUpdate,
     ) -> Result<GhesAuthorization> {
-        let note = self.note(fingerprint);
-        let update = drift_update(self.spec(), &self.stored, &live, note);
         if update.is_empty() {
             return Ok(live);
         }

@@ -1,22 +1,9 @@
-//! Locating the live GHES authorization of an Authorization in its account's listing, and
-//! whether the Secret holds its token.
+//! Observing an Authorization's token: the live GHES authorization in its account's listing,
+//! and whether the Secret holds its token.
 
+use super::lifecycle::{Found, Observed, State};
 use super::*;
-
-/// Where this resource's token stands on GHES.
-pub(super) enum Located {
-    /// Live, and the Secret holds its token.
-    Held(GhesAuthorization),
-    /// Live, but its token cannot be read back from the Secret: it must be replaced.
-    Lost {
-        /// The live authorization.
-        live: GhesAuthorization,
-        /// Why the Secret does not hold it.
-        why: &'static str,
-    },
-    /// Nothing live: never issued, or gone.
-    Missing,
-}
+use crate::controller::fingerprint::InstallationId;
 
 impl SecretState {
     /// Why the Secret does not hold the live token, when it does not.
@@ -34,84 +21,152 @@ impl SecretState {
     }
 }
 
-impl Run<'_> {
-    /// Finds the live GHES authorization of this resource, from the account's snapshot.
-    pub(super) async fn locate(
-        &mut self,
-        entry: &AccountEntry,
-        snapshot: &Snapshot,
-        fingerprint: &Fingerprint,
-        secret: &SecretState,
-    ) -> Result<Located> {
-        let found = self.find(entry, snapshot, fingerprint).await?;
-        let Some(live) = found else {
-            return Ok(Located::Missing);
-        };
-        let held = live
-            .hashed_token
-            .as_deref()
-            .or(self.stored.hashed_token.as_deref())
-            .is_some_and(|hash| secret.holds(hash));
-        if held {
-            return Ok(Located::Held(live));
-        }
-        let why = secret.lost_reason();
-        Ok(Located::Lost { live, why })
-    }
+/// How fresh the listing is that finds an interrupted create: a reconcile, about to create,
+/// lists again; `plan` reads the account's cached listing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listing {
+    Fresh,
+    Cached,
+}
 
-    /// The live GHES authorization of this resource, if any, proven its own.
-    async fn find(
-        &mut self,
-        entry: &AccountEntry,
-        snapshot: &Snapshot,
-        fingerprint: &Fingerprint,
-    ) -> Result<Option<GhesAuthorization>> {
-        let fingerprint = fingerprint.to_string();
-        if let Some(id) = self
-            .stored
-            .authorization_id
-            .and_then(|id| u64::try_from(id).ok())
-        {
-            let live = match snapshot.get(id) {
-                Some(live) => Some(live.clone()),
-                // Not in the listing: issued after it, skipped by its offset paging while
-                // others were deleted, or gone. Only GHES can say which; a token is never
-                // declared lost on a listing's word alone.
-                None => match entry.client.get_authorization(id).await {
-                    Ok(live) => {
-                        entry.record(&live);
-                        Some(live)
-                    }
-                    Err(error) if error.is_not_found() => None,
-                    Err(error) => return Err(account_error(&entry.key, error)),
-                },
+/// Observes what [`lifecycle::decide`] needs of `authorization`'s token, in `state`: the live
+/// token (from `snapshot`, by a GET when status names one the listing does not show, by
+/// fingerprint after an interrupted create), each proven this resource's, and what the
+/// Secret holds. Reads only; shared by reconcile and `plan`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn observe(
+    entry: &AccountEntry,
+    snapshot: &Snapshot,
+    authorization: &Authorization,
+    state: &State<'_>,
+    fingerprint: &Fingerprint,
+    secret: &SecretState,
+    installation: &InstallationId,
+    listing: Listing,
+) -> Result<Observed> {
+    let (found, disowned) = find(
+        entry,
+        snapshot,
+        authorization,
+        state,
+        fingerprint,
+        installation,
+        listing,
+    )
+    .await?;
+    let spec = &authorization.spec;
+    let (held, render_anew) = match &found {
+        Found::Live { live, .. } => {
+            let held = live
+                .hashed_token
+                .as_deref()
+                .or(state.status().hashed_token.as_deref())
+                .is_some_and(|hash| secret.holds(hash));
+            let render_anew = match &spec.secret.template {
+                Some(template) => {
+                    let inputs = token_secret::template_inputs(spec, entry, Some(live));
+                    crate::controller::template::recipe_hash(template, &inputs).ok()
+                        != secret.recipe
+                }
+                None => secret.recipe.is_some(),
             };
-            let Some(live) = live else {
-                entry.forget(id);
-                return Ok(None);
-            };
-            if self.owned(&live).await.is_some() {
-                return Ok(Some(live));
-            }
-            // Status names a token that is not this resource's: look for its own instead.
-            return Ok(snapshot
-                .by_fingerprint(self.client_id(), &fingerprint)
-                .filter(|own| self.proof(own).is_ok())
-                .cloned());
+            (held, render_anew)
         }
-        if self.stored.fingerprint.is_some() {
-            // A create was started and its outcome is unknown: look it up in a fresh listing.
-            let fresh = entry
+        _ => (false, false),
+    };
+    Ok(Observed {
+        found,
+        disowned,
+        held,
+        lost_reason: secret.lost_reason(),
+        readable: secret.token.is_some(),
+        render_anew,
+        rotate_request: rotate::rotate_annotation(authorization),
+        clock_offset: entry.client.clock_offset().unwrap_or_default(),
+        note: authorization.rotated_note(fingerprint.rotation()),
+    })
+}
+
+/// The live GHES authorization of this resource, if any, proven its own; and a token status
+/// names or the fingerprint finds that is not, with why.
+async fn find(
+    entry: &AccountEntry,
+    snapshot: &Snapshot,
+    authorization: &Authorization,
+    state: &State<'_>,
+    fingerprint: &Fingerprint,
+    installation: &InstallationId,
+    listing: Listing,
+) -> Result<(Found, Option<(u64, String)>)> {
+    let uid = authorization.uid().unwrap_or_default();
+    let client_id = authorization
+        .spec
+        .app
+        .as_ref()
+        .map(|app| app.client_id.as_str());
+    let fingerprint = fingerprint.to_string();
+    let proven = |live: &GhesAuthorization| Owned::verify(live, &uid, installation);
+    if let Some(id) = state.current() {
+        // Not in the listing: issued after it, skipped by its offset paging while others
+        // were deleted, or gone. Only GHES can say which; a token is never declared lost on
+        // a listing's word alone.
+        let Some(live) = live_by_id(entry, Some(snapshot), id).await? else {
+            entry.forget(id);
+            return Ok((Found::Gone(id), None));
+        };
+        entry.record(&live);
+        let why = match proven(&live) {
+            Ok(_) => {
+                let found = Found::Live {
+                    live,
+                    recorded: true,
+                };
+                return Ok((found, None));
+            }
+            Err(why) => why,
+        };
+        // Status names a token that is not this resource's: look for its own instead.
+        let found = match snapshot
+            .by_fingerprint(client_id, &fingerprint)
+            .filter(|own| proven(own).is_ok())
+        {
+            Some(own) => Found::Live {
+                live: own.clone(),
+                recorded: false,
+            },
+            None => Found::NotOwned { id },
+        };
+        return Ok((found, Some((id, why))));
+    }
+    if !state.creating() {
+        return Ok((Found::Nothing, None));
+    }
+    // A create was started and its outcome is unknown: look it up by fingerprint.
+    let fresh;
+    let listed = match listing {
+        Listing::Fresh => {
+            fresh = entry
                 .sync(Some(Timestamp::now()))
                 .await
                 .map_err(|error| account_error(&entry.key, error))?;
-            return match fresh.by_fingerprint(self.client_id(), &fingerprint) {
-                Some(live) => Ok(self.owned(live).await.map(|_| live.clone())),
-                None => Ok(None),
-            };
+            &fresh
         }
-        Ok(None)
-    }
+        Listing::Cached => snapshot,
+    };
+    Ok(match listed.by_fingerprint(client_id, &fingerprint) {
+        Some(live) => match proven(live) {
+            Ok(_) => {
+                let found = Found::Live {
+                    live: live.clone(),
+                    recorded: false,
+                };
+                (found, None)
+            }
+            // Not this resource's, whatever its fingerprint says: a token of its own is made.
+            Err(why) => (Found::Nothing, Some((live.id, why))),
+        },
+        None => (Found::Nothing, None),
+    })
 }
 
 impl Run<'_> {

@@ -3,9 +3,11 @@
 //! is safe to crash between any two: the fingerprint is recorded in status before any token is
 //! created, so a lost answer is found again and replaced, never duplicated.
 //!
-//! This file holds the run and its order (`Run::sync`); each step is a file of its own:
-//! `resolve`, `locate`, `issue`, `drift`, `token_secret` (read and write the Secret), `report`
-//! (status and conditions), and `cleanup` (deletion).
+//! This file holds the run and its order (`Run::sync`): it observes (`locate`), asks the pure
+//! `lifecycle::decide` for the next step (as `plan` does), carries the step out and records
+//! the new state. Each step is a file of its own: `resolve`, `issue`, `rotate`, `drift`,
+//! `token_secret` (read and write the Secret), `report` (status and conditions), and `cleanup`
+//! (deletion).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -37,6 +39,7 @@ use crate::metrics::TokenChange;
 mod cleanup;
 mod drift;
 mod issue;
+mod lifecycle;
 mod locate;
 mod observe;
 mod report;
@@ -46,12 +49,12 @@ mod stranded;
 mod token_secret;
 
 pub(crate) use drift::drift_update;
+pub(crate) use lifecycle::{Before, State, Step, decide};
+pub(crate) use locate::{Listing, observe};
 pub(crate) use resolve::{Resolved, resolve};
-pub(crate) use rotate::rotation_due;
 
 use cleanup::cleanup;
 use issue::Issued;
-use locate::Located;
 
 /// How long a configuration error waits before a periodic re-check; changes to the resource
 /// and its account trigger at once. Secrets the operator does not own are not watched, so a
@@ -239,8 +242,8 @@ struct Run<'a> {
 /// What a run does about the token, once located: keep it, adopt the one the Secret holds, or
 /// hand out a new one.
 enum Outcome {
-    /// The live token the Secret holds.
-    Kept(GhesAuthorization),
+    /// The live token the Secret holds, and the PATCH that repairs its drift.
+    Kept(GhesAuthorization, AuthorizationUpdate),
     /// A token the Secret holds, found again after status was lost.
     Adopted(GhesAuthorization, Token),
     /// A token created by this run (`why`: what happened to the one it replaces, if any).
@@ -297,7 +300,7 @@ impl<'a> Run<'a> {
             namespace: authorization.namespace().unwrap_or_default(),
             uid: authorization.uid().unwrap_or_default(),
             status: stored.clone(),
-            recorded: stranded::Recorded::of(&stored),
+            recorded: Some(stranded::Recorded::of(&stored)),
             lacks_token: false,
             stored,
         }
@@ -305,10 +308,6 @@ impl<'a> Run<'a> {
 
     fn spec(&self) -> &crate::api::AuthorizationSpec {
         &self.authorization.spec
-    }
-
-    fn client_id(&self) -> Option<&str> {
-        self.spec().app.as_ref().map(|app| app.client_id.as_str())
     }
 
     /// The fingerprint of this resource's token: the one in status when it was made for this
@@ -369,69 +368,73 @@ impl<'a> Run<'a> {
         self.settle_identity(&entry, identity, stranded::Current::Forget)
             .await?;
 
-        let located = match self
-            .locate(&entry, &snapshot, &fingerprint, &secret)
-            .await?
-        {
-            Located::Held(live) => match self.rotation_due(&entry, &live, &secret) {
-                Some(trigger) => {
-                    fingerprint = self.begin_rotation(&live, &fingerprint, trigger).await?;
-                    Located::Missing
-                }
-                None => Located::Held(live),
-            },
-            other => {
-                // The Secret holds no live token of this resource: whatever follows fails or
-                // not, Ready=True would be a lie now.
-                self.lacks_token = true;
-                other
-            }
-        };
-        let outcome = match located {
-            Located::Held(live) => Outcome::Kept(live),
-            Located::Lost { live, why } => {
+        // Observe, decide, carry out: what to do is the pure lifecycle decision `plan`
+        // shows too.
+        let stored = self.stored.clone();
+        let state = State::of(&stored);
+        let observed = locate::observe(
+            &entry,
+            &snapshot,
+            self.authorization,
+            &state,
+            &fingerprint,
+            &secret,
+            self.ctx.installation(),
+            Listing::Fresh,
+        )
+        .await?;
+        if let Some((_, why)) = &observed.disowned {
+            self.publish(
+                EventType::Warning,
+                "NotOwned",
+                format!("{why}; it is left alone and this resource gets a token of its own"),
+            )
+            .await;
+        }
+        let step = lifecycle::decide(self.spec(), &state, &observed, Timestamp::now());
+        // The Secret holds no live token of this resource: whatever follows fails or not,
+        // Ready=True would be a lie now.
+        self.lacks_token = !step.secret_holds_token();
+        let outcome = match step {
+            Step::Keep { live, update, .. } => Outcome::Kept(live, update),
+            Step::Reissue { lost, why } => {
                 self.replace(
                     &entry,
                     &fingerprint,
                     client_secret.as_ref(),
                     &secret,
-                    live,
+                    lost,
                     why,
                 )
                 .await?
             }
-            Located::Missing => match self
-                .issue(&entry, &fingerprint, client_secret.as_ref(), &secret)
+            Step::Rotate { live, trigger } => {
+                fingerprint = self.begin_rotation(&live, &fingerprint, trigger).await?;
+                self.issue_new(
+                    &entry,
+                    &fingerprint,
+                    client_secret.as_ref(),
+                    &secret,
+                    String::new(),
+                )
                 .await?
-            {
-                Issued::Created(live, token) => {
-                    let why = match self.stored.authorization_id {
-                        Some(gone) if !self.rotating() => {
-                            format!("GHES authorization {gone} was gone; ")
-                        }
-                        _ => String::new(),
-                    };
-                    Outcome::New { live, token, why }
-                }
-                Issued::Adopted(live, token) => Outcome::Adopted(live, token),
-                Issued::Unreadable(live) => {
-                    let why = "GHES held a token for this fingerprint that the Secret does not";
-                    self.replace(
-                        &entry,
-                        &fingerprint,
-                        client_secret.as_ref(),
-                        &secret,
-                        live,
-                        why,
-                    )
+            }
+            Step::Issue { before } => {
+                let why = match before {
+                    Before::Nothing => String::new(),
+                    Before::Gone(gone) => format!("GHES authorization {gone} was gone; "),
+                    Before::NotOwned(id) => {
+                        format!("GHES authorization {id} is not this resource's; ")
+                    }
+                };
+                self.issue_new(&entry, &fingerprint, client_secret.as_ref(), &secret, why)
                     .await?
-                }
-            },
+            }
         };
         // Whether this run created the token: one no Secret can hold must not stay live.
         let fresh = matches!(outcome, Outcome::New { .. });
         let (live, token) = match outcome {
-            Outcome::Kept(live) => {
+            Outcome::Kept(live, update) => {
                 // Readable only from a plain Secret; a rendered one keeps its data as it is.
                 let token = secret.token.clone().filter(|token| {
                     live.hashed_token
@@ -439,17 +442,16 @@ impl<'a> Run<'a> {
                         .or(self.stored.hashed_token.as_deref())
                         .is_some_and(|hash| token.matches_hash(hash))
                 });
-                (self.repair_drift(&entry, live, &fingerprint).await?, token)
+                (self.repair_drift(&entry, live, update).await?, token)
             }
             Outcome::Adopted(live, token) => {
                 // Status was lost: repair the scopes against what GHES holds, not against a
                 // request this process never made.
                 self.stored.requested_scopes = live.scopes.clone();
                 self.stored.scopes = live.scopes.clone();
-                (
-                    self.repair_drift(&entry, live, &fingerprint).await?,
-                    Some(token),
-                )
+                let update =
+                    drift_update(self.spec(), &self.stored, &live, self.note(&fingerprint));
+                (self.repair_drift(&entry, live, update).await?, Some(token))
             }
             Outcome::New { live, token, why } => {
                 self.announce(&live, &token, why).await;
@@ -526,6 +528,29 @@ impl<'a> Run<'a> {
                     "GHES still answers authorization {} for this fingerprint after revoking {}",
                     live.id, lost.id
                 ))))
+            }
+        }
+    }
+
+    /// Issues a token where none is live (`why`: what happened to the one before, if any).
+    async fn issue_new(
+        &mut self,
+        entry: &AccountEntry,
+        fingerprint: &Fingerprint,
+        client_secret: Option<&crate::ghes::SecretValue>,
+        secret: &SecretState,
+        why: String,
+    ) -> Result<Outcome> {
+        match self
+            .issue(entry, fingerprint, client_secret, secret)
+            .await?
+        {
+            Issued::Created(live, token) => Ok(Outcome::New { live, token, why }),
+            Issued::Adopted(live, token) => Ok(Outcome::Adopted(live, token)),
+            Issued::Unreadable(live) => {
+                let why = "GHES held a token for this fingerprint that the Secret does not";
+                self.replace(entry, fingerprint, client_secret, secret, live, why)
+                    .await
             }
         }
     }

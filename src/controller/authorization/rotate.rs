@@ -137,7 +137,7 @@ pub(crate) fn scheduled(
 }
 
 /// The value of `authorization`'s rotate annotation, if set.
-fn rotate_annotation(authorization: &Authorization) -> Option<String> {
+pub(super) fn rotate_annotation(authorization: &Authorization) -> Option<String> {
     authorization
         .metadata
         .annotations
@@ -146,71 +146,10 @@ fn rotate_annotation(authorization: &Authorization) -> Option<String> {
         .cloned()
 }
 
-/// Why the token `live`, which the Secret holds, must be rotated at `now`, if it must: the
-/// rotate annotation's new value, a Secret to render anew, or the schedule. Never while a
-/// rotation's previous token is still pending (`stored.previous`). Pure: `plan` asks it too.
-pub(crate) fn rotation_due(
-    authorization: &Authorization,
-    stored: &AuthorizationStatus,
-    entry: &AccountEntry,
-    live: &GhesAuthorization,
-    secret: &SecretState,
-    now: Timestamp,
-) -> Option<Trigger> {
-    if stored.previous.is_some() {
-        return None;
-    }
-    let requested = rotate_annotation(authorization);
-    if requested.is_some() && requested != stored.rotate_request {
-        return Some(Trigger::Requested);
-    }
-    let spec = &authorization.spec;
-    if secret.token.is_none() {
-        let render_anew = match &spec.secret.template {
-            Some(template) => {
-                let inputs = super::token_secret::template_inputs(spec, entry, Some(live));
-                crate::controller::template::recipe_hash(template, &inputs).ok() != secret.recipe
-            }
-            None => secret.recipe.is_some(),
-        };
-        if render_anew {
-            return Some(Trigger::Template);
-        }
-    }
-    let issued_at = stored.issued_at.as_ref().map(|t| t.0);
-    // GHES's clock made expires_at: on ours it is that much earlier when GHES runs ahead.
-    let offset = entry.client.clock_offset().unwrap_or_default();
-    let expires_at = live
-        .expires_at
-        .or(stored.expires_at.as_ref().map(|t| t.0))
-        .map(|at| at.checked_sub(offset).unwrap_or(at));
-    scheduled(spec, issued_at, expires_at)
-        .filter(|(at, _)| *at <= now)
-        .map(|(_, trigger)| trigger)
-}
-
 impl Run<'_> {
     /// The value of the rotate annotation, if set.
     pub(super) fn rotate_annotation(&self) -> Option<String> {
         rotate_annotation(self.authorization)
-    }
-
-    /// Why the token in the Secret (`live`) must be rotated now, if it must. Never while a
-    /// rotation's previous token is still pending.
-    pub(super) fn rotation_due(
-        &self,
-        entry: &AccountEntry,
-        live: &GhesAuthorization,
-        secret: &SecretState,
-    ) -> Option<Trigger> {
-        rotation_due(
-            self.authorization,
-            &self.stored,
-            entry,
-            live,
-            secret,
-            Timestamp::now(),
-        )
     }
 
     /// Records the rotation of `live` in status before anything is created, and returns the

@@ -16,29 +16,34 @@ const STRANDED: &str = "CredentialsChanged";
 /// The identity and tokens status recorded when a run began, until the run has compared them
 /// with the user the account logs in as now.
 #[derive(Clone, Debug)]
-pub(super) struct Recorded {
-    identity: String,
-    /// Ids, with the token's last eight characters.
-    tokens: Vec<(u64, Option<String>)>,
-}
+pub(super) struct Recorded(AuthorizationStatus);
+
+/// Tokens by id, with their last eight characters.
+type Tokens = Vec<(u64, Option<String>)>;
 
 impl Recorded {
-    /// What `stored` records; `None` when it names no identity or no token.
-    pub(super) fn of(stored: &AuthorizationStatus) -> Option<Self> {
-        let identity = stored.identity.clone()?;
-        let mut tokens = Vec::new();
-        if let Some(id) = stored
-            .authorization_id
-            .and_then(|id| u64::try_from(id).ok())
-        {
-            tokens.push((id, stored.token_last_eight.clone()));
-        }
-        if let Some(previous) = &stored.previous
-            && let Ok(id) = u64::try_from(previous.authorization_id)
-        {
-            tokens.push((id, previous.token_last_eight.clone()));
-        }
-        (!tokens.is_empty()).then_some(Self { identity, tokens })
+    /// What `stored` records.
+    pub(super) fn of(stored: &AuthorizationStatus) -> Self {
+        Self(stored.clone())
+    }
+
+    /// The identity and tokens stranded when the account logs in as `identity` (each id with
+    /// its token's last eight characters), by the lifecycle's rule.
+    fn stranded_by(&self, identity: &str) -> Option<(String, Tokens)> {
+        let (recorded, ids) = super::lifecycle::State::of(&self.0).stranded_by(identity)?;
+        let status = &self.0;
+        let last_eight = |id: u64| {
+            if status.authorization_id == i64::try_from(id).ok() {
+                status.token_last_eight.clone()
+            } else {
+                status
+                    .previous
+                    .as_ref()
+                    .and_then(|previous| previous.token_last_eight.clone())
+            }
+        };
+        let tokens = ids.into_iter().map(|id| (id, last_eight(id))).collect();
+        Some((recorded.to_owned(), tokens))
     }
 }
 
@@ -67,17 +72,19 @@ impl Run<'_> {
         self.revoke_reachable(entry, &identity).await?;
         let recorded = self.recorded.take();
         self.status.identity = Some(identity.clone());
-        let Some(recorded) = recorded.filter(|recorded| recorded.identity != identity) else {
+        let Some((previous, tokens)) =
+            recorded.and_then(|recorded| recorded.stranded_by(&identity))
+        else {
             return Ok(());
         };
         let since = Time(Timestamp::now());
         let mut list = self.status.stranded_tokens.clone();
-        for (id, last_eight) in &recorded.tokens {
+        for (id, last_eight) in &tokens {
             let id = i64::try_from(*id).unwrap_or_default();
             if !list.iter().any(|token| token.authorization_id == id) {
                 list.push(StrandedToken {
                     authorization_id: id,
-                    identity: recorded.identity.clone(),
+                    identity: previous.clone(),
                     token_last_eight: last_eight.clone(),
                     since: Some(since.clone()),
                 });
@@ -99,16 +106,12 @@ impl Run<'_> {
         }
         self.status.stranded_tokens = list;
         self.write_status().await?;
-        self.ctx
-            .metrics
-            .count_abandoned(STRANDED, recorded.tokens.len());
-        let named = recorded
-            .tokens
+        self.ctx.metrics.count_abandoned(STRANDED, tokens.len());
+        let named = tokens
             .iter()
             .map(|(id, _)| id.to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        let previous = recorded.identity;
         tracing::warn!(
             authorization = %object_key(self.authorization),
             ids = %named,
