@@ -10,16 +10,14 @@ use serde::Serialize;
 
 use super::{AccountObjectRef, AccountPlan, DeletedAccount, Plan, World};
 use crate::api::{
-    AccountResource, Authorization, DeletionPolicy, FINALIZER, IN_USE_FINALIZER, ManagementPolicy,
-    PruneMode,
+    AccountResource, Authorization, FINALIZER, IN_USE_FINALIZER, ManagementPolicy, PruneMode,
 };
 use crate::controller::account::registry::{AccountEntry, AccountKey, Snapshot};
 use crate::controller::authorization::{
-    self, Before, Listing, Resolved, State, Step, account_error,
+    self, Before, Listing, Release, Resolved, State, Step, account_error,
 };
 use crate::controller::context::Context;
 use crate::controller::error::Error;
-use crate::controller::fingerprint::Owned;
 use crate::controller::identity::{Identity, may_log_in_as};
 use crate::controller::prune::{self, Claims, Target, Vantage};
 use crate::ghes::{Authorization as GhesAuthorization, AuthorizationUpdate, ScopeChange};
@@ -200,18 +198,19 @@ fn claims_moved(world: &World, authorization: &Authorization) -> bool {
     Claims::of([authorization]) != Claims::of(before)
 }
 
-/// The listing of the account of `authorization`, resolved as a reconcile resolves it
-/// (namespace rules, credentials, refused credentials).
-async fn listing_of(ctx: &Context, authorization: &Authorization) -> Result<Snapshot, Error> {
-    let entry = ctx
-        .accounts
+/// The account of `authorization`, resolved as a reconcile resolves it (namespace rules,
+/// credentials, refused credentials).
+async fn entry_of(
+    ctx: &Context,
+    authorization: &Authorization,
+) -> Result<Arc<AccountEntry>, Error> {
+    ctx.accounts
         .resolve(
             ctx,
             &authorization.namespace().unwrap_or_default(),
             &authorization.spec.account_ref,
         )
-        .await?;
-    list(&entry).await
+        .await
 }
 
 async fn list(entry: &AccountEntry) -> Result<Snapshot, Error> {
@@ -447,31 +446,48 @@ fn scope_diff(live: &GhesAuthorization, desired: &[String]) -> String {
     )
 }
 
-/// What deleting `authorization` would do, and the ids it would revoke.
+/// What deleting `authorization` would do, and the ids it would revoke: the deletion's own
+/// decision and observation.
 async fn judge_deletion(
     ctx: &Context,
     authorization: &Authorization,
     key: &AccountKey,
 ) -> Result<(AuthorizationPlan, Vec<u64>), String> {
     let mut plan = plan_of(authorization, key);
-    let spec = &authorization.spec;
-    if spec.management_policy == ManagementPolicy::Observe {
-        plan.action = Action::Release;
-        plan.detail = "deleted; managementPolicy Observe: the token stays on GHES".into();
-        return Ok((plan, Vec::new()));
-    }
-    if spec.deletion_policy == DeletionPolicy::Orphan {
-        plan.action = Action::Release;
-        plan.detail = "deleted; deletionPolicy Orphan: the token stays on GHES".into();
-        return Ok((plan, Vec::new()));
-    }
     let status = authorization.status.clone().unwrap_or_default();
-    let uid = authorization.uid().unwrap_or_default();
-    let ids: Vec<u64> = status.token_ids();
-    let snapshot = match listing_of(ctx, authorization).await {
-        Ok(snapshot) => snapshot,
+    let state = State::of(&status);
+    plan.action = Action::Release;
+    match authorization::released(&authorization.spec, &state) {
+        Some(Release::Observed) => {
+            plan.detail = "deleted; managementPolicy Observe: the token stays on GHES".into();
+            return Ok((plan, Vec::new()));
+        }
+        Some(Release::Orphan) => {
+            plan.detail = "deleted; deletionPolicy Orphan: the token stays on GHES".into();
+            return Ok((plan, Vec::new()));
+        }
+        Some(Release::NeverIssued) => {
+            plan.detail = "deleted; it never issued a token".into();
+            return Ok((plan, Vec::new()));
+        }
+        None => {}
+    }
+    let remains = match entry_of(ctx, authorization).await {
+        Ok(entry) => {
+            authorization::remains(
+                &entry,
+                authorization,
+                &state,
+                ctx.installation(),
+                Listing::Cached,
+            )
+            .await
+        }
+        Err(error) => Err(error),
+    };
+    let remains = match remains {
+        Ok(remains) => remains,
         Err(error) => {
-            plan.action = Action::Release;
             plan.detail = format!(
                 "deleted, but its account cannot be used ({error}): its finalizer is released \
                  and its tokens are left to pruning"
@@ -479,46 +495,23 @@ async fn judge_deletion(
             return Ok((plan, Vec::new()));
         }
     };
-    // Its tokens: the ids in status and whatever carries one of its fingerprints, each proven.
-    let fingerprints: HashSet<String> = status.fingerprint.iter().cloned().collect();
-    let mut revoked = Vec::new();
-    let mut unproven = Vec::new();
-    for live in snapshot.iter() {
-        let named = ids.contains(&live.id)
-            || live
-                .fingerprint
-                .as_ref()
-                .is_some_and(|f| fingerprints.contains(f));
-        if !named {
-            continue;
-        }
-        match Owned::verify(live, &uid, ctx.installation()) {
-            Ok(_) => revoked.push(live.id),
-            Err(_) => unproven.push(live.id),
-        }
-    }
-    if revoked.is_empty() && unproven.is_empty() {
-        plan.action = Action::Release;
+    let revoked: Vec<u64> = remains.proven.iter().map(|owned| owned.id()).collect();
+    let list = |ids: &mut dyn Iterator<Item = u64>| {
+        ids.map(|id| id.to_string()).collect::<Vec<_>>().join(", ")
+    };
+    if revoked.is_empty() && remains.unproven.is_empty() {
         plan.detail = "deleted; it holds no live token".into();
         return Ok((plan, Vec::new()));
     }
     plan.action = Action::Revoke;
     plan.detail = format!(
         "deleted: revoke GHES authorization {}",
-        revoked
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
+        list(&mut revoked.iter().copied())
     );
-    if !unproven.is_empty() {
+    if !remains.unproven.is_empty() {
         plan.detail.push_str(&format!(
             "; {} not proven this resource's and left alone",
-            unproven
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            list(&mut remains.unproven.iter().map(|(id, _)| *id))
         ));
     }
     plan.writes.delete = u32::try_from(revoked.len()).unwrap_or(u32::MAX);

@@ -348,6 +348,165 @@ async fn plan_shows_each_change_and_sends_only_reads() {
     world.cleanup().await;
 }
 
+/// GHES writes that succeeded after `mark`, by the plan's kinds: create (POST, PUT), update
+/// (PATCH), delete (DELETE).
+fn writes_since(world: &World, mark: u64) -> Value {
+    let mut writes = json!({"create": 0, "update": 0, "delete": 0});
+    for call in world.ghes_writes_since(mark) {
+        let mut parts = call.split(' ');
+        let (method, status) = (parts.next().unwrap_or_default(), parts.next_back());
+        if !status.is_some_and(|s| s.starts_with('2')) {
+            continue;
+        }
+        let kind = match method {
+            "POST" | "PUT" => "create",
+            "PATCH" => "update",
+            "DELETE" => "delete",
+            _ => continue,
+        };
+        writes[kind] = json!(writes[kind].as_u64().unwrap_or(0) + 1);
+    }
+    writes
+}
+
+/// The plan of a change, then the change applied: GHES sees exactly the writes the plan
+/// counted, kind by kind — plan and reconcile take one decision.
+#[tokio::test]
+async fn the_writes_a_plan_counts_are_the_writes_the_change_makes() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world
+        .account_with(
+            &ns,
+            "bot",
+            USER,
+            PASSWORD,
+            None,
+            json!({"syncInterval": "30s", "prune": {"mode": "Enabled", "minAge": "0s"}}),
+        )
+        .await;
+    let unchanged = personal(&ns, "same", &["gist"], json!({}));
+    let declared = [
+        unchanged.clone(),
+        personal(&ns, "widen", &["repo"], json!({})),
+        personal(&ns, "lost", &["gist"], json!({})),
+        personal(&ns, "turn", &["gist"], json!({})),
+        personal(&ns, "revoked", &["gist"], json!({})),
+        personal(
+            &ns,
+            "orphaned",
+            &["gist"],
+            json!({"deletionPolicy": "Orphan"}),
+        ),
+    ];
+    for object in &declared {
+        world.apply_json(&ns, object.clone()).await;
+    }
+    world.start_operator();
+    for object in &declared {
+        let name = object["metadata"]["name"].as_str().expect("name");
+        world.wait_ready(&ns, name, "True").await;
+    }
+    world.kill_operator();
+    world
+        .secrets(&ns)
+        .delete("lost", &Default::default())
+        .await
+        .expect("delete the Secret of lost");
+    let mut turn = personal(&ns, "turn", &["gist"], json!({}));
+    turn["metadata"]["annotations"] = json!({"oauth.ghes.io/rotate": "2026-12-07"});
+    let change = [
+        unchanged,
+        personal(&ns, "widen", &["repo", "workflow"], json!({})),
+        personal(&ns, "lost", &["gist"], json!({})),
+        turn,
+        personal(&ns, "fresh", &["gist"], json!({})),
+    ];
+    let file = world.dir().join("change.yaml");
+    write_manifests(&file, &change);
+    let file = file.display().to_string();
+    // Planned as the operator runs: it watches this namespace only, so pruning leaves the
+    // orphaned token alone (it cannot tell that no other namespace declares it).
+    let output = ctl_as(
+        world.plan_kubeconfig(),
+        &[
+            "plan",
+            "-f",
+            &file,
+            "--prune",
+            "-o",
+            "json",
+            "--watch-namespace",
+            &ns,
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let plan: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let planned = plan["writes"].clone();
+    // A create and an update; a reissue and a rotation (a create and a delete each); a
+    // deletion's revoke.
+    assert_eq!(
+        planned,
+        json!({"create": 3, "update": 1, "delete": 3}),
+        "{plan}"
+    );
+
+    // The change, as `kubectl apply --prune` makes it.
+    let mark = world.ghes_seq();
+    for object in &change {
+        world.apply_json(&ns, object.clone()).await;
+    }
+    for name in ["revoked", "orphaned"] {
+        world
+            .authorizations(&ns)
+            .delete(name, &Default::default())
+            .await
+            .expect("delete");
+    }
+    world.start_operator();
+    for object in &change {
+        let name = object["metadata"]["name"].as_str().expect("name");
+        world.wait_ready(&ns, name, "True").await;
+    }
+    world.wait_gone(&ns, "revoked").await;
+    world.wait_gone(&ns, "orphaned").await;
+    let total = planned.as_object().map_or(0, |kinds| {
+        kinds.values().filter_map(Value::as_u64).sum::<u64>()
+    });
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let made: u64 = writes_since(&world, mark)
+            .as_object()
+            .map_or(0, |kinds| kinds.values().filter_map(Value::as_u64).sum());
+        if made >= total || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        writes_since(&world, mark),
+        planned,
+        "{:?}",
+        world.ghes_writes_since(mark)
+    );
+    // Settled: a later pruning run finds nothing more to delete.
+    let settled = jiff::Timestamp::now();
+    wait_for("a pruning run that finds nothing more", || async {
+        let prune = world.account_status(&ns, "bot").await?.prune?;
+        let later = prune.last_run_time.as_ref().is_some_and(|t| t.0 > settled);
+        (later && prune.candidate_count == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        writes_since(&world, mark),
+        planned,
+        "{:?}",
+        world.ghes_writes_since(mark)
+    );
+    world.cleanup().await;
+}
+
 /// One HTTP request a stub on loopback received: request line, headers, body.
 struct Received {
     line: String,

@@ -1,5 +1,7 @@
 //! Deleting an Authorization: revoke what it owns on GHES, or orphan it, and never wedge.
 
+use super::lifecycle::{Release, State, released};
+use super::locate::{Listing, remains};
 use super::*;
 
 /// Deletion: revoke on GHES unless the policy is Orphan; the Secret goes with its owner.
@@ -15,36 +17,27 @@ use super::*;
 /// Authorization's.
 pub(super) async fn cleanup(authorization: &Authorization, ctx: &Context) -> Result<Action> {
     let reference = authorization.object_ref(&());
-    if authorization.spec.management_policy == ManagementPolicy::Observe {
-        ctx.publish(
-            &reference,
-            EventType::Normal,
-            "Released",
-            "Delete",
-            "managementPolicy is Observe: the authorization stays on GHES".into(),
-        )
-        .await;
-        return Ok(Action::await_change());
-    }
-    if authorization.spec.deletion_policy == DeletionPolicy::Orphan {
-        ctx.publish(
-            &reference,
-            EventType::Normal,
-            "Orphaned",
-            "Delete",
-            "deletionPolicy is Orphan: the token stays on GHES".into(),
-        )
-        .await;
-        return Ok(Action::await_change());
-    }
     let status = authorization.status.clone().unwrap_or_default();
+    let state = State::of(&status);
+    let released = match released(&authorization.spec, &state) {
+        Some(Release::Observed) => Some((
+            "Released",
+            "managementPolicy is Observe: the authorization stays on GHES",
+        )),
+        Some(Release::Orphan) => Some((
+            "Orphaned",
+            "deletionPolicy is Orphan: the token stays on GHES",
+        )),
+        Some(Release::NeverIssued) => return Ok(Action::await_change()),
+        None => None,
+    };
+    if let Some((reason, note)) = released {
+        ctx.publish(&reference, EventType::Normal, reason, "Delete", note.into())
+            .await;
+        return Ok(Action::await_change());
+    }
     let uid = authorization.uid().unwrap_or_default();
     let ids: Vec<u64> = status.token_ids();
-    // A personal token is only ever created after its fingerprint is in status; an app
-    // token's get-or-create needs no record first, so it may exist without any status.
-    if ids.is_empty() && status.fingerprint.is_none() && authorization.spec.app.is_none() {
-        return Ok(Action::await_change());
-    }
     let abandon = |error: &Error| {
         let known = match (ids.as_slice(), &status.fingerprint) {
             ([], None) => format!("any token made for it (fingerprint prefix k8s-{uid})"),
@@ -71,14 +64,14 @@ pub(super) async fn cleanup(authorization: &Authorization, ctx: &Context) -> Res
         .resolve(ctx, &namespace, &authorization.spec.account_ref)
         .await
     {
-        Ok(entry) => revoke_all(authorization, ctx, &entry, &ids).await,
+        Ok(entry) => revoke_all(authorization, ctx, &entry).await,
         Err(error @ Error::AccountNotFound { .. }) => {
             // The account went first (e.g. namespace deletion): use its last known client.
             match ctx
                 .accounts
                 .lookup(&AccountKey::referenced_by(authorization))
             {
-                Some(entry) => revoke_all(authorization, ctx, &entry, &ids).await,
+                Some(entry) => revoke_all(authorization, ctx, &entry).await,
                 None => Err(error),
             }
         }
@@ -174,45 +167,29 @@ pub(super) async fn revoke_all(
     authorization: &Authorization,
     ctx: &Context,
     entry: &AccountEntry,
-    ids: &[u64],
 ) -> Result<()> {
     let reference = authorization.object_ref(&());
-    let uid = authorization.uid().unwrap_or_default();
     let status = authorization.status.clone().unwrap_or_default();
-    // A personal token's create under way: only a listing made now can show its outcome.
-    let snapshot = if status.authorization_id.is_none() && status.fingerprint.is_some() {
-        entry.sync(Some(Timestamp::now())).await
-    } else {
-        entry.ensure_synced().await
+    let state = State::of(&status);
+    let remains = remains(
+        entry,
+        authorization,
+        &state,
+        ctx.installation(),
+        Listing::Fresh,
+    )
+    .await?;
+    for (_, why) in remains.unproven {
+        ctx.publish(
+            &reference,
+            EventType::Warning,
+            "NotOwned",
+            "Delete",
+            format!("status names {why}; it is not revoked"),
+        )
+        .await;
     }
-    .map_err(|error| account_error(&entry.key, error))?;
-    let mut owned: Vec<Owned> = snapshot
-        .iter()
-        .filter_map(|live| Owned::verify(live, &uid, ctx.installation()).ok())
-        .collect();
-    for &id in ids {
-        if owned.iter().any(|o| o.id() == id) {
-            continue;
-        }
-        // Issued after the listing, or gone: GHES says which.
-        let Some(live) = live_by_id(entry, Some(&snapshot), id).await? else {
-            continue;
-        };
-        match Owned::verify(&live, &uid, ctx.installation()) {
-            Ok(proof) => owned.push(proof),
-            Err(why) => {
-                ctx.publish(
-                    &reference,
-                    EventType::Warning,
-                    "NotOwned",
-                    "Delete",
-                    format!("status names {why}; it is not revoked"),
-                )
-                .await;
-            }
-        }
-    }
-    for proof in owned {
+    for proof in remains.proven {
         let (id, fingerprint) = (proof.id(), proof.fingerprint().to_owned());
         revoke(entry, proof).await?;
         ctx.metrics.count_token(TokenChange::Revoked);

@@ -279,6 +279,32 @@ fn rotation_due(
         .map(|(_, trigger)| trigger)
 }
 
+/// Why deleting an Authorization leaves its tokens on GHES.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Release {
+    /// `managementPolicy: Observe`: it never owned them.
+    Observed,
+    /// `deletionPolicy: Orphan`.
+    Orphan,
+    /// A personal token is only created after its fingerprint is in status: with neither an
+    /// id nor a fingerprint, none was ever made. (An app token's get-or-create needs no record
+    /// first, so an app token is always looked for.)
+    NeverIssued,
+}
+
+/// Whether deleting an Authorization in `state` leaves its tokens without looking for them,
+/// and why; `None`: they are looked for and each one proven its own is revoked. Pure, shared
+/// by the deletion and `plan`.
+pub(crate) fn released(spec: &AuthorizationSpec, state: &State<'_>) -> Option<Release> {
+    if spec.management_policy == crate::api::ManagementPolicy::Observe {
+        return Some(Release::Observed);
+    }
+    if spec.deletion_policy == crate::api::DeletionPolicy::Orphan {
+        return Some(Release::Orphan);
+    }
+    (state.phase == Phase::None && spec.is_personal()).then_some(Release::NeverIssued)
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -597,6 +623,39 @@ mod tests {
         seen.readable = true;
         let step = decide(&spec(&["repo"]), &State::of(&status), &seen, at(0));
         assert!(matches!(&step, Step::Keep { .. }), "{step:?}");
+    }
+
+    #[test]
+    fn a_deletion_looks_for_tokens_unless_none_can_exist_or_they_stay() {
+        let none = AuthorizationStatus::default();
+        let mut personal = spec(&["repo"]);
+        assert_eq!(
+            released(&personal, &State::of(&none)),
+            Some(Release::NeverIssued)
+        );
+        let creating = AuthorizationStatus {
+            fingerprint: Some("fp".into()),
+            ..AuthorizationStatus::default()
+        };
+        assert_eq!(released(&personal, &State::of(&creating)), None);
+        let mut app = personal.clone();
+        app.app = Some(
+            serde_json::from_value(
+                serde_json::json!({"clientId": "Iv1.abc", "clientSecretRef": {"name": "s"}}),
+            )
+            .expect("app"),
+        );
+        assert_eq!(released(&app, &State::of(&none)), None);
+        personal.deletion_policy = crate::api::DeletionPolicy::Orphan;
+        assert_eq!(
+            released(&personal, &State::of(&creating)),
+            Some(Release::Orphan)
+        );
+        personal.management_policy = crate::api::ManagementPolicy::Observe;
+        assert_eq!(
+            released(&personal, &State::of(&creating)),
+            Some(Release::Observed)
+        );
     }
 
     #[test]

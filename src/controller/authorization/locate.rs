@@ -169,6 +169,54 @@ async fn find(
     })
 }
 
+/// The tokens a deletion of `authorization` finds on GHES: every one in the listing proven
+/// made for it (any rotation), and each id status names that the listing does not show, as
+/// GHES answers for it; those status names that are not its own are left alone, with why.
+pub(crate) struct Remains {
+    /// Proven its own: these are revoked.
+    pub(crate) proven: Vec<Owned>,
+    /// Named in status but not made for it.
+    pub(crate) unproven: Vec<(u64, String)>,
+}
+
+/// Observes what a deletion of `authorization`, in `state`, would revoke. Reads only; shared
+/// by the deletion and `plan`.
+pub(crate) async fn remains(
+    entry: &AccountEntry,
+    authorization: &Authorization,
+    state: &State<'_>,
+    installation: &InstallationId,
+    listing: Listing,
+) -> Result<Remains> {
+    let uid = authorization.uid().unwrap_or_default();
+    // A personal token's create under way: only a listing made now can show its outcome.
+    let snapshot = if listing == Listing::Fresh && state.creating() {
+        entry.sync(Some(Timestamp::now())).await
+    } else {
+        entry.ensure_synced().await
+    }
+    .map_err(|error| account_error(&entry.key, error))?;
+    let mut proven: Vec<Owned> = snapshot
+        .iter()
+        .filter_map(|live| Owned::verify(live, &uid, installation).ok())
+        .collect();
+    let mut unproven = Vec::new();
+    for id in state.status().token_ids() {
+        if proven.iter().any(|owned| owned.id() == id) {
+            continue;
+        }
+        // Issued after the listing, or gone: GHES says which.
+        let Some(live) = live_by_id(entry, Some(&snapshot), id).await? else {
+            continue;
+        };
+        match Owned::verify(&live, &uid, installation) {
+            Ok(owned) => proven.push(owned),
+            Err(why) => unproven.push((id, why)),
+        }
+    }
+    Ok(Remains { proven, unproven })
+}
+
 impl Run<'_> {
     /// Revokes this resource's tokens on GHES other than its current and previous one: a
     /// create whose answer was lost and then made again, or a token a run gave up on when GHES

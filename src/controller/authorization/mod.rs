@@ -29,7 +29,7 @@ use super::fingerprint::{Fingerprint, Owned};
 use super::secret::{self, DesiredSecret};
 use super::status::apply_status;
 use crate::api::conditions::{self, ConditionStatus, READY, RECONCILING, STALLED, SYNCED};
-use crate::api::{Authorization, AuthorizationStatus, DeletionPolicy, FINALIZER, ManagementPolicy};
+use crate::api::{Authorization, AuthorizationStatus, FINALIZER, ManagementPolicy};
 use crate::ghes::{
     AppAuthorizationRequest, Authorization as GhesAuthorization, AuthorizationUpdate, GhesError,
     NewAuthorization, ScopeChange, Token,
@@ -49,8 +49,8 @@ mod stranded;
 mod token_secret;
 
 pub(crate) use drift::drift_update;
-pub(crate) use lifecycle::{Before, State, Step, decide};
-pub(crate) use locate::{Listing, observe};
+pub(crate) use lifecycle::{Before, Release, State, Step, decide, released};
+pub(crate) use locate::{Listing, observe, remains};
 pub(crate) use resolve::{Resolved, resolve};
 
 use cleanup::cleanup;
