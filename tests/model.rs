@@ -13,6 +13,12 @@
 //! - once the faults stop, everything converges within a bounded number of reconciles, and
 //!   `Stalled` is never reported (every spec here is valid).
 //!
+//! The user's actions: scope edits, rotate annotations, Secret deletions, a person revoking a
+//! token on GHES, Authorization deletions and re-creations, a new password; one schedule in
+//! four ends with its namespace deleted (every object at once, as the namespace controller
+//! deletes them), after which the Account and its credentials must be gone too and every
+//! token revoked or recorded as abandoned.
+//!
 //! A harness of our own rather than proptest-state-machine or turmoil: the system under test
 //! is two real HTTP servers and the operator's library over real sockets, whose time and
 //! network a simulator cannot own, and a schedule's shrinking matters less than replaying it.
@@ -22,7 +28,10 @@
 //!
 //! Two limits of the model, by design: a refusal the process met but crashed before
 //! recording may be sent once more (nothing can record an answer before it arrives), and a
-//! token a person revokes on GHES is noticed at the account's next listing, not before.
+//! token a person revokes on GHES counts as gone only once GHES answers 404 for it (a listing
+//! that no longer shows it is not proof: paging can skip one), so until then Ready reports
+//! what the operator last knew. Credentials moving to another GHES user are covered by the
+//! e2e suite (`tests/e2e/identity.rs`), not by this model.
 //! GHES refusing a valid create as invalid (404, 422) is not injected: the operator reports
 //! that `Stalled` and looks again after 5 minutes, a time this harness does not advance.
 
@@ -35,7 +44,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ghes_emulator::{Fault, SeedAuthorization};
-use ghes_oauth_operator::api::Authorization;
+use ghes_oauth_operator::api::{Account, Authorization};
 use ghes_oauth_operator::controller::authorization;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -86,6 +95,8 @@ enum Step {
     Delete(usize),
     /// The deleted Authorization is declared again.
     Recreate(usize),
+    /// A person changes the account's password, on GHES and in its Secret.
+    NewPassword,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -141,8 +152,9 @@ fn random_step(rng: &mut StdRng) -> Step {
         76..=83 => Step::Rotate(which),
         84..=86 => Step::DeleteSecret(which),
         87..=89 => Step::RevokeOnGhes(which),
-        90..=94 => Step::Delete(which),
-        _ => Step::Recreate(which),
+        90..=93 => Step::Delete(which),
+        94..=97 => Step::Recreate(which),
+        _ => Step::NewPassword,
     }
 }
 
@@ -162,10 +174,14 @@ struct Model {
     forgiven: bool,
     /// Rotate annotation values handed out.
     rotations: u32,
-    /// Authorizations whose token a person revoked on GHES since the operator last listed:
-    /// it learns of that at its next listing (the account's sync), not before.
-    revoked_behind: [bool; 2],
+    /// For each Authorization, the GHES request after which a person revoked its token (moved
+    /// to each restart), and the token's id.
+    revoked_at: [Option<(u64, i64)>; 2],
     password: String,
+    /// The schedule ends with its namespace deleted (the faults stopped).
+    end_with_namespace_deletion: bool,
+    /// The namespace was deleted: the Account and its credentials go too, once released.
+    namespace_deleted: bool,
 }
 
 struct Run {
@@ -215,8 +231,10 @@ impl Run {
                 last_refusal: 0,
                 forgiven: false,
                 rotations: 0,
-                revoked_behind: [false; 2],
+                revoked_at: [None; 2],
                 password: PASSWORD.to_owned(),
+                end_with_namespace_deletion: false,
+                namespace_deleted: false,
             },
             rng: StdRng::seed_from_u64(seed),
             log: Vec::new(),
@@ -243,6 +261,22 @@ impl Run {
                 uids.push(uid);
             }
         }
+    }
+
+    /// One reconcile of the Account, while it exists; the cache follows.
+    async fn reconcile_account(&mut self) {
+        let accounts: Api<Account> = Api::namespaced(self.fixture.admin.clone(), NS);
+        if let Ok(Some(account)) = accounts.get_opt("bot").await {
+            let result = ghes_oauth_operator::controller::account::reconcile::reconcile::<Account>(
+                std::sync::Arc::new(account),
+                self.fixture.ctx.clone(),
+            )
+            .await;
+            if let Err(error) = result {
+                self.log.push(format!("  bot: {error}"));
+            }
+        }
+        self.fixture.cache_account().await;
     }
 
     /// One reconcile of `name`, as the controller would run it; its error is the controller's
@@ -272,9 +306,8 @@ impl Run {
                 self.fixture.ghes.inject(kind.fault(method)).expect("fault");
             }
             Step::Reconcile(index) => self.reconcile(index).await,
-            Step::ReconcileAccount => {
-                let _ = self.fixture.reconcile_account_calls().await;
-            }
+            Step::ReconcileAccount => self.reconcile_account().await,
+            Step::NewPassword => self.change_password().await,
             Step::Crash(index, ms) => {
                 let name = NAMES[index];
                 if let Ok(Some(object)) = self.api().get_opt(name).await {
@@ -291,8 +324,7 @@ impl Run {
                     self.model.refused_at = None;
                     self.model.forgiven = true;
                 }
-                self.fixture.restart().await;
-                self.model.revoked_behind = [false; 2];
+                self.restart().await;
             }
             Step::Edit(index, scopes) => {
                 if self.model.declared[index].is_some() {
@@ -328,7 +360,15 @@ impl Run {
                     .and_then(|o| o.status)
                     .and_then(|s| s.authorization_id);
                 if let Some(id) = id {
-                    self.model.revoked_behind[index] = true;
+                    let seq = self
+                        .fixture
+                        .ghes
+                        .requests()
+                        .iter()
+                        .map(|r| r.seq)
+                        .max()
+                        .unwrap_or(0);
+                    self.model.revoked_at[index] = Some((seq, id));
                     let url = format!(
                         "{}/authorizations/{id}",
                         self.fixture.ghes.api_url().trim_end_matches('/')
@@ -493,9 +533,43 @@ impl Run {
             }
         }
         match reconciled {
-            Some(index) if !self.model.revoked_behind[index] => self.check_ready_holds(index).await,
+            Some(index) if !self.behind(index) => self.check_ready_holds(index).await,
             _ => Ok(()),
         }
+    }
+
+    /// A new process: what the old one read of GHES is lost with it, so a token a person
+    /// revoked counts as unknown until the new one reads GHES's tokens.
+    async fn restart(&mut self) {
+        self.fixture.restart().await;
+        let now = self
+            .fixture
+            .ghes
+            .requests()
+            .iter()
+            .map(|r| r.seq)
+            .max()
+            .unwrap_or(0);
+        for (seq, _) in self.model.revoked_at.iter_mut().flatten() {
+            *seq = now;
+        }
+    }
+
+    /// Whether a person revoked the token of Authorization `index` and the operator (since its
+    /// last restart) has not yet heard GHES answer 404 for it: a listing that no longer shows
+    /// a token is never taken as proof that it is gone (paging can skip one), so until then
+    /// Ready reports what the operator last knew.
+    fn behind(&self, index: usize) -> bool {
+        let Some((seq, id)) = self.model.revoked_at[index] else {
+            return false;
+        };
+        let one = format!("/api/v3/authorizations/{id}");
+        !self.fixture.ghes.requests().iter().any(|r| {
+            r.seq > seq
+                && r.user_agent.as_deref() != Some("a-person")
+                && r.path == one
+                && r.status == 404
+        })
     }
 
     /// Ready=True at the current generation: the Secret holds a live token with the scopes.
@@ -545,19 +619,38 @@ impl Run {
         Ok(())
     }
 
+    /// The namespace is deleted: every object in it at once, as the namespace controller
+    /// deletes them (finalizers hold what they hold).
+    async fn delete_namespace(&mut self) {
+        for (index, name) in NAMES.iter().enumerate() {
+            self.model.declared[index] = None;
+            let _ = self.api().delete(name, &DeleteParams::default()).await;
+        }
+        let accounts: Api<Account> = Api::namespaced(self.fixture.admin.clone(), NS);
+        let _ = accounts.delete("bot", &DeleteParams::default()).await;
+        let secrets: Api<Secret> = Api::namespaced(self.fixture.admin.clone(), NS);
+        for name in ["bot-credentials", "oauth-app", "personal", "app"] {
+            let _ = secrets.delete(name, &DeleteParams::default()).await;
+            self.fixture.secret_changed(name);
+        }
+        self.model.namespace_deleted = true;
+    }
+
     /// The faults stop; a person fixes refused credentials; the operator reconciles until it
     /// converges (bounded). Then what must hold once settled.
     async fn settle(&mut self) -> Result<(), String> {
         self.fixture.ghes.clear_faults();
         // Time passes: the account lists again (a new process lists first).
-        self.fixture.restart().await;
-        self.model.revoked_behind = [false; 2];
+        self.restart().await;
         if self.model.refused_at.is_some() || self.model.forgiven {
             self.change_password().await;
         }
+        if self.model.end_with_namespace_deletion {
+            self.delete_namespace().await;
+        }
         let mut settled = false;
         for _ in 0..30 {
-            let _ = self.fixture.reconcile_account_calls().await;
+            self.reconcile_account().await;
             for index in 0..NAMES.len() {
                 self.reconcile(index).await;
             }
@@ -581,6 +674,22 @@ impl Run {
     }
 
     async fn converged(&self) -> Result<(), String> {
+        if self.model.namespace_deleted {
+            let accounts: Api<Account> = Api::namespaced(self.fixture.admin.clone(), NS);
+            if let Ok(Some(account)) = accounts.get_opt("bot").await {
+                return Err(format!(
+                    "the Account is not gone: finalizers {:?}",
+                    account.metadata.finalizers
+                ));
+            }
+            let secrets: Api<Secret> = Api::namespaced(self.fixture.admin.clone(), NS);
+            if let Ok(Some(secret)) = secrets.get_opt("bot-credentials").await {
+                return Err(format!(
+                    "the credentials Secret is not gone: finalizers {:?}",
+                    secret.metadata.finalizers
+                ));
+            }
+        }
         for (index, name) in NAMES.iter().enumerate() {
             let object = self.api().get_opt(name).await.ok().flatten();
             let uids = self.model.uids.get(*name).cloned().unwrap_or_default();
@@ -649,7 +758,19 @@ fn secret_name(index: usize) -> String {
 impl Run {
     /// What GHES and status hold, for a failure's report.
     async fn dump(&self) -> Vec<String> {
-        let mut lines = vec!["GHES:".to_owned()];
+        let mut lines = vec!["GHES requests (the last 40):".to_owned()];
+        let requests = self.fixture.ghes.requests();
+        for r in requests.iter().skip(requests.len().saturating_sub(40)) {
+            lines.push(format!(
+                "  #{} {} {} {} {}",
+                r.seq,
+                r.method,
+                r.path,
+                r.status,
+                r.user_agent.as_deref().unwrap_or_default()
+            ));
+        }
+        lines.push("GHES:".to_owned());
         for token in self.fixture.ghes.state().authorizations {
             lines.push(format!(
                 "  {} {:?} {:?} {:?}",
@@ -704,7 +825,12 @@ async fn schedule(seed: u64, steps: usize) -> Result<(), (String, Vec<String>)> 
             return Err((why, log));
         }
     }
-    run.log.push("settle".into());
+    run.model.end_with_namespace_deletion = run.rng.random_range(0..4) == 0;
+    run.log.push(if run.model.end_with_namespace_deletion {
+        "settle, deleting the namespace".into()
+    } else {
+        "settle".into()
+    });
     match run.settle().await {
         Ok(()) => Ok(()),
         Err(why) => {
