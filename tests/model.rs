@@ -97,6 +97,8 @@ enum Step {
     Recreate(usize),
     /// A person changes the account's password, on GHES and in its Secret.
     NewPassword,
+    /// GHES answers the next request of this method with this fault (the named cases).
+    FaultOn(FaultKind, &'static str),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -304,6 +306,12 @@ impl Run {
                     _ => None,
                 };
                 self.fixture.ghes.inject(kind.fault(method)).expect("fault");
+            }
+            Step::FaultOn(kind, method) => {
+                self.fixture
+                    .ghes
+                    .inject(kind.fault(Some(method)))
+                    .expect("fault");
             }
             Step::Reconcile(index) => self.reconcile(index).await,
             Step::ReconcileAccount => self.reconcile_account().await,
@@ -802,7 +810,17 @@ impl Run {
     }
 }
 
-async fn schedule(seed: u64, steps: usize) -> Result<(), (String, Vec<String>)> {
+/// Where a schedule's steps come from.
+enum Steps {
+    /// This many random steps, from the schedule's seed.
+    Random(usize),
+    /// These steps (a named case).
+    Fixed(Vec<Step>),
+}
+
+/// Plays one schedule from a working state, checking what must always hold after each step,
+/// then settles; the run, for a named case's own checks.
+async fn play(seed: u64, steps: Steps) -> Result<Run, (String, Vec<String>)> {
     let mut run = Run::new(seed).await;
     // Both issued first: the schedule starts from a working state.
     for _ in 0..2 {
@@ -810,8 +828,12 @@ async fn schedule(seed: u64, steps: usize) -> Result<(), (String, Vec<String>)> 
             run.reconcile(index).await;
         }
     }
-    for _ in 0..steps {
-        let step = random_step(&mut run.rng);
+    let (count, mut fixed) = match steps {
+        Steps::Random(count) => (count, Vec::new().into_iter()),
+        Steps::Fixed(steps) => (steps.len(), steps.into_iter()),
+    };
+    for _ in 0..count {
+        let step = fixed.next().unwrap_or_else(|| random_step(&mut run.rng));
         // A crash may stop a reconcile before it wrote anything: only a whole one is held to
         // what it wrote.
         let reconciled = match step {
@@ -832,13 +854,90 @@ async fn schedule(seed: u64, steps: usize) -> Result<(), (String, Vec<String>)> 
         "settle".into()
     });
     match run.settle().await {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(run),
         Err(why) => {
             let mut log = run.log.clone();
             log.extend(run.dump().await);
             Err((why, log))
         }
     }
+}
+
+/// Plays a named case; panics with its steps when an invariant breaks.
+async fn named(steps: Vec<Step>) -> Run {
+    match play(0, Steps::Fixed(steps)).await {
+        Ok(run) => run,
+        Err((why, log)) => panic!("{why}\nsteps:\n{}", log.join("\n")),
+    }
+}
+
+/// A rotation whose create GHES refuses with a secondary rate limit longer than the client
+/// waits: the rotation keeps its fingerprint and completes once GHES lets it, instead of
+/// falling back to the first fingerprint and taking GHES's `already_exists` for a user error.
+#[tokio::test]
+async fn a_rotation_refused_by_a_long_rate_limit_completes() {
+    named(vec![
+        Step::Rotate(0),
+        Step::FaultOn(FaultKind::RateLimited { retry_after: 65 }, "POST"),
+        Step::Reconcile(0),
+        Step::Reconcile(0),
+    ])
+    .await;
+}
+
+/// A create GHES made but whose 5xx answer broke off: the next run finds the token by its
+/// fingerprint, replaces it (the Secret cannot hold a token whose answer was lost), and no
+/// create follows another. (The client's own rule, never re-sending a write once a response
+/// started, is pinned by `tests/ghes_client.rs`.)
+#[tokio::test]
+async fn a_create_whose_answer_broke_off_is_not_sent_again() {
+    let run = named(vec![
+        Step::Delete(0),
+        Step::Reconcile(0),
+        Step::Recreate(0),
+        Step::FaultOn(FaultKind::BodyLostAfterProcessing(502), "POST"),
+        Step::Reconcile(0),
+        Step::Reconcile(0),
+        Step::Reconcile(0),
+    ])
+    .await;
+    // A create is never followed at once by another: after an answer that broke off, the
+    // next run looks for the token by its fingerprint first.
+    let calls: Vec<String> = run
+        .fixture
+        .ghes
+        .requests()
+        .iter()
+        .map(|r| format!("{} {} {}", r.method, r.path, r.status))
+        .collect();
+    assert!(
+        calls
+            .windows(2)
+            .all(|pair| !(pair[0].starts_with("POST ") && pair[1].starts_with("POST "))),
+        "a create was sent again: {calls:?}"
+    );
+}
+
+/// A 401 met by an Authorization's reconcile (its scope change's PATCH) is recorded before the
+/// process dies: the new process sends the refused password neither for that Authorization
+/// nor for the other.
+#[tokio::test]
+async fn a_refusal_met_by_an_authorization_survives_a_restart() {
+    let run = named(vec![
+        Step::Edit(0, 1),
+        Step::FaultOn(FaultKind::Unauthorized, "PATCH"),
+        Step::Reconcile(0),
+        Step::Crash(1, 0),
+        Step::Reconcile(0),
+        Step::Reconcile(1),
+        Step::ReconcileAccount,
+    ])
+    .await;
+    assert!(
+        run.model.last_refusal > 0 && !run.model.forgiven,
+        "the refusal was met and recorded before the restart: {:?}",
+        run.log
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -862,7 +961,7 @@ async fn random_fault_schedules_keep_every_invariant() {
     };
     let started = std::time::Instant::now();
     for seed in &seeds {
-        if let Err((why, log)) = schedule(*seed, 14).await {
+        if let Err((why, log)) = play(*seed, Steps::Random(14)).await {
             panic!(
                 "schedule {seed} broke an invariant: {why}\nsteps:\n{}\nreplay: MODEL_SEED={seed} \
                  cargo test --features failpoints --test model",
