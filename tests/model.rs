@@ -356,7 +356,7 @@ impl Run {
                 let name = secret_name(index);
                 let secrets: Api<Secret> = Api::namespaced(self.fixture.admin.clone(), NS);
                 let _ = secrets.delete(&name, &DeleteParams::default()).await;
-                self.fixture.secret_changed(&name);
+                self.fixture.secret_changed(&name).await;
             }
             Step::RevokeOnGhes(index) => {
                 let id = self
@@ -477,7 +477,7 @@ impl Run {
                 "stringData": {"username": LOGIN, "password": self.model.password},
             }))
             .await;
-        self.fixture.secret_changed("bot-credentials");
+        self.fixture.secret_changed("bot-credentials").await;
         self.model.refused_at = None;
     }
 
@@ -639,7 +639,7 @@ impl Run {
         let secrets: Api<Secret> = Api::namespaced(self.fixture.admin.clone(), NS);
         for name in ["bot-credentials", "oauth-app", "personal", "app"] {
             let _ = secrets.delete(name, &DeleteParams::default()).await;
-            self.fixture.secret_changed(name);
+            self.fixture.secret_changed(name).await;
         }
         self.model.namespace_deleted = true;
     }

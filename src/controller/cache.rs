@@ -2,10 +2,13 @@
 //! with nothing to do makes no Kubernetes request:
 //!
 //! - [`SecretCache`]: the Secrets the operator reads (credentials, client secrets, CA bundles,
-//!   token Secrets), as last read, each dropped as soon as the metadata watch of Secrets sees it
-//!   change. Only the Secrets the operator reads are held, never the cluster's others.
+//!   token Secrets), as last read or as this process last wrote them, each dropped as soon as
+//!   the metadata watch of Secrets sees another version. Only the Secrets the operator reads
+//!   are held, never the cluster's others: of those, a hash of each name (a few bytes), so that
+//!   a Secret the watch never saw (a new Authorization's) is known absent without a request.
 //! - [`Versions`]: the newest resourceVersion of each Authorization this process wrote or read,
-//!   to tell a watch cache that lags behind the operator's own status write.
+//!   to tell a watch cache that lags behind the operator's own status write, and the versions
+//!   it wrote, whose watch events trigger nothing.
 //! - [`AccountViews`]: the Accounts and ClusterAccounts the watches keep.
 //! - [`Conflicts`]: the Authorizations held back by a Secret they do not own, by that Secret,
 //!   so that a Secret event finds them without scanning every Authorization.
@@ -87,6 +90,21 @@ struct CacheState {
     /// The latest drops, newest last, with the generation each made: a read that began at an
     /// older generation is kept if none of the drops since was its Secret's. Bounded.
     dropped: VecDeque<(u64, (String, String))>,
+    /// The scopes whose watch has listed every Secret and runs: there, a name missing from
+    /// `names` is a Secret that does not exist, and reading it costs no request.
+    complete: HashSet<Option<String>>,
+    /// Per namespace, a hash of the name of each Secret the watch has seen (and of those this
+    /// process wrote or was told changed): a few bytes a Secret, never its content.
+    names: HashMap<String, HashSet<u64>>,
+}
+
+/// The hash a Secret's name is known by in [`CacheState::names`] (a collision only costs a
+/// read).
+fn name_hash(name: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// How many recent drops are remembered; a read older than that is not kept.
@@ -102,16 +120,68 @@ impl CacheState {
                 .unwrap_or(false)
     }
 
+    /// Whether the watch of `namespace` has listed every Secret there and runs.
+    fn is_complete(&self, namespace: &str) -> bool {
+        self.is_live(namespace)
+            && (self.complete.contains(&None)
+                || self.complete.contains(&Some(namespace.to_owned())))
+    }
+
+    /// Whether the watch has seen a Secret `namespace/name` (or may have).
+    fn may_exist(&self, namespace: &str, name: &str) -> bool {
+        self.names
+            .get(namespace)
+            .is_some_and(|names| names.contains(&name_hash(name)))
+    }
+
+    fn seen(&mut self, namespace: &str, name: &str) {
+        self.names
+            .entry(namespace.to_owned())
+            .or_default()
+            .insert(name_hash(name));
+    }
+
+    fn gone(&mut self, namespace: &str, name: &str) {
+        if let Some(names) = self.names.get_mut(namespace) {
+            names.remove(&name_hash(name));
+            if names.is_empty() {
+                self.names.remove(namespace);
+            }
+        }
+    }
+
     /// Drops every entry of `scope` and stops caching there until its watch has listed again.
     fn reset(&mut self, scope: Option<&str>) {
         self.generation += 1;
         // A reset drops everything: no read that began before it is kept.
         self.dropped.clear();
         self.live.insert(scope.map(str::to_owned), false);
+        self.complete.remove(&scope.map(str::to_owned));
         match scope {
-            None => self.entries.clear(),
-            Some(namespace) => self.entries.retain(|(ns, _), _| ns != namespace),
+            None => {
+                self.entries.clear();
+                self.names.clear();
+            }
+            Some(namespace) => {
+                self.entries.retain(|(ns, _), _| ns != namespace);
+                self.names.remove(namespace);
+            }
         }
+    }
+
+    /// Drops the entry of `namespace/name` unless it holds the version `version` (the event
+    /// of this process's own write).
+    fn drop_unless(&mut self, namespace: &str, name: &str, version: Option<&str>) {
+        let key = (namespace.to_owned(), name.to_owned());
+        let held = self
+            .entries
+            .get(&key)
+            .and_then(|held| held.as_ref())
+            .and_then(|held| held.metadata.resource_version.as_deref());
+        if version.is_some() && held == version {
+            return;
+        }
+        self.drop_entry(namespace, name);
     }
 
     fn drop_entry(&mut self, namespace: &str, name: &str) {
@@ -164,6 +234,9 @@ impl SecretCache {
                 None
             } else if let Some(hit) = state.entries.get(&key) {
                 return Ok(hit.clone());
+            } else if state.is_complete(namespace) && !state.may_exist(namespace, name) {
+                // The watch listed every Secret and never saw this one.
+                return Ok(None);
             } else {
                 Some(state.generation)
             }
@@ -172,7 +245,7 @@ impl SecretCache {
             .get_opt(name)
             .await?
             .map(|mut secret| {
-                secret.metadata.managed_fields = None;
+                super::secret::strip_managed_fields(&mut secret);
                 Arc::new(secret)
             });
         let mut state = self.lock();
@@ -190,13 +263,25 @@ impl SecretCache {
     ) {
         let mut state = self.lock();
         match event {
-            Ok(watcher::Event::Apply(secret) | watcher::Event::Delete(secret))
-            | Ok(watcher::Event::InitApply(secret)) => {
-                state.drop_entry(&secret.namespace().unwrap_or_default(), &secret.name_any());
+            Ok(watcher::Event::Apply(secret)) => {
+                let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
+                state.drop_unless(&namespace, &name, secret.resource_version().as_deref());
+                state.seen(&namespace, &name);
+            }
+            Ok(watcher::Event::InitApply(secret)) => {
+                let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
+                state.drop_entry(&namespace, &name);
+                state.seen(&namespace, &name);
+            }
+            Ok(watcher::Event::Delete(secret)) => {
+                let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
+                state.drop_entry(&namespace, &name);
+                state.gone(&namespace, &name);
             }
             Ok(watcher::Event::Init) => state.reset(scope),
             Ok(watcher::Event::InitDone) => {
                 state.live.insert(scope.map(str::to_owned), true);
+                state.complete.insert(scope.map(str::to_owned));
             }
             // Changes may be missed until the watch has listed again.
             Err(_) => state.reset(scope),
@@ -206,7 +291,7 @@ impl SecretCache {
     /// Holds `secret` as if read, for a process with no watch that must see Secrets not yet
     /// applied (`plan`). Other Secrets of its namespace are still read from the API server.
     pub fn assume(&self, mut secret: Secret) {
-        secret.metadata.managed_fields = None;
+        super::secret::strip_managed_fields(&mut secret);
         let namespace = secret.namespace().unwrap_or_default();
         let key = (namespace.clone(), secret.name_any());
         let mut state = self.lock();
@@ -214,9 +299,37 @@ impl SecretCache {
         state.entries.insert(key, Some(Arc::new(secret)));
     }
 
-    /// Forgets a Secret this process has just written or deleted.
+    /// Forgets a Secret this process has just changed or deleted, or that a watch saw change:
+    /// the next read asks the API server.
     pub fn changed(&self, namespace: &str, name: &str) {
-        self.lock().drop_entry(namespace, name);
+        let mut state = self.lock();
+        state.drop_entry(namespace, name);
+        state.seen(namespace, name);
+    }
+
+    /// Like [`Self::changed`], unless the cache holds the version `version` of it: the
+    /// event of this process's own write ([`Self::wrote`]).
+    pub fn changed_at(&self, namespace: &str, name: &str, version: Option<&str>) {
+        let mut state = self.lock();
+        state.drop_unless(namespace, name, version);
+        state.seen(namespace, name);
+    }
+
+    /// Holds `secret` as this process has just written it: the next read finds it without a
+    /// request, until the watch shows a later version.
+    pub fn wrote(&self, secret: &Secret) {
+        let namespace = secret.namespace().unwrap_or_default();
+        let name = secret.name_any();
+        let mut state = self.lock();
+        state.drop_entry(&namespace, &name);
+        state.seen(&namespace, &name);
+        if state.is_live(&namespace) {
+            let mut secret = secret.clone();
+            super::secret::strip_managed_fields(&mut secret);
+            state
+                .entries
+                .insert((namespace, name), Some(Arc::new(secret)));
+        }
     }
 
     /// How many Secrets are held.
@@ -234,11 +347,16 @@ impl SecretCache {
 #[derive(Default)]
 pub struct Versions(Mutex<HashMap<String, Seen>>);
 
-/// A version this process knows of, and whether it is its own write.
+/// The newest version this process knows of an object, and the versions it wrote itself
+/// (the last few, newest last).
 struct Seen {
     version: String,
-    written: bool,
+    written: VecDeque<String>,
 }
+
+/// How many of its own writes of one object this process remembers: a reconcile writes its
+/// status at most twice, and the watch may deliver both events after both writes.
+const OWN_WRITES_REMEMBERED: usize = 4;
 
 impl Versions {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Seen>> {
@@ -248,7 +366,18 @@ impl Versions {
     fn record<K: Resource>(&self, object: &K, written: bool) {
         if let (Some(uid), Some(version)) = (object.meta().uid.as_ref(), object.resource_version())
         {
-            self.lock().insert(uid.clone(), Seen { version, written });
+            let mut seen = self.lock();
+            let entry = seen.entry(uid.clone()).or_insert_with(|| Seen {
+                version: version.clone(),
+                written: VecDeque::new(),
+            });
+            if written {
+                entry.written.push_back(version.clone());
+                if entry.written.len() > OWN_WRITES_REMEMBERED {
+                    entry.written.pop_front();
+                }
+            }
+            entry.version = version;
         }
     }
 
@@ -274,14 +403,17 @@ impl Versions {
         }
     }
 
-    /// Whether `object` is exactly what this process last wrote: the watch event of its own
-    /// status write, which needs no reconcile (the one that wrote it chose what comes next).
+    /// Whether `object` is a version this process wrote itself and nothing changed after it
+    /// but further writes of its own: the watch event of its own status write, which needs no
+    /// reconcile (the one that wrote it chose what comes next). An earlier own write whose
+    /// event arrives after a later one counts too: the later one's event follows.
     pub fn is_own_write<K: Resource>(&self, object: &K) -> bool {
-        let Some(uid) = object.meta().uid.as_ref() else {
+        let (Some(uid), Some(version)) = (object.meta().uid.as_ref(), object.resource_version())
+        else {
             return false;
         };
         self.lock().get(uid).is_some_and(|seen| {
-            seen.written && object.meta().resource_version.as_ref() == Some(&seen.version)
+            seen.written.contains(&version) && seen.written.back() == Some(&seen.version)
         })
     }
 
@@ -570,26 +702,85 @@ mod tests {
         assert!(cache.is_empty());
 
         cache.observe(None, &Ok(watcher::Event::Init));
+        cache.observe(None, &Ok(watcher::Event::InitApply(meta("creds"))));
         cache.observe(None, &Ok(watcher::Event::InitDone));
         for _ in 0..3 {
             let got = cache.get("default", "creds").await.expect("get");
             assert!(got.is_some_and(|s| s.metadata.managed_fields.is_none()));
         }
+        // The watch listed every Secret and never saw this one: no request at all.
         assert!(cache.get("default", "absent").await.expect("get").is_none());
         assert!(cache.get("default", "absent").await.expect("get").is_none());
-        assert_eq!(reads(&server), 4, "one read each while nothing changed");
+        assert_eq!(reads(&server), 3, "one read while nothing changed");
 
         cache.observe(None, &Ok(watcher::Event::Apply(meta("creds"))));
         cache.get("default", "creds").await.expect("get");
         cache.get("default", "absent").await.expect("get");
-        assert_eq!(reads(&server), 5, "only the changed Secret is read again");
+        assert_eq!(reads(&server), 4, "only the changed Secret is read again");
+
+        // A Secret created after the list is read once its event is seen.
+        api.create(&PostParams::default(), &secret("later", "two"))
+            .await
+            .expect("create");
+        cache.observe(None, &Ok(watcher::Event::Apply(meta("later"))));
+        assert!(cache.get("default", "later").await.expect("get").is_some());
+        assert_eq!(reads(&server), 5);
+        cache.observe(None, &Ok(watcher::Event::Delete(meta("later"))));
+        assert!(cache.get("default", "later").await.expect("get").is_none());
+        assert_eq!(reads(&server), 5, "a deletion seen: known gone");
+        let reads_before = reads(&server);
 
         // A watch that failed may have missed changes: nothing is trusted until it lists.
         cache.observe(None, &Err(watcher::Error::NoResourceVersion));
         assert!(cache.is_empty());
         cache.get("default", "creds").await.expect("get");
         cache.get("default", "creds").await.expect("get");
-        assert_eq!(reads(&server), 7);
+        assert_eq!(reads(&server), reads_before + 2);
+    }
+
+    #[tokio::test]
+    async fn a_secret_this_process_wrote_is_read_back_from_memory() {
+        let server = TestApiServer::start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("server");
+        let client = server.client("operator").expect("client");
+        let api = Api::<Secret>::namespaced(client.clone(), "default");
+        let cache = SecretCache::new(client);
+        cache.observe(None, &Ok(watcher::Event::Init));
+        cache.observe(None, &Ok(watcher::Event::InitDone));
+        let params = PostParams {
+            field_manager: Some(super::super::secret::FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        let written = api
+            .create(&params, &secret("token", "one"))
+            .await
+            .expect("create");
+        cache.wrote(&written);
+        let held = cache.get("default", "token").await.expect("get");
+        assert_eq!(reads(&server), 0);
+        // Of the managed fields, only that this manager's create wrote some is kept.
+        let held = held.expect("held");
+        assert!(super::super::secret::created_by_update(&held));
+        assert!(
+            held.metadata
+                .managed_fields
+                .iter()
+                .flatten()
+                .all(|entry| entry.fields_v1.is_none())
+        );
+        // The watch event of that very write keeps it; a later version drops it.
+        let mut own = meta("token");
+        own.metadata.resource_version = written.metadata.resource_version.clone();
+        cache.observe(None, &Ok(watcher::Event::Apply(own.clone())));
+        cache.changed_at("default", "token", own.metadata.resource_version.as_deref());
+        cache.get("default", "token").await.expect("get");
+        assert_eq!(reads(&server), 0, "its own write's events");
+        let mut later = own;
+        later.metadata.resource_version = Some("999999".into());
+        cache.observe(None, &Ok(watcher::Event::Apply(later)));
+        cache.get("default", "token").await.expect("get");
+        assert_eq!(reads(&server), 1, "someone else's change");
     }
 
     #[tokio::test]
@@ -656,6 +847,16 @@ mod tests {
         assert!(!versions.is_own_write(&at("8")), "read, not written");
         versions.retain(|_| false);
         assert!(versions.is_current(&at("5")));
+
+        // Two writes of one reconcile whose events arrive after both: neither triggers.
+        versions.wrote(&at("10"));
+        versions.wrote(&at("11"));
+        assert!(versions.is_own_write(&at("10")) && versions.is_own_write(&at("11")));
+        assert!(!versions.is_current(&at("10")), "not the newest");
+        // Someone else's change after them: even the earlier own write's event triggers.
+        versions.saw(&at("12"));
+        assert!(!versions.is_own_write(&at("10")));
+        assert!(!versions.is_own_write(&at("11")));
     }
 
     fn authorization(name: &str, secret: &str, reason: &str) -> Authorization {

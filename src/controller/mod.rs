@@ -425,9 +425,11 @@ fn authorization_controller(
     .touched_objects()
     .map(move |secret| {
         if let Ok(secret) = &secret {
-            stale
-                .secrets
-                .changed(&secret.namespace().unwrap_or_default(), &secret.name_any());
+            stale.secrets.changed_at(
+                &secret.namespace().unwrap_or_default(),
+                &secret.name_any(),
+                secret.resource_version().as_deref(),
+            );
         }
         secret
     });

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    FieldsV1, ManagedFieldsEntry, OwnerReference,
+};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
@@ -166,47 +168,158 @@ pub fn type_of(secret: &Secret) -> &str {
     secret.type_.as_deref().unwrap_or("Opaque")
 }
 
-/// Writes the token Secret by server-side apply: owned by (and garbage-collected with) the
-/// Authorization. Fields this manager applied before and no longer wants are removed.
+/// Writes the token Secret: owned by (and garbage-collected with) the Authorization; returns
+/// it as written.
 ///
-/// A Secret that did not exist when it was read (`exists: false`) is first created with a
-/// create-only request: if something else made a Secret of that name meanwhile, the write
-/// fails with `SecretConflict` instead of taking that Secret over.
+/// A Secret that did not exist when it was read (`existing: None`) is created with a
+/// create-only request that carries all of it: if something else made a Secret of that name
+/// meanwhile, the write fails with `SecretConflict` instead of taking that Secret over. A
+/// later write is a server-side apply, which removes the fields this manager wrote before and
+/// no longer wants; the first one first takes over, as this manager's apply, the fields its
+/// create wrote (as `kubectl` upgrades client-side fields), so that none of them is left
+/// behind.
 pub async fn write_token_secret(
     client: &Client,
     authorization: &Authorization,
     desired: &DesiredSecret,
-    exists: bool,
-) -> Result<()> {
+    existing: Option<&Secret>,
+) -> Result<Secret> {
     let namespace = authorization.namespace().unwrap_or_default();
     let api = Api::<Secret>::namespaced(client.clone(), &namespace);
     let body = token_secret_body(authorization, desired)?;
-    if !exists {
-        let secret: Secret = serde_json::from_value(body.clone())
+    let Some(existing) = existing else {
+        let secret: Secret = serde_json::from_value(body)
             .map_err(|error| Error::InvalidSpec(format!("the token Secret: {error}")))?;
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PostParams::default()
         };
-        match api.create(&params, &secret).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 => {
-                return Err(Error::SecretConflict {
-                    name: desired.name.clone(),
-                });
-            }
-            Err(error) => return Err(error.into()),
+        return match api.create(&params, &secret).await {
+            Ok(created) => Ok(created),
+            Err(kube::Error::Api(status)) if status.code == 409 => Err(Error::SecretConflict {
+                name: desired.name.clone(),
+            }),
+            Err(error) => Err(error.into()),
+        };
+    };
+    if created_by_update(existing) {
+        take_over_created_fields(&api, &desired.name).await?;
+    }
+    Ok(api
+        .patch(
+            &desired.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await?)
+}
+
+/// Whether this manager wrote fields of `secret` by a create or update (not by apply), as
+/// [`strip_managed_fields`] leaves that known.
+pub fn created_by_update(secret: &Secret) -> bool {
+    secret
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .any(|entry| is_ours(entry, "Update"))
+}
+
+fn is_ours(entry: &ManagedFieldsEntry, operation: &str) -> bool {
+    entry.manager.as_deref() == Some(FIELD_MANAGER) && entry.operation.as_deref() == Some(operation)
+}
+
+/// What a cache keeps of a Secret's `managedFields`: only whether this manager wrote fields by
+/// a create or update (the entry, without its field set), so that a later write knows to take
+/// them over first.
+pub fn strip_managed_fields(secret: &mut Secret) {
+    let kept: Vec<ManagedFieldsEntry> = secret
+        .metadata
+        .managed_fields
+        .take()
+        .into_iter()
+        .flatten()
+        .filter(|entry| is_ours(entry, "Update"))
+        .map(|entry| ManagedFieldsEntry {
+            fields_v1: None,
+            ..entry
+        })
+        .collect();
+    secret.metadata.managed_fields = (!kept.is_empty()).then_some(kept);
+}
+
+/// Makes the fields this manager's create (or update) wrote its apply's: the entries merge
+/// into one `Apply` entry. One JSON patch, guarded by the resourceVersion read.
+async fn take_over_created_fields(api: &Api<Secret>, name: &str) -> Result<()> {
+    let Some(secret) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    let entries = secret.metadata.managed_fields.clone().unwrap_or_default();
+    let Some(merged) = merged_apply_entry(&entries) else {
+        return Ok(());
+    };
+    let mut upgraded: Vec<ManagedFieldsEntry> = entries
+        .into_iter()
+        .filter(|entry| !is_ours(entry, "Update") && !is_ours(entry, "Apply"))
+        .collect();
+    upgraded.push(merged);
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/metadata/resourceVersion", "value": secret.resource_version()},
+        {"op": "replace", "path": "/metadata/managedFields", "value": upgraded},
+    ]))
+    .map_err(|error| Error::InvalidSpec(format!("the token Secret's field owners: {error}")))?;
+    api.patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await?;
+    Ok(())
+}
+
+/// This manager's `Apply` entry with the fields of its `Update` entries added; `None` when it
+/// has no `Update` entry.
+fn merged_apply_entry(entries: &[ManagedFieldsEntry]) -> Option<ManagedFieldsEntry> {
+    let updates: Vec<&ManagedFieldsEntry> =
+        entries.iter().filter(|e| is_ours(e, "Update")).collect();
+    let first = *updates.first()?;
+    let mut merged = entries
+        .iter()
+        .find(|e| is_ours(e, "Apply"))
+        .cloned()
+        .unwrap_or_else(|| ManagedFieldsEntry {
+            operation: Some("Apply".into()),
+            subresource: None,
+            ..first.clone()
+        });
+    let mut fields = merged
+        .fields_v1
+        .take()
+        .map_or_else(|| json!({}), |fields| fields.0);
+    for update in updates {
+        if let Some(more) = &update.fields_v1 {
+            merge_fields(&mut fields, &more.0);
         }
     }
-    // Apply too, so that this manager owns the fields by apply and later drops what the spec
-    // no longer names.
-    api.patch(
-        &desired.name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(body),
-    )
-    .await?;
-    Ok(())
+    merged.fields_v1 = Some(FieldsV1(fields));
+    Some(merged)
+}
+
+/// Adds the field set `more` to `into` (both `FieldsV1` trees: objects keyed by field).
+fn merge_fields(into: &mut serde_json::Value, more: &serde_json::Value) {
+    match (into, more) {
+        (serde_json::Value::Object(into), serde_json::Value::Object(more)) => {
+            for (key, value) in more {
+                match into.get_mut(key) {
+                    Some(existing) => merge_fields(existing, value),
+                    None => {
+                        into.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (into, more) => {
+            if into.is_null() {
+                *into = more.clone();
+            }
+        }
+    }
 }
 
 /// The token Secret as the operator wants it.
@@ -259,6 +372,53 @@ fn owner_reference(authorization: &Authorization) -> Result<OwnerReference> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fields_a_create_wrote_become_this_managers_apply() {
+        let entry =
+            |manager: &str, operation: &str, fields: serde_json::Value| ManagedFieldsEntry {
+                api_version: Some("v1".into()),
+                fields_type: Some("FieldsV1".into()),
+                fields_v1: Some(FieldsV1(fields)),
+                manager: Some(manager.into()),
+                operation: Some(operation.into()),
+                subresource: None,
+                time: None,
+            };
+        let entries = [
+            entry(
+                FIELD_MANAGER,
+                "Update",
+                json!({"f:data": {"f:token": {}}, "f:metadata": {"f:labels": {"f:a": {}}}}),
+            ),
+            entry(
+                "kubectl",
+                "Update",
+                json!({"f:metadata": {"f:annotations": {}}}),
+            ),
+        ];
+        let merged = merged_apply_entry(&entries).expect("an Update entry of ours");
+        assert_eq!(merged.operation.as_deref(), Some("Apply"));
+        assert_eq!(merged.manager.as_deref(), Some(FIELD_MANAGER));
+        assert_eq!(
+            merged.fields_v1.map(|f| f.0),
+            Some(json!({"f:data": {"f:token": {}}, "f:metadata": {"f:labels": {"f:a": {}}}}))
+        );
+        // With an Apply entry already: the two field sets are joined.
+        let both = [
+            entries[0].clone(),
+            entry(FIELD_MANAGER, "Apply", json!({"f:data": {"f:other": {}}})),
+        ];
+        let merged = merged_apply_entry(&both).expect("merged");
+        assert_eq!(
+            merged.fields_v1.map(|f| f.0),
+            Some(json!({
+                "f:data": {"f:other": {}, "f:token": {}},
+                "f:metadata": {"f:labels": {"f:a": {}}},
+            }))
+        );
+        assert!(merged_apply_entry(&entries[1..]).is_none(), "none of ours");
+    }
     use k8s_openapi::ByteString;
 
     fn secret_with(key: &str, value: &[u8]) -> Secret {

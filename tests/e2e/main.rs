@@ -572,6 +572,45 @@ async fn cluster_account_serves_two_allowed_namespaces() {
 
 /// A new `secret.name` moves the token: the new Secret holds the same token, the old Secret
 /// (the operator's own) goes, and GHES is not called.
+/// The Secret is created whole by one create; a later change of its key or labels is an apply
+/// that leaves nothing of the earlier content behind (the create's fields are taken over
+/// first).
+#[tokio::test]
+async fn a_new_secret_key_or_label_leaves_nothing_of_the_old_one() {
+    let world = world_with_account().await;
+    let ns = world.ns(0).to_owned();
+    let mut spec = app_spec(&["repo"]);
+    spec["secret"]["labels"] = json!({"team": "a", "tier": "ci"});
+    world.authorization(&ns, "ci", spec.clone()).await;
+    world.wait_ready(&ns, "ci", "True").await;
+    let token = world.token(&ns, "ci-token", "token").await.expect("token");
+    let seq = world.ghes_seq();
+    spec["secret"]["key"] = json!("gh-token");
+    spec["secret"]["labels"] = json!({"team": "a"});
+    world.authorization(&ns, "ci", spec).await;
+    world.wait_ready(&ns, "ci", "True").await;
+    let secret = wait_for("the Secret under its new key only", || async {
+        let secret = world.secrets(&ns).get_opt("ci-token").await.ok()??;
+        let keys: Vec<&String> = secret.data.iter().flatten().map(|(k, _)| k).collect();
+        (keys == ["gh-token"]).then_some(secret)
+    })
+    .await;
+    assert_eq!(
+        world.token(&ns, "ci-token", "gh-token").await.as_deref(),
+        Some(token.as_str()),
+        "the same token, under the new key"
+    );
+    let labels = secret.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("team").map(String::as_str), Some("a"));
+    assert!(!labels.contains_key("tier"), "{labels:?}");
+    assert!(
+        world.ghes_writes_since(seq).is_empty(),
+        "{:?}",
+        world.ghes_writes_since(seq)
+    );
+    world.cleanup().await;
+}
+
 #[tokio::test]
 async fn renaming_the_secret_moves_the_token_without_a_ghes_call() {
     let world = world_with_account().await;

@@ -14,6 +14,7 @@ use ghes_oauth_operator::controller::context::Context;
 use ghes_oauth_operator::controller::fingerprint::InstallationId;
 use ghes_oauth_operator::controller::{account, authorization};
 use ghes_oauth_operator::metrics::Metrics;
+use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::Api;
 use kube::runtime::reflector::{self, store::Writer};
@@ -107,6 +108,7 @@ impl Fixture {
             }))
             .await;
         let mut fixture = fixture;
+        fixture.list_secrets().await;
         fixture.reconcile_account().await;
         fixture
     }
@@ -115,23 +117,58 @@ impl Fixture {
     /// is gone; the Account cache is filled again from the API server.
     pub async fn restart(&mut self) {
         self.ctx = context(&self.kube, &self.accounts);
+        self.list_secrets().await;
         self.cache_account().await;
     }
 
     /// Tells the Secret cache that `name` changed or went, as its watch would.
-    pub fn secret_changed(&self, name: &str) {
-        let mut secret =
-            kube::core::PartialObjectMeta::<k8s_openapi::api::core::v1::Secret>::default();
-        secret.metadata.name = Some(name.into());
-        secret.metadata.namespace = Some(NS.into());
-        self.ctx
-            .secrets
-            .observe(None, &Ok(watcher::Event::Delete(secret)));
+    pub async fn secret_changed(&self, name: &str) {
+        let secrets: Api<Secret> = Api::namespaced(self.admin.clone(), NS);
+        let current = secrets.get_opt(name).await.expect("read the Secret");
+        let mut meta = kube::core::PartialObjectMeta::<Secret>::default();
+        meta.metadata.name = Some(name.into());
+        meta.metadata.namespace = Some(NS.into());
+        let event = match current {
+            Some(secret) => {
+                meta.metadata.resource_version = secret.metadata.resource_version;
+                watcher::Event::Apply(meta)
+            }
+            None => watcher::Event::Delete(meta),
+        };
+        self.ctx.secrets.observe(None, &Ok(event));
     }
 
-    /// Server-side apply of any object, as the test.
+    /// The Secret cache's watch lists again: every Secret of the namespace.
+    async fn list_secrets(&self) {
+        let secrets: Api<Secret> = Api::namespaced(self.admin.clone(), NS);
+        let listed = secrets
+            .list(&Default::default())
+            .await
+            .expect("list Secrets");
+        self.ctx.secrets.observe(None, &Ok(watcher::Event::Init));
+        for secret in listed {
+            let meta = kube::core::PartialObjectMeta::<Secret> {
+                metadata: secret.metadata,
+                ..Default::default()
+            };
+            self.ctx
+                .secrets
+                .observe(None, &Ok(watcher::Event::InitApply(meta)));
+        }
+        self.ctx
+            .secrets
+            .observe(None, &Ok(watcher::Event::InitDone));
+    }
+
+    /// Server-side apply of any object, as the test; the Secret cache's watch sees a Secret.
     pub async fn apply(&self, object: Value) {
+        let secret = (object["kind"] == "Secret")
+            .then(|| object["metadata"]["name"].as_str().map(str::to_owned))
+            .flatten();
         cluster::apply(&self.admin, "fixture", NS, object).await;
+        if let Some(name) = secret {
+            self.secret_changed(&name).await;
+        }
     }
 
     /// Reconciles the Account once and puts it, as the API server now has it, in the cache.
@@ -268,8 +305,9 @@ impl Fixture {
 }
 
 /// The operator's context over the test server, reading Accounts from `accounts`' store. The
-/// Secrets' metadata watch has listed (nothing changes under it in a scenario unless the test
-/// says so): the Secrets a reconcile read stay cached, as in a running operator.
+/// fixture plays the Secrets' metadata watch (it lists at the start and at each restart, and
+/// sees the Secrets the test applies or says changed): the Secrets a reconcile read stay
+/// cached, as in a running operator.
 fn context(kube: &RunningApiServer, accounts: &Writer<Account>) -> Arc<Context> {
     let (cluster_store, mut cluster_accounts) = reflector::store::<ClusterAccount>();
     cluster_accounts.apply_watcher_event(&watcher::Event::Init);
@@ -286,9 +324,6 @@ fn context(kube: &RunningApiServer, accounts: &Writer<Account>) -> Arc<Context> 
     )
     .with_cluster_resource_namespace(NS.into())
     .with_account_views(views);
-    for event in [watcher::Event::Init, watcher::Event::InitDone] {
-        ctx.secrets.observe(None, &Ok(event));
-    }
     Arc::new(ctx)
 }
 

@@ -174,7 +174,7 @@ async fn apply(
     ctx: &Context,
 ) -> Result<Reconciled> {
     let mut run = Run::new(api, authorization, ctx);
-    run.begin().await;
+    run.begin();
     let synced = match authorization.spec.management_policy {
         ManagementPolicy::Manage => run.sync().await,
         ManagementPolicy::Observe => run.observe().await,

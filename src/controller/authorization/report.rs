@@ -37,9 +37,12 @@ impl Run<'_> {
     }
 
     /// A first attempt at this generation: `Ready=Unknown` and `Reconciling=True` until it ends,
-    /// so that nothing reads an older generation's `Ready` as this one's.
-    /// Best effort: a status that cannot be written now is written when the attempt ends.
-    pub(super) async fn begin(&mut self) {
+    /// so that nothing reads an older generation's `Ready` as this one's. Recorded in the run's
+    /// status only: the run's first status write carries it (the intent before a personal
+    /// token's create, or the outcome), so a token costs one status write before its create
+    /// and one after. Until then `status.observedGeneration` is the older generation's, which
+    /// is what kstatus readers (Argo CD, Flux) take for "in progress".
+    pub(super) fn begin(&mut self) {
         let generation = self.authorization.metadata.generation;
         let current = conditions::find_condition(&self.status.conditions, READY)
             .is_some_and(|ready| ready.observed_generation == generation);
@@ -54,9 +57,6 @@ impl Run<'_> {
         self.set_condition(RECONCILING, ConditionStatus::True, "Progressing", &message);
         conditions::remove_condition(&mut self.status.conditions, STALLED);
         self.status.observed_generation = generation;
-        if let Err(error) = self.save().await {
-            tracing::debug!(%error, "could not record the attempt in status yet");
-        }
     }
 
     pub(super) async fn succeed(&mut self) -> Result<()> {

@@ -189,40 +189,48 @@ impl Run<'_> {
             return Ok(());
         }
         let written = self.write_secret_as(&desired, current, secret).await;
-        // Whatever happened, the next read asks the API server.
-        self.ctx
-            .secrets
-            .changed(&self.namespace, &self.authorization.secret_name());
+        // What was written is what the next read finds; after a failure, it asks the API
+        // server.
+        match &written {
+            Ok(Some(secret)) => self.ctx.secrets.wrote(secret),
+            _ => self
+                .ctx
+                .secrets
+                .changed(&self.namespace, &self.authorization.secret_name()),
+        }
         if let Some(old) = secret.renamed_from.as_deref() {
             self.ctx.secrets.changed(&self.namespace, &old.name_any());
         }
-        written
+        written.map(|_| ())
     }
 
-    /// The writes of [`Self::write_secret`].
+    /// The writes of [`Self::write_secret`]; the Secret as written, if it was.
     async fn write_secret_as(
         &self,
         desired: &DesiredSecret,
         current: bool,
         secret: &SecretState,
-    ) -> Result<()> {
+    ) -> Result<Option<Secret>> {
+        let mut written = None;
         if !current {
-            let mut exists = secret.existing.is_some();
-            if let Some(existing) = &secret.existing
-                && secret::type_of(existing) != desired.type_
+            let mut existing = secret.existing.as_deref();
+            if let Some(old) = existing
+                && secret::type_of(old) != desired.type_
             {
                 // A Secret's type cannot change: this one goes, and is made again.
-                secret::delete_owned(&self.ctx.client, &self.namespace, existing).await?;
-                exists = false;
+                secret::delete_owned(&self.ctx.client, &self.namespace, old).await?;
+                existing = None;
             }
-            secret::write_token_secret(&self.ctx.client, self.authorization, desired, exists)
-                .await?;
+            written = Some(
+                secret::write_token_secret(&self.ctx.client, self.authorization, desired, existing)
+                    .await?,
+            );
             crate::failpoint::hit("secret.written");
         }
         if let Some(old) = &secret.renamed_from {
             secret::delete_owned(&self.ctx.client, &self.namespace, old).await?;
         }
-        Ok(())
+        Ok(written)
     }
 }
 
