@@ -524,6 +524,52 @@ async fn crash_after_ghes_created_a_token_leaves_one_live_token() {
     world.cleanup().await;
 }
 
+/// A token issued through an account already in use costs the floor of Kubernetes calls: the
+/// finalizer, one status write before the create (a personal token's intent, with
+/// `Reconciling`), the Secret's create, one status write after, and its Event — no read.
+#[tokio::test]
+async fn a_first_token_costs_the_fewest_kubernetes_calls() {
+    let world = world_with_account().await;
+    let ns = world.ns(0).to_owned();
+    let personal =
+        |note: &str| json!({"accountRef": {"name": "bot"}, "scopes": ["gist"], "note": note});
+    // The account's first token puts its in-use finalizers in place.
+    world.authorization(&ns, "first", personal("first")).await;
+    world.wait_ready(&ns, "first", "True").await;
+    let mark = world.kube_seq();
+    world.authorization(&ns, "second", personal("second")).await;
+    world.wait_ready(&ns, "second", "True").await;
+    let requests = world.kube_requests();
+    if requests.is_empty() {
+        // A real API server: its own counters are read by `bench --kubeconfig`.
+        world.cleanup().await;
+        return;
+    }
+    let calls: Vec<String> = requests
+        .iter()
+        .filter(|r| r.seq > mark && r.user == OPERATOR_USER)
+        .filter(|r| !matches!(r.verb.as_str(), "watch" | "list"))
+        .filter(|r| {
+            r.name.as_deref() == Some("second")
+                || (r.resource == "secrets" && r.verb == "create")
+                || r.resource == "events"
+        })
+        .map(|r| format!("{} {}", r.verb, r.resource))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "patch authorizations",
+            "patch authorizations/status",
+            "create events",
+            "create secrets",
+            "patch authorizations/status",
+        ],
+        "the operator's calls for one token"
+    );
+    world.cleanup().await;
+}
+
 #[tokio::test]
 async fn cluster_account_serves_two_allowed_namespaces() {
     let mut world = World::new(&["a", "b"]).await;
