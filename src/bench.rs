@@ -105,6 +105,8 @@ pub struct Figures {
     pub per_resource_calls_steady: usize,
     /// Reconciles of Authorizations in the steady-state window.
     pub steady_reconciles: u64,
+    /// Kubernetes requests per token during convergence, by the operator's own counters.
+    pub kubernetes_calls_per_token: KubernetesCalls,
     /// Kubernetes requests other than watches the operator made during those reconciles
     /// (reads, writes); `None` against a real cluster, whose requests the bench cannot see.
     pub kubernetes_requests_steady: Option<(usize, usize)>,
@@ -121,6 +123,49 @@ pub struct Figures {
     pub operator_peak_rss_mb: Option<f64>,
     /// Resident memory of an operator process at the end, MB (the largest of the replicas).
     pub operator_rss_mb: Option<f64>,
+}
+
+/// Kubernetes requests per token during convergence, from the operator's own counters
+/// (`kubernetes_requests_total`); watches and lists, which do not grow with the tokens, are
+/// left out.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesCalls {
+    /// `get` requests per token.
+    pub reads: f64,
+    /// Writes (create, update, patch, delete) per token.
+    pub writes: f64,
+    /// Per token, by `verb resource`.
+    pub by_kind: BTreeMap<String, f64>,
+}
+
+impl KubernetesCalls {
+    /// The requests between two readings of the counters, per token of `tokens`.
+    pub fn between(
+        before: &BTreeMap<String, u64>,
+        after: &BTreeMap<String, u64>,
+        tokens: usize,
+    ) -> Self {
+        let per_token = |count: u64| (count as f64 / tokens.max(1) as f64 * 100.0).round() / 100.0;
+        let mut calls = Self::default();
+        let (mut reads, mut writes) = (0, 0);
+        for (kind, count) in after {
+            let delta = count.saturating_sub(before.get(kind).copied().unwrap_or(0));
+            let verb = kind.split(' ').next().unwrap_or_default();
+            if delta == 0 || matches!(verb, "watch" | "list") {
+                continue;
+            }
+            if verb == "get" {
+                reads += delta;
+            } else {
+                writes += delta;
+            }
+            calls.by_kind.insert(kind.clone(), per_token(delta));
+        }
+        calls.reads = per_token(reads);
+        calls.writes = per_token(writes);
+        calls
+    }
 }
 
 /// A failure of the bench itself.
@@ -224,12 +269,38 @@ impl Operator {
         (field("VmHWM:"), field("VmRSS:"))
     }
 
-    /// The Authorization controller's reconcile-duration histogram: (upper bound s, count).
-    async fn reconcile_buckets(&self) -> Vec<(f64, u64)> {
-        let text = match reqwest::get(format!("http://{}/metrics", self.admin)).await {
+    /// The operator's `/metrics` text (empty when it cannot be read).
+    async fn metrics(&self) -> String {
+        match reqwest::get(format!("http://{}/metrics", self.admin)).await {
             Ok(response) => response.text().await.unwrap_or_default(),
             Err(_) => String::new(),
-        };
+        }
+    }
+
+    /// The operator's Kubernetes requests so far, by `verb resource` (its own counters).
+    async fn kubernetes_requests(&self) -> BTreeMap<String, u64> {
+        let text = self.metrics().await;
+        let mut counts = BTreeMap::new();
+        for line in text
+            .lines()
+            .filter(|line| line.starts_with("ghes_oauth_operator_kubernetes_requests_total{"))
+        {
+            let label = |name: &str| line.split(&format!("{name}=\"")).nth(1)?.split('"').next();
+            let (Some(verb), Some(resource), Some(Ok(count))) = (
+                label("verb"),
+                label("resource"),
+                line.rsplit(' ').next().map(str::parse::<u64>),
+            ) else {
+                continue;
+            };
+            *counts.entry(format!("{verb} {resource}")).or_default() += count;
+        }
+        counts
+    }
+
+    /// The Authorization controller's reconcile-duration histogram: (upper bound s, count).
+    async fn reconcile_buckets(&self) -> Vec<(f64, u64)> {
+        let text = self.metrics().await;
         text.lines()
             .filter(|line| {
                 line.starts_with("ghes_oauth_operator_reconcile_duration_seconds_bucket{")
@@ -415,6 +486,7 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
     let idle_rss = largest(operators.iter().map(|o| o.memory().1));
 
     // Convergence.
+    let kubernetes_before = kubernetes_requests(&operators).await;
     let started = Instant::now();
     apply_each(&client, args.n, |i| {
         json!({
@@ -456,6 +528,11 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
     }
     let ready = ready_names.len();
     let convergence = started.elapsed().as_secs_f64();
+    let kubernetes_calls_per_token = KubernetesCalls::between(
+        &kubernetes_before,
+        &kubernetes_requests(&operators).await,
+        ready,
+    );
     let converged_requests = ghes.requests();
     let throttled = converged_requests
         .iter()
@@ -524,6 +601,7 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
         budget_per_second: args.requests_per_second * accounts as u32,
         ghes_calls_per_token: round(converged_requests.len() as f64 / args.n.max(1) as f64),
         ghes_throttled: throttled,
+        kubernetes_calls_per_token,
         list_calls_per_sync_interval: round(lists as f64 / 2.0),
         per_resource_calls_steady: per_resource,
         steady_reconciles,
@@ -543,6 +621,17 @@ fn largest(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
 }
 
 /// The replicas' reconcile-duration histograms, summed bucket by bucket.
+/// The Kubernetes requests of every operator so far, by `verb resource`.
+async fn kubernetes_requests(operators: &[Operator]) -> BTreeMap<String, u64> {
+    let mut sum = BTreeMap::new();
+    for operator in operators {
+        for (kind, count) in operator.kubernetes_requests().await {
+            *sum.entry(kind).or_default() += count;
+        }
+    }
+    sum
+}
+
 async fn reconcile_buckets(operators: &[Operator]) -> Vec<(f64, u64)> {
     let mut sum: Vec<(f64, u64)> = Vec::new();
     for operator in operators {
@@ -634,6 +723,23 @@ pub fn table(figures: &Figures) -> String {
             figures.ghes_calls_per_token.to_string(),
         ],
         vec![
+            "Kubernetes calls per token: reads + writes".into(),
+            format!(
+                "{} + {}",
+                figures.kubernetes_calls_per_token.reads, figures.kubernetes_calls_per_token.writes
+            ),
+        ],
+        vec![
+            "  by verb and resource".into(),
+            figures
+                .kubernetes_calls_per_token
+                .by_kind
+                .iter()
+                .map(|(kind, n)| format!("{kind} {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ],
+        vec![
             "GHES 403/429 answers".into(),
             figures.ghes_throttled.to_string(),
         ],
@@ -685,6 +791,36 @@ pub fn table(figures: &Figures) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kubernetes_calls_per_token_leave_watches_and_lists_out() {
+        let before: BTreeMap<String, u64> = [
+            ("patch authorizations".to_owned(), 2),
+            ("watch secrets".to_owned(), 1),
+        ]
+        .into();
+        let after: BTreeMap<String, u64> = [
+            ("patch authorizations".to_owned(), 12),
+            ("patch authorizations/status".to_owned(), 20),
+            ("create secrets".to_owned(), 10),
+            ("get secrets".to_owned(), 5),
+            ("watch secrets".to_owned(), 3),
+            ("list secrets".to_owned(), 4),
+        ]
+        .into();
+        let calls = KubernetesCalls::between(&before, &after, 10);
+        assert_eq!((calls.reads, calls.writes), (0.5, 4.0));
+        assert_eq!(
+            calls.by_kind.keys().collect::<Vec<_>>(),
+            [
+                "create secrets",
+                "get secrets",
+                "patch authorizations",
+                "patch authorizations/status"
+            ]
+        );
+        assert_eq!(calls.by_kind["patch authorizations/status"], 2.0);
+    }
 
     #[test]
     fn quantiles_come_from_the_histogram_delta() {

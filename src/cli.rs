@@ -357,12 +357,17 @@ pub async fn execute(command: Command) -> Result<u8, String> {
 /// the leader Lease. Losing the Lease ends `run` with an error (exit status 1): the
 /// controllers stop at once and Kubernetes restarts the process as a standby.
 async fn run(args: RunArgs) -> Result<(), String> {
-    let client = kube::Client::try_default()
+    let metrics = Arc::new(Metrics::new());
+    // Every request the operator sends is counted (kubernetes_requests_total).
+    let client = kube::Config::infer()
         .await
-        .map_err(|error| format!("cannot reach Kubernetes: {error}"))?;
+        .map_err(|error| format!("cannot reach Kubernetes: {error}"))
+        .and_then(|config| {
+            crate::kube_requests::client(config, metrics.clone())
+                .map_err(|error| format!("cannot reach Kubernetes: {error}"))
+        })?;
     let lease = args.lease_settings(client.default_namespace())?;
     let sharding = args.shard_settings(client.default_namespace())?;
-    let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new());
     let admin = AdminServer::bind(args.admin_address)
         .await

@@ -25,6 +25,7 @@ pub mod ctl;
 pub mod demo;
 pub mod failpoint;
 pub mod ghes;
+pub mod kube_requests;
 pub mod leader;
 pub mod metrics;
 pub mod plan;

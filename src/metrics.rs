@@ -11,6 +11,7 @@
 //! | `reconcile_duration_seconds` (histogram) | `controller` |
 //! | `ghes_requests_total` | `operation`, `status` (HTTP code, or `error`: no response) |
 //! | `ghes_rate_limit_wait_seconds_total`, `ghes_rate_limit_waits_total` | `operation` |
+//! | `kubernetes_requests_total` (requests the operator sent to the Kubernetes API, counted by its client) | `verb`, `resource` (the resources it uses, `/status` for the subresource; anything else `other`) |
 //! | `tokens_issued_total`, `tokens_reissued_total`, `tokens_rotated_total`, `tokens_revoked_total` | |
 //! | `tokens_abandoned_total` (tokens left live on GHES that the operator can no longer revoke: a deletion that could not revoke them in time, or credentials moved to another GHES user) | `reason` |
 //! | `prune_candidates` (gauge), `prune_deletions_total` | `kind` (`authorization`, `grant`) |
@@ -138,6 +139,12 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KubernetesRequestLabels {
+    verb: &'static str,
+    resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabels {
     operation: &'static str,
 }
@@ -198,6 +205,7 @@ pub struct Metrics {
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_duration: HistogramFamily<ControllerLabels>,
     ghes_requests: Family<RequestLabels, Counter>,
+    kubernetes_requests: Family<KubernetesRequestLabels, Counter>,
     rate_limit_wait_seconds: Family<OperationLabels, Counter<f64, AtomicU64>>,
     rate_limit_waits: Family<OperationLabels, Counter>,
     tokens_issued: Counter,
@@ -239,6 +247,7 @@ impl Metrics {
             reconciles: Family::default(),
             reconcile_duration: Family::new_with_constructor(reconcile_histogram),
             ghes_requests: Family::default(),
+            kubernetes_requests: Family::default(),
             rate_limit_wait_seconds: Family::default(),
             rate_limit_waits: Family::default(),
             tokens_issued: Counter::default(),
@@ -273,6 +282,11 @@ impl Metrics {
             "ghes_requests",
             "GHES API responses by operation and HTTP status (error: no response)",
             metrics.ghes_requests.clone(),
+        );
+        sub.register(
+            "kubernetes_requests",
+            "Requests the operator sent to the Kubernetes API, by verb and resource",
+            metrics.kubernetes_requests.clone(),
         );
         sub.register_with_unit(
             "ghes_rate_limit_wait",
@@ -559,6 +573,15 @@ fn bounded_reason(reason: &str) -> String {
         reason.to_owned()
     } else {
         "Other".to_owned()
+    }
+}
+
+impl Metrics {
+    /// Counts one request to the Kubernetes API (see [`crate::kube_requests`]).
+    pub fn count_kubernetes_request(&self, verb: &'static str, resource: String) {
+        self.kubernetes_requests
+            .get_or_create(&KubernetesRequestLabels { verb, resource })
+            .inc();
     }
 }
 

@@ -352,6 +352,9 @@ pub struct Versions(Mutex<HashMap<String, Seen>>);
 struct Seen {
     version: String,
     written: VecDeque<String>,
+    /// The Authorization as this process's newest write left it, until the watch delivers
+    /// that version: a reconcile that finds the watch cache behind uses it instead of a read.
+    held: Option<Arc<Authorization>>,
 }
 
 /// How many of its own writes of one object this process remembers: a reconcile writes its
@@ -370,7 +373,9 @@ impl Versions {
             let entry = seen.entry(uid.clone()).or_insert_with(|| Seen {
                 version: version.clone(),
                 written: VecDeque::new(),
+                held: None,
             });
+            entry.held = None;
             if written {
                 entry.written.push_back(version.clone());
                 if entry.written.len() > OWN_WRITES_REMEMBERED {
@@ -389,6 +394,30 @@ impl Versions {
     /// Records the version of `object` as written by this process.
     pub fn wrote<K: Resource>(&self, object: &K) {
         self.record(object, true);
+    }
+
+    /// Records `authorization` as this process has just written it, and holds it until the
+    /// watch delivers that version (see [`Self::newer_own_write`]).
+    pub fn wrote_authorization(&self, mut authorization: Authorization) {
+        self.record(&authorization, true);
+        let Some(uid) = authorization.metadata.uid.clone() else {
+            return;
+        };
+        authorization.metadata.managed_fields = None;
+        if let Some(seen) = self.lock().get_mut(&uid) {
+            seen.held = Some(Arc::new(authorization));
+        }
+    }
+
+    /// When `cached` is behind only by this process's own writes, the object as its newest
+    /// write left it: what a read would return, without the read.
+    pub fn newer_own_write(&self, cached: &Authorization) -> Option<Arc<Authorization>> {
+        let uid = cached.metadata.uid.as_ref()?;
+        let version = cached.metadata.resource_version.as_ref()?;
+        let seen = self.lock();
+        let seen = seen.get(uid)?;
+        let ours = seen.written.contains(version) && seen.written.back() == Some(&seen.version);
+        ours.then(|| seen.held.clone()).flatten()
     }
 
     /// Whether `cached` is the newest version of its object this process knows of: true when
@@ -412,9 +441,16 @@ impl Versions {
         else {
             return false;
         };
-        self.lock().get(uid).is_some_and(|seen| {
-            seen.written.contains(&version) && seen.written.back() == Some(&seen.version)
-        })
+        let mut seen = self.lock();
+        let Some(seen) = seen.get_mut(uid) else {
+            return false;
+        };
+        let own = seen.written.contains(&version) && seen.written.back() == Some(&seen.version);
+        // The watch has caught up with the newest write: the copy held for it can go.
+        if own && version == seen.version {
+            seen.held = None;
+        }
+        own
     }
 
     /// Forgets objects that no longer exist.
@@ -857,6 +893,29 @@ mod tests {
         versions.saw(&at("12"));
         assert!(!versions.is_own_write(&at("10")));
         assert!(!versions.is_own_write(&at("11")));
+    }
+
+    #[test]
+    fn a_cache_behind_only_by_own_writes_is_answered_from_the_newest_write() {
+        let versions = Versions::default();
+        let at = |rv: &str| {
+            let mut authorization = authorization("ci", "ci-token", "TokenReady");
+            authorization.metadata.uid = Some("uid-1".into());
+            authorization.metadata.resource_version = Some(rv.into());
+            authorization
+        };
+        versions.wrote_authorization(at("20"));
+        versions.wrote_authorization(at("21"));
+        let held = versions.newer_own_write(&at("20")).expect("held");
+        assert_eq!(held.metadata.resource_version.as_deref(), Some("21"));
+        assert!(versions.newer_own_write(&at("19")).is_none(), "not ours");
+        // The watch delivers the newest write: nothing is held any more.
+        assert!(versions.is_own_write(&at("21")));
+        assert!(versions.newer_own_write(&at("20")).is_none());
+        // Someone else's change: nothing is held either.
+        versions.wrote_authorization(at("22"));
+        versions.saw(&at("23"));
+        assert!(versions.newer_own_write(&at("22")).is_none());
     }
 
     fn authorization(name: &str, secret: &str, reason: &str) -> Authorization {

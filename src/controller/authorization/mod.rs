@@ -97,9 +97,13 @@ pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> 
     // Decide on the object as the API server has it now: right after this operator's own
     // status write the watch cache can lag, and a stale status (fingerprint recorded, no id
     // yet) would look like an interrupted create. The cache is used when it holds the version
-    // this process last wrote or read; otherwise the object is read.
+    // this process last wrote or read; when it is behind only by this process's own writes,
+    // the object as the newest write returned it; otherwise the object is read.
     let authorization = if ctx.versions.is_current(authorization.as_ref()) {
         authorization
+    } else if let Some(own) = ctx.versions.newer_own_write(authorization.as_ref()) {
+        // Behind only by this process's own writes: the newest is known without a read.
+        own
     } else {
         let Some(fresh) = api.get_opt(&authorization.name_any()).await? else {
             return Ok(Reconciled::done(Action::await_change()));

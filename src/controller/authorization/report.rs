@@ -161,7 +161,7 @@ impl Run<'_> {
     /// cache may show the object as it was before until the write's event arrives.
     pub(super) async fn write_status(&mut self) -> Result<()> {
         let written = apply_status(self.api, self.authorization, &self.status).await?;
-        self.ctx.versions.wrote(&written);
+        self.ctx.versions.wrote_authorization(written);
         self.stored = self.status.clone();
         Ok(())
     }
