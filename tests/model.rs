@@ -368,15 +368,7 @@ impl Run {
                     .and_then(|o| o.status)
                     .and_then(|s| s.authorization_id);
                 if let Some(id) = id {
-                    let seq = self
-                        .fixture
-                        .ghes
-                        .requests()
-                        .iter()
-                        .map(|r| r.seq)
-                        .max()
-                        .unwrap_or(0);
-                    self.model.revoked_at[index] = Some((seq, id));
+                    self.model.revoked_at[index] = Some((self.ghes_seq(), id));
                     let url = format!(
                         "{}/authorizations/{id}",
                         self.fixture.ghes.api_url().trim_end_matches('/')
@@ -546,18 +538,22 @@ impl Run {
         }
     }
 
-    /// A new process: what the old one read of GHES is lost with it, so a token a person
-    /// revoked counts as unknown until the new one reads GHES's tokens.
-    async fn restart(&mut self) {
-        self.fixture.restart().await;
-        let now = self
-            .fixture
+    /// The newest GHES request's number.
+    fn ghes_seq(&self) -> u64 {
+        self.fixture
             .ghes
             .requests()
             .iter()
             .map(|r| r.seq)
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+    }
+
+    /// A new process: what the old one read of GHES is lost with it, so a token a person
+    /// revoked counts as unknown until the new one reads GHES's tokens.
+    async fn restart(&mut self) {
+        self.fixture.restart().await;
+        let now = self.ghes_seq();
         for (seq, _) in self.model.revoked_at.iter_mut().flatten() {
             *seq = now;
         }

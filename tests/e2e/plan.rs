@@ -44,37 +44,42 @@ fn expect_line(plan: &str, namespace: &str, name: &str, action: &str, detail: &s
     assert!(line.contains(detail), "{name}: no {detail:?}: {line}");
 }
 
-#[tokio::test]
-async fn plan_shows_each_change_and_sends_only_reads() {
-    let mut world = World::new(&["a"]).await;
-    let ns = world.ns(0).to_owned();
+/// The Account `bot` (pruning Enabled, `minAge: 0s`, and `extra`) and six personal
+/// Authorizations applied, each of which a change will treat differently: `same`, `widen`,
+/// `lost`, `turn`, `revoked`, `orphaned` (`deletionPolicy: Orphan`); returns `same` and all six.
+async fn declare_six(world: &World, ns: &str, extra: Value) -> (Value, Vec<Value>) {
+    let mut settings = json!({"prune": {"mode": "Enabled", "minAge": "0s"}});
+    if let (Some(settings), Some(extra)) = (settings.as_object_mut(), extra.as_object()) {
+        settings.extend(extra.clone());
+    }
     world
-        .account_with(
-            &ns,
-            "bot",
-            USER,
-            PASSWORD,
-            None,
-            json!({"prune": {"mode": "Enabled", "minAge": "0s"}}),
-        )
+        .account_with(ns, "bot", USER, PASSWORD, None, settings)
         .await;
-    let unchanged = personal(&ns, "same", &["gist"], json!({}));
-    let declared = [
+    let unchanged = personal(ns, "same", &["gist"], json!({}));
+    let declared = vec![
         unchanged.clone(),
-        personal(&ns, "widen", &["repo"], json!({})),
-        personal(&ns, "lost", &["gist"], json!({})),
-        personal(&ns, "turn", &["gist"], json!({})),
-        personal(&ns, "revoked", &["gist"], json!({})),
+        personal(ns, "widen", &["repo"], json!({})),
+        personal(ns, "lost", &["gist"], json!({})),
+        personal(ns, "turn", &["gist"], json!({})),
+        personal(ns, "revoked", &["gist"], json!({})),
         personal(
-            &ns,
+            ns,
             "orphaned",
             &["gist"],
             json!({"deletionPolicy": "Orphan"}),
         ),
     ];
     for object in &declared {
-        world.apply_json(&ns, object.clone()).await;
+        world.apply_json(ns, object.clone()).await;
     }
+    (unchanged, declared)
+}
+
+#[tokio::test]
+async fn plan_shows_each_change_and_sends_only_reads() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    let (unchanged, declared) = declare_six(&world, &ns, json!({})).await;
     world.start_operator();
     let mut ids = std::collections::HashMap::new();
     for object in &declared {
@@ -375,33 +380,7 @@ fn writes_since(world: &World, mark: u64) -> Value {
 async fn the_writes_a_plan_counts_are_the_writes_the_change_makes() {
     let mut world = World::new(&["a"]).await;
     let ns = world.ns(0).to_owned();
-    world
-        .account_with(
-            &ns,
-            "bot",
-            USER,
-            PASSWORD,
-            None,
-            json!({"syncInterval": "30s", "prune": {"mode": "Enabled", "minAge": "0s"}}),
-        )
-        .await;
-    let unchanged = personal(&ns, "same", &["gist"], json!({}));
-    let declared = [
-        unchanged.clone(),
-        personal(&ns, "widen", &["repo"], json!({})),
-        personal(&ns, "lost", &["gist"], json!({})),
-        personal(&ns, "turn", &["gist"], json!({})),
-        personal(&ns, "revoked", &["gist"], json!({})),
-        personal(
-            &ns,
-            "orphaned",
-            &["gist"],
-            json!({"deletionPolicy": "Orphan"}),
-        ),
-    ];
-    for object in &declared {
-        world.apply_json(&ns, object.clone()).await;
-    }
+    let (unchanged, declared) = declare_six(&world, &ns, json!({"syncInterval": "30s"})).await;
     world.start_operator();
     for object in &declared {
         let name = object["metadata"]["name"].as_str().expect("name");
