@@ -169,19 +169,19 @@ impl CacheState {
         }
     }
 
-    /// Drops the entry of `namespace/name` unless it holds the version `version` (the event
-    /// of this process's own write).
-    fn drop_unless(&mut self, namespace: &str, name: &str, version: Option<&str>) {
+    /// `namespace/name` exists and changed, to `version` when known: its entry goes unless it
+    /// holds that very version (the event of this process's own write).
+    fn touched(&mut self, namespace: &str, name: &str, version: Option<&str>) {
         let key = (namespace.to_owned(), name.to_owned());
         let held = self
             .entries
             .get(&key)
             .and_then(|held| held.as_ref())
             .and_then(|held| held.metadata.resource_version.as_deref());
-        if version.is_some() && held == version {
-            return;
+        if version.is_none() || held != version {
+            self.drop_entry(namespace, name);
         }
-        self.drop_entry(namespace, name);
+        self.seen(namespace, name);
     }
 
     fn drop_entry(&mut self, namespace: &str, name: &str) {
@@ -263,11 +263,11 @@ impl SecretCache {
     ) {
         let mut state = self.lock();
         match event {
-            Ok(watcher::Event::Apply(secret)) => {
-                let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
-                state.drop_unless(&namespace, &name, secret.resource_version().as_deref());
-                state.seen(&namespace, &name);
-            }
+            Ok(watcher::Event::Apply(secret)) => state.touched(
+                &secret.namespace().unwrap_or_default(),
+                &secret.name_any(),
+                secret.resource_version().as_deref(),
+            ),
             Ok(watcher::Event::InitApply(secret)) => {
                 let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
                 state.drop_entry(&namespace, &name);
@@ -302,17 +302,13 @@ impl SecretCache {
     /// Forgets a Secret this process has just changed or deleted, or that a watch saw change:
     /// the next read asks the API server.
     pub fn changed(&self, namespace: &str, name: &str) {
-        let mut state = self.lock();
-        state.drop_entry(namespace, name);
-        state.seen(namespace, name);
+        self.lock().touched(namespace, name, None);
     }
 
     /// Like [`Self::changed`], unless the cache holds the version `version` of it: the
     /// event of this process's own write ([`Self::wrote`]).
     pub fn changed_at(&self, namespace: &str, name: &str, version: Option<&str>) {
-        let mut state = self.lock();
-        state.drop_unless(namespace, name, version);
-        state.seen(namespace, name);
+        self.lock().touched(namespace, name, version);
     }
 
     /// Holds `secret` as this process has just written it: the next read finds it without a
@@ -321,8 +317,7 @@ impl SecretCache {
         let namespace = secret.namespace().unwrap_or_default();
         let name = secret.name_any();
         let mut state = self.lock();
-        state.drop_entry(&namespace, &name);
-        state.seen(&namespace, &name);
+        state.touched(&namespace, &name, None);
         if state.is_live(&namespace) {
             let mut secret = secret.clone();
             super::secret::strip_managed_fields(&mut secret);
@@ -355,6 +350,14 @@ struct Seen {
     /// The Authorization as this process's newest write left it, until the watch delivers
     /// that version: a reconcile that finds the watch cache behind uses it instead of a read.
     held: Option<Arc<Authorization>>,
+}
+
+impl Seen {
+    /// Whether `version` is one of this process's writes, and nothing but its own writes came
+    /// after it.
+    fn only_own_writes_since(&self, version: &str) -> bool {
+        self.written.iter().any(|own| own == version) && self.written.back() == Some(&self.version)
+    }
 }
 
 /// How many of its own writes of one object this process remembers: a reconcile writes its
@@ -416,8 +419,9 @@ impl Versions {
         let version = cached.metadata.resource_version.as_ref()?;
         let seen = self.lock();
         let seen = seen.get(uid)?;
-        let ours = seen.written.contains(version) && seen.written.back() == Some(&seen.version);
-        ours.then(|| seen.held.clone()).flatten()
+        seen.only_own_writes_since(version)
+            .then(|| seen.held.clone())
+            .flatten()
     }
 
     /// Whether `cached` is the newest version of its object this process knows of: true when
@@ -445,7 +449,7 @@ impl Versions {
         let Some(seen) = seen.get_mut(uid) else {
             return false;
         };
-        let own = seen.written.contains(&version) && seen.written.back() == Some(&seen.version);
+        let own = seen.only_own_writes_since(&version);
         // The watch has caught up with the newest write: the copy held for it can go.
         if own && version == seen.version {
             seen.held = None;

@@ -306,11 +306,7 @@ async fn judge(
     if let Some(identity) = entry.identity(&snapshot)
         && let Some((recorded, ids)) = state.stranded_by(&identity.to_string())
     {
-        let ids = ids
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let ids = id_list(ids);
         plan.action = Action::Reissue;
         plan.detail = format!(
             "the account now logs in as {identity}: GHES authorization {ids} of {recorded} is \
@@ -381,15 +377,15 @@ async fn judge(
         } => {
             let changes = changes(&live, &update);
             plan.detail = match (adopted, changes.is_empty()) {
-                (true, true) => format!(
+                (true, _) => format!(
                     "an earlier create left GHES authorization {} without a status, and the \
-                     Secret holds its token: it is recorded",
-                    live.id
-                ),
-                (true, false) => format!(
-                    "an earlier create left GHES authorization {} without a status, and the \
-                     Secret holds its token: it is recorded; {changes}",
-                    live.id
+                     Secret holds its token: it is recorded{}",
+                    live.id,
+                    if changes.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {changes}")
+                    }
                 ),
                 (false, true) => format!("GHES authorization {} as declared", live.id),
                 (false, false) => format!("GHES authorization {}: {changes}", live.id),
@@ -426,6 +422,14 @@ fn changes(live: &GhesAuthorization, update: &AuthorizationUpdate) -> String {
         ));
     }
     changes.join("; ")
+}
+
+/// GHES authorization ids as `1, 2, 3`.
+fn id_list(ids: impl IntoIterator<Item = u64>) -> String {
+    ids.into_iter()
+        .map(|id| id.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `scopes [a, b] → [a, c] (+c, −b)`.
@@ -496,9 +500,6 @@ async fn judge_deletion(
         }
     };
     let revoked: Vec<u64> = remains.proven.iter().map(|owned| owned.id()).collect();
-    let list = |ids: &mut dyn Iterator<Item = u64>| {
-        ids.map(|id| id.to_string()).collect::<Vec<_>>().join(", ")
-    };
     if revoked.is_empty() && remains.unproven.is_empty() {
         plan.detail = "deleted; it holds no live token".into();
         return Ok((plan, Vec::new()));
@@ -506,12 +507,12 @@ async fn judge_deletion(
     plan.action = Action::Revoke;
     plan.detail = format!(
         "deleted: revoke GHES authorization {}",
-        list(&mut revoked.iter().copied())
+        id_list(revoked.iter().copied())
     );
     if !remains.unproven.is_empty() {
         plan.detail.push_str(&format!(
             "; {} not proven this resource's and left alone",
-            list(&mut remains.unproven.iter().map(|(id, _)| *id))
+            id_list(remains.unproven.iter().map(|(id, _)| *id))
         ));
     }
     plan.writes.delete = u32::try_from(revoked.len()).unwrap_or(u32::MAX);

@@ -111,10 +111,8 @@ async fn find(
         // were deleted, or gone. Only GHES can say which; a token is never declared lost on
         // a listing's word alone.
         let Some(live) = live_by_id(entry, Some(snapshot), id).await? else {
-            entry.forget(id);
             return Ok((Found::Gone(id), None));
         };
-        entry.record(&live);
         let why = match proven(&live) {
             Ok(_) => {
                 let found = Found::Live {

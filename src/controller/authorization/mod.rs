@@ -650,6 +650,7 @@ async fn revoke(entry: &AccountEntry, owned: Owned) -> Result<()> {
 
 /// The live authorization `id`: from `snapshot` when it shows it, else as GHES answers for it
 /// (a listing's word alone never says a token is gone); `None` when GHES says it is gone.
+/// What GHES answers goes into the account's view, so that the next snapshot agrees.
 async fn live_by_id(
     entry: &AccountEntry,
     snapshot: Option<&Snapshot>,
@@ -659,8 +660,14 @@ async fn live_by_id(
         return Ok(Some(live.clone()));
     }
     match entry.client.get_authorization(id).await {
-        Ok(live) => Ok(Some(live)),
-        Err(error) if error.is_not_found() => Ok(None),
+        Ok(live) => {
+            entry.record(&live);
+            Ok(Some(live))
+        }
+        Err(error) if error.is_not_found() => {
+            entry.forget(id);
+            Ok(None)
+        }
         Err(error) => Err(account_error(&entry.key, error)),
     }
 }
