@@ -132,8 +132,10 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub namespaces: Vec<String>,
-    /// Reconciles running at once per controller.
-    #[arg(help_heading = "Reconcile", long, env = "CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// Most reconciles running at once per controller. Within it each account runs as many as
+    /// its requestsPerSecond needs at the latency measured, and accounts with work share it
+    /// fairly.
+    #[arg(help_heading = "Reconcile", long, env = "CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
     /// Timeout of one GHES request, in seconds (GitHub's own API gives up after 10). A request
     /// that times out makes its account unavailable until a probe answers.

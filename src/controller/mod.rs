@@ -121,7 +121,8 @@ const AUTHORIZATIONS_GAUGE_PERIOD: Duration = Duration::from_secs(5);
 pub struct RunOptions {
     /// Namespaces to watch; empty means all.
     pub namespaces: Vec<String>,
-    /// Reconciles running at once per controller.
+    /// Most reconciles running at once per controller (each account runs what its budget needs
+    /// within it).
     pub concurrency: u16,
     /// Timeout of one GHES request.
     pub ghes_timeout: Duration,
@@ -141,7 +142,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         Self {
             namespaces: Vec::new(),
-            concurrency: 4,
+            concurrency: 32,
             ghes_timeout: Duration::from_secs(10),
             instance: None,
             installation: None,

@@ -506,10 +506,14 @@ impl HttpGhesClient {
             .limiter
             .acquire_within(self.retry.max_wait)
             .await
-            .map_err(|deferred| match deferred {
-                Deferred::Paused(left) => GhesError::RateLimited { retry_after: left },
-                Deferred::Queued(turn) => GhesError::Queued { retry_after: turn },
+            .map_err(|deferred| {
+                super::usage::deferred(self.limiter.per_second());
+                match deferred {
+                    Deferred::Paused(left) => GhesError::RateLimited { retry_after: left },
+                    Deferred::Queued(turn) => GhesError::Queued { retry_after: turn },
+                }
             })?;
+        super::usage::permitted(self.limiter.per_second(), waited);
         self.observe_wait(operation, waited);
         Ok(())
     }

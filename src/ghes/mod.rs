@@ -11,6 +11,7 @@ pub mod rate_limit;
 pub mod redacted;
 pub mod retry;
 pub mod types;
+pub mod usage;
 
 use std::time::Duration;
 

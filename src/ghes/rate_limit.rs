@@ -64,6 +64,11 @@ impl RateLimiter {
         }
     }
 
+    /// The requests a second this limiter allows on average.
+    pub fn per_second(&self) -> f64 {
+        self.per_second
+    }
+
     /// Waits for permission to send one request; returns how long it waited.
     pub async fn acquire(&self) -> Duration {
         let started = Instant::now();

@@ -82,16 +82,28 @@ pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> 
     if let Some(wait) = crate::shard::handoff_wait(&authorization.metadata) {
         return Ok(Reconciled::done(Action::requeue(wait)));
     }
-    // Over its account's fair share of the workers: handed back before any call, holding no
-    // worker, so that a slow or stalled GHES cannot take every worker from other accounts.
-    let Some(_turn) = ctx
+    // Over its account's share of the workers: handed back before any call, holding no worker,
+    // with its turn, so that a slow or stalled GHES cannot take every worker from other
+    // accounts. What the reconcile costs sizes its account's share.
+    let turn = match ctx
         .workers
         .enter(&AccountKey::referenced_by(&authorization))
-    else {
-        return Ok(Reconciled::done(Action::requeue(
-            super::fair::hand_back_delay(),
-        )));
+    {
+        Ok(turn) => turn,
+        Err(turn_due) => return Ok(Reconciled::done(Action::requeue(turn_due))),
     };
+    let (result, usage) =
+        crate::ghes::usage::measure(reconcile_turn(authorization, namespace, &ctx)).await;
+    turn.finish(usage);
+    result
+}
+
+/// The reconcile of an Authorization once it holds a worker.
+async fn reconcile_turn(
+    authorization: Arc<Authorization>,
+    namespace: String,
+    ctx: &Context,
+) -> Result<Reconciled> {
     let api = Api::<Authorization>::namespaced(ctx.client.clone(), &namespace);
     let key = object_key(&authorization);
     // Decide on the object as the API server has it now: right after this operator's own
@@ -117,11 +129,11 @@ pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> 
     let result = finalizer(&api, FINALIZER, authorization, |event| async {
         match event {
             Finalizer::Apply(authorization) => {
-                let reconciled = apply(&api, &authorization, &ctx).await?;
+                let reconciled = apply(&api, &authorization, ctx).await?;
                 *waiting.lock().unwrap_or_else(|e| e.into_inner()) = reconciled.config_error;
                 Ok(reconciled.action)
             }
-            Finalizer::Cleanup(authorization) => cleanup(&authorization, &ctx).await,
+            Finalizer::Cleanup(authorization) => cleanup(&authorization, ctx).await,
         }
     })
     .await;
