@@ -107,13 +107,23 @@ pub struct Figures {
     pub steady_reconciles: u64,
     /// Kubernetes requests per token during convergence, by the operator's own counters.
     pub kubernetes_calls_per_token: KubernetesCalls,
-    /// Kubernetes requests other than watches the operator made during those reconciles
-    /// (reads, writes); `None` against a real cluster, whose requests the bench cannot see.
-    pub kubernetes_requests_steady: Option<(usize, usize)>,
+    /// Kubernetes requests other than watches and lists the operator made during those
+    /// reconciles (reads, writes), by its own counters.
+    pub kubernetes_requests_steady: (u64, u64),
+    /// Median reconcile time while converging (upper bound of its histogram bucket), ms.
+    pub converging_p50_ms: Option<f64>,
+    /// 99th percentile, ms.
+    pub converging_p99_ms: Option<f64>,
     /// Median reconcile time with nothing to do (upper bound of its histogram bucket), ms.
     pub reconcile_p50_ms: Option<f64>,
     /// 99th percentile, ms.
     pub reconcile_p99_ms: Option<f64>,
+    /// CPU seconds the operator processes used while converging.
+    pub operator_cpu_seconds: Option<f64>,
+    /// CPU seconds the Kubernetes API used meanwhile: a cluster's API server by its own
+    /// `process_cpu_seconds_total` (`None` when its `/metrics` cannot be read), or the bench
+    /// process (the test server and the GHES emulator).
+    pub kubernetes_cpu_seconds: Option<f64>,
     /// Unrelated Secrets in the operator's namespace.
     pub unrelated_secrets: usize,
     /// Resident memory of the operator once ready, before any Authorization, MB (the largest
@@ -249,6 +259,11 @@ impl Operator {
         )))
     }
 
+    /// CPU seconds used so far, from /proc (Linux).
+    fn cpu_seconds(&self) -> Option<f64> {
+        cpu_seconds(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     /// (peak, current) resident memory in MB, from /proc (Linux).
     fn memory(&self) -> (Option<f64>, Option<f64>) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -318,6 +333,35 @@ impl Operator {
             })
             .collect()
     }
+}
+
+/// User and system CPU seconds of a process from its `/proc/PID/stat` (clock ticks of 1/100 s,
+/// Linux's `USER_HZ`).
+fn cpu_seconds(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The fields after the command, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line: 12 and 13 after the command.
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// The CPU seconds the Kubernetes API has used: a cluster's API server by its
+/// `process_cpu_seconds_total`, the test server by this process's own.
+async fn kubernetes_cpu(client: &Client, test_server: bool) -> Option<f64> {
+    if test_server {
+        return cpu_seconds("/proc/self/stat");
+    }
+    let request = http::Request::get("/metrics").body(Vec::new()).ok()?;
+    let text = client.request_text(request).await.ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("process_cpu_seconds_total "))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// The sum of the operators' figures, when every one has it.
+fn sum(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    values.sum()
 }
 
 /// The `q` quantile (0..1) of the observations between two cumulative histograms, as the
@@ -487,6 +531,11 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
 
     // Convergence.
     let kubernetes_before = kubernetes_requests(&operators).await;
+    let buckets_before = reconcile_buckets(&operators).await;
+    let cpu_before = (
+        sum(operators.iter().map(Operator::cpu_seconds)),
+        kubernetes_cpu(&client, server.is_some()).await,
+    );
     let started = Instant::now();
     apply_each(&client, args.n, |i| {
         json!({
@@ -528,11 +577,21 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
     }
     let ready = ready_names.len();
     let convergence = started.elapsed().as_secs_f64();
-    let kubernetes_calls_per_token = KubernetesCalls::between(
-        &kubernetes_before,
-        &kubernetes_requests(&operators).await,
-        ready,
+    let kubernetes_converged = kubernetes_requests(&operators).await;
+    let kubernetes_calls_per_token =
+        KubernetesCalls::between(&kubernetes_before, &kubernetes_converged, ready);
+    let spent = |before: Option<f64>, after: Option<f64>| {
+        Some(((after? - before?) * 10.0).round() / 10.0)
+    };
+    let operator_cpu_seconds = spent(
+        cpu_before.0,
+        sum(operators.iter().map(Operator::cpu_seconds)),
     );
+    let kubernetes_cpu_seconds = spent(
+        cpu_before.1,
+        kubernetes_cpu(&client, server.is_some()).await,
+    );
+    let buckets_converged = reconcile_buckets(&operators).await;
     let converged_requests = ghes.requests();
     let throttled = converged_requests
         .iter()
@@ -542,23 +601,18 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
     // Steady state: two sync intervals with nothing to do.
     let seq = converged_requests.last().map_or(0, |r| r.seq);
     let before = reconcile_buckets(&operators).await;
-    if let Some(server) = &server {
-        server.clear_requests();
-    }
+    let kubernetes_before_steady = kubernetes_requests(&operators).await;
     tokio::time::sleep(Duration::from_secs(2 * args.sync_interval)).await;
     let after = reconcile_buckets(&operators).await;
-    let kubernetes_requests_steady = server.as_ref().map(|server| {
-        let requests: Vec<_> = server
-            .requests()
-            .into_iter()
-            .filter(|r| r.user == OPERATOR_USER && r.verb != "watch")
-            .collect();
-        let reads = requests
-            .iter()
-            .filter(|r| r.verb == "get" || r.verb == "list")
-            .count();
-        (reads, requests.len() - reads)
-    });
+    let steady_calls = KubernetesCalls::between(
+        &kubernetes_before_steady,
+        &kubernetes_requests(&operators).await,
+        1,
+    );
+    let kubernetes_requests_steady = (
+        steady_calls.reads.round() as u64,
+        steady_calls.writes.round() as u64,
+    );
     let steady: Vec<_> = ghes
         .requests()
         .into_iter()
@@ -606,6 +660,10 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
         per_resource_calls_steady: per_resource,
         steady_reconciles,
         kubernetes_requests_steady,
+        converging_p50_ms: quantile(&buckets_before, &buckets_converged, 0.5),
+        converging_p99_ms: quantile(&buckets_before, &buckets_converged, 0.99),
+        operator_cpu_seconds,
+        kubernetes_cpu_seconds,
         reconcile_p50_ms: quantile(&before, &after, 0.5),
         reconcile_p99_ms: quantile(&before, &after, 0.99),
         unrelated_secrets: args.unrelated_secrets,
@@ -686,6 +744,7 @@ async fn shards_spread(
 pub fn table(figures: &Figures) -> String {
     let ms = |value: Option<f64>| value.map_or_else(|| "n/a".into(), |v| format!("≤ {v} ms"));
     let mb = |value: Option<f64>| value.map_or_else(|| "n/a".into(), |v| format!("{v} MB"));
+    let seconds = |value: Option<f64>| value.map_or_else(|| "n/a".into(), |v| format!("{v} s"));
     let rows = vec![
         vec![
             "Authorizations (accounts)".into(),
@@ -757,12 +816,34 @@ pub fn table(figures: &Figures) -> String {
         ],
         vec![
             "Kubernetes reads / writes (steady)".into(),
-            figures
-                .kubernetes_requests_steady
-                .map_or_else(|| "n/a".into(), |(r, w)| format!("{r} / {w}")),
+            format!(
+                "{} / {}",
+                figures.kubernetes_requests_steady.0, figures.kubernetes_requests_steady.1
+            ),
         ],
         vec![
-            "reconcile p50 / p99".into(),
+            "reconcile p50 / p99 (converging)".into(),
+            format!(
+                "{} / {}",
+                ms(figures.converging_p50_ms),
+                ms(figures.converging_p99_ms)
+            ),
+        ],
+        vec![
+            "CPU while converging: operator / Kubernetes API".into(),
+            format!(
+                "{} / {}{}",
+                seconds(figures.operator_cpu_seconds),
+                seconds(figures.kubernetes_cpu_seconds),
+                if figures.kubernetes == "test server" {
+                    " (the bench process: test server and GHES emulator)"
+                } else {
+                    " (the API server)"
+                }
+            ),
+        ],
+        vec![
+            "reconcile p50 / p99 (steady)".into(),
             format!(
                 "{} / {}",
                 ms(figures.reconcile_p50_ms),
