@@ -553,6 +553,9 @@ pub struct Reconciled {
     pub action: Action,
     /// The reason of the configuration error that stopped it.
     pub config_error: Option<&'static str>,
+    /// Handed back before any work, over its account's share of the workers: not a reconcile
+    /// in the metrics.
+    pub handed_back: bool,
 }
 
 impl Reconciled {
@@ -561,19 +564,29 @@ impl Reconciled {
         Self {
             action,
             config_error: None,
+            handed_back: false,
+        }
+    }
+
+    /// Handed back, holding no worker, to come again with its turn.
+    pub fn handed_back(turn_due: Duration) -> Self {
+        Self {
+            handed_back: true,
+            ..Self::done(Action::requeue(turn_due))
         }
     }
 
     /// Stopped by a configuration error with `reason`; looks again per `action`.
     pub fn waiting(action: Action, reason: &'static str) -> Self {
         Self {
-            action,
             config_error: Some(reason),
+            ..Self::done(action)
         }
     }
 }
 
-/// Wraps a reconciler so that every reconcile is timed and counted by result and reason.
+/// Wraps a reconciler so that every reconcile is timed and counted by result and reason (one
+/// handed back before any work is not a reconcile there).
 /// How often a running reconcile looks whether its object left the controller's store.
 const DEPARTURE_CHECK: Duration = Duration::from_millis(250);
 
@@ -644,6 +657,14 @@ where
         Box::pin(async move {
             let started = Instant::now();
             let result = reconcile.await;
+            if let Ok(Reconciled {
+                handed_back: true,
+                action,
+                ..
+            }) = result
+            {
+                return Ok(action);
+            }
             let (outcome, reason) = match &result {
                 Err(error) if error.is_config() => (ReconcileResult::ConfigError, error.reason()),
                 Err(error) => (ReconcileResult::Error, error.reason()),

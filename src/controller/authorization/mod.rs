@@ -90,7 +90,7 @@ pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> 
         .enter(&AccountKey::referenced_by(&authorization))
     {
         Ok(turn) => turn,
-        Err(turn_due) => return Ok(Reconciled::done(Action::requeue(turn_due))),
+        Err(turn_due) => return Ok(Reconciled::handed_back(turn_due)),
     };
     let (result, usage) =
         crate::ghes::usage::measure(reconcile_turn(authorization, namespace, &ctx)).await;
@@ -142,8 +142,8 @@ async fn reconcile_turn(
             ctx.reset_backoff(&key);
             let config_error = waiting.into_inner().unwrap_or_else(|e| e.into_inner());
             Ok(Reconciled {
-                action,
                 config_error,
+                ..Reconciled::done(action)
             })
         }
         Err(kube::runtime::finalizer::Error::ApplyFailed(error))
