@@ -580,9 +580,8 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
     let kubernetes_converged = kubernetes_requests(&operators).await;
     let kubernetes_calls_per_token =
         KubernetesCalls::between(&kubernetes_before, &kubernetes_converged, ready);
-    let spent = |before: Option<f64>, after: Option<f64>| {
-        Some(((after? - before?) * 10.0).round() / 10.0)
-    };
+    let spent =
+        |before: Option<f64>, after: Option<f64>| Some(((after? - before?) * 10.0).round() / 10.0);
     let operator_cpu_seconds = spent(
         cpu_before.0,
         sum(operators.iter().map(Operator::cpu_seconds)),
