@@ -250,6 +250,23 @@ mod tests {
         });
     }
 
+    /// Runs `count` reconciles of `account` one after the other, each holding its worker
+    /// `held_ms`, `waited_ms` of it for the limiter, and sending one request at `rate` a second.
+    fn run(
+        share: &FairShare,
+        account: &str,
+        count: usize,
+        held_ms: u64,
+        waited_ms: u64,
+        rate: f64,
+    ) {
+        for _ in 0..count {
+            let turn = share.enter(&key(account)).expect("turn");
+            let ms = Duration::from_millis;
+            finish(turn, ms(held_ms), ms(waited_ms), 1, rate);
+        }
+    }
+
     #[tokio::test]
     async fn one_account_alone_takes_every_worker_until_measured() {
         let share = FairShare::new(4);
@@ -279,45 +296,24 @@ mod tests {
         let share = FairShare::new(64);
         // 100 requests a second, one request per reconcile, 79 ms of work each: 8 in flight
         // use the budget; with headroom and spares, 12.
-        for _ in 0..20 {
-            let turn = share.enter(&key("fast")).expect("turn");
-            finish(turn, Duration::from_millis(79), Duration::ZERO, 1, 100.0);
-        }
+        run(&share, "fast", 20, 79, 0, 100.0);
         assert_eq!(share.limit_of(&key("fast")), 12);
         // The same account behind a slower API server (188 ms a reconcile) keeps its pace with
         // more reconciles in flight, never a fixed number.
-        for _ in 0..60 {
-            let turn = share.enter(&key("fast")).expect("turn");
-            finish(turn, Duration::from_millis(188), Duration::ZERO, 1, 100.0);
-        }
+        run(&share, "fast", 60, 188, 0, 100.0);
         assert_eq!(share.limit_of(&key("fast")), 26);
         // Time waiting for the limiter is not work: it does not raise the need.
-        for _ in 0..60 {
-            let turn = share.enter(&key("fast")).expect("turn");
-            finish(
-                turn,
-                Duration::from_millis(1188),
-                Duration::from_millis(1000),
-                1,
-                100.0,
-            );
-        }
+        run(&share, "fast", 60, 1188, 1000, 100.0);
         assert_eq!(share.limit_of(&key("fast")), 26);
         // An account at one request a second needs one reconcile, and the spares.
-        for _ in 0..20 {
-            let turn = share.enter(&key("slow")).expect("turn");
-            finish(turn, Duration::from_millis(80), Duration::ZERO, 1, 1.0);
-        }
+        run(&share, "slow", 20, 80, 0, 1.0);
         assert_eq!(share.limit_of(&key("slow")), 3);
     }
 
     #[tokio::test]
     async fn what_one_account_cannot_use_goes_to_the_others() {
         let share = FairShare::new(17);
-        for _ in 0..20 {
-            let turn = share.enter(&key("slow")).expect("turn");
-            finish(turn, Duration::from_millis(80), Duration::ZERO, 1, 1.0);
-        }
+        run(&share, "slow", 20, 80, 0, 1.0);
         // Unmeasured, b wants the ceiling: it gets all that "slow" (3) leaves.
         let _b = share.enter(&key("b")).expect("b's turn");
         assert_eq!(share.limit_of(&key("slow")), 3);
@@ -331,10 +327,7 @@ mod tests {
     #[tokio::test]
     async fn those_handed_back_come_back_one_by_one_at_the_accounts_pace() {
         let share = FairShare::new(64);
-        for _ in 0..20 {
-            let turn = share.enter(&key("a")).expect("turn");
-            finish(turn, Duration::from_millis(79), Duration::ZERO, 1, 100.0);
-        }
+        run(&share, "a", 20, 79, 0, 100.0);
         let held: Vec<Turn> = (0..12)
             .filter_map(|_| share.enter(&key("a")).ok())
             .collect();
@@ -351,10 +344,7 @@ mod tests {
     #[tokio::test]
     async fn a_reconcile_the_limiter_handed_back_is_not_measured() {
         let share = FairShare::new(64);
-        for _ in 0..20 {
-            let turn = share.enter(&key("a")).expect("turn");
-            finish(turn, Duration::from_millis(79), Duration::ZERO, 1, 100.0);
-        }
+        run(&share, "a", 20, 79, 0, 100.0);
         for _ in 0..50 {
             let turn = share.enter(&key("a")).expect("turn");
             turn.finish(Usage {
