@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rand::Rng;
 use tokio::time::Instant;
 
 use super::account::registry::AccountKey;
@@ -45,6 +46,12 @@ const MIN_SPACING: Duration = Duration::from_millis(5);
 const MAX_SPACING: Duration = Duration::from_secs(2);
 /// Before an account's first reconcile ends.
 const FIRST_SPACING: Duration = Duration::from_millis(100);
+
+/// When a reconcile that must not wait its turn (a deletion) comes again: soon, spread so those
+/// handed back together do not all return at once.
+pub fn hand_back_delay() -> Duration {
+    Duration::from_millis(rand::rng().random_range(200..=600))
+}
 
 /// The reconciles each account runs now, and what they cost.
 #[derive(Debug)]

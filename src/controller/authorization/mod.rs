@@ -90,6 +90,13 @@ pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> 
         .enter(&AccountKey::referenced_by(&authorization))
     {
         Ok(turn) => turn,
+        // A deletion does not wait behind its account's backlog: its namespace waits for it,
+        // and its revokeTimeout runs.
+        Err(turn_due) if authorization.metadata.deletion_timestamp.is_some() => {
+            return Ok(Reconciled::handed_back(
+                turn_due.min(super::fair::hand_back_delay()),
+            ));
+        }
         Err(turn_due) => return Ok(Reconciled::handed_back(turn_due)),
     };
     let (result, usage) =
