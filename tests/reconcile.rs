@@ -203,6 +203,27 @@ async fn deletion_with_policy_delete_revokes_the_token() {
 }
 
 #[tokio::test]
+async fn a_finished_deletion_is_not_run_again_from_a_watch_cache_that_lags() {
+    let fixture = Fixture::new().await;
+    fixture.issued("ci", app_spec(&["repo"])).await;
+    fixture
+        .authorizations()
+        .delete("ci", &DeleteParams::default())
+        .await
+        .expect("delete");
+    // What the watch cache holds until it delivers the finalizer's removal: the object being
+    // deleted, finalizer still on.
+    let cached = fixture.authorizations().get("ci").await.expect("get");
+    fixture.reconcile("ci").await;
+    assert!(fixture.ghes.state().authorizations.is_empty());
+    // A reconcile queued meanwhile (an Account event maps to its Authorizations) gets that
+    // copy: the cleanup is over, nothing is sent to GHES again and nothing fails.
+    let (result, calls) = fixture.try_reconcile_object(cached).await;
+    assert_eq!(result, Ok(None), "{calls:#?}");
+    calls.expect(&[], &[]);
+}
+
+#[tokio::test]
 async fn deletion_with_policy_orphan_leaves_the_token() {
     let fixture = Fixture::new().await;
     let mut spec = personal_spec();

@@ -350,6 +350,9 @@ struct Seen {
     /// The Authorization as this process's newest write left it, until the watch delivers
     /// that version: a reconcile that finds the watch cache behind uses it instead of a read.
     held: Option<Arc<Authorization>>,
+    /// Its deletion finished here (cleanup done, finalizer removed): a copy the watch cache
+    /// still holds is not cleaned up again.
+    released: bool,
 }
 
 impl Seen {
@@ -377,6 +380,7 @@ impl Versions {
                 version: version.clone(),
                 written: VecDeque::new(),
                 held: None,
+                released: false,
             });
             entry.held = None;
             if written {
@@ -455,6 +459,33 @@ impl Versions {
             seen.held = None;
         }
         own
+    }
+
+    /// Records that the deletion of `object` finished here: its cleanup ran and its finalizer
+    /// is off, so the API server lets it go.
+    pub fn released<K: Resource>(&self, object: &K) {
+        if let Some(uid) = object.meta().uid.as_ref() {
+            self.lock()
+                .entry(uid.clone())
+                .or_insert_with(|| Seen {
+                    version: object.resource_version().unwrap_or_default(),
+                    written: VecDeque::new(),
+                    held: None,
+                    released: false,
+                })
+                .released = true;
+        }
+    }
+
+    /// Whether the deletion of `object` already finished here: a reconcile of the copy the
+    /// watch cache holds until it delivers the removal has nothing left to do.
+    pub fn is_released<K: Resource>(&self, object: &K) -> bool {
+        object
+            .meta()
+            .uid
+            .as_ref()
+            .and_then(|uid| self.lock().get(uid).map(|seen| seen.released))
+            .unwrap_or(false)
     }
 
     /// Forgets objects that no longer exist.

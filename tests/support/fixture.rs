@@ -244,6 +244,15 @@ impl Fixture {
             .get(name)
             .await
             .expect("Authorization");
+        self.try_reconcile_object(authorization).await
+    }
+
+    /// Reconciles `authorization` as given, as the controller does with what its watch cache
+    /// holds (which may be behind the API server).
+    pub async fn try_reconcile_object(
+        &self,
+        authorization: Authorization,
+    ) -> (Result<Option<&'static str>, String>, Calls) {
         self.forget_calls();
         let result = authorization::reconcile(Arc::new(authorization), self.ctx.clone()).await;
         (

@@ -113,6 +113,14 @@ async fn reconcile_turn(
 ) -> Result<Reconciled> {
     let api = Api::<Authorization>::namespaced(ctx.client.clone(), &namespace);
     let key = object_key(&authorization);
+    // Its deletion finished here and the watch has not delivered it yet (a reconcile queued
+    // meanwhile, e.g. by an Account event): cleaning up again would send GHES what the first
+    // cleanup decided against, with whatever credentials the account holds by now.
+    if authorization.metadata.deletion_timestamp.is_some()
+        && ctx.versions.is_released(authorization.as_ref())
+    {
+        return Ok(Reconciled::done(Action::await_change()));
+    }
     // Decide on the object as the API server has it now: right after this operator's own
     // status write the watch cache can lag, and a stale status (fingerprint recorded, no id
     // yet) would look like an interrupted create. The cache is used when it holds the version
@@ -133,6 +141,11 @@ async fn reconcile_turn(
     // The configuration error an apply stopped at: the finalizer helper passes on only the
     // action.
     let waiting = std::sync::Mutex::new(None);
+    let released = authorization
+        .metadata
+        .deletion_timestamp
+        .is_some()
+        .then(|| Arc::clone(&authorization));
     let result = finalizer(&api, FINALIZER, authorization, |event| async {
         match event {
             Finalizer::Apply(authorization) => {
@@ -146,6 +159,9 @@ async fn reconcile_turn(
     .await;
     match result {
         Ok(action) => {
+            if let Some(released) = released {
+                ctx.versions.released(released.as_ref());
+            }
             ctx.reset_backoff(&key);
             let config_error = waiting.into_inner().unwrap_or_else(|e| e.into_inner());
             Ok(Reconciled {
