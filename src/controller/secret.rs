@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-    FieldsV1, ManagedFieldsEntry, OwnerReference,
+    FieldsV1, ManagedFieldsEntry, ObjectMeta, OwnerReference,
 };
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -233,8 +233,12 @@ fn is_ours(entry: &ManagedFieldsEntry, operation: &str) -> bool {
 /// a create or update (the entry, without its field set), so that a later write knows to take
 /// them over first.
 pub fn strip_managed_fields(secret: &mut Secret) {
-    let kept: Vec<ManagedFieldsEntry> = secret
-        .metadata
+    strip_managed_fields_of(&mut secret.metadata);
+}
+
+/// [`strip_managed_fields`], on a Secret's metadata.
+pub fn strip_managed_fields_of(metadata: &mut ObjectMeta) {
+    let kept: Vec<ManagedFieldsEntry> = metadata
         .managed_fields
         .take()
         .into_iter()
@@ -245,7 +249,7 @@ pub fn strip_managed_fields(secret: &mut Secret) {
             ..entry
         })
         .collect();
-    secret.metadata.managed_fields = (!kept.is_empty()).then_some(kept);
+    metadata.managed_fields = (!kept.is_empty()).then_some(kept);
 }
 
 /// Makes the fields this manager's create (or update) wrote its apply's: the entries merge
