@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -100,14 +100,20 @@ struct CacheState {
     names: HashMap<String, HashSet<u64>>,
 }
 
-/// A Secret as the cache holds it: all that readers use, with its labels, annotations and
-/// data in boxed slices instead of maps. A map allocates a node for eleven entries whatever it
-/// holds, so a token Secret held as a `Secret` costs about three times as much; one cached per
-/// Authorization makes that the largest share of the operator's memory. Each read rebuilds the
-/// `Secret`, which lives as long as the reconcile that asked.
+/// A Secret as the cache holds it: what readers use (version, owners, finalizers, deletion,
+/// labels, annotations, type, data, and whether this manager wrote fields by a create), in
+/// boxed slices instead of maps and a full `ObjectMeta`. A map allocates a node for eleven
+/// entries whatever it holds, so a token Secret held as a `Secret` cost about five times its
+/// content, and one is held per Authorization. Each read rebuilds the `Secret`, which lives as
+/// long as the reconcile that asked.
 struct Held {
-    /// Its metadata with the maps, name and namespace (the entry's key) taken out.
-    metadata: Box<ObjectMeta>,
+    uid: Option<Box<str>>,
+    resource_version: Option<Box<str>>,
+    owner_references: Box<[OwnerReference]>,
+    finalizers: Option<Box<[Box<str>]>>,
+    deletion_timestamp: Option<Time>,
+    /// This manager wrote fields of it by a create or update ([`super::secret::created_by_update`]).
+    created_by_update: bool,
     labels: Pairs<str>,
     annotations: Pairs<str>,
     type_: Option<Box<str>>,
@@ -126,15 +132,19 @@ impl Held {
                 .map(|(key, value)| (key.as_str().into(), value.as_str().into()))
                 .collect()
         };
-        let mut metadata = secret.metadata.clone();
-        metadata.labels = None;
-        metadata.annotations = None;
-        metadata.name = None;
-        metadata.namespace = None;
+        let meta = &secret.metadata;
         Self {
-            labels: pairs(&secret.metadata.labels),
-            annotations: pairs(&secret.metadata.annotations),
-            metadata: Box::new(metadata),
+            uid: meta.uid.as_deref().map(Into::into),
+            resource_version: meta.resource_version.as_deref().map(Into::into),
+            owner_references: meta.owner_references.iter().flatten().cloned().collect(),
+            finalizers: meta
+                .finalizers
+                .as_ref()
+                .map(|finalizers| finalizers.iter().map(|f| f.as_str().into()).collect()),
+            deletion_timestamp: meta.deletion_timestamp.clone(),
+            created_by_update: super::secret::created_by_update(secret),
+            labels: pairs(&meta.labels),
+            annotations: pairs(&meta.annotations),
             type_: secret.type_.as_deref().map(Into::into),
             immutable: secret.immutable,
             data: secret.data.as_ref().map(|data| {
@@ -146,7 +156,7 @@ impl Held {
     }
 
     fn resource_version(&self) -> Option<&str> {
-        self.metadata.resource_version.as_deref()
+        self.resource_version.as_deref()
     }
 
     /// The Secret `namespace/name` as it was held.
@@ -159,11 +169,25 @@ impl Held {
                     .collect()
             })
         };
-        let mut metadata = (*self.metadata).clone();
-        metadata.name = Some(name.to_owned());
-        metadata.namespace = Some(namespace.to_owned());
-        metadata.labels = map(&self.labels);
-        metadata.annotations = map(&self.annotations);
+        let metadata = ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            uid: self.uid.as_deref().map(str::to_owned),
+            resource_version: self.resource_version.as_deref().map(str::to_owned),
+            owner_references: (!self.owner_references.is_empty())
+                .then(|| self.owner_references.to_vec()),
+            finalizers: self
+                .finalizers
+                .as_ref()
+                .map(|finalizers| finalizers.iter().map(|f| f.to_string()).collect()),
+            deletion_timestamp: self.deletion_timestamp.clone(),
+            managed_fields: self
+                .created_by_update
+                .then(|| vec![super::secret::created_entry()]),
+            labels: map(&self.labels),
+            annotations: map(&self.annotations),
+            ..ObjectMeta::default()
+        };
         Arc::new(Secret {
             metadata,
             type_: self.type_.as_deref().map(str::to_owned),
@@ -399,9 +423,9 @@ impl SecretCache {
         let mut state = self.lock();
         state.touched(&namespace, &name, None);
         if state.is_live(&namespace) {
-            let mut held = Held::of(secret);
-            super::secret::strip_managed_fields_of(&mut held.metadata);
-            state.entries.insert((namespace, name), Some(held));
+            state
+                .entries
+                .insert((namespace, name), Some(Held::of(secret)));
         }
     }
 
@@ -813,6 +837,13 @@ mod tests {
                 "labels": {"a": "1", "app.kubernetes.io/managed-by": "ghes-oauth-operator"},
                 "annotations": {"oauth.ghes.io/authorization-id": "7"},
                 "finalizers": ["oauth.ghes.io/in-use"],
+                "deletionTimestamp": "2026-01-02T03:04:05Z",
+                "creationTimestamp": "2026-01-01T03:04:05Z",
+                "managedFields": [
+                    {"manager": crate::controller::secret::FIELD_MANAGER, "operation": "Update",
+                     "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {}}},
+                    {"manager": "kubectl", "operation": "Apply", "apiVersion": "v1"},
+                ],
                 "ownerReferences": [{"apiVersion": "oauth.ghes.io/v1alpha1",
                     "kind": "Authorization", "name": "ci", "uid": "u-2", "controller": true}],
             },
@@ -821,7 +852,13 @@ mod tests {
             "data": {"token": "Z2hvX3Rva2Vu", "empty": ""},
         }))
         .expect("secret");
-        assert_eq!(*Held::of(&full).secret("team", "ci-token"), full);
+        // What no reader uses goes; of the managed fields, only that this manager created it.
+        let mut read = full.clone();
+        read.metadata.creation_timestamp = None;
+        read.metadata.managed_fields = Some(vec![crate::controller::secret::created_entry()]);
+        let held = Held::of(&full).secret("team", "ci-token");
+        assert_eq!(*held, read);
+        assert!(crate::controller::secret::created_by_update(&held));
         // Absent maps stay absent, and no data is not empty data.
         let bare = Secret {
             metadata: kube::api::ObjectMeta {

@@ -528,7 +528,6 @@ mod tests {
     fn token(id: u64, client_id: &str, fingerprint: Option<&str>, age: i64) -> GhesAuthorization {
         GhesAuthorization {
             id,
-            url: format!("https://ghes/api/v3/authorizations/{id}"),
             scopes: vec!["repo".into()],
             token: None,
             token_last_eight: Some("abcdefgh".into()),
@@ -536,7 +535,6 @@ mod tests {
             app: AppRef {
                 client_id: client_id.into(),
                 name: format!("app {client_id}"),
-                url: "https://example.com".into(),
             },
             note: Some(format!("note {id}")),
             note_url: None,
@@ -555,7 +553,6 @@ mod tests {
             app: AppRef {
                 client_id: client_id.into(),
                 name: format!("app {client_id}"),
-                url: "https://example.com".into(),
             },
             created_at: at(age),
             updated_at: at(age),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-    FieldsV1, ManagedFieldsEntry, ObjectMeta, OwnerReference,
+    FieldsV1, ManagedFieldsEntry, OwnerReference,
 };
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -233,12 +233,8 @@ fn is_ours(entry: &ManagedFieldsEntry, operation: &str) -> bool {
 /// a create or update (the entry, without its field set), so that a later write knows to take
 /// them over first.
 pub fn strip_managed_fields(secret: &mut Secret) {
-    strip_managed_fields_of(&mut secret.metadata);
-}
-
-/// [`strip_managed_fields`], on a Secret's metadata.
-pub fn strip_managed_fields_of(metadata: &mut ObjectMeta) {
-    let kept: Vec<ManagedFieldsEntry> = metadata
+    let kept: Vec<ManagedFieldsEntry> = secret
+        .metadata
         .managed_fields
         .take()
         .into_iter()
@@ -249,7 +245,17 @@ pub fn strip_managed_fields_of(metadata: &mut ObjectMeta) {
             ..entry
         })
         .collect();
-    metadata.managed_fields = (!kept.is_empty()).then_some(kept);
+    secret.metadata.managed_fields = (!kept.is_empty()).then_some(kept);
+}
+
+/// The managed-fields entry that says no more than [`created_by_update`] reads: this manager
+/// wrote fields by a create or update.
+pub fn created_entry() -> ManagedFieldsEntry {
+    ManagedFieldsEntry {
+        manager: Some(FIELD_MANAGER.to_owned()),
+        operation: Some("Update".to_owned()),
+        ..ManagedFieldsEntry::default()
+    }
 }
 
 /// Makes the fields this manager's create (or update) wrote its apply's: the entries merge

@@ -13,8 +13,6 @@ pub struct AppRef {
     pub client_id: String,
     /// The app's display name.
     pub name: String,
-    /// The app's home page.
-    pub url: String,
 }
 
 /// The user an authorization belongs to (only the fields the operator reads).
@@ -31,8 +29,6 @@ pub struct User {
 pub struct Authorization {
     /// Unique id.
     pub id: u64,
-    /// API URL of this authorization.
-    pub url: String,
     /// Scopes as the server normalized them.
     #[serde(default, deserialize_with = "null_as_empty")]
     pub scopes: Vec<String>,
@@ -75,7 +71,6 @@ impl Authorization {
     pub(crate) fn listed(id: u64, client_id: &str, fingerprint: Option<&str>) -> Self {
         Self {
             id,
-            url: String::new(),
             scopes: vec![],
             token: None,
             token_last_eight: None,
@@ -83,7 +78,6 @@ impl Authorization {
             app: AppRef {
                 client_id: client_id.into(),
                 name: String::new(),
-                url: String::new(),
             },
             note: None,
             note_url: None,

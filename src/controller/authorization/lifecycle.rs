@@ -330,7 +330,6 @@ mod tests {
     fn live(id: u64, scopes: &[&str], note: &str) -> GhesAuthorization {
         GhesAuthorization {
             id,
-            url: String::new(),
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             token: None,
             token_last_eight: Some("abcdefgh".into()),
@@ -338,7 +337,6 @@ mod tests {
             app: AppRef {
                 client_id: "00000000000000000000".into(),
                 name: "GraphQL API Explorer".into(),
-                url: String::new(),
             },
             note: Some(note.into()),
             note_url: None,
