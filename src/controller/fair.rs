@@ -10,7 +10,8 @@
 //!
 //! A reconcile over its account's share is handed back before any call, holding no worker, with
 //! its turn: turns are spaced by the account's measured pace, so those handed back come back one
-//! by one as workers free up, in order, rather than all at once or over and over.
+//! by one as workers free up, in order, rather than all at once or over and over. A deletion
+//! takes no turn ([`Priority::Urgent`]): it comes again soon and the backlog's turns stay put.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -49,8 +50,18 @@ const FIRST_SPACING: Duration = Duration::from_millis(100);
 
 /// When a reconcile that must not wait its turn (a deletion) comes again: soon, spread so those
 /// handed back together do not all return at once.
-pub fn hand_back_delay() -> Duration {
+fn hand_back_delay() -> Duration {
     Duration::from_millis(rand::rng().random_range(200..=600))
+}
+
+/// How a reconcile over its account's share waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    /// In turn: turns are spaced by the account's pace.
+    Paced,
+    /// Soon, outside the turns (a deletion: its namespace waits for it, and its
+    /// `revokeTimeout` runs).
+    Urgent,
 }
 
 /// The reconciles each account runs now, and what they cost.
@@ -176,7 +187,7 @@ impl FairShare {
 
     /// A worker for `account`, unless it already runs its share; then `Err` says when its turn
     /// is due.
-    pub fn enter(&self, account: &AccountKey) -> Result<Turn, Duration> {
+    pub fn enter(&self, account: &AccountKey, priority: Priority) -> Result<Turn, Duration> {
         let now = Instant::now();
         let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
         accounts.retain(|key, busy| {
@@ -197,6 +208,10 @@ impl FairShare {
                 started: now,
                 accounts: self.accounts.clone(),
             });
+        }
+        if priority == Priority::Urgent {
+            // Outside the turns: the backlog's next turn stays where it was.
+            return Err(hand_back_delay());
         }
         let due = busy.next_turn.filter(|due| *due > now).unwrap_or(now) + busy.spacing(limit);
         busy.next_turn = Some(due);
@@ -268,34 +283,74 @@ mod tests {
         rate: f64,
     ) {
         for _ in 0..count {
-            let turn = share.enter(&key(account)).expect("turn");
+            let turn = share.enter(&key(account), Priority::Paced).expect("turn");
             let ms = Duration::from_millis;
             finish(turn, ms(held_ms), ms(waited_ms), 1, rate);
         }
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn an_urgent_hand_back_takes_no_turn_from_the_backlog() {
+        let share = FairShare::new(2);
+        let _running: Vec<Turn> = (0..2)
+            .filter_map(|_| share.enter(&key("a"), Priority::Paced).ok())
+            .collect();
+        let first = share.enter(&key("a"), Priority::Paced).expect_err("over");
+        // Deletions handed back over and over while the account runs its share ...
+        for _ in 0..10 {
+            let again = share.enter(&key("a"), Priority::Urgent).expect_err("over");
+            assert!(
+                (Duration::from_millis(200)..=Duration::from_millis(600)).contains(&again),
+                "a deletion comes again soon: {again:?}"
+            );
+        }
+        // ... do not push the backlog's next turn back.
+        let second = share.enter(&key("a"), Priority::Paced).expect_err("over");
+        assert_eq!(second, first * 2, "the next paced turn follows the first");
+    }
+
     #[tokio::test]
     async fn one_account_alone_takes_every_worker_until_measured() {
         let share = FairShare::new(4);
-        let turns: Vec<Turn> = (0..4).filter_map(|_| share.enter(&key("a")).ok()).collect();
+        let turns: Vec<Turn> = (0..4)
+            .filter_map(|_| share.enter(&key("a"), Priority::Paced).ok())
+            .collect();
         assert_eq!(turns.len(), 4);
-        assert!(share.enter(&key("a")).is_err(), "no fifth worker");
+        assert!(
+            share.enter(&key("a"), Priority::Paced).is_err(),
+            "no fifth worker"
+        );
     }
 
     #[tokio::test]
     async fn a_second_account_with_work_limits_the_first_to_its_share() {
         let share = FairShare::new(4);
-        let mut a: Vec<Turn> = (0..4).filter_map(|_| share.enter(&key("a")).ok()).collect();
+        let mut a: Vec<Turn> = (0..4)
+            .filter_map(|_| share.enter(&key("a"), Priority::Paced).ok())
+            .collect();
         // b has work: it gets a worker as soon as one frees, and a no more than half.
-        let b = share.enter(&key("b")).expect("b's first turn");
+        let b = share
+            .enter(&key("b"), Priority::Paced)
+            .expect("b's first turn");
         a.pop();
         a.pop();
-        assert!(share.enter(&key("a")).is_err(), "a holds its share of 2");
-        let b2 = share.enter(&key("b")).expect("b's second turn");
-        assert!(share.enter(&key("b")).is_err(), "b holds its share of 2");
+        assert!(
+            share.enter(&key("a"), Priority::Paced).is_err(),
+            "a holds its share of 2"
+        );
+        let b2 = share
+            .enter(&key("b"), Priority::Paced)
+            .expect("b's second turn");
+        assert!(
+            share.enter(&key("b"), Priority::Paced).is_err(),
+            "b holds its share of 2"
+        );
         drop((b, b2));
         a.pop();
-        assert!(share.enter(&key("a")).is_ok(), "a below its share again");
+        assert!(
+            share.enter(&key("a"), Priority::Paced).is_ok(),
+            "a below its share again"
+        );
     }
 
     #[tokio::test]
@@ -322,11 +377,11 @@ mod tests {
         let share = FairShare::new(17);
         run(&share, "slow", 20, 80, 0, 1.0);
         // Unmeasured, b wants the ceiling: it gets all that "slow" (3) leaves.
-        let _b = share.enter(&key("b")).expect("b's turn");
+        let _b = share.enter(&key("b"), Priority::Paced).expect("b's turn");
         assert_eq!(share.limit_of(&key("slow")), 3);
         assert_eq!(share.limit_of(&key("b")), 14);
         // A third account wanting everything splits the rest with b.
-        let _c = share.enter(&key("c")).expect("c's turn");
+        let _c = share.enter(&key("c"), Priority::Paced).expect("c's turn");
         assert_eq!(share.limit_of(&key("b")), 7);
         assert_eq!(share.limit_of(&key("c")), 7);
     }
@@ -336,11 +391,11 @@ mod tests {
         let share = FairShare::new(64);
         run(&share, "a", 20, 79, 0, 100.0);
         let held: Vec<Turn> = (0..12)
-            .filter_map(|_| share.enter(&key("a")).ok())
+            .filter_map(|_| share.enter(&key("a"), Priority::Paced).ok())
             .collect();
         assert_eq!(held.len(), 12);
         let due: Vec<Duration> = (0..5)
-            .filter_map(|_| share.enter(&key("a")).err())
+            .filter_map(|_| share.enter(&key("a"), Priority::Paced).err())
             .collect();
         assert_eq!(due.len(), 5, "over the share: each handed back");
         // 79 ms a reconcile, 12 at once: a turn frees about every 6.6 ms.
@@ -353,7 +408,7 @@ mod tests {
         let share = FairShare::new(64);
         run(&share, "a", 20, 79, 0, 100.0);
         for _ in 0..50 {
-            let turn = share.enter(&key("a")).expect("turn");
+            let turn = share.enter(&key("a"), Priority::Paced).expect("turn");
             turn.finish(Usage {
                 requests: 0,
                 waited: Duration::ZERO,

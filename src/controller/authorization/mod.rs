@@ -25,6 +25,7 @@ use super::Reconciled;
 use super::account::registry::{AccountEntry, AccountKey, Snapshot};
 use super::context::Context;
 use super::error::{Error, ROLE_CLIENT_SECRET, Result};
+use super::fair::Priority;
 use super::fingerprint::{Fingerprint, Owned};
 use super::secret::{self, DesiredSecret};
 use super::status::apply_status;
@@ -85,18 +86,17 @@ pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> 
     // Over its account's share of the workers: handed back before any call, holding no worker,
     // with its turn, so that a slow or stalled GHES cannot take every worker from other
     // accounts. What the reconcile costs sizes its account's share.
+    // A deletion does not wait behind its account's backlog: its namespace waits for it, and
+    // its revokeTimeout runs.
+    let priority = match authorization.metadata.deletion_timestamp {
+        Some(_) => Priority::Urgent,
+        None => Priority::Paced,
+    };
     let turn = match ctx
         .workers
-        .enter(&AccountKey::referenced_by(&authorization))
+        .enter(&AccountKey::referenced_by(&authorization), priority)
     {
         Ok(turn) => turn,
-        // A deletion does not wait behind its account's backlog: its namespace waits for it,
-        // and its revokeTimeout runs.
-        Err(turn_due) if authorization.metadata.deletion_timestamp.is_some() => {
-            return Ok(Reconciled::handed_back(
-                turn_due.min(super::fair::hand_back_delay()),
-            ));
-        }
         Err(turn_due) => return Ok(Reconciled::handed_back(turn_due)),
     };
     let (result, usage) =
