@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
+use futures::FutureExt;
 use tokio::sync::watch;
 
 use crate::admin::{AdminServer, Health, Phase};
@@ -150,7 +151,7 @@ pub struct RunArgs {
     /// makes so that tokens of another cluster or installation sharing a GHES user are never
     /// pruned or revoked (default: the uid of the `kube-system` namespace). A DNS label; keep it
     /// stable: tokens made under another id are no longer recognised as this installation's.
-    #[arg(help_heading = "Identity", long, env = "INSTALLATION_ID", value_parser = parse_installation_id)]
+    #[arg(help_heading = "Identity", long, env = "INSTALLATION_ID")]
     pub installation_id: Option<crate::controller::fingerprint::InstallationId>,
     /// The operator's own namespace: the only one ClusterAccount credentials Secrets (and CA
     /// bundles) are read from, so that whoever may create a ClusterAccount cannot send other
@@ -398,6 +399,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
     // Resolved once here, so a missing id fails the start with a message, not the controllers.
     options.installation =
         Some(crate::controller::installation_id(&client, options.installation.as_ref()).await?);
+    options
+        .cluster_resource_namespace
+        .get_or_insert_with(|| client.default_namespace().to_owned());
     let shard_options = options.clone();
     let controllers = {
         let (client, metrics, health) = (client.clone(), metrics.clone(), health.clone());
@@ -422,13 +426,35 @@ async fn run(args: RunArgs) -> Result<(), String> {
                         shard: Some(shard),
                         ..shard_options.clone()
                     };
-                    Box::pin(crate::controller::run_with(
+                    let stop = stop.shared();
+                    let labeller = (shard.index == 0).then(|| {
+                        // The holder of shard 0 labels every object with its shard.
+                        crate::shard::label(
+                            client.clone(),
+                            shard.count,
+                            options.namespaces.clone(),
+                            options
+                                .cluster_resource_namespace
+                                .clone()
+                                .unwrap_or_default(),
+                            stop.clone(),
+                        )
+                    });
+                    let controllers = crate::controller::run_with(
                         client.clone(),
                         options,
                         metrics.clone(),
                         on_synced,
                         stop,
-                    ))
+                    );
+                    Box::pin(async move {
+                        match labeller {
+                            Some(labeller) => {
+                                futures::join!(controllers, labeller);
+                            }
+                            None => controllers.await,
+                        }
+                    })
                 })
             };
             crate::shard::run_sharded(
@@ -468,12 +494,6 @@ async fn run(args: RunArgs) -> Result<(), String> {
         Ok(Ok(())) => {}
     }
     outcome
-}
-
-pub(crate) fn parse_installation_id(
-    text: &str,
-) -> Result<crate::controller::fingerprint::InstallationId, String> {
-    crate::controller::fingerprint::InstallationId::parse(text)
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.

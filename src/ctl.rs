@@ -15,8 +15,8 @@ use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 
 use crate::api::{Authorization, ROTATE_ANNOTATION};
+use crate::cluster::scoped_api;
 use crate::controller::account::registry::AccountKey;
-use crate::controller::scoped_api;
 
 /// How a command prints what it found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -44,27 +44,9 @@ pub struct Scope {
     pub all_namespaces: bool,
 }
 
-/// A client of the cluster of `kubeconfig` (default: `KUBECONFIG`, else `~/.kube/config`,
-/// else in-cluster).
-pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, String> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                .await
-                .map_err(|error| format!("kubeconfig {}: {error}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|error| format!("no usable kubeconfig: {error}"))?,
-    };
-    Client::try_from(config).map_err(|error| format!("Kubernetes client: {error}"))
-}
-
 impl Scope {
     async fn client(&self) -> Result<Client, String> {
-        client(self.kubeconfig.as_deref()).await
+        crate::cluster::client(self.kubeconfig.as_deref()).await
     }
 
     /// The Authorization API of the chosen namespaces.

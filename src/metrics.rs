@@ -32,8 +32,18 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::controller::account::registry::PruneOutcome;
 use crate::ghes::{Operation, RequestObserver};
+
+/// What prune runs found: candidates of each kind, and runs that refused to prune.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneOutcome {
+    /// GHES authorizations pruning would delete.
+    pub authorizations: usize,
+    /// Grants pruning would delete.
+    pub grants: usize,
+    /// Runs (one per account) that refused to prune or withheld tokens, and said why in status.
+    pub refused: usize,
+}
 
 /// The prefix of every metric name.
 pub const PREFIX: &str = "ghes_oauth_operator";

@@ -37,68 +37,21 @@ use tokio::sync::watch;
 
 use crate::admin::{Health, Phase};
 use crate::api::{Account, AccountKind, AccountResource, Authorization, ClusterAccount};
+use crate::cluster::{Pages, scoped_api, scopes};
 use crate::controller::account::registry::AccountKey;
-use crate::controller::identity::Identity;
-use crate::controller::{Pages, scoped_api, scopes};
+use crate::controller::identity::GhesUser;
+pub use crate::controller::sharding::{
+    HANDOFF, MAX_SHARDS, MOVED_AT_ANNOTATION, SHARD_LABEL, Shard, handoff_wait,
+};
 use crate::leader::{self, LeaderElector, LeaseSettings};
 use crate::metrics::Metrics;
-
-/// The label that assigns an object to a shard.
-pub const SHARD_LABEL: &str = "oauth.ghes.io/shard";
-
-/// When the shard label last moved the object to another shard (RFC 3339).
-pub const MOVED_AT_ANNOTATION: &str = "oauth.ghes.io/shard-moved-at";
-
-/// How long after a move the new shard leaves an object alone: the old shard's replica stops
-/// its reconcile as soon as its watch drops the object (well within this), so the two never
-/// write at once.
-pub const HANDOFF: Duration = Duration::from_secs(10);
-
-/// How long to wait before writing for an object its shard label moved here less than
-/// [`HANDOFF`] ago; `None` when it may be reconciled now.
-pub fn handoff_wait(meta: &kube::core::ObjectMeta) -> Option<Duration> {
-    let moved: Timestamp = meta
-        .annotations
-        .as_ref()?
-        .get(MOVED_AT_ANNOTATION)?
-        .parse()
-        .ok()?;
-    let since = Timestamp::now().duration_since(moved);
-    let since = Duration::try_from(since).unwrap_or_default();
-    HANDOFF.checked_sub(since).filter(|left| !left.is_zero())
-}
-
-/// The most shards: the shard id is a metric label, and a bounded one.
-pub const MAX_SHARDS: u32 = 64;
 
 /// How often shard 0's holder sweeps every object's label, besides reacting to changes.
 const LABEL_SWEEP: Duration = Duration::from_secs(60);
 
-/// One shard of `count`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Shard {
-    /// Its index, from 0.
-    pub index: u32,
-    /// How many shards there are.
-    pub count: u32,
-}
-
-impl Shard {
-    /// The label selector of its objects.
-    pub fn selector(&self) -> String {
-        format!("{SHARD_LABEL}={}", self.index)
-    }
-}
-
-impl std::fmt::Display for Shard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "shard {} of {}", self.index, self.count)
-    }
-}
-
 /// The shard of the GHES user `login` on the server at `api_root`, among `count`: a stable
 /// hash, the same in every replica and every release.
-pub fn shard_of_identity(identity: &Identity, count: u32) -> u32 {
+pub fn shard_of_identity(identity: &GhesUser, count: u32) -> u32 {
     bucket(&identity.to_string(), count)
 }
 
@@ -637,7 +590,7 @@ impl Labeler {
         };
         match login {
             Some(login) => shard_of_identity(
-                &Identity::new(&account.settings().api_root(), &login),
+                &GhesUser::new(&account.settings().api_root(), &login),
                 self.count,
             ),
             None => shard_of_key(&key, self.count),
@@ -708,7 +661,7 @@ mod tests {
     fn identities_spread_over_the_shards_and_stay_put() {
         let mut counts = [0u32; 3];
         for n in 0..300 {
-            let identity = Identity::new("https://ghes.example.com/api/v3", &format!("bot-{n}"));
+            let identity = GhesUser::new("https://ghes.example.com/api/v3", &format!("bot-{n}"));
             let shard = shard_of_identity(&identity, 3);
             counts[shard as usize] += 1;
             assert_eq!(shard, shard_of_identity(&identity, 3), "stable");
@@ -716,8 +669,8 @@ mod tests {
         assert!(counts.iter().all(|c| *c > 70), "{counts:?}");
         // Logins are case-insensitive on GHES: one user, one shard.
         assert_eq!(
-            shard_of_identity(&Identity::new("https://GHES.example.com/api/v3", "Bot"), 6),
-            shard_of_identity(&Identity::new("https://ghes.example.com/api/v3/", "bot"), 6)
+            shard_of_identity(&GhesUser::new("https://GHES.example.com/api/v3", "Bot"), 6),
+            shard_of_identity(&GhesUser::new("https://ghes.example.com/api/v3/", "bot"), 6)
         );
         assert_eq!(bucket("anything", 1), 0);
     }

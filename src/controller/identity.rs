@@ -15,12 +15,12 @@ use crate::api::{Account, Authorization, ClusterAccount};
 
 /// A GHES user on one server: (API root, login). Logins are case-insensitive on GHES.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Identity {
+pub struct GhesUser {
     api_root: String,
     login: String,
 }
 
-impl Identity {
+impl GhesUser {
     /// The identity of `login` on the server with API root `api_root`.
     pub fn new(api_root: &str, login: &str) -> Self {
         Self {
@@ -30,7 +30,7 @@ impl Identity {
     }
 }
 
-impl std::fmt::Display for Identity {
+impl std::fmt::Display for GhesUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} at {}", self.login, self.api_root)
     }
@@ -59,11 +59,11 @@ pub struct Users {
 /// Reads, from the API server (consistent lists, never a cache that may not have synced),
 /// every Authorization that uses `identity`. Page by page: only the claims are kept, not the
 /// objects, so that memory does not peak with the number of Authorizations.
-pub async fn users(ctx: &Context, identity: &Identity) -> Result<Users> {
-    let scopes = super::scopes(ctx.watched_namespaces());
+pub async fn users(ctx: &Context, identity: &GhesUser) -> Result<Users> {
+    let scopes = crate::cluster::scopes(ctx.watched_namespaces());
     let mut accounts: HashMap<AccountKey, bool> = HashMap::new();
     for scope in &scopes {
-        let api: Api<Account> = super::scoped_api(&ctx.client, scope.as_deref());
+        let api: Api<Account> = crate::cluster::scoped_api(&ctx.client, scope.as_deref());
         for account in api.list(&Default::default()).await? {
             let uses = may_log_in_as(ctx, &account, identity).await;
             accounts.insert(AccountKey::of(&account), uses);
@@ -76,8 +76,8 @@ pub async fn users(ctx: &Context, identity: &Identity) -> Result<Users> {
     }
     let mut claims = Claims::default();
     for scope in &scopes {
-        let api: Api<Authorization> = super::scoped_api(&ctx.client, scope.as_deref());
-        let mut pages = super::Pages::of(&api);
+        let api: Api<Authorization> = crate::cluster::scoped_api(&ctx.client, scope.as_deref());
+        let mut pages = crate::cluster::Pages::of(&api);
         while let Some(page) = pages.next().await? {
             for authorization in &page {
                 let key = AccountKey::referenced_by(authorization);
@@ -98,7 +98,7 @@ pub async fn users(ctx: &Context, identity: &Identity) -> Result<Users> {
 pub(crate) async fn may_log_in_as<A: AccountObject>(
     ctx: &Context,
     account: &A,
-    identity: &Identity,
+    identity: &GhesUser,
 ) -> bool {
     let settings = account.settings();
     if normalize_root(&settings.api_root()) != identity.api_root {
@@ -135,16 +135,16 @@ mod tests {
     #[test]
     fn identities_compare_the_server_and_the_login_loosely() {
         assert_eq!(
-            Identity::new("https://GHES.example.com/api/v3/", "Team-Bot"),
-            Identity::new("https://ghes.example.com/api/v3", "team-bot")
+            GhesUser::new("https://GHES.example.com/api/v3/", "Team-Bot"),
+            GhesUser::new("https://ghes.example.com/api/v3", "team-bot")
         );
         assert_ne!(
-            Identity::new("https://ghes.example.com/api/v3", "team-bot"),
-            Identity::new("https://other.example.com/api/v3", "team-bot")
+            GhesUser::new("https://ghes.example.com/api/v3", "team-bot"),
+            GhesUser::new("https://other.example.com/api/v3", "team-bot")
         );
         assert_ne!(
-            Identity::new("https://ghes.example.com/api/v3", "team-bot"),
-            Identity::new("https://ghes.example.com/api/v3", "release-bot")
+            GhesUser::new("https://ghes.example.com/api/v3", "team-bot"),
+            GhesUser::new("https://ghes.example.com/api/v3", "release-bot")
         );
     }
 }

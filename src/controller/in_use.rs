@@ -95,12 +95,12 @@ pub async fn holders<A: AccountObject>(ctx: &Context, account: &A) -> Result<usi
     let key = AccountKey::of(account);
     let scopes: Vec<Option<String>> = match &key.namespace {
         Some(namespace) => vec![Some(namespace.clone())],
-        None => super::scopes(ctx.watched_namespaces()),
+        None => crate::cluster::scopes(ctx.watched_namespaces()),
     };
     let mut holding = 0;
     for scope in scopes {
-        let api: Api<Authorization> = super::scoped_api(&ctx.client, scope.as_deref());
-        let mut pages = super::Pages::of(&api);
+        let api: Api<Authorization> = crate::cluster::scoped_api(&ctx.client, scope.as_deref());
+        let mut pages = crate::cluster::Pages::of(&api);
         while let Some(page) = pages.next().await? {
             holding += page
                 .iter()

@@ -1,8 +1,14 @@
 //! The controllers: Authorizations (issue, store, repair and revoke tokens) and Accounts /
 //! ClusterAccounts (credentials and the shared listing of their authorizations).
 //!
-//! - `context`: what reconciles share; `accounts`: per-account GHES clients and snapshots.
-//! - `authorization`, `account`: the reconcilers; `secret`, `status`: the writes they make.
+//! - `authorization`, `account`: the reconcilers (`account::registry`: per-account GHES
+//!   clients and the shared listing); `prune`: what no resource declares, and its deletion.
+//! - `context`: what reconciles share; `cache`: what they read from memory instead of the API
+//!   server; `fair`: the workers shared between the accounts.
+//! - `secret`, `status`, `events`, `template`: the writes they make; `in_use`: the finalizers
+//!   that hold an account and its credentials while tokens made through them live.
+//! - `fingerprint`, `identity`: which tokens this installation made, and as which GHES user.
+//! - `sharding`: which objects a shard's controllers own; `rbac`: the permissions they use.
 //! - `error`: the reconcile errors and their reasons.
 
 pub mod account;
@@ -18,6 +24,7 @@ pub mod in_use;
 pub mod prune;
 pub mod rbac;
 pub mod secret;
+pub mod sharding;
 pub mod status;
 pub mod template;
 
@@ -37,78 +44,13 @@ use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
-/// A listing read page by page (500 objects each), so no single answer holds a whole fleet.
-pub struct Pages<'a, K: Clone> {
-    api: &'a Api<K>,
-    /// The next page's parameters; `None` once the last page was read.
-    next: Option<kube::api::ListParams>,
-}
-
-impl<'a, K> Pages<'a, K>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    /// Objects listed per page.
-    const SIZE: u32 = 500;
-
-    /// The listing of every object of `api`.
-    pub fn of(api: &'a Api<K>) -> Self {
-        Self {
-            api,
-            next: Some(kube::api::ListParams::default().limit(Self::SIZE)),
-        }
-    }
-
-    /// The next page; `None` after the last.
-    pub async fn next(&mut self) -> Result<Option<Vec<K>>, kube::Error> {
-        let Some(params) = self.next.take() else {
-            return Ok(None);
-        };
-        let list = self.api.list(&params).await?;
-        self.next = list
-            .metadata
-            .continue_
-            .filter(|token| !token.is_empty())
-            .map(|token| params.continue_token(&token));
-        Ok(Some(list.items))
-    }
-
-    /// Every object, all pages read.
-    pub async fn all(mut self) -> Result<Vec<K>, kube::Error> {
-        let mut all = Vec::new();
-        while let Some(items) = self.next().await? {
-            all.extend(items);
-        }
-        Ok(all)
-    }
-}
-
-/// The scopes the watched namespaces make: each of them, or (none named) every namespace.
-pub fn scopes(namespaces: &[String]) -> Vec<Option<String>> {
-    if namespaces.is_empty() {
-        vec![None]
-    } else {
-        namespaces.iter().cloned().map(Some).collect()
-    }
-}
-
-/// The API of a namespaced kind in one namespace (`Some`) or in every namespace (`None`).
-pub fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match namespace {
-        Some(namespace) => Api::namespaced(client.clone(), namespace),
-        None => Api::all(client.clone()),
-    }
-}
-
 pub use context::Context;
 pub use error::Error;
 
 use crate::api::{
     Account, AccountKind, AccountResource, Authorization, ClusterAccount, conditions, labels,
 };
+use crate::cluster::{scoped_api, scopes};
 use crate::metrics::{ControllerKind, Metrics, ReconcileResult};
 use account::registry::{AccountKey, ClientOptions};
 use fingerprint::InstallationId;
@@ -135,7 +77,7 @@ pub struct RunOptions {
     /// (`None`: the client's default namespace).
     pub cluster_resource_namespace: Option<String>,
     /// Run only this shard's objects (those labelled with it), `run --shards`.
-    pub shard: Option<crate::shard::Shard>,
+    pub shard: Option<sharding::Shard>,
 }
 
 impl Default for RunOptions {
@@ -342,16 +284,6 @@ pub async fn run_with(
         account::reconcile::error_policy::<ClusterAccount>,
         &ctx,
     ));
-    if let Some(shard) = options.shard.filter(|shard| shard.index == 0) {
-        // The holder of shard 0 labels every object with its shard.
-        tasks.push(Box::pin(crate::shard::label(
-            client.clone(),
-            shard.count,
-            options.namespaces.clone(),
-            cluster_namespace,
-            when_stopped(),
-        )));
-    }
     tasks.push(Box::pin(watch_caches(
         Caches {
             authorizations: authorization_stores,
@@ -592,7 +524,7 @@ const DEPARTURE_CHECK: Duration = Duration::from_millis(250);
 
 /// `reconcile`, stopped, when sharded, once its object leaves `controller`'s store: its shard
 /// label moved it to another replica's shard. The reconcile stops at once (as a crash would
-/// stop it), and the new shard's waits out the hand-over (`shard::handoff_wait`), so no object
+/// stop it), and the new shard's waits out the hand-over (`sharding::handoff_wait`), so no object
 /// has two writers.
 fn departing<K, F, Fut>(
     controller: &Controller<K>,

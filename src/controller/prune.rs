@@ -14,13 +14,14 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use super::account::registry::{AccountEntry, PruneOutcome, Snapshot, is_personal};
+use super::account::registry::{AccountEntry, Snapshot, is_personal};
 use super::fingerprint::{Fingerprint, InstallationId, Provenance};
 use crate::api::{
     Authorization, PruneCandidate, PruneMode, PruneSkip, PruneSpec, PruneStatus, PruneTarget,
 };
 use crate::ghes::redacted::TokenHash;
 use crate::ghes::{Authorization as GhesAuthorization, Grant};
+use crate::metrics::PruneOutcome;
 
 /// The most candidates and skipped entries listed in status.
 const MAX_LISTED: usize = crate::api::account::MAX_LISTED_PRUNE_CANDIDATES;
@@ -193,9 +194,9 @@ impl Target {
     }
 }
 
-/// The plan of one run.
+/// What one prune run selects: the candidates, what it protects, and why it holds back.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub struct Selection {
     /// What to delete (in Enabled mode), oldest first; grants after authorizations.
     pub candidates: Vec<Target>,
     /// What is protected, and why.
@@ -208,7 +209,7 @@ pub struct Plan {
     pub foreign: usize,
 }
 
-impl Plan {
+impl Selection {
     /// What this run found: candidates of each kind, and whether it refused to prune or
     /// withheld tokens (both reported in the account's `status.prune.refused`).
     pub fn outcome(&self) -> PruneOutcome {
@@ -244,8 +245,8 @@ pub fn plan(
     credential_hash: &TokenHash,
     vantage: &Vantage,
     now: Timestamp,
-) -> Plan {
-    let mut plan = Plan::default();
+) -> Selection {
+    let mut plan = Selection::default();
     if spec.mode == PruneMode::Disabled {
         return plan;
     }
@@ -443,7 +444,7 @@ pub struct Deletion {
 pub async fn execute(
     spec: &PruneSpec,
     entry: &AccountEntry,
-    plan: Plan,
+    plan: Selection,
     now: Timestamp,
 ) -> (PruneStatus, Vec<Deletion>) {
     let mut status = PruneStatus {
@@ -610,7 +611,7 @@ mod tests {
         }
     }
 
-    fn ids(plan: &Plan) -> Vec<u64> {
+    fn ids(plan: &Selection) -> Vec<u64> {
         plan.candidates.iter().map(Target::id).collect()
     }
 
@@ -962,7 +963,7 @@ mod tests {
         assert_eq!(ids(&plan), [2]);
     }
 
-    fn plan_for(snapshot: &Snapshot) -> Plan {
+    fn plan_for(snapshot: &Snapshot) -> Selection {
         plan(
             &spec(PruneMode::Enabled),
             snapshot,

@@ -18,14 +18,14 @@ use crate::controller::authorization::{
 };
 use crate::controller::context::Context;
 use crate::controller::error::Error;
-use crate::controller::identity::{Identity, may_log_in_as};
+use crate::controller::identity::{GhesUser, may_log_in_as};
 use crate::controller::prune::{self, Claims, Target, Vantage};
 use crate::ghes::{Authorization as GhesAuthorization, AuthorizationUpdate, ScopeChange};
 
 /// What the controller would do with one Authorization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub enum Action {
+pub enum Decision {
     /// Issue a first token.
     Create,
     /// Record a token GHES already holds for it (an interrupted create).
@@ -48,7 +48,7 @@ pub enum Action {
     Error,
 }
 
-impl Action {
+impl Decision {
     /// The word printed for it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -108,7 +108,7 @@ pub struct AuthorizationPlan {
     /// Its account (`Account ns/name`, `ClusterAccount name`).
     pub account: String,
     /// What would happen.
-    pub action: Action,
+    pub action: Decision,
     /// Why, and what exactly.
     pub detail: String,
     /// The GHES writes it would cost.
@@ -137,7 +137,7 @@ pub(super) async fn decide(ctx: &Context, world: &World) -> Result<Plan, String>
         // A configuration error issues, changes and revokes nothing: the account's pruning
         // (and its listing) is planned only when the change moves what the Authorization
         // claims.
-        if one.action != Action::Error || claims_moved(world, authorization) {
+        if one.action != Decision::Error || claims_moved(world, authorization) {
             affected.insert(key.to_string());
         }
         plan.writes.add(one.writes);
@@ -235,7 +235,7 @@ fn plan_of(authorization: &Authorization, key: &AccountKey) -> AuthorizationPlan
         namespace: authorization.namespace().unwrap_or_default(),
         name: authorization.name_any(),
         account: key.to_string(),
-        action: Action::Nothing,
+        action: Decision::Nothing,
         detail: String::new(),
         writes: Writes::default(),
     }
@@ -246,7 +246,7 @@ fn config_error(mut plan: AuthorizationPlan, error: Error) -> Result<Authorizati
     if !error.is_config() && !matches!(error, Error::AccountNotReady { .. }) {
         return Err(format!("{}/{}: {error}", plan.namespace, plan.name));
     }
-    plan.action = Action::Error;
+    plan.action = Decision::Error;
     plan.detail = error.to_string();
     Ok(plan)
 }
@@ -280,7 +280,7 @@ async fn judge(
         return config_error(plan, Error::AccountDeleting { account });
     }
     if spec.management_policy == ManagementPolicy::Observe {
-        plan.action = Action::Observe;
+        plan.action = Decision::Observe;
         plan.detail = "managementPolicy Observe: read and reported, never written".into();
         return Ok(plan);
     }
@@ -290,7 +290,7 @@ async fn judge(
         "personal"
     };
     let create = |plan: &mut AuthorizationPlan, detail: String| {
-        plan.action = Action::Create;
+        plan.action = Decision::Create;
         plan.detail = detail;
         plan.writes.create = 1;
     };
@@ -307,7 +307,7 @@ async fn judge(
         && let Some((recorded, ids)) = state.stranded_by(&identity.to_string())
     {
         let ids = id_list(ids);
-        plan.action = Action::Reissue;
+        plan.action = Decision::Reissue;
         plan.detail = format!(
             "the account now logs in as {identity}: GHES authorization {ids} of {recorded} is \
              left live (these credentials cannot revoke it) and a new {kind} token is issued"
@@ -338,7 +338,7 @@ async fn judge(
         Step::Issue {
             before: Before::Gone(id),
         } => {
-            plan.action = Action::Reissue;
+            plan.action = Decision::Reissue;
             plan.detail =
                 format!("GHES authorization {id} is gone: a new {kind} token, scopes [{scopes}]");
             plan.writes.create = 1;
@@ -353,7 +353,7 @@ async fn judge(
             ),
         ),
         Step::Reissue { lost, why } => {
-            plan.action = Action::Reissue;
+            plan.action = Decision::Reissue;
             plan.detail = format!(
                 "{why}: revoke GHES authorization {} and issue a new {kind} token",
                 lost.id
@@ -361,7 +361,7 @@ async fn judge(
             plan.writes = Writes::REPLACE;
         }
         Step::Rotate { live, trigger } => {
-            plan.action = Action::Rotate;
+            plan.action = Decision::Rotate;
             plan.detail = format!(
                 "{}: a new token replaces GHES authorization {}, revoked after \
                  rotation.gracePeriod",
@@ -391,9 +391,9 @@ async fn judge(
                 (false, false) => format!("GHES authorization {}: {changes}", live.id),
             };
             plan.action = match (adopted, changes.is_empty()) {
-                (true, _) => Action::Adopt,
-                (false, true) => Action::Nothing,
-                (false, false) => Action::Update,
+                (true, _) => Decision::Adopt,
+                (false, true) => Decision::Nothing,
+                (false, false) => Decision::Update,
             };
             if !update.is_empty() {
                 plan.writes.update = 1;
@@ -460,7 +460,7 @@ async fn judge_deletion(
     let mut plan = plan_of(authorization, key);
     let status = authorization.status.clone().unwrap_or_default();
     let state = State::of(&status);
-    plan.action = Action::Release;
+    plan.action = Decision::Release;
     match authorization::released(&authorization.spec, &state) {
         Some(Release::Observed) => {
             plan.detail = "deleted; managementPolicy Observe: the token stays on GHES".into();
@@ -504,7 +504,7 @@ async fn judge_deletion(
         plan.detail = "deleted; it holds no live token".into();
         return Ok((plan, Vec::new()));
     }
-    plan.action = Action::Revoke;
+    plan.action = Decision::Revoke;
     plan.detail = format!(
         "deleted: revoke GHES authorization {}",
         id_list(revoked.iter().copied())
@@ -645,7 +645,7 @@ async fn plan_pruning(
         }
     };
     let login = snapshot.login.as_deref().unwrap_or(&entry.username);
-    let identity = Identity::new(&settings.api_root(), login);
+    let identity = GhesUser::new(&settings.api_root(), login);
     account.identity = identity.to_string();
     if settings.prune.mode == PruneMode::Disabled {
         return Ok(account);

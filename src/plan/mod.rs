@@ -25,14 +25,14 @@ use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 
 use crate::api::{Account, Authorization, ClusterAccount};
+use crate::cluster::{Pages, scoped_api, scopes};
 use crate::controller::account::registry::{AccountKey, ClientOptions};
 use crate::controller::cache::AccountViews;
 use crate::controller::context::Context;
 use crate::controller::fingerprint::InstallationId;
-use crate::controller::{Pages, scoped_api, scopes};
 use crate::metrics::Metrics;
 
-pub use decide::{Action, AuthorizationPlan, Writes};
+pub use decide::{AuthorizationPlan, Decision, Writes};
 pub use manifests::{ManifestError, Manifests, load};
 pub use render::Format;
 
@@ -63,7 +63,7 @@ pub struct PlanArgs {
     pub prune: bool,
     /// The operator's installation id, as given to `run` (default: the uid of the
     /// `kube-system` namespace, as `run` takes it).
-    #[arg(long, env = "INSTALLATION_ID", value_parser = crate::cli::parse_installation_id)]
+    #[arg(long, env = "INSTALLATION_ID")]
     pub installation_id: Option<InstallationId>,
     /// The operator's namespace, where ClusterAccount credentials are read from (as `run
     /// --cluster-resource-namespace`; default: the kubeconfig's namespace).
@@ -111,7 +111,7 @@ impl Plan {
     pub fn has_errors(&self) -> bool {
         self.authorizations
             .iter()
-            .any(|a| a.action == Action::Error)
+            .any(|a| a.action == Decision::Error)
             || self.accounts.iter().any(|a| a.error.is_some())
     }
 
@@ -119,7 +119,7 @@ impl Plan {
     pub fn has_changes(&self) -> bool {
         self.authorizations
             .iter()
-            .any(|a| !matches!(a.action, Action::Nothing | Action::Error))
+            .any(|a| !matches!(a.action, Decision::Nothing | Decision::Error))
             || self
                 .accounts
                 .iter()
@@ -166,7 +166,7 @@ pub struct AccountPlan {
 
 /// Makes the plan, prints it to `out` and returns the exit code.
 pub async fn execute(args: &PlanArgs, out: &mut dyn std::io::Write) -> Result<u8, String> {
-    let client = crate::ctl::client(args.kubeconfig.as_deref()).await?;
+    let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
     let plan = make(args, client).await?;
     let text = render::render(&plan, args.output).map_err(|error| error.to_string())?;
     out.write_all(text.as_bytes())

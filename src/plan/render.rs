@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Action, Plan};
+use super::{Decision, Plan};
 
 /// How `plan` prints.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -32,16 +32,16 @@ pub fn render(plan: &Plan, format: Format) -> Result<String, std::fmt::Error> {
 /// `2 to create, 1 to update, 1 error`.
 fn summary(plan: &Plan) -> String {
     let order = [
-        (Action::Create, "to create"),
-        (Action::Adopt, "to adopt"),
-        (Action::Update, "to update"),
-        (Action::Reissue, "to reissue"),
-        (Action::Rotate, "to rotate"),
-        (Action::Revoke, "to revoke"),
-        (Action::Release, "to release"),
-        (Action::Observe, "observed"),
-        (Action::Nothing, "unchanged"),
-        (Action::Error, "with errors"),
+        (Decision::Create, "to create"),
+        (Decision::Adopt, "to adopt"),
+        (Decision::Update, "to update"),
+        (Decision::Reissue, "to reissue"),
+        (Decision::Rotate, "to rotate"),
+        (Decision::Revoke, "to revoke"),
+        (Decision::Release, "to release"),
+        (Decision::Observe, "observed"),
+        (Decision::Nothing, "unchanged"),
+        (Decision::Error, "with errors"),
     ];
     let parts: Vec<String> = order
         .iter()

@@ -25,7 +25,7 @@ use crate::controller::Reconciled;
 use crate::controller::cache::Referenced;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
-use crate::controller::identity::{self, Identity};
+use crate::controller::identity::{self, GhesUser};
 use crate::controller::status::apply_status;
 use crate::controller::{in_use, prune};
 use crate::ghes::GhesError;
@@ -58,7 +58,7 @@ impl AccountObject for crate::api::ClusterAccount {
 /// Entry point for one Account or ClusterAccount.
 pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> Result<Reconciled> {
     // Just moved here from another shard: that shard's replica stops first.
-    if let Some(wait) = crate::shard::handoff_wait(account.meta()) {
+    if let Some(wait) = crate::controller::sharding::handoff_wait(account.meta()) {
         return Ok(Reconciled::done(Action::requeue(wait)));
     }
     if account.meta().deletion_timestamp.is_some() {
@@ -204,13 +204,13 @@ fn records(status: &AccountStatus, entry: &AccountEntry) -> bool {
     status
         .refused_credentials
         .as_ref()
-        .is_some_and(|refused| refused.fingerprint == entry.credentials_fingerprint)
+        .is_some_and(|refused| refused.fingerprint == entry.credentials_digest)
 }
 
 /// The record of GHES refusing the credentials `entry` sends.
 fn refusal(entry: &AccountEntry, error: &GhesError) -> RefusedCredentials {
     RefusedCredentials {
-        fingerprint: entry.credentials_fingerprint.clone(),
+        fingerprint: entry.credentials_digest.clone(),
         reason: error.reason().to_owned(),
         since: Some(Time(Timestamp::now())),
     }
@@ -373,7 +373,7 @@ async fn prune_run<A: AccountObject>(
     // Claims of the GHES user, not of this account: another Account or ClusterAccount may log
     // in as the same user, and its tokens are not this account's to prune.
     let login = snapshot.login.as_deref().unwrap_or(&entry.username);
-    let identity = Identity::new(&account.settings().api_root(), login);
+    let identity = GhesUser::new(&account.settings().api_root(), login);
     let users = identity::users(ctx, &identity).await?;
     let claims = &users.claims;
     let vantage = prune::Vantage {

@@ -23,6 +23,7 @@ use crate::ghes::{
     Authorization as GhesAuthorization, Availability, ClientConfig, Credentials, GhesApi,
     GhesError, Grant, HttpGhesClient, SecretValue, TotpSeed,
 };
+use crate::metrics::PruneOutcome;
 
 /// Identifies an account: kind, namespace (Accounts only) and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -74,7 +75,7 @@ impl std::fmt::Display for AccountKey {
 /// of it, and recording a change copies O(log N) nodes, so a reconcile's cost does not grow
 /// with the number of authorizations. Only a listing rebuilds it, once per sync interval.
 #[derive(Debug)]
-struct View {
+struct Ledger {
     /// When the last complete listing started; `None` before the first one.
     listed_at: Option<Timestamp>,
     /// Every known live authorization: the listing with this process's changes applied.
@@ -91,7 +92,7 @@ struct View {
     clock_offset: Option<SignedDuration>,
 }
 
-impl Default for View {
+impl Default for Ledger {
     fn default() -> Self {
         Self {
             listed_at: None,
@@ -160,7 +161,7 @@ impl Authorizations {
 }
 
 /// A consistent view of what the account knows about its authorizations at one instant. An
-/// O(1) clone of the account's view: taking one costs nothing, whatever the account's size.
+/// O(1) clone of the account's ledger: taking one costs nothing, whatever the account's size.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     /// When the listing behind it started.
@@ -251,11 +252,11 @@ pub fn is_personal(authorization: &GhesAuthorization) -> bool {
     authorization.app.client_id.chars().all(|c| c == '0')
 }
 
-/// One account's client and view.
+/// One account's client and ledger.
 pub struct AccountEntry {
     /// The account.
     pub key: AccountKey,
-    /// Identity of the spec and credentials this client was built from.
+    /// GhesUser of the spec and credentials this client was built from.
     version: String,
     /// The GHES client.
     pub client: Arc<dyn GhesApi>,
@@ -270,9 +271,9 @@ pub struct AccountEntry {
     pub credential_hash: crate::ghes::redacted::TokenHash,
     /// How often the account lists its authorizations.
     pub sync_interval: Duration,
-    /// [`credentials_fingerprint`] of the credentials this client sends.
-    pub credentials_fingerprint: String,
-    view: Mutex<View>,
+    /// [`credentials_digest`] of the credentials this client sends.
+    pub credentials_digest: String,
+    ledger: Mutex<Ledger>,
     /// The listing the last prune run worked from: each listing is pruned once, whoever made it.
     pruned_listing: Mutex<Option<Timestamp>>,
     /// What the last prune run found, for the metrics.
@@ -285,17 +286,6 @@ pub struct AccountEntry {
     pub refusal_recorded: std::sync::atomic::AtomicBool,
 }
 
-/// What prune runs found: candidates of each kind, and runs that refused to prune.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PruneOutcome {
-    /// GHES authorizations pruning would delete.
-    pub authorizations: usize,
-    /// Grants pruning would delete.
-    pub grants: usize,
-    /// Runs (one per account) that refused to prune or withheld tokens, and said why in status.
-    pub refused: usize,
-}
-
 impl std::fmt::Debug for AccountEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AccountEntry")
@@ -306,13 +296,13 @@ impl std::fmt::Debug for AccountEntry {
 }
 
 impl AccountEntry {
-    fn view(&self) -> std::sync::MutexGuard<'_, View> {
-        self.view.lock().unwrap_or_else(|e| e.into_inner())
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The current snapshot, `None` before the first listing. O(1): no copy of the listing.
     pub fn snapshot(&self) -> Option<Snapshot> {
-        let view = self.view();
+        let view = self.ledger();
         Some(Snapshot {
             listed_at: view.listed_at?,
             authorizations: view.current.clone(),
@@ -324,7 +314,7 @@ impl AccountEntry {
 
     /// The GHES user and server this account's credentials log in as, when GHES reported the
     /// login in `snapshot` (the username in the credentials may be another spelling of it).
-    pub fn identity(&self, snapshot: &Snapshot) -> Option<crate::controller::identity::Identity> {
+    pub fn identity(&self, snapshot: &Snapshot) -> Option<crate::controller::identity::GhesUser> {
         snapshot
             .login
             .as_deref()
@@ -332,13 +322,13 @@ impl AccountEntry {
     }
 
     /// The GHES user `login` on this account's server.
-    pub fn identity_of(&self, login: &str) -> crate::controller::identity::Identity {
-        crate::controller::identity::Identity::new(&self.api_root, login)
+    pub fn identity_of(&self, login: &str) -> crate::controller::identity::GhesUser {
+        crate::controller::identity::GhesUser::new(&self.api_root, login)
     }
 
     /// When the last complete listing started.
     pub fn listed_at(&self) -> Option<Timestamp> {
-        self.view().listed_at
+        self.ledger().listed_at
     }
 
     /// Lists the account's authorizations now (one listing at a time per account; a caller that
@@ -354,7 +344,7 @@ impl AccountEntry {
         let listed = self.client.list_authorizations(None).await?;
         let grants = self.client.list_grants(None).await?;
         {
-            let mut view = self.view();
+            let mut view = self.ledger();
             view.grants = Arc::new(grants);
             view.clock_offset = self.client.clock_offset();
             view.login = listed
@@ -392,7 +382,7 @@ impl AccountEntry {
 
     /// Records an authorization this process created or updated.
     pub fn record(&self, authorization: &GhesAuthorization) {
-        let mut view = self.view();
+        let mut view = self.ledger();
         // Any answer about the user's tokens names the user: the login is known from the first
         // token, even before a listing shows one.
         if let Some(user) = &authorization.user {
@@ -441,7 +431,7 @@ impl AccountEntry {
         for id in gone {
             self.forget(id);
         }
-        let mut view = self.view();
+        let mut view = self.ledger();
         let grants: Vec<Grant> = view
             .grants
             .iter()
@@ -453,7 +443,7 @@ impl AccountEntry {
 
     /// Records an authorization this process deleted (or found gone).
     pub fn forget(&self, id: u64) {
-        let mut view = self.view();
+        let mut view = self.ledger();
         view.recent.remove(&id);
         view.current.remove(id);
         view.deleted.insert(id, Timestamp::now());
@@ -584,14 +574,14 @@ fn content_hash(
 /// The key of a credentials Secret that holds a TOTP seed when `totpSecretKey` names none.
 pub const DEFAULT_TOTP_KEY: &str = "totpSecret";
 
-/// Rounds of PBKDF2 in [`credentials_fingerprint`]: enough to make guessing a password from
+/// Rounds of PBKDF2 in [`credentials_digest`]: enough to make guessing a password from
 /// status slow, few enough to cost milliseconds once per change of the credentials.
-const FINGERPRINT_ROUNDS: u32 = 20_000;
+const DIGEST_ROUNDS: u32 = 20_000;
 
 /// What identifies the credentials an account sends, for remembering a refusal in status
 /// without the password: PBKDF2-HMAC-SHA256 of the API root, username, password and seed,
 /// salted with the account's uid, as lowercase hex.
-pub fn credentials_fingerprint(
+pub fn credentials_digest(
     account_uid: &str,
     api_root: &str,
     username: &str,
@@ -620,7 +610,7 @@ pub fn credentials_fingerprint(
     block.extend_from_slice(&1u32.to_be_bytes());
     let mut u = prf(&block);
     let mut out = u;
-    for _ in 1..FINGERPRINT_ROUNDS {
+    for _ in 1..DIGEST_ROUNDS {
         u = prf(&u);
         for (o, x) in out.iter_mut().zip(u.iter()) {
             *o ^= x;
@@ -781,7 +771,7 @@ impl AccountRegistry {
             }
         };
         let settings = account.settings();
-        let fingerprint = credentials_fingerprint(
+        let fingerprint = credentials_digest(
             &account.meta().uid.clone().unwrap_or_default(),
             &settings.api_root(),
             username.expose(),
@@ -839,8 +829,8 @@ impl AccountRegistry {
             server: settings.server.trim_end_matches('/').to_owned(),
             credential_hash: crate::ghes::redacted::TokenHash::of(password.expose().as_bytes()),
             sync_interval: settings.sync_interval.as_std(),
-            credentials_fingerprint: fingerprint,
-            view: Mutex::new(View::default()),
+            credentials_digest: fingerprint,
+            ledger: Mutex::new(Ledger::default()),
             pruned_listing: Mutex::new(None),
             prune_outcome: Mutex::new(PruneOutcome::default()),
             sync_lock: tokio::sync::Mutex::new(()),
@@ -1028,22 +1018,22 @@ mod tests {
     }
 
     #[test]
-    fn the_credentials_fingerprint_changes_with_each_part_and_hides_the_password() {
-        let base = credentials_fingerprint("uid", "https://ghes/api/v3", "bot", "hunter2", None);
+    fn the_credentials_digest_changes_with_each_part_and_hides_the_password() {
+        let base = credentials_digest("uid", "https://ghes/api/v3", "bot", "hunter2", None);
         assert_eq!(base.len(), 64);
         assert_eq!(
             base,
-            credentials_fingerprint("uid", "https://ghes/api/v3", "bot", "hunter2", None)
+            credentials_digest("uid", "https://ghes/api/v3", "bot", "hunter2", None)
         );
         assert!(!base.contains("hunter2"));
         for other in [
-            credentials_fingerprint("uid-2", "https://ghes/api/v3", "bot", "hunter2", None),
-            credentials_fingerprint("uid", "https://other/api/v3", "bot", "hunter2", None),
-            credentials_fingerprint("uid", "https://ghes/api/v3", "bot2", "hunter2", None),
-            credentials_fingerprint("uid", "https://ghes/api/v3", "bot", "hunter3", None),
-            credentials_fingerprint("uid", "https://ghes/api/v3", "bot", "hunter2", Some("SEED")),
+            credentials_digest("uid-2", "https://ghes/api/v3", "bot", "hunter2", None),
+            credentials_digest("uid", "https://other/api/v3", "bot", "hunter2", None),
+            credentials_digest("uid", "https://ghes/api/v3", "bot2", "hunter2", None),
+            credentials_digest("uid", "https://ghes/api/v3", "bot", "hunter3", None),
+            credentials_digest("uid", "https://ghes/api/v3", "bot", "hunter2", Some("SEED")),
             // Parts are length-prefixed: moving a character between them changes the value.
-            credentials_fingerprint("uid", "https://ghes/api/v3", "botb", "unter2", None),
+            credentials_digest("uid", "https://ghes/api/v3", "botb", "unter2", None),
         ] {
             assert_ne!(base, other);
         }

@@ -1,8 +1,18 @@
 //! Deleting an Authorization: revoke what it owns on GHES, or orphan it, and never wedge.
 
+use jiff::Timestamp;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+
 use super::lifecycle::{Release, State, released};
 use super::locate::{Listing, remains};
-use super::*;
+use super::{remember_refusal, revoke};
+use crate::api::Authorization;
+use crate::controller::account::registry::{AccountEntry, AccountKey};
+use crate::controller::context::Context;
+use crate::controller::error::{Error, Result};
+use crate::metrics::TokenChange;
 
 /// Deletion: revoke on GHES unless the policy is Orphan; the Secret goes with its owner.
 ///

@@ -1,6 +1,14 @@
 //! Repairing drift: scopes, note and note URL back to the spec with one PATCH.
 
-use super::*;
+use std::collections::BTreeSet;
+
+use kube::runtime::events::EventType;
+
+use super::{Reconciliation, account_error};
+use crate::api::AuthorizationStatus;
+use crate::controller::account::registry::AccountEntry;
+use crate::controller::error::Result;
+use crate::ghes::{Authorization as GhesAuthorization, AuthorizationUpdate, ScopeChange};
 
 /// The one PATCH that brings `live` back to `spec` (empty: nothing drifted). `stored` is the
 /// status as stored; `note` the note the token should carry. Pure: part of the lifecycle's
@@ -34,7 +42,7 @@ pub(crate) fn drift_update(
     update
 }
 
-impl Run<'_> {
+impl Reconciliation<'_> {
     /// Fixes scopes, note and note URL with `update`, the one PATCH the lifecycle decided
     /// (empty: nothing drifted).
     pub(super) async fn repair_drift(

@@ -1,9 +1,16 @@
 //! Issuing a token: app tokens by get-or-create on the fingerprint, personal tokens by POST
 //! after the intent is recorded in status.
 
-use super::*;
+use super::{CONFIG_RECHECK, Reconciliation, SecretState, account_error};
+use crate::api::AuthorizationStatus;
+use crate::controller::account::registry::AccountEntry;
+use crate::controller::error::{Error, Result};
+use crate::controller::fingerprint::Fingerprint;
+use crate::ghes::{
+    AppAuthorizationRequest, Authorization as GhesAuthorization, GhesError, NewAuthorization, Token,
+};
 
-impl Run<'_> {
+impl Reconciliation<'_> {
     /// Creates the token: app tokens by get-or-create on the fingerprint, personal tokens by
     /// POST after recording the fingerprint in status.
     pub(super) async fn issue(
@@ -164,7 +171,7 @@ impl Issued {
     }
 }
 
-/// What [`Run::issue`] got from GHES.
+/// What [`Reconciliation::issue`] got from GHES.
 pub(super) enum Issued {
     /// GHES created it now.
     Created(GhesAuthorization, Token),

@@ -1,9 +1,16 @@
 //! Observing an Authorization's token: the live GHES authorization in its account's listing,
 //! and whether the Secret holds its token.
 
+use jiff::Timestamp;
+use kube::ResourceExt;
+
 use super::lifecycle::{Found, Observed, State};
-use super::*;
-use crate::controller::fingerprint::InstallationId;
+use super::{Reconciliation, SecretState, account_error, live_by_id, rotate, token_secret};
+use crate::api::Authorization;
+use crate::controller::account::registry::{AccountEntry, Snapshot};
+use crate::controller::error::Result;
+use crate::controller::fingerprint::{Fingerprint, InstallationId, Owned};
+use crate::ghes::Authorization as GhesAuthorization;
 
 impl SecretState {
     /// Why the Secret does not hold the live token, when it does not.
@@ -215,7 +222,7 @@ pub(crate) async fn remains(
     Ok(Remains { proven, unproven })
 }
 
-impl Run<'_> {
+impl Reconciliation<'_> {
     /// Revokes this resource's tokens on GHES other than its current and previous one: a
     /// create whose answer was lost and then made again, or a token a run gave up on when GHES
     /// wrongly answered 404. Each is found under one of the resource's fingerprints up to the

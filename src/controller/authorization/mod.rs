@@ -3,13 +3,12 @@
 //! is safe to crash between any two: the fingerprint is recorded in status before any token is
 //! created, so a lost answer is found again and replaced, never duplicated.
 //!
-//! This file holds the run and its order (`Run::sync`): it observes (`locate`), asks the pure
+//! This file holds the run and its order (`Reconciliation::sync`): it observes (`locate`), asks the pure
 //! `lifecycle::decide` for the next step (as `plan` does), carries the step out and records
 //! the new state. Each step is a file of its own: `resolve`, `issue`, `rotate`, `drift`,
 //! `token_secret` (read and write the Secret), `report` (status and conditions), and `cleanup`
 //! (deletion).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,17 +23,11 @@ use kube::{Api, Resource, ResourceExt};
 use super::Reconciled;
 use super::account::registry::{AccountEntry, AccountKey, Snapshot};
 use super::context::Context;
-use super::error::{Error, ROLE_CLIENT_SECRET, Result};
+use super::error::{Error, Result};
 use super::fair::Priority;
 use super::fingerprint::{Fingerprint, Owned};
-use super::secret::{self, DesiredSecret};
-use super::status::apply_status;
-use crate::api::conditions::{self, ConditionStatus, READY, RECONCILING, STALLED, SYNCED};
 use crate::api::{Authorization, AuthorizationStatus, FINALIZER, ManagementPolicy};
-use crate::ghes::{
-    AppAuthorizationRequest, Authorization as GhesAuthorization, AuthorizationUpdate, GhesError,
-    NewAuthorization, ScopeChange, Token,
-};
+use crate::ghes::{Authorization as GhesAuthorization, AuthorizationUpdate, GhesError, Token};
 use crate::metrics::TokenChange;
 
 mod cleanup;
@@ -80,7 +73,7 @@ pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> 
         .namespace()
         .ok_or_else(|| Error::InvalidSpec("an Authorization must have a namespace".into()))?;
     // Just moved here from another shard: that shard's replica stops first.
-    if let Some(wait) = crate::shard::handoff_wait(&authorization.metadata) {
+    if let Some(wait) = crate::controller::sharding::handoff_wait(&authorization.metadata) {
         return Ok(Reconciled::done(Action::requeue(wait)));
     }
     // Over its account's share of the workers: handed back before any call, holding no worker,
@@ -212,7 +205,7 @@ async fn apply(
     authorization: &Authorization,
     ctx: &Context,
 ) -> Result<Reconciled> {
-    let mut run = Run::new(api, authorization, ctx);
+    let mut run = Reconciliation::new(api, authorization, ctx);
     run.begin();
     let synced = match authorization.spec.management_policy {
         ManagementPolicy::Manage => run.sync().await,
@@ -261,7 +254,7 @@ async fn remember_refusal(ctx: &Context, authorization: &Authorization, error: &
 }
 
 /// One reconcile of one Authorization, with a working copy of its status.
-struct Run<'a> {
+struct Reconciliation<'a> {
     api: &'a Api<Authorization>,
     authorization: &'a Authorization,
     ctx: &'a Context,
@@ -325,7 +318,7 @@ impl SecretState {
     }
 }
 
-impl<'a> Run<'a> {
+impl<'a> Reconciliation<'a> {
     fn new(
         api: &'a Api<Authorization>,
         authorization: &'a Authorization,

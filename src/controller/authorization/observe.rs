@@ -3,9 +3,14 @@
 //! listing (or one GET) and nothing else: no GHES write, no Secret. Its status names the id,
 //! so pruning counts the authorization as declared.
 
-use super::*;
+use std::time::Duration;
 
-impl Run<'_> {
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::{Reconciliation, account_error};
+use crate::controller::error::{Error, Result};
+
+impl Reconciliation<'_> {
     /// Finds the observed authorization and records it; returns when to look again.
     pub(super) async fn observe(&mut self) -> Result<Duration> {
         let target = self.spec().observe.clone().ok_or_else(|| {

@@ -1,8 +1,18 @@
 //! What a run reports: the status it records and the conditions it sets.
 
-use super::*;
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::events::EventType;
 
-impl Run<'_> {
+use super::Reconciliation;
+use crate::api::conditions::{ConditionStatus, READY, RECONCILING, STALLED, SYNCED};
+use crate::api::{ManagementPolicy, conditions};
+use crate::controller::error::{Error, Result};
+use crate::controller::fingerprint::Fingerprint;
+use crate::controller::status::apply_status;
+use crate::ghes::{Authorization as GhesAuthorization, Token};
+
+impl Reconciliation<'_> {
     /// Records the live authorization in the working status.
     pub(super) fn record(
         &mut self,

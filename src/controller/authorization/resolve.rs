@@ -2,7 +2,17 @@
 //! and its client, the app's client secret, the token Secret, the account's listing and this
 //! resource's fingerprint. A configuration problem found here costs no GHES call.
 
-use super::*;
+use std::sync::Arc;
+
+use kube::{Api, ResourceExt};
+
+use super::{Reconciliation, SecretState, account_error};
+use crate::api::Authorization;
+use crate::controller::account::registry::{AccountEntry, Snapshot};
+use crate::controller::context::Context;
+use crate::controller::error::{Error, ROLE_CLIENT_SECRET, Result};
+use crate::controller::fingerprint::Fingerprint;
+use crate::controller::secret;
 
 /// What the later steps of a run work with.
 pub(crate) struct Resolved {
@@ -25,10 +35,12 @@ pub(crate) async fn resolve(ctx: &Context, authorization: &Authorization) -> Res
         ctx.client.clone(),
         &authorization.namespace().unwrap_or_default(),
     );
-    Run::new(&api, authorization, ctx).resolve().await
+    Reconciliation::new(&api, authorization, ctx)
+        .resolve()
+        .await
 }
 
-impl Run<'_> {
+impl Reconciliation<'_> {
     /// Everything from Kubernetes (and the account's listing) that the run needs.
     pub(super) async fn resolve(&mut self) -> Result<Resolved> {
         if let Some((index, scope)) = crate::api::scopes::first_unknown(&self.spec().scopes) {

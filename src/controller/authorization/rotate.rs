@@ -1,27 +1,35 @@
 //! Rotation: when a token is replaced, and the steps that replace it without a moment in
 //! which the Secret holds a dead token.
 //!
-//! 1. [`Run::begin_rotation`] records the rotation in status: the current token moves to
+//! 1. [`Reconciliation::begin_rotation`] records the rotation in status: the current token moves to
 //!    `status.previous` (no `revokeAfter` yet: the Secret still holds it) and `status.fingerprint`
 //!    becomes the next rotation's. From here on a restart continues this rotation and never
 //!    starts a second one.
 //! 2. The run goes on as for a missing token: it creates one under the new fingerprint (found
 //!    again by fingerprint after a crash) and switches the Secret to it.
-//! 3. [`Run::settle_previous`] sets `revokeAfter` (the switch plus `rotation.gracePeriod`),
+//! 3. [`Reconciliation::settle_previous`] sets `revokeAfter` (the switch plus `rotation.gracePeriod`),
 //!    restarts `rotation.restartTargets`, and once `revokeAfter` has passed, revokes the
 //!    previous token and clears `status.previous`.
 //!
 //! One rotation costs exactly two GHES writes: one create, one delete.
 
+use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Api;
 use kube::api::{Patch, PatchParams};
+use kube::runtime::events::EventType;
 
-use super::*;
+use super::{Reconciliation, live_by_id, object_key};
 use crate::api::{
-    AuthorizationSpec, PreviousAuthorization, RESTARTED_AT_ANNOTATION, ROTATE_ANNOTATION,
-    RestartKind,
+    Authorization, AuthorizationSpec, AuthorizationStatus, PreviousAuthorization,
+    RESTARTED_AT_ANNOTATION, ROTATE_ANNOTATION, RestartKind,
 };
+use crate::controller::account::registry::{AccountEntry, Snapshot};
+use crate::controller::error::Result;
+use crate::controller::fingerprint::Fingerprint;
 use crate::controller::secret::FIELD_MANAGER;
+use crate::ghes::Authorization as GhesAuthorization;
 
 /// How often a previous token waiting for restarted workloads looks at their rollouts.
 const ROLLOUT_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
@@ -146,7 +154,7 @@ pub(super) fn rotate_annotation(authorization: &Authorization) -> Option<String>
         .cloned()
 }
 
-impl Run<'_> {
+impl Reconciliation<'_> {
     /// The value of the rotate annotation, if set.
     pub(super) fn rotate_annotation(&self) -> Option<String> {
         rotate_annotation(self.authorization)

@@ -7,8 +7,14 @@
 //! is known (no token of theirs listed yet) decides once its token is issued, on the identity
 //! and tokens recorded when it began.
 
-use super::*;
-use crate::api::{MAX_STRANDED_TOKENS, StrandedToken};
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::events::EventType;
+
+use super::{Reconciliation, live_by_id, object_key};
+use crate::api::{AuthorizationStatus, MAX_STRANDED_TOKENS, StrandedToken};
+use crate::controller::account::registry::AccountEntry;
+use crate::controller::error::Result;
 
 /// Why a token counts as abandoned when its account's credentials moved away from its user.
 const STRANDED: &str = "CredentialsChanged";
@@ -55,7 +61,7 @@ pub(super) enum Current {
     Keep,
 }
 
-impl Run<'_> {
+impl Reconciliation<'_> {
     /// Compares the identity recorded when the run began with `identity`, the user the account
     /// logs in as now (`None`: not known yet, nothing is decided). Moved: the recorded tokens
     /// are stranded — reported, listed in status, and (`Current::Forget`) no longer this

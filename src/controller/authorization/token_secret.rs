@@ -2,9 +2,17 @@
 //! else, following a rename) and write it (create-only the first time).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use super::*;
-use crate::controller::template;
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+
+use super::{Reconciliation, SecretState};
+use crate::controller::account::registry::AccountEntry;
+use crate::controller::error::{Error, Result};
+use crate::controller::secret::DesiredSecret;
+use crate::controller::{secret, template};
+use crate::ghes::{Authorization as GhesAuthorization, GhesError, Token};
 
 /// What the template of `spec` is rendered from for `live` (before any: the spec's scopes).
 pub(crate) fn template_inputs(
@@ -62,7 +70,7 @@ impl SecretState {
     }
 }
 
-impl Run<'_> {
+impl Reconciliation<'_> {
     /// Reads the Secret: refuses one owned by something else; finds the token even after a
     /// rename of spec.secret.name or spec.secret.key.
     pub(super) async fn read_secret(&self) -> Result<SecretState> {
