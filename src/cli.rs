@@ -159,6 +159,10 @@ pub struct RunArgs {
     /// namespace).
     #[arg(help_heading = "Watch", long, env = "CLUSTER_RESOURCE_NAMESPACE")]
     pub cluster_resource_namespace: Option<String>,
+    /// The pod's namespace (`POD_NAMESPACE`, from the downward API), read once: the default of
+    /// `--cluster-resource-namespace` and `--leader-election-namespace`.
+    #[arg(skip = std::env::var("POD_NAMESPACE").ok())]
+    pub pod_namespace: Option<String>,
     /// Address of the admin server (`/livez`, `/readyz`, `/metrics`); port 0 picks a free port
     /// (the address is printed on stdout). In a pod, listen on `0.0.0.0:PORT` for the probes.
     #[arg(
@@ -223,13 +227,17 @@ impl RunArgs {
             ghes_timeout: std::time::Duration::from_secs(self.ghes_timeout),
             instance: self.instance.clone(),
             installation: self.installation_id.clone(),
-            cluster_resource_namespace: self
-                .cluster_resource_namespace
-                .clone()
-                .or_else(|| std::env::var("POD_NAMESPACE").ok())
-                .map(|ns| ns.trim().to_owned())
-                .filter(|ns| !ns.is_empty()),
+            cluster_resource_namespace: self.or_pod_namespace(&self.cluster_resource_namespace),
         }
+    }
+
+    /// `chosen`, else the pod's namespace; trimmed, `None` when empty.
+    fn or_pod_namespace(&self, chosen: &Option<String>) -> Option<String> {
+        chosen
+            .as_ref()
+            .or(self.pod_namespace.as_ref())
+            .map(|ns| ns.trim().to_owned())
+            .filter(|ns| !ns.is_empty())
     }
 
     /// The leader election these flags ask for (`None`: none), with the Lease in
@@ -259,11 +267,7 @@ impl RunArgs {
     /// else `default_namespace`.
     fn lease_base(&self, default_namespace: &str) -> Result<LeaseSettings, String> {
         let namespace = self
-            .leader_election_namespace
-            .clone()
-            .or_else(|| std::env::var("POD_NAMESPACE").ok())
-            .map(|ns| ns.trim().to_owned())
-            .filter(|ns| !ns.is_empty())
+            .or_pod_namespace(&self.leader_election_namespace)
             .unwrap_or_else(|| default_namespace.to_owned());
         let settings = LeaseSettings {
             lease_duration: Duration::from_secs(self.lease_duration),

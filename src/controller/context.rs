@@ -65,8 +65,9 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context for one operator process; `instance` names it in Events (the pod name). Every
-    /// GHES client it builds reports to `metrics`.
+    /// A context for one operator process; `instance` names it in Events (the pod name) and,
+    /// unless `options` names another, in its GHES clients' `User-Agent`. Every GHES client it
+    /// builds reports to `metrics`.
     pub fn new(
         client: Client,
         instance: Option<String>,
@@ -75,6 +76,10 @@ impl Context {
         metrics: Arc<Metrics>,
     ) -> Self {
         options.metrics = Some(metrics.clone());
+        // The GHES clients' User-Agent names this instance unless the caller named another.
+        if options.instance.is_none() {
+            options.instance.clone_from(&instance);
+        }
         let operator = ObjectReference {
             api_version: Some("v1".into()),
             kind: Some("Pod".into()),

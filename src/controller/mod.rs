@@ -177,7 +177,6 @@ pub async fn run_with(
             installation,
             ClientOptions {
                 timeout: options.ghes_timeout,
-                instance: options.instance.clone(),
                 ..ClientOptions::default()
             },
             metrics.clone(),
