@@ -458,6 +458,16 @@ struct Seen {
 }
 
 impl Seen {
+    /// First known at `version`: nothing written, held or released yet.
+    fn at(version: String) -> Self {
+        Self {
+            version,
+            written: VecDeque::new(),
+            held: None,
+            released: false,
+        }
+    }
+
     /// Whether `version` is one of this process's writes, and nothing but its own writes came
     /// after it.
     fn only_own_writes_since(&self, version: &str) -> bool {
@@ -478,12 +488,9 @@ impl Versions {
         if let (Some(uid), Some(version)) = (object.meta().uid.as_ref(), object.resource_version())
         {
             let mut seen = self.lock();
-            let entry = seen.entry(uid.clone()).or_insert_with(|| Seen {
-                version: version.clone(),
-                written: VecDeque::new(),
-                held: None,
-                released: false,
-            });
+            let entry = seen
+                .entry(uid.clone())
+                .or_insert_with(|| Seen::at(version.clone()));
             entry.held = None;
             if written {
                 entry.written.push_back(version.clone());
@@ -569,12 +576,7 @@ impl Versions {
         if let Some(uid) = object.meta().uid.as_ref() {
             self.lock()
                 .entry(uid.clone())
-                .or_insert_with(|| Seen {
-                    version: object.resource_version().unwrap_or_default(),
-                    written: VecDeque::new(),
-                    held: None,
-                    released: false,
-                })
+                .or_insert_with(|| Seen::at(object.resource_version().unwrap_or_default()))
                 .released = true;
         }
     }
