@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use ghes_oauth_operator::api::PruneTarget;
 use kube::api::{Patch, PatchParams};
 use kube_testkit::FaultSpec;
 use serde_json::json;
@@ -341,5 +342,43 @@ async fn a_leader_cut_off_from_its_lease_stops_before_the_standby_starts() {
         .collect();
     let held: Vec<(&str, &[&str])> = held.iter().map(|(n, s)| (n.as_str(), *s)).collect();
     world.expect_tokens(&ns, &held).await;
+    world.cleanup().await;
+}
+
+/// A prune run whose status write fails is recorded by the retry, not lost until the next
+/// listing (the sync interval, 5 minutes by default): what DryRun would delete is in status
+/// within the retry's backoff.
+#[tokio::test]
+async fn a_prune_run_whose_status_write_failed_is_recorded_by_the_retry() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    let (human, _) = seed(&world, "made by hand", None, Duration::from_secs(7200));
+    world
+        .account_with(
+            &ns,
+            "bot",
+            USER,
+            PASSWORD,
+            None,
+            json!({"prune": {"mode": "DryRun"}}),
+        )
+        .await;
+    if !world.kube_fault(operator_fault("patch", "accounts/status", 500, 1)) {
+        return;
+    }
+    world.start_operator();
+    let prune = wait_for(
+        "the DryRun's candidates in the Account's status",
+        || async { world.account_status(&ns, "bot").await?.prune },
+    )
+    .await;
+    assert!(
+        prune
+            .candidates
+            .iter()
+            .any(|c| c.id == human as i64 && c.kind == PruneTarget::Authorization),
+        "{prune:?}"
+    );
+    assert_eq!(prune.candidate_count, 1, "{prune:?}");
     world.cleanup().await;
 }

@@ -151,10 +151,16 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
             conditions::remove_condition(&mut status.conditions, type_);
         }
     }
+    // What pruning did on GHES is told first: it happened, whether or not the status write
+    // below succeeds.
+    let reference = account.object_ref(&());
+    for note in notes {
+        ctx.publish(&reference, note.type_, note.reason, "Prune", note.message)
+            .await;
+    }
     if status != stored {
         apply_status(&account.api(ctx.client.clone()), account.as_ref(), &status).await?;
         let was_ready = conditions::is_true(&stored.conditions, READY);
-        let reference = account.object_ref(&());
         match &outcome {
             Err(error)
                 if was_ready || stored.conditions.is_empty() || reason_changed(&stored, reason) =>
@@ -180,11 +186,6 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
             }
             _ => {}
         }
-    }
-    let reference = account.object_ref(&());
-    for note in notes {
-        ctx.publish(&reference, note.type_, note.reason, "Prune", note.message)
-            .await;
     }
     match outcome {
         Ok(_) => {
@@ -340,11 +341,22 @@ async fn sync<A: AccountObject>(
     let mut snapshot = snapshot;
     // Prune once per listing, whether this reconcile or an Authorization's made it.
     if entry.claim_prune_run(snapshot.listed_at) {
-        let prune_status = prune_run(account, ctx, &entry, &snapshot, status, notes).await?;
-        status.prune = Some(prune_status);
+        match prune_run(account, ctx, &entry, &snapshot, status, notes).await {
+            Ok(report) => entry.keep_prune_report(report),
+            Err(error) => {
+                // Nothing was deleted: the retry runs it again.
+                entry.release_prune_run(snapshot.listed_at);
+                return Err(error);
+            }
+        }
         if let Some(after) = entry.snapshot() {
             snapshot = after;
         }
+    }
+    // The last run's report, written by every sync until a newer run replaces it, so that a
+    // status write that failed after the run loses nothing.
+    if let Some(report) = entry.prune_report() {
+        status.prune = Some(report);
     }
     status.login = Some(
         snapshot

@@ -15,7 +15,9 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, Resource, ResourceExt};
 use rpds::HashTrieMapSync;
 
-use crate::api::{AccountKind, AccountRef, AccountResource, CaBundleKind, CaBundleRef};
+use crate::api::{
+    AccountKind, AccountRef, AccountResource, CaBundleKind, CaBundleRef, PruneStatus,
+};
 use crate::controller::context::Context;
 use crate::controller::error::{Error, ROLE_CA_BUNDLE, ROLE_CREDENTIALS, Result};
 use crate::controller::secret;
@@ -252,6 +254,15 @@ pub fn is_personal(authorization: &GhesAuthorization) -> bool {
     authorization.app.client_id.chars().all(|c| c == '0')
 }
 
+/// The prune run of an account's latest listing.
+#[derive(Default)]
+struct PruneRun {
+    /// The listing claimed by a run.
+    listing: Option<Timestamp>,
+    /// What the last finished run reported.
+    report: Option<PruneStatus>,
+}
+
 /// One account's client and ledger.
 pub struct AccountEntry {
     /// The account.
@@ -274,8 +285,9 @@ pub struct AccountEntry {
     /// [`credentials_digest`] of the credentials this client sends.
     pub credentials_digest: String,
     ledger: Mutex<Ledger>,
-    /// The listing the last prune run worked from: each listing is pruned once, whoever made it.
-    pruned_listing: Mutex<Option<Timestamp>>,
+    /// The listing the last prune run worked from (each listing is pruned once, whoever made
+    /// it), and what that run reported.
+    pruned_listing: Mutex<PruneRun>,
     /// What the last prune run found, for the metrics.
     prune_outcome: Mutex<PruneOutcome>,
     /// Serializes listings so concurrent reconciles share one.
@@ -400,15 +412,38 @@ impl AccountEntry {
     /// Whether the listing that started at `listed_at` still needs its prune run; marks it as
     /// taken, so it runs once however many reconciles see it.
     pub fn claim_prune_run(&self, listed_at: Timestamp) -> bool {
-        let mut pruned = self
-            .pruned_listing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if *pruned == Some(listed_at) {
+        let mut run = self.prune_run();
+        if run.listing == Some(listed_at) {
             return false;
         }
-        *pruned = Some(listed_at);
+        run.listing = Some(listed_at);
         true
+    }
+
+    /// Gives back the claim on the prune run of the listing that started at `listed_at`: the
+    /// run failed before it deleted anything, and the next reconcile runs it again.
+    pub fn release_prune_run(&self, listed_at: Timestamp) {
+        let mut run = self.prune_run();
+        if run.listing == Some(listed_at) {
+            run.listing = None;
+        }
+    }
+
+    /// Keeps what the last prune run reported until a newer run replaces it: a status write
+    /// that fails after the run loses nothing, since every later sync writes it again.
+    pub fn keep_prune_report(&self, report: PruneStatus) {
+        self.prune_run().report = Some(report);
+    }
+
+    /// What the last prune run of this process reported, if one ran.
+    pub fn prune_report(&self) -> Option<PruneStatus> {
+        self.prune_run().report.clone()
+    }
+
+    fn prune_run(&self) -> std::sync::MutexGuard<'_, PruneRun> {
+        self.pruned_listing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records what the last prune run found.
@@ -831,7 +866,7 @@ impl AccountRegistry {
             sync_interval: settings.sync_interval.as_std(),
             credentials_digest: fingerprint,
             ledger: Mutex::new(Ledger::default()),
-            pruned_listing: Mutex::new(None),
+            pruned_listing: Mutex::new(PruneRun::default()),
             prune_outcome: Mutex::new(PruneOutcome::default()),
             sync_lock: tokio::sync::Mutex::new(()),
             availability,
