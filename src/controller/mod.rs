@@ -475,15 +475,13 @@ where
     )
 }
 
-/// How a reconcile ended when it did not fail: what to do next, and the configuration error
-/// it is waiting on, if any (such a reconcile returns `Ok`: it waits for a change rather than
-/// retrying, but its metrics must say why).
+/// How a reconcile ended when it did not fail: what to do next, and whether it was handed
+/// back before any work. (A configuration error is an `Err`: `error_policy` makes it wait for
+/// a change, and the metrics count it as such.)
 #[derive(Debug)]
 pub struct Reconciled {
     /// When to look again.
     pub action: Action,
-    /// The reason of the configuration error that stopped it.
-    pub config_error: Option<&'static str>,
     /// Handed back before any work, over its account's share of the workers: not a reconcile
     /// in the metrics.
     pub handed_back: bool,
@@ -494,7 +492,6 @@ impl Reconciled {
     pub fn done(action: Action) -> Self {
         Self {
             action,
-            config_error: None,
             handed_back: false,
         }
     }
@@ -504,14 +501,6 @@ impl Reconciled {
         Self {
             handed_back: true,
             ..Self::done(Action::requeue(turn_due))
-        }
-    }
-
-    /// Stopped by a configuration error with `reason`; looks again per `action`.
-    pub fn waiting(action: Action, reason: &'static str) -> Self {
-        Self {
-            config_error: Some(reason),
-            ..Self::done(action)
         }
     }
 }
@@ -599,10 +588,6 @@ where
             let (outcome, reason) = match &result {
                 Err(error) if error.is_config() => (ReconcileResult::ConfigError, error.reason()),
                 Err(error) => (ReconcileResult::Error, error.reason()),
-                Ok(Reconciled {
-                    config_error: Some(reason),
-                    ..
-                }) => (ReconcileResult::ConfigError, *reason),
                 Ok(_) => (ReconcileResult::Success, ""),
             };
             metrics.reconciled(controller, outcome, reason, started.elapsed());

@@ -186,10 +186,9 @@ impl Fixture {
             .await
             .expect("Account");
         self.forget_calls();
-        let result = account::reconcile::reconcile::<Account>(Arc::new(account), self.ctx.clone())
-            .await
-            .map(|reconciled| reconciled.config_error)
-            .map_err(|error| error.to_string());
+        let result = waiting_on(
+            account::reconcile::reconcile::<Account>(Arc::new(account), self.ctx.clone()).await,
+        );
         let calls = self.calls();
         self.cache_account().await;
         (result, calls)
@@ -255,12 +254,7 @@ impl Fixture {
     ) -> (Result<Option<&'static str>, String>, Calls) {
         self.forget_calls();
         let result = authorization::reconcile(Arc::new(authorization), self.ctx.clone()).await;
-        (
-            result
-                .map(|reconciled| reconciled.config_error)
-                .map_err(|error| error.to_string()),
-            self.calls(),
-        )
+        (waiting_on(result), self.calls())
     }
 
     /// Issues the token of `name`: the reconcile that adds the finalizer, then the one that
@@ -374,4 +368,20 @@ pub const TOKEN_SECRET: &str = "ci-token";
 
 pub fn personal_spec() -> Value {
     json!({"accountRef": {"name": "bot"}, "scopes": ["gist"]})
+}
+
+/// What a reconcile returned, as the tests read it: `Ok(Some(reason))` for a configuration
+/// error it waits on (an `Err` that `error_policy` turns into a wait), `Ok(None)` when it
+/// succeeded, `Err(message)` for a failure it retries.
+fn waiting_on(
+    result: Result<
+        ghes_oauth_operator::controller::Reconciled,
+        ghes_oauth_operator::controller::Error,
+    >,
+) -> Result<Option<&'static str>, String> {
+    match result {
+        Ok(_) => Ok(None),
+        Err(error) if error.is_config() => Ok(Some(error.reason())),
+        Err(error) => Err(error.to_string()),
+    }
 }

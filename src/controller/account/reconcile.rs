@@ -192,10 +192,7 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
             ctx.reset_backoff(&key.to_string());
             Ok(Reconciled::done(Action::requeue(requeue)))
         }
-        Err(error) if error.is_config() => Ok(Reconciled::waiting(
-            Action::requeue(NOT_READY_RECHECK),
-            error.reason(),
-        )),
+        // A configuration error too: `error_policy` makes it wait for a change.
         Err(error) => Err(error),
     }
 }
@@ -469,9 +466,15 @@ async fn prune_run<A: AccountObject>(
     Ok(result)
 }
 
-/// Requeue after a transient failure.
+/// When to look again after a failure: a configuration error re-reads the Secret soon (no
+/// GHES call until it changes) and takes no backoff step; a transient one backs off.
 pub fn error_policy<A: AccountObject>(account: Arc<A>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = AccountKey::of(account.as_ref()).to_string();
+    if error.is_config() {
+        ctx.reset_backoff(&key);
+        tracing::info!(account = %key, reason = error.reason(), %error, "account not ready");
+        return Action::requeue(NOT_READY_RECHECK);
+    }
     let delay = error
         .retry_after()
         .or_else(|| error.parked_for())

@@ -131,9 +131,6 @@ async fn reconcile_turn(
         ctx.versions.saw(&fresh);
         Arc::new(fresh)
     };
-    // The configuration error an apply stopped at: the finalizer helper passes on only the
-    // action.
-    let waiting = std::sync::Mutex::new(None);
     let released = authorization
         .metadata
         .deletion_timestamp
@@ -141,11 +138,7 @@ async fn reconcile_turn(
         .then(|| Arc::clone(&authorization));
     let result = finalizer(&api, FINALIZER, authorization, |event| async {
         match event {
-            Finalizer::Apply(authorization) => {
-                let reconciled = apply(&api, &authorization, ctx).await?;
-                *waiting.lock().unwrap_or_else(|e| e.into_inner()) = reconciled.config_error;
-                Ok(reconciled.action)
-            }
+            Finalizer::Apply(authorization) => apply(&api, &authorization, ctx).await,
             Finalizer::Cleanup(authorization) => cleanup(&authorization, ctx).await,
         }
     })
@@ -156,11 +149,7 @@ async fn reconcile_turn(
                 ctx.versions.released(released.as_ref());
             }
             ctx.reset_backoff(&key);
-            let config_error = waiting.into_inner().unwrap_or_else(|e| e.into_inner());
-            Ok(Reconciled {
-                config_error,
-                ..Reconciled::done(action)
-            })
+            Ok(Reconciled::done(action))
         }
         Err(kube::runtime::finalizer::Error::ApplyFailed(error))
         | Err(kube::runtime::finalizer::Error::CleanupFailed(error)) => Err(error),
@@ -170,8 +159,22 @@ async fn reconcile_turn(
     }
 }
 
-/// Requeue after a failure the reconcile returned (transient ones only reach here).
+/// When to look again after a failure: a configuration error waits for a change (or its
+/// periodic re-check) and takes no backoff step; a transient one backs off per object.
 pub fn error_policy(authorization: Arc<Authorization>, error: &Error, ctx: Arc<Context>) -> Action {
+    // A deletion never waits that long: its namespace waits for it.
+    if error.is_config() && authorization.metadata.deletion_timestamp.is_none() {
+        ctx.reset_backoff(&object_key(&authorization));
+        let delay = config_error_recheck(error);
+        tracing::info!(
+            authorization = %object_key(&authorization),
+            reason = error.reason(),
+            %error,
+            recheck_in_s = delay.as_secs(),
+            "waiting for a change of the resource, its account or its Secrets"
+        );
+        return Action::requeue(delay);
+    }
     let delay = error
         .retry_after()
         .or_else(|| error.parked_for())
@@ -204,7 +207,7 @@ async fn apply(
     api: &Api<Authorization>,
     authorization: &Authorization,
     ctx: &Context,
-) -> Result<Reconciled> {
+) -> Result<Action> {
     let mut run = Reconciliation::new(api, authorization, ctx);
     run.begin();
     let synced = match authorization.spec.management_policy {
@@ -214,19 +217,13 @@ async fn apply(
     match synced {
         Ok(requeue) => {
             run.succeed().await?;
-            Ok(Reconciled::done(Action::requeue(requeue)))
+            Ok(Action::requeue(requeue))
         }
         Err(error) => {
             remember_refusal(ctx, authorization, &error).await;
             run.fail(&error).await;
-            if error.is_config() {
-                Ok(Reconciled::waiting(
-                    Action::requeue(config_error_recheck(&error)),
-                    error.reason(),
-                ))
-            } else {
-                Err(error)
-            }
+            // A configuration error too: `error_policy` makes it wait for a change.
+            Err(error)
         }
     }
 }
