@@ -2,20 +2,17 @@
 //! `check api`, `version`. Every flag of a long-running
 //! command has an environment-variable twin, so the same settings work in a Deployment.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
-use futures::FutureExt;
-use tokio::sync::watch;
 
-use crate::admin::{AdminServer, Health, Phase};
-use crate::leader::{self, LeaderElector, LeaseSettings};
+use crate::controller::config::OperatorConfig;
+use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
+use crate::operator::{Election, RunError};
 use crate::telemetry::LogFormat;
 
 /// Manages GitHub Enterprise Server OAuth authorizations declared as Kubernetes resources.
@@ -125,40 +122,19 @@ pub enum VersionFormat {
 /// `run` options.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Namespaces to watch, comma-separated or repeated; empty watches all namespaces.
-    #[arg(
-        help_heading = "Watch",
-        long = "namespace",
-        env = "WATCH_NAMESPACES",
-        value_delimiter = ','
-    )]
-    pub namespaces: Vec<String>,
+    /// What `run` and `plan` share: the namespaces, the installation, GHES.
+    #[command(flatten)]
+    pub operator: crate::options::OperatorOptions,
     /// Most reconciles running at once per controller. Within it each account runs as many as
     /// its requestsPerSecond needs at the latency measured, and accounts with work share it
     /// fairly.
     #[arg(help_heading = "Reconcile", long, env = "CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
-    /// Timeout of one GHES request, in seconds (GitHub's own API gives up after 10). A request
-    /// that times out makes its account unavailable until a probe answers.
-    #[arg(help_heading = "Reconcile", long, env = "GHES_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
-    pub ghes_timeout: u64,
     /// Name of this instance in Events, in the leader Lease and in the `User-Agent` of its GHES
     /// requests (the pod name in a cluster; default for the Lease: the host name with a random
     /// suffix).
     #[arg(help_heading = "Identity", long, env = "POD_NAME")]
     pub instance: Option<String>,
-    /// Id of this installation of the operator, written into the fingerprint of every token it
-    /// makes so that tokens of another cluster or installation sharing a GHES user are never
-    /// pruned or revoked (default: the uid of the `kube-system` namespace). A DNS label; keep it
-    /// stable: tokens made under another id are no longer recognised as this installation's.
-    #[arg(help_heading = "Identity", long, env = "INSTALLATION_ID")]
-    pub installation_id: Option<crate::controller::fingerprint::InstallationId>,
-    /// The operator's own namespace: the only one ClusterAccount credentials Secrets (and CA
-    /// bundles) are read from, so that whoever may create a ClusterAccount cannot send other
-    /// Secrets to a server of their choosing (default: `POD_NAMESPACE`, else the kubeconfig's
-    /// namespace).
-    #[arg(help_heading = "Watch", long, env = "CLUSTER_RESOURCE_NAMESPACE")]
-    pub cluster_resource_namespace: Option<String>,
     /// The pod's namespace (`POD_NAMESPACE`, from the downward API), read once: the default of
     /// `--cluster-resource-namespace` and `--leader-election-namespace`.
     #[arg(skip = std::env::var("POD_NAMESPACE").ok())]
@@ -213,24 +189,6 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// The controller options these flags describe.
-    pub fn options(&self) -> crate::controller::RunOptions {
-        crate::controller::RunOptions {
-            shard: None,
-            namespaces: self
-                .namespaces
-                .iter()
-                .map(|ns| ns.trim().to_owned())
-                .filter(|ns| !ns.is_empty())
-                .collect(),
-            concurrency: self.concurrency,
-            ghes_timeout: std::time::Duration::from_secs(self.ghes_timeout),
-            instance: self.instance.clone(),
-            installation: self.installation_id.clone(),
-            cluster_resource_namespace: self.or_pod_namespace(&self.cluster_resource_namespace),
-        }
-    }
-
     /// `chosen`, else the pod's namespace; trimmed, `None` when empty.
     fn or_pod_namespace(&self, chosen: &Option<String>) -> Option<String> {
         chosen
@@ -240,32 +198,25 @@ impl RunArgs {
             .filter(|ns| !ns.is_empty())
     }
 
-    /// The leader election these flags ask for (`None`: none), with the Lease in
-    /// `--leader-election-namespace`, else `POD_NAMESPACE`, else `default_namespace`.
-    pub fn lease_settings(&self, default_namespace: &str) -> Result<Option<LeaseSettings>, String> {
-        if !self.leader_elect {
-            return Ok(None);
+    /// How the replicas share the work, as these flags ask: alone, under the leader Lease,
+    /// or in shards; the Leases in `--leader-election-namespace`, else `POD_NAMESPACE`, else
+    /// `default_namespace`.
+    pub fn election(&self, default_namespace: &str) -> Result<Election, RunError> {
+        if let Some(count) = self.shards {
+            return Ok(Election::Shards(crate::shard::ShardSettings {
+                count,
+                lease: self.lease_base(default_namespace)?,
+            }));
         }
-        self.lease_base(default_namespace).map(Some)
-    }
-
-    /// The sharding these flags ask for (`None`: none), its Leases named after `--lease-name`.
-    pub fn shard_settings(
-        &self,
-        default_namespace: &str,
-    ) -> Result<Option<crate::shard::ShardSettings>, String> {
-        let Some(count) = self.shards else {
-            return Ok(None);
-        };
-        Ok(Some(crate::shard::ShardSettings {
-            count,
-            lease: self.lease_base(default_namespace)?,
-        }))
+        if self.leader_elect {
+            return Ok(Election::Leader(self.lease_base(default_namespace)?));
+        }
+        Ok(Election::Alone)
     }
 
     /// The Lease settings of the flags, in `--leader-election-namespace`, else `POD_NAMESPACE`,
     /// else `default_namespace`.
-    fn lease_base(&self, default_namespace: &str) -> Result<LeaseSettings, String> {
+    fn lease_base(&self, default_namespace: &str) -> Result<LeaseSettings, RunError> {
         let namespace = self
             .or_pod_namespace(&self.leader_election_namespace)
             .unwrap_or_else(|| default_namespace.to_owned());
@@ -279,9 +230,7 @@ impl RunArgs {
                 leader::default_identity(self.instance.as_deref()),
             )
         };
-        settings
-            .validate()
-            .map_err(|error| format!("leader election: {error}"))?;
+        settings.validate().map_err(RunError::Lease)?;
         Ok(settings)
     }
 }
@@ -298,7 +247,7 @@ pub struct CrdsArgs {
 pub async fn execute(command: Command) -> Result<u8, String> {
     let done = match command {
         Command::Plan(args) => return crate::plan::execute(&args, &mut std::io::stdout()).await,
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => run(args).await.map_err(|error| error.to_string()),
         Command::Crds(args) => match args.out {
             None => {
                 let yaml = crate::api::crds_yaml().map_err(|error| error.to_string())?;
@@ -317,7 +266,9 @@ pub async fn execute(command: Command) -> Result<u8, String> {
             }
         },
         #[cfg(feature = "demo")]
-        Command::Emulator(args) => crate::demo::serve_emulator(&args, shutdown_signal()).await,
+        Command::Emulator(args) => {
+            crate::demo::serve_emulator(&args, crate::operator::shutdown_signal()).await
+        }
         #[cfg(feature = "demo")]
         Command::Demo(args) => crate::demo::execute(&args).await,
         Command::Rbac => {
@@ -360,144 +311,21 @@ pub async fn execute(command: Command) -> Result<u8, String> {
     done.map(|()| 0)
 }
 
-/// `run`: the admin server first, then the controllers — at once, or once this instance holds
-/// the leader Lease. Losing the Lease ends `run` with an error (exit status 1): the
-/// controllers stop at once and Kubernetes restarts the process as a standby.
-async fn run(args: RunArgs) -> Result<(), String> {
+/// `run`: resolves the flags once (a missing installation id or inconsistent Lease flags fail
+/// the start with a message), then runs the operator process ([`crate::operator::run`]).
+async fn run(args: RunArgs) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::new());
-    // Every request the operator sends is counted (kubernetes_requests_total).
-    let client = kube::Config::infer()
-        .await
-        .map_err(|error| format!("cannot reach Kubernetes: {error}"))
-        .and_then(|config| {
-            crate::kube_requests::client(config, metrics.clone())
-                .map_err(|error| format!("cannot reach Kubernetes: {error}"))
-        })?;
-    let lease = args.lease_settings(client.default_namespace())?;
-    let sharding = args.shard_settings(client.default_namespace())?;
-    let health = Arc::new(Health::new());
-    let admin = AdminServer::bind(args.admin_address)
-        .await
-        .map_err(|error| format!("cannot listen on {}: {error}", args.admin_address))?;
-    let admin_address = admin
-        .local_addr()
-        .map_err(|error| format!("cannot read the admin address: {error}"))?;
-    // On stdout for scripts and tests that ask for port 0; a closed stdout is no reason to stop.
-    let _ = print_out(&format!(
-        "admin server listening on http://{admin_address}\n"
-    ));
-    tracing::info!(address = %admin_address, "admin server: /livez, /readyz, /metrics");
-    let (stop_admin, admin_stopped) = watch::channel(false);
-    let admin_task = tokio::spawn(admin.serve(
-        metrics.clone(),
-        health.clone(),
-        leader::stopped(admin_stopped),
-    ));
-    let (stop, shutdown) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop.send(true);
-    });
-
-    let mut options = args.options();
-    // Resolved once here, so a missing id fails the start with a message, not the controllers.
-    options.installation =
-        Some(crate::controller::installation_id(&client, options.installation.as_ref()).await?);
-    options
-        .cluster_resource_namespace
-        .get_or_insert_with(|| client.default_namespace().to_owned());
-    let shard_options = options.clone();
-    let controllers = {
-        let (client, metrics, health) = (client.clone(), metrics.clone(), health.clone());
-        move |stop: Pin<Box<dyn Future<Output = ()> + Send>>| async move {
-            let synced = health.clone();
-            crate::controller::run_with(
-                client,
-                options,
-                metrics,
-                move || synced.set(Phase::Running),
-                stop,
-            )
-            .await;
-        }
+    let client = crate::operator::client(metrics.clone()).await?;
+    let election = args.election(client.default_namespace())?;
+    let config = OperatorConfig {
+        concurrency: args.concurrency,
+        instance: args.instance.clone(),
+        ..args
+            .operator
+            .resolve(&client, args.pod_namespace.as_deref())
+            .await?
     };
-    let outcome = match (lease, sharding) {
-        (_, Some(settings)) => {
-            let start: crate::shard::StartShard = {
-                let (client, metrics) = (client.clone(), metrics.clone());
-                Arc::new(move |shard, stop, on_synced| {
-                    let options = crate::controller::RunOptions {
-                        shard: Some(shard),
-                        ..shard_options.clone()
-                    };
-                    let stop = stop.shared();
-                    let labeller = (shard.index == 0).then(|| {
-                        // The holder of shard 0 labels every object with its shard.
-                        crate::shard::label(
-                            client.clone(),
-                            shard.count,
-                            options.namespaces.clone(),
-                            options
-                                .cluster_resource_namespace
-                                .clone()
-                                .unwrap_or_default(),
-                            stop.clone(),
-                        )
-                    });
-                    let controllers = crate::controller::run_with(
-                        client.clone(),
-                        options,
-                        metrics.clone(),
-                        on_synced,
-                        stop,
-                    );
-                    Box::pin(async move {
-                        match labeller {
-                            Some(labeller) => {
-                                futures::join!(controllers, labeller);
-                            }
-                            None => controllers.await,
-                        }
-                    })
-                })
-            };
-            crate::shard::run_sharded(
-                client,
-                settings,
-                health.clone(),
-                metrics.clone(),
-                shutdown,
-                start,
-            )
-            .await;
-            Ok(())
-        }
-        (None, None) => {
-            metrics.set_leader(true);
-            health.set(Phase::Syncing);
-            controllers(Box::pin(leader::stopped(shutdown))).await;
-            Ok(())
-        }
-        (Some(settings), None) => {
-            tracing::info!(
-                lease = %format!("{}/{}", settings.namespace, settings.name),
-                identity = %settings.identity,
-                "leader election on: the controllers start once this instance holds the Lease"
-            );
-            let elector = LeaderElector::new(client, settings);
-            leader::run_while_leading(elector, &health, &metrics, shutdown, controllers)
-                .await
-                .map_err(|lost| format!("{lost}; exiting so that a fresh instance stands by"))
-        }
-    };
-    health.set(Phase::Stopping);
-    let _ = stop_admin.send(true);
-    match admin_task.await {
-        Ok(Err(error)) => tracing::warn!(%error, "the admin server failed"),
-        Err(error) => tracing::warn!(%error, "the admin server task failed"),
-        Ok(Ok(())) => {}
-    }
-    outcome
+    crate::operator::run(client, metrics, config, args.admin_address, election).await
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
@@ -512,28 +340,6 @@ pub(crate) fn print_out(text: &str) -> Result<(), String> {
             Err(format!("cannot write to stdout: {error}"))
         }
         _ => Ok(()),
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }
 
@@ -608,7 +414,7 @@ mod tests {
         let run = parse(&["op", "run"]);
         assert!(!run.leader_elect);
         assert_eq!(run.admin_address, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(run.lease_settings("ns").unwrap(), None);
+        assert_eq!(run.election("ns").unwrap(), Election::Alone);
         let run = parse(&[
             "op",
             "run",
@@ -620,7 +426,9 @@ mod tests {
             "--admin-address",
             "0.0.0.0:9090",
         ]);
-        let settings = run.lease_settings("ns").unwrap().unwrap();
+        let Election::Leader(settings) = run.election("ns").unwrap() else {
+            panic!("leader election asked for");
+        };
         assert_eq!(settings.namespace, "ops");
         assert_eq!(settings.name, "ghes-oauth-operator");
         assert_eq!(settings.identity, "pod-1");
@@ -633,6 +441,6 @@ mod tests {
         assert!(run.leader_elect);
         assert_eq!(run.lease_name, "ops-lease");
         let run = parse(&["op", "run", "--leader-elect", "--lease-renew-period", "14"]);
-        assert!(run.lease_settings("ns").is_err());
+        assert!(run.election("ns").is_err());
     }
 }

@@ -14,9 +14,9 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 
+use crate::api::AccountKey;
 use crate::api::{Authorization, ROTATE_ANNOTATION};
 use crate::cluster::scoped_api;
-use crate::controller::account::registry::AccountKey;
 
 /// How a command prints what it found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -20,7 +20,7 @@ use clap::Args;
 use ghes_emulator::{RateLimit, Settings};
 
 use crate::api::{Authorization, crds};
-use crate::controller::{self, RunOptions};
+use crate::controller::{self, config::OperatorConfig};
 use ghes_emulator::{AppSpec, Emulator, EmulatorConfig, UserSpec};
 use kube_testkit::TestApiServer;
 
@@ -289,17 +289,16 @@ pub async fn run(
             message: error.to_string(),
         })?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let operator = tokio::spawn(controller::run(
-        operator_client,
-        RunOptions {
-            // examples/ keep ClusterAccount credentials where the chart installs the operator.
-            cluster_resource_namespace: Some("ghes-system".into()),
-            ..RunOptions::default()
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    // examples/ keep ClusterAccount credentials where the chart installs the operator.
+    let config = OperatorConfig::resolve(&operator_client, None, Some("ghes-system".into()))
+        .await
+        .map_err(|error| DemoError::Start {
+            what: "the operator's configuration",
+            message: error.to_string(),
+        })?;
+    let operator = tokio::spawn(controller::run(operator_client, config, async move {
+        let _ = stopped.await;
+    }));
 
     let mut applied: Vec<(String, usize)> = Vec::new();
     for (_, object) in &documents {

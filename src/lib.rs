@@ -14,14 +14,19 @@
 //! - [`metrics`]: the Prometheus metrics; [`kube_requests`]: the count of Kubernetes requests by
 //!   verb and resource; [`admin`]: the admin HTTP server (`/livez`, `/readyz`, `/metrics`).
 //! - [`controller`]: the reconcilers of Authorizations, Accounts and ClusterAccounts, their
-//!   caches, and what a shard's controllers need of sharding.
+//!   caches, the configuration they run with, and what a shard's controllers need of sharding.
+//! - [`options`]: the flags `run` and `plan` share, resolved into the controllers'
+//!   configuration.
 //! - [`leader`]: leader election through a Lease; [`shard`]: shards held through Leases over
 //!   the replicas, and the labeller that assigns objects to them.
 //! - [`plan`]: what a change would do, read-only (`plan`); [`ctl`]: commands for people
 //!   (`status`, `rotate`, `check`).
 //! - With the `demo` feature (on by default): `demo` and `bench`, which run the test doubles of
 //!   `crates/` (`ghes-emulator`, `kube-testkit`) in the operator's process.
-//! - [`cli`]: the command line, and the wiring of `run`.
+//! - [`operator`]: the process `run` starts: the admin server, then the controllers (alone,
+//!   under the leader Lease, or per shard held).
+//! - [`cli`]: the command line: each subcommand's flags, resolved and handed to the modules
+//!   above.
 
 pub mod admin;
 pub mod api;
@@ -38,6 +43,8 @@ pub mod ghes;
 pub mod kube_requests;
 pub mod leader;
 pub mod metrics;
+pub mod operator;
+pub mod options;
 pub mod plan;
 pub mod shard;
 pub mod table;

@@ -36,10 +36,10 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::admin::{Health, Phase};
+use crate::api::AccountKey;
+use crate::api::GhesUser;
 use crate::api::{Account, AccountKind, AccountResource, Authorization, ClusterAccount};
 use crate::cluster::{Pages, scoped_api, scopes};
-use crate::controller::account::registry::AccountKey;
-use crate::controller::identity::GhesUser;
 pub use crate::controller::sharding::{
     HANDOFF, MAX_SHARDS, MOVED_AT_ANNOTATION, SHARD_LABEL, Shard, handoff_wait,
 };
@@ -68,7 +68,7 @@ fn bucket(text: &str, count: u32) -> u32 {
 }
 
 /// How the shards are held.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShardSettings {
     /// How many shards.
     pub count: u32,

@@ -643,6 +643,91 @@ impl ClusterAccountSpec {
     }
 }
 
+/// A GHES user on one server: (API root, login). Logins are case-insensitive on GHES.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GhesUser {
+    api_root: String,
+    login: String,
+}
+
+impl GhesUser {
+    /// The identity of `login` on the server with API root `api_root`.
+    pub fn new(api_root: &str, login: &str) -> Self {
+        Self {
+            api_root: normalize_root(api_root),
+            login: login.to_ascii_lowercase(),
+        }
+    }
+
+    /// Whether the server with API root `api_root` is this user's.
+    pub fn is_on(&self, api_root: &str) -> bool {
+        normalize_root(api_root) == self.api_root
+    }
+
+    /// Whether `login` names this user (logins are case-insensitive).
+    pub fn is_login(&self, login: &str) -> bool {
+        login.to_ascii_lowercase() == self.login
+    }
+}
+
+impl std::fmt::Display for GhesUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at {}", self.login, self.api_root)
+    }
+}
+
+/// An API root as compared between accounts: scheme and host in lowercase, no trailing slash.
+fn normalize_root(root: &str) -> String {
+    match url::Url::parse(root) {
+        Ok(url) => url.as_str().trim_end_matches('/').to_owned(),
+        Err(_) => root.trim_end_matches('/').to_owned(),
+    }
+}
+
+/// Identifies an account: kind, namespace (Accounts only) and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AccountKey {
+    /// `Account` or `ClusterAccount`.
+    pub kind: AccountKind,
+    /// Namespace of an Account; `None` for a ClusterAccount.
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+impl AccountKey {
+    /// The key of an account resource.
+    pub fn of<A: AccountResource + kube::Resource>(account: &A) -> Self {
+        Self {
+            kind: A::KIND,
+            namespace: account.meta().namespace.clone(),
+            name: account.name_any(),
+        }
+    }
+
+    /// The key of the account `authorization` names: an Account in its own namespace, or a
+    /// ClusterAccount.
+    pub fn referenced_by(authorization: &super::Authorization) -> Self {
+        let reference = &authorization.spec.account_ref;
+        Self {
+            kind: reference.kind,
+            namespace: (reference.kind == AccountKind::Account)
+                .then(|| authorization.namespace())
+                .flatten(),
+            name: reference.name.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for AccountKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(namespace) => write!(f, "{} {namespace}/{}", self.kind.as_str(), self.name),
+            None => write!(f, "{} {}", self.kind.as_str(), self.name),
+        }
+    }
+}
+
 /// What the controller needs from either kind of account.
 pub trait AccountResource {
     /// Which kind this is.

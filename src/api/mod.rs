@@ -23,10 +23,10 @@ pub mod patterns;
 pub mod scopes;
 
 pub use account::{
-    Account, AccountResource, AccountSettings, AccountSpec, AccountStatus, CaBundleKind,
-    CaBundleRef, ClusterAccount, ClusterAccountSpec, ClusterCredentialsSecretRef,
-    CredentialsSecretRef, PruneCandidate, PruneKeep, PruneMode, PruneSkip, PruneSpec, PruneStatus,
-    PruneTarget, RefusedCredentials,
+    Account, AccountKey, AccountResource, AccountSettings, AccountSpec, AccountStatus,
+    CaBundleKind, CaBundleRef, ClusterAccount, ClusterAccountSpec, ClusterCredentialsSecretRef,
+    CredentialsSecretRef, GhesUser, PruneCandidate, PruneKeep, PruneMode, PruneSkip, PruneSpec,
+    PruneStatus, PruneTarget, RefusedCredentials,
 };
 pub use authorization::{
     AccountKind, AccountRef, Authorization, AuthorizationSpec, AuthorizationStatus,

@@ -6,12 +6,10 @@
 //!   the metadata watch of Secrets sees another version. Only the Secrets the operator reads
 //!   are held, never the cluster's others: of those, a hash of each name (a few bytes), so that
 //!   a Secret the watch never saw (a new Authorization's) is known absent without a request.
-//! - [`Versions`]: the newest resourceVersion of each Authorization this process wrote or read,
-//!   to tell a watch cache that lags behind the operator's own status write, and the versions
-//!   it wrote, whose watch events trigger nothing.
 //! - [`AccountViews`]: the Accounts and ClusterAccounts the watches keep.
 //! - [`Conflicts`]: the Authorizations held back by a Secret they do not own, by that Secret,
 //!   so that a Secret event finds them without scanning every Authorization.
+//! - [`Protected`]: the objects this process put the in-use finalizer on.
 //! - [`NamespaceLabels`]: the labels a ClusterAccount's `allowedNamespaces` is matched against,
 //!   read from the API server, with the Namespaces a `plan` lays over them.
 
@@ -25,11 +23,71 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 
 use super::conditions;
 use super::error::{Error, Result};
 use crate::api::{Account, AccountKind, AccountRef, Authorization, ClusterAccount};
+
+/// What reconciles read from memory instead of the API server.
+pub struct Caches {
+    /// The Secrets reconciles read, kept until a watch sees them change.
+    pub secrets: SecretCache,
+    /// The Accounts and ClusterAccounts the watches keep (empty: no account resolves; the
+    /// controllers set them when they start).
+    pub account_views: AccountViews,
+    /// The Authorizations held back by a Secret they do not own, by that Secret.
+    pub conflicts: Conflicts,
+    /// Namespace labels, for the namespace rules of ClusterAccounts.
+    pub namespaces: NamespaceLabels,
+    /// The accounts and credentials Secrets this process put the in-use finalizer on.
+    pub protected: Protected,
+}
+
+impl Caches {
+    /// Caches that read through `client`, with the accounts of `account_views`.
+    pub fn new(client: Client, account_views: AccountViews) -> Self {
+        Self {
+            secrets: SecretCache::new(client),
+            account_views,
+            conflicts: Conflicts::default(),
+            namespaces: NamespaceLabels::default(),
+            protected: Protected::default(),
+        }
+    }
+}
+
+/// The objects (by uid) this process put the in-use finalizer on: a watch cache that has not
+/// caught up with the finalizer just added asks for no second patch.
+#[derive(Debug, Default)]
+pub struct Protected(Mutex<HashSet<String>>);
+
+impl Protected {
+    /// Whether this process added the finalizer to the object of `meta`.
+    pub(crate) fn contains(&self, meta: &ObjectMeta) -> bool {
+        meta.uid
+            .as_ref()
+            .is_some_and(|uid| self.lock().contains(uid))
+    }
+
+    /// Remembers that this process added the finalizer to the object of `meta`.
+    pub(crate) fn remember(&self, meta: &ObjectMeta) {
+        if let Some(uid) = &meta.uid {
+            self.lock().insert(uid.clone());
+        }
+    }
+
+    /// Forgets it, once this process removed the finalizer.
+    pub(crate) fn forget(&self, meta: &ObjectMeta) {
+        if let Some(uid) = &meta.uid {
+            self.lock().remove(uid);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// The labels of namespaces, as a ClusterAccount's `allowedNamespaces` sees them.
 #[derive(Default)]
@@ -112,7 +170,7 @@ struct Held {
     owner_references: Box<[OwnerReference]>,
     finalizers: Option<Box<[Box<str>]>>,
     deletion_timestamp: Option<Time>,
-    /// This manager wrote fields of it by a create or update ([`super::secret::created_by_update`]).
+    /// This manager wrote fields of it by a create or update ([`super::managed_fields::created_by_update`]).
     created_by_update: bool,
     labels: Pairs<str>,
     annotations: Pairs<str>,
@@ -142,7 +200,7 @@ impl Held {
                 .as_ref()
                 .map(|finalizers| finalizers.iter().map(|f| f.as_str().into()).collect()),
             deletion_timestamp: meta.deletion_timestamp.clone(),
-            created_by_update: super::secret::created_by_update(secret),
+            created_by_update: super::managed_fields::created_by_update(secret),
             labels: pairs(&meta.labels),
             annotations: pairs(&meta.annotations),
             type_: secret.type_.as_deref().map(Into::into),
@@ -183,7 +241,7 @@ impl Held {
             deletion_timestamp: self.deletion_timestamp.clone(),
             managed_fields: self
                 .created_by_update
-                .then(|| vec![super::secret::created_entry()]),
+                .then(|| vec![super::managed_fields::created_entry()]),
             labels: map(&self.labels),
             annotations: map(&self.annotations),
             ..ObjectMeta::default()
@@ -316,6 +374,11 @@ impl CacheState {
 }
 
 impl SecretCache {
+    /// The client it reads through.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// An empty cache that reads through `client`.
     pub fn new(client: Client) -> Self {
         Self {
@@ -349,7 +412,7 @@ impl SecretCache {
             .get_opt(name)
             .await?
             .map(|mut secret| {
-                super::secret::strip_managed_fields(&mut secret);
+                super::managed_fields::strip_managed_fields(&mut secret);
                 Arc::new(secret)
             });
         let mut state = self.lock();
@@ -395,7 +458,7 @@ impl SecretCache {
     /// Holds `secret` as if read, for a process with no watch that must see Secrets not yet
     /// applied (`plan`). Other Secrets of its namespace are still read from the API server.
     pub fn assume(&self, mut secret: Secret) {
-        super::secret::strip_managed_fields(&mut secret);
+        super::managed_fields::strip_managed_fields(&mut secret);
         let namespace = secret.namespace().unwrap_or_default();
         let key = (namespace.clone(), secret.name_any());
         let mut state = self.lock();
@@ -437,164 +500,6 @@ impl SecretCache {
     /// Whether no Secret is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// The newest resourceVersion of each Authorization (by uid) that this process wrote or read.
-#[derive(Default)]
-pub struct Versions(Mutex<HashMap<String, Seen>>);
-
-/// The newest version this process knows of an object, and the versions it wrote itself
-/// (the last few, newest last).
-struct Seen {
-    version: String,
-    written: VecDeque<String>,
-    /// The Authorization as this process's newest write left it, until the watch delivers
-    /// that version: a reconcile that finds the watch cache behind uses it instead of a read.
-    held: Option<Arc<Authorization>>,
-    /// Its deletion finished here (cleanup done, finalizer removed): a copy the watch cache
-    /// still holds is not cleaned up again.
-    released: bool,
-}
-
-impl Seen {
-    /// First known at `version`: nothing written, held or released yet.
-    fn at(version: String) -> Self {
-        Self {
-            version,
-            written: VecDeque::new(),
-            held: None,
-            released: false,
-        }
-    }
-
-    /// Whether `version` is one of this process's writes, and nothing but its own writes came
-    /// after it.
-    fn only_own_writes_since(&self, version: &str) -> bool {
-        self.written.iter().any(|own| own == version) && self.written.back() == Some(&self.version)
-    }
-}
-
-/// How many of its own writes of one object this process remembers: a reconcile writes its
-/// status at most twice, and the watch may deliver both events after both writes.
-const OWN_WRITES_REMEMBERED: usize = 4;
-
-impl Versions {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Seen>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn record<K: Resource>(&self, object: &K, written: bool) {
-        if let (Some(uid), Some(version)) = (object.meta().uid.as_ref(), object.resource_version())
-        {
-            let mut seen = self.lock();
-            let entry = seen
-                .entry(uid.clone())
-                .or_insert_with(|| Seen::at(version.clone()));
-            entry.held = None;
-            if written {
-                entry.written.push_back(version.clone());
-                if entry.written.len() > OWN_WRITES_REMEMBERED {
-                    entry.written.pop_front();
-                }
-            }
-            entry.version = version;
-        }
-    }
-
-    /// Records the version of `object` as read by this process.
-    pub fn saw<K: Resource>(&self, object: &K) {
-        self.record(object, false);
-    }
-
-    /// Records the version of `object` as written by this process.
-    pub fn wrote<K: Resource>(&self, object: &K) {
-        self.record(object, true);
-    }
-
-    /// Records `authorization` as this process has just written it, and holds it until the
-    /// watch delivers that version (see [`Self::newer_own_write`]).
-    pub fn wrote_authorization(&self, mut authorization: Authorization) {
-        self.record(&authorization, true);
-        let Some(uid) = authorization.metadata.uid.clone() else {
-            return;
-        };
-        authorization.metadata.managed_fields = None;
-        if let Some(seen) = self.lock().get_mut(&uid) {
-            seen.held = Some(Arc::new(authorization));
-        }
-    }
-
-    /// When `cached` is behind only by this process's own writes, the object as its newest
-    /// write left it: what a read would return, without the read.
-    pub fn newer_own_write(&self, cached: &Authorization) -> Option<Arc<Authorization>> {
-        let uid = cached.metadata.uid.as_ref()?;
-        let version = cached.metadata.resource_version.as_ref()?;
-        let seen = self.lock();
-        let seen = seen.get(uid)?;
-        seen.only_own_writes_since(version)
-            .then(|| seen.held.clone())
-            .flatten()
-    }
-
-    /// Whether `cached` is the newest version of its object this process knows of: true when
-    /// it never wrote or read the object, or when that is the version it last wrote or read.
-    pub fn is_current<K: Resource>(&self, cached: &K) -> bool {
-        let Some(uid) = cached.meta().uid.as_ref() else {
-            return false;
-        };
-        match self.lock().get(uid) {
-            None => true,
-            Some(seen) => cached.meta().resource_version.as_ref() == Some(&seen.version),
-        }
-    }
-
-    /// Whether `object` is a version this process wrote itself and nothing changed after it
-    /// but further writes of its own: the watch event of its own status write, which needs no
-    /// reconcile (the one that wrote it chose what comes next). An earlier own write whose
-    /// event arrives after a later one counts too: the later one's event follows.
-    pub fn is_own_write<K: Resource>(&self, object: &K) -> bool {
-        let (Some(uid), Some(version)) = (object.meta().uid.as_ref(), object.resource_version())
-        else {
-            return false;
-        };
-        let mut seen = self.lock();
-        let Some(seen) = seen.get_mut(uid) else {
-            return false;
-        };
-        let own = seen.only_own_writes_since(&version);
-        // The watch has caught up with the newest write: the copy held for it can go.
-        if own && version == seen.version {
-            seen.held = None;
-        }
-        own
-    }
-
-    /// Records that the deletion of `object` finished here: its cleanup ran and its finalizer
-    /// is off, so the API server lets it go.
-    pub fn released<K: Resource>(&self, object: &K) {
-        if let Some(uid) = object.meta().uid.as_ref() {
-            self.lock()
-                .entry(uid.clone())
-                .or_insert_with(|| Seen::at(object.resource_version().unwrap_or_default()))
-                .released = true;
-        }
-    }
-
-    /// Whether the deletion of `object` already finished here: a reconcile of the copy the
-    /// watch cache holds until it delivers the removal has nothing left to do.
-    pub fn is_released<K: Resource>(&self, object: &K) -> bool {
-        object
-            .meta()
-            .uid
-            .as_ref()
-            .and_then(|uid| self.lock().get(uid).map(|seen| seen.released))
-            .unwrap_or(false)
-    }
-
-    /// Forgets objects that no longer exist.
-    pub fn retain(&self, live: impl Fn(&str) -> bool) {
-        self.lock().retain(|uid, _| live(uid));
     }
 }
 
@@ -857,10 +762,11 @@ mod tests {
         // What no reader uses goes; of the managed fields, only that this manager created it.
         let mut read = full.clone();
         read.metadata.creation_timestamp = None;
-        read.metadata.managed_fields = Some(vec![crate::controller::secret::created_entry()]);
+        read.metadata.managed_fields =
+            Some(vec![crate::controller::managed_fields::created_entry()]);
         let held = Held::of(&full).secret("team", "ci-token");
         assert_eq!(*held, read);
-        assert!(crate::controller::secret::created_by_update(&held));
+        assert!(crate::controller::managed_fields::created_by_update(&held));
         // Absent maps stay absent, and no data is not empty data.
         let bare = Secret {
             metadata: kube::api::ObjectMeta {
@@ -978,7 +884,7 @@ mod tests {
         assert_eq!(reads(&server), 0);
         // Of the managed fields, only that this manager's create wrote some is kept.
         let held = held.expect("held");
-        assert!(super::super::secret::created_by_update(&held));
+        assert!(super::super::managed_fields::created_by_update(&held));
         assert!(
             held.metadata
                 .managed_fields
@@ -1032,71 +938,6 @@ mod tests {
         assert!(cache.is_empty());
         cache.get("default", "creds").await.expect("get");
         assert_eq!(cache.len(), 1);
-    }
-
-    #[test]
-    fn versions_trust_the_cache_only_at_the_version_last_seen() {
-        let versions = Versions::default();
-        let at = |rv: &str| {
-            let mut secret = secret("s", "v");
-            secret.metadata.uid = Some("uid-1".into());
-            secret.metadata.resource_version = Some(rv.into());
-            secret
-        };
-        assert!(
-            versions.is_current(&at("5")),
-            "never seen: the cache is all there is"
-        );
-        versions.wrote(&at("7"));
-        assert!(
-            !versions.is_current(&at("5")),
-            "older than this process's own write"
-        );
-        assert!(versions.is_current(&at("7")));
-        assert!(versions.is_own_write(&at("7")));
-        assert!(!versions.is_own_write(&at("8")), "someone else's change");
-        assert!(
-            !versions.is_current(&at("8")),
-            "newer: read once, then trusted"
-        );
-        versions.saw(&at("8"));
-        assert!(versions.is_current(&at("8")));
-        assert!(!versions.is_own_write(&at("8")), "read, not written");
-        versions.retain(|_| false);
-        assert!(versions.is_current(&at("5")));
-
-        // Two writes of one reconcile whose events arrive after both: neither triggers.
-        versions.wrote(&at("10"));
-        versions.wrote(&at("11"));
-        assert!(versions.is_own_write(&at("10")) && versions.is_own_write(&at("11")));
-        assert!(!versions.is_current(&at("10")), "not the newest");
-        // Someone else's change after them: even the earlier own write's event triggers.
-        versions.saw(&at("12"));
-        assert!(!versions.is_own_write(&at("10")));
-        assert!(!versions.is_own_write(&at("11")));
-    }
-
-    #[test]
-    fn a_cache_behind_only_by_own_writes_is_answered_from_the_newest_write() {
-        let versions = Versions::default();
-        let at = |rv: &str| {
-            let mut authorization = authorization("ci", "ci-token", "TokenReady");
-            authorization.metadata.uid = Some("uid-1".into());
-            authorization.metadata.resource_version = Some(rv.into());
-            authorization
-        };
-        versions.wrote_authorization(at("20"));
-        versions.wrote_authorization(at("21"));
-        let held = versions.newer_own_write(&at("20")).expect("held");
-        assert_eq!(held.metadata.resource_version.as_deref(), Some("21"));
-        assert!(versions.newer_own_write(&at("19")).is_none(), "not ours");
-        // The watch delivers the newest write: nothing is held any more.
-        assert!(versions.is_own_write(&at("21")));
-        assert!(versions.newer_own_write(&at("20")).is_none());
-        // Someone else's change: nothing is held either.
-        versions.wrote_authorization(at("22"));
-        versions.saw(&at("23"));
-        assert!(versions.newer_own_write(&at("22")).is_none());
     }
 
     fn authorization(name: &str, secret: &str, reason: &str) -> Authorization {

@@ -28,6 +28,72 @@ pub const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
 /// repeat then makes a new Event rather than a series: nothing is lost).
 const REMEMBERED: usize = 100_000;
 
+/// The controllers' Events: about their objects, or about the operator itself (its pod, in
+/// its namespace) for what must outlive the namespace it concerns.
+pub struct Events {
+    publisher: EventPublisher,
+    operator: ObjectReference,
+}
+
+impl Events {
+    /// Events published as `instance` (the pod name), the operator's own in `namespace`.
+    pub fn new(client: Client, instance: Option<String>, namespace: String) -> Self {
+        let operator = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(
+                instance
+                    .clone()
+                    .unwrap_or_else(|| "ghes-oauth-operator".into()),
+            ),
+            namespace: Some(namespace),
+            ..ObjectReference::default()
+        };
+        Self {
+            publisher: EventPublisher::new(client, "ghes-oauth-operator", instance),
+            operator,
+        }
+    }
+
+    /// Publishes an Event about `object`, its note cut to what the API server takes. A
+    /// failure to publish is logged, never fatal.
+    pub async fn publish(
+        &self,
+        object: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let note = truncate(note, 1024);
+        if let Err(error) = self
+            .publisher
+            .publish(object, type_, reason, action, &note)
+            .await
+        {
+            tracing::warn!(%error, reason, "could not publish an Event");
+        }
+    }
+
+    /// Publishes an Event in the operator's own namespace, about the operator: for what must
+    /// outlive the namespace it concerns (a token abandoned while its namespace is deleted).
+    pub async fn publish_to_operator(&self, type_: EventType, reason: &str, note: String) {
+        self.publish(&self.operator, type_, reason, "Delete", note)
+            .await;
+    }
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
 /// Publishes Events as one controller instance.
 pub struct EventPublisher {
     client: Client,
@@ -186,6 +252,7 @@ impl EventPublisher {
     }
 
     /// How many distinct Events are remembered for their series.
+    #[cfg(test)]
     pub fn remembered(&self) -> usize {
         self.lock().series.len()
     }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::time::Instant;
 
-use super::account::registry::AccountKey;
+use crate::api::AccountKey;
 use crate::ghes::usage::Usage;
 
 /// How long an account counts as having work after its last reconcile began or was handed

@@ -6,43 +6,12 @@ use std::collections::HashMap;
 
 use kube::Api;
 
-use super::account::reconcile::AccountObject;
-use super::account::registry::AccountKey;
+use super::account::AccountObject;
 use super::context::Context;
 use super::error::Result;
 use super::prune::Claims;
+use crate::api::{AccountKey, GhesUser};
 use crate::api::{Account, Authorization, ClusterAccount};
-
-/// A GHES user on one server: (API root, login). Logins are case-insensitive on GHES.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct GhesUser {
-    api_root: String,
-    login: String,
-}
-
-impl GhesUser {
-    /// The identity of `login` on the server with API root `api_root`.
-    pub fn new(api_root: &str, login: &str) -> Self {
-        Self {
-            api_root: normalize_root(api_root),
-            login: login.to_ascii_lowercase(),
-        }
-    }
-}
-
-impl std::fmt::Display for GhesUser {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} at {}", self.login, self.api_root)
-    }
-}
-
-/// An API root as compared between accounts: scheme and host in lowercase, no trailing slash.
-fn normalize_root(root: &str) -> String {
-    match url::Url::parse(root) {
-        Ok(url) => url.as_str().trim_end_matches('/').to_owned(),
-        Err(_) => root.trim_end_matches('/').to_owned(),
-    }
-}
 
 /// The Authorizations that may use one identity.
 #[derive(Debug)]
@@ -101,7 +70,7 @@ pub(crate) async fn may_log_in_as<A: AccountObject>(
     identity: &GhesUser,
 ) -> bool {
     let settings = account.settings();
-    if normalize_root(&settings.api_root()) != identity.api_root {
+    if !identity.is_on(&settings.api_root()) {
         return false;
     }
     let login = match ctx.accounts.lookup(&AccountKey::of(account)) {
@@ -113,6 +82,7 @@ pub(crate) async fn may_log_in_as<A: AccountObject>(
                 // Through the Secret cache: an account another shard serves is not in this
                 // registry, and its Secret is read once, not at every prune run.
                 Ok(namespace) => ctx
+                    .caches
                     .secrets
                     .get(&namespace, &reference.name)
                     .await
@@ -125,7 +95,7 @@ pub(crate) async fn may_log_in_as<A: AccountObject>(
             }
         }
     };
-    login.is_none_or(|login| login.to_ascii_lowercase() == identity.login)
+    login.is_none_or(|login| identity.is_login(&login))
 }
 
 #[cfg(test)]

@@ -12,11 +12,11 @@ use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::account::reconcile::AccountObject;
-use super::account::registry::AccountKey;
+use super::account::AccountObject;
 use super::cache::Referenced;
 use super::context::Context;
 use super::error::{Error, Result};
+use crate::api::AccountKey;
 use crate::api::{AccountRef, Authorization, FINALIZER};
 
 pub use crate::api::IN_USE_FINALIZER;
@@ -25,7 +25,12 @@ pub use crate::api::IN_USE_FINALIZER;
 /// `namespace`) and on its credentials Secret, where it is missing: called before a token is
 /// issued through them. An account being deleted issues no new token.
 pub async fn protect(ctx: &Context, namespace: &str, reference: &AccountRef) -> Result<()> {
-    match ctx.account_views.referenced(namespace, reference).await? {
+    match ctx
+        .caches
+        .account_views
+        .referenced(namespace, reference)
+        .await?
+    {
         Some(Referenced::Account(account)) => protect_account(ctx, account.as_ref()).await,
         Some(Referenced::ClusterAccount(account)) => protect_account(ctx, account.as_ref()).await,
         None => Ok(()),
@@ -38,54 +43,27 @@ async fn protect_account<A: AccountObject>(ctx: &Context, account: &A) -> Result
             account: AccountKey::of(account).to_string(),
         });
     }
-    if !ctx.protected.holds(account.meta()) {
+    if !holds(ctx, account.meta()) {
         add_finalizer(&account.api(ctx.client.clone()), account).await?;
-        ctx.protected.remember(account.meta());
+        ctx.caches.protected.remember(account.meta());
     }
     let namespace = ctx.accounts.credentials_namespace(account)?;
     let name = &account.credentials_secret_ref().name;
-    if let Some(secret) = ctx.secrets.get(&namespace, name).await?
-        && !ctx.protected.holds(&secret.metadata)
+    if let Some(secret) = ctx.caches.secrets.get(&namespace, name).await?
+        && !holds(ctx, &secret.metadata)
         && secret.metadata.deletion_timestamp.is_none()
     {
         let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
         add_finalizer(&api, secret.as_ref()).await?;
-        ctx.protected.remember(&secret.metadata);
+        ctx.caches.protected.remember(&secret.metadata);
     }
     Ok(())
 }
 
-/// The objects (by uid) this process has seen carry the in-use finalizer: a watch cache that
-/// has not caught up with the finalizer just added asks for no second patch.
-#[derive(Debug, Default)]
-pub struct Protected(std::sync::Mutex<std::collections::HashSet<String>>);
-
-impl Protected {
-    /// Whether the object carries the finalizer, as `meta` shows or as this process added it.
-    fn holds(&self, meta: &ObjectMeta) -> bool {
-        held(meta)
-            || meta.uid.as_ref().is_some_and(|uid| {
-                self.0
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .contains(uid)
-            })
-    }
-
-    fn remember(&self, meta: &ObjectMeta) {
-        if let Some(uid) = &meta.uid {
-            self.0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(uid.clone());
-        }
-    }
-
-    fn forget(&self, meta: &ObjectMeta) {
-        if let Some(uid) = &meta.uid {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
-        }
-    }
+/// Whether the object carries the finalizer, as `meta` shows or as this process added it (a
+/// watch cache that has not caught up with the finalizer just added asks for no second patch).
+fn holds(ctx: &Context, meta: &ObjectMeta) -> bool {
+    held(meta) || ctx.caches.protected.contains(meta)
 }
 
 /// For an account being deleted: how many Authorizations that use it still hold a token (carry
@@ -122,11 +100,13 @@ pub async fn release<A: AccountObject>(ctx: &Context, account: &A) -> Result<()>
     let name = account.credentials_secret_ref().name.clone();
     let key = AccountKey::of(account);
     let shared = ctx
+        .caches
         .account_views
         .all_accounts()
         .iter()
         .any(|other| keeps_secret(ctx, other.as_ref(), &key, &namespace, &name))
         || ctx
+            .caches
             .account_views
             .all_cluster_accounts()
             .iter()
@@ -135,12 +115,12 @@ pub async fn release<A: AccountObject>(ctx: &Context, account: &A) -> Result<()>
         let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
         if let Some(secret) = api.get_opt(&name).await? {
             remove_finalizer(&api, &secret).await?;
-            ctx.protected.forget(&secret.metadata);
-            ctx.secrets.changed(&namespace, &name);
+            ctx.caches.protected.forget(&secret.metadata);
+            ctx.caches.secrets.changed(&namespace, &name);
         }
     }
     remove_finalizer(&account.api(ctx.client.clone()), account).await?;
-    ctx.protected.forget(account.meta());
+    ctx.caches.protected.forget(account.meta());
     Ok(())
 }
 

@@ -3,9 +3,11 @@
 //!
 //! - `authorization`, `account`: the reconcilers (`account::registry`: per-account GHES
 //!   clients and the shared listing); `prune`: what no resource declares, and its deletion.
-//! - `context`: what reconciles share; `cache`: what they read from memory instead of the API
-//!   server; `fair`: the workers shared between the accounts.
-//! - `secret`, `status`, `events`, `template`: the writes they make; `in_use`: the finalizers
+//! - `config`: how they run, resolved once; `context`: what reconciles share; `cache`: what
+//!   they read from memory instead of the API server; `memory`: what the process remembers of
+//!   each object, by uid; `fair`: the workers shared between the accounts.
+//! - `secret`, `status`, `events`, `template`: the writes they make (`managed_fields`: what
+//!   they and the Secret cache read of a Secret's field owners); `in_use`: the finalizers
 //!   that hold an account and its credentials while tokens made through them live.
 //! - `fingerprint`, `identity`: which tokens this installation made, and as which GHES user.
 //! - `sharding`: which objects a shard's controllers own; `rbac`: the permissions they use.
@@ -14,19 +16,22 @@
 pub mod account;
 pub mod authorization;
 pub mod cache;
+pub mod config;
 pub mod context;
-pub mod error;
-pub mod events;
-pub mod fair;
+pub(crate) mod error;
+pub(crate) mod events;
+pub(crate) mod fair;
 pub mod fingerprint;
 pub mod identity;
-pub mod in_use;
-pub mod prune;
+pub(crate) mod in_use;
+pub(crate) mod managed_fields;
+pub(crate) mod memory;
+pub(crate) mod prune;
 pub mod rbac;
-pub mod secret;
-pub mod sharding;
-pub mod status;
-pub mod template;
+pub(crate) mod secret;
+pub(crate) mod sharding;
+pub(crate) mod status;
+pub(crate) mod template;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -36,7 +41,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::future::{self, BoxFuture};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -47,115 +52,40 @@ use tokio::sync::watch;
 pub use context::Context;
 pub use error::Error;
 
+use crate::api::AccountKey;
 use crate::api::{
     Account, AccountKind, AccountResource, Authorization, ClusterAccount, conditions, labels,
 };
 use crate::cluster::{scoped_api, scopes};
 use crate::metrics::{ControllerKind, Metrics, ReconcileResult};
-use account::registry::{AccountKey, ClientOptions};
-use fingerprint::InstallationId;
+use config::OperatorConfig;
 
 /// How often the `authorizations` gauge is recounted from the controllers' caches.
 const AUTHORIZATIONS_GAUGE_PERIOD: Duration = Duration::from_secs(5);
 
-/// How the controllers run.
-#[derive(Clone, Debug)]
-pub struct RunOptions {
-    /// Namespaces to watch; empty means all.
-    pub namespaces: Vec<String>,
-    /// Most reconciles running at once per controller (each account runs what its budget needs
-    /// within it).
-    pub concurrency: u16,
-    /// Timeout of one GHES request.
-    pub ghes_timeout: Duration,
-    /// Name of this operator instance in Events (e.g. the pod name).
-    pub instance: Option<String>,
-    /// The id of this installation, written into every fingerprint (`None`: the uid of the
-    /// `kube-system` namespace, see [`installation_id`]).
-    pub installation: Option<InstallationId>,
-    /// The operator's own namespace, the only one ClusterAccount credentials are read from
-    /// (`None`: the client's default namespace).
-    pub cluster_resource_namespace: Option<String>,
-    /// Run only this shard's objects (those labelled with it), `run --shards`.
-    pub shard: Option<sharding::Shard>,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        Self {
-            namespaces: Vec::new(),
-            concurrency: 32,
-            ghes_timeout: Duration::from_secs(10),
-            instance: None,
-            installation: None,
-            cluster_resource_namespace: None,
-            shard: None,
-        }
-    }
-}
-
-impl RunOptions {
-    /// The watch configuration of the operator's own kinds: only the shard's objects when
-    /// sharded.
-    fn watch_config(&self) -> watcher::Config {
-        match &self.shard {
-            Some(shard) => watcher::Config::default().labels(&shard.selector()),
-            None => watcher::Config::default(),
-        }
-    }
-}
-
-/// The installation id to use: `chosen`, else the uid of the cluster's `kube-system` namespace
-/// (stable for the life of a cluster, distinct between clusters).
-pub async fn installation_id(
-    client: &Client,
-    chosen: Option<&InstallationId>,
-) -> Result<InstallationId, String> {
-    if let Some(chosen) = chosen {
-        return Ok(chosen.clone());
-    }
-    let namespace = Api::<Namespace>::all(client.clone())
-        .get("kube-system")
-        .await
-        .map_err(|error| {
-            format!(
-                "cannot read the kube-system namespace for the installation id ({error}); set \
-                 --installation-id"
-            )
-        })?;
-    let uid = namespace
-        .uid()
-        .ok_or_else(|| "the kube-system namespace has no uid; set --installation-id".to_owned())?;
-    InstallationId::parse(&uid.to_ascii_lowercase())
-}
-
 /// Runs every controller until `shutdown` resolves; in-flight reconciles finish first.
 pub async fn run(
     client: Client,
-    options: RunOptions,
+    config: OperatorConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    run_with(client, options, Arc::new(Metrics::new()), || {}, shutdown).await;
+    run_with(client, config, Arc::new(Metrics::new()), || {}, shutdown).await;
 }
 
 /// [`run`], recording into `metrics` and calling `on_synced` once the Authorization caches
 /// have synced (what `/readyz` waits for).
 pub async fn run_with(
     client: Client,
-    options: RunOptions,
+    config: OperatorConfig,
     metrics: Arc<Metrics>,
     on_synced: impl FnOnce() + Send + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let installation = match installation_id(&client, options.installation.as_ref()).await {
-        Ok(installation) => installation,
-        Err(error) => {
-            tracing::error!(%error, "the controllers cannot start");
-            return;
-        }
-    };
-    tracing::info!(%installation, "installation id (in every fingerprint this operator makes)");
-    let scopes = scopes(&options.namespaces);
+    tracing::info!(
+        installation = %config.installation,
+        "installation id (in every fingerprint this operator makes)"
+    );
+    let scopes = scopes(&config.namespaces);
     // The Accounts and ClusterAccounts each scope's Authorization controller watches, kept for
     // its reconciles.
     let mut views = cache::AccountViews::default();
@@ -166,32 +96,11 @@ pub async fn run_with(
         views.add(scope.clone(), accounts, cluster_accounts);
         account_writers.push((account_writer, cluster_account_writer));
     }
-    let cluster_namespace = options
-        .cluster_resource_namespace
-        .clone()
-        .unwrap_or_else(|| client.default_namespace().to_owned());
-    let ctx = Arc::new(
-        Context::new(
-            client.clone(),
-            options.instance.clone(),
-            installation,
-            ClientOptions {
-                timeout: options.ghes_timeout,
-                ..ClientOptions::default()
-            },
-            metrics.clone(),
-        )
-        .with_watched_namespaces(options.namespaces.clone())
-        .with_concurrency(options.concurrency)
-        .with_cluster_resource_namespace(cluster_namespace.clone())
-        .with_account_views(views)
-        .with_served_by(options.shard.map(|shard| {
-            format!(
-                "{} ({shard})",
-                options.instance.as_deref().unwrap_or("ghes-oauth-operator")
-            )
-        })),
-    );
+    let watch_config = config.watch_config();
+    let sharded = config.shard.is_some();
+    let shard = config.shard.map(|shard| shard.index);
+    let controller_config = ControllerConfig::default().concurrency(config.concurrency);
+    let ctx = Arc::new(Context::new(client.clone(), config, views, metrics.clone()));
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -203,7 +112,6 @@ pub async fn run_with(
             let _ = stopped.wait_for(|stop| *stop).await;
         }
     };
-    let config = ControllerConfig::default().concurrency(options.concurrency);
 
     let mut tasks: Vec<BoxFuture<'static, ()>> = Vec::new();
     let mut authorization_stores = Vec::new();
@@ -217,17 +125,13 @@ pub async fn run_with(
             &ctx,
             account_writer,
             cluster_account_writer,
-            &options.watch_config(),
+            &watch_config,
         );
         authorization_stores.push(store);
-        let reconcile = departing(
-            &authorization_controller,
-            &options,
-            authorization::reconcile,
-        );
+        let reconcile = departing(&authorization_controller, sharded, authorization::reconcile);
         tasks.push(drive(
             authorization_controller,
-            &config,
+            &controller_config,
             when_stopped(),
             ControllerKind::Authorization,
             reconcile,
@@ -235,7 +139,7 @@ pub async fn run_with(
             &ctx,
         ));
 
-        let account_controller = Controller::new(accounts, options.watch_config());
+        let account_controller = Controller::new(accounts, watch_config.clone());
         let account_store = account_controller.store();
         let account_controller = account_controller.reconcile_on(
             availability_changes(&ctx)
@@ -245,12 +149,12 @@ pub async fn run_with(
         account_stores.push(account_controller.store());
         let reconcile = departing(
             &account_controller,
-            &options,
+            sharded,
             account::reconcile::reconcile::<Account>,
         );
         tasks.push(drive(
             account_controller,
-            &config,
+            &controller_config,
             when_stopped(),
             ControllerKind::Account,
             reconcile,
@@ -260,7 +164,7 @@ pub async fn run_with(
     }
     let cluster_account_controller = Controller::new(
         Api::<ClusterAccount>::all(client.clone()),
-        options.watch_config(),
+        watch_config.clone(),
     );
     let cluster_account_store = cluster_account_controller.store();
     let cluster_accounts_changed = cluster_account_store.clone();
@@ -271,12 +175,12 @@ pub async fn run_with(
     );
     let reconcile = departing(
         &cluster_account_controller,
-        &options,
+        sharded,
         account::reconcile::reconcile::<ClusterAccount>,
     );
     tasks.push(drive(
         cluster_account_controller,
-        &config,
+        &controller_config,
         when_stopped(),
         ControllerKind::ClusterAccount,
         reconcile,
@@ -284,11 +188,11 @@ pub async fn run_with(
         &ctx,
     ));
     tasks.push(Box::pin(watch_caches(
-        Caches {
+        Stores {
             authorizations: authorization_stores,
             accounts: account_stores,
             cluster_accounts: cluster_account_store,
-            shard: options.shard.map(|shard| shard.index),
+            shard,
         },
         ctx.clone(),
         on_synced,
@@ -329,7 +233,7 @@ fn authorization_controller(
             .modify(strip)
             .reflect(writer)
             .map(move |event| {
-                conflicts.conflicts.observe(&event);
+                conflicts.caches.conflicts.observe(&event);
                 event
             })
             .applied_objects()
@@ -338,7 +242,7 @@ fn authorization_controller(
             // that changes each time, such as a rate limit's "retry in", reconciles in a
             // loop.) Anyone else's change, status included, still triggers.
             .filter(move |object| {
-                let own = matches!(object, Ok(object) if own_writes.versions.is_own_write(object));
+                let own = matches!(object, Ok(object) if own_writes.memory.is_own_write(object));
                 futures::future::ready(!own)
             }),
         store.clone(),
@@ -357,7 +261,7 @@ fn authorization_controller(
     .touched_objects()
     .map(move |secret| {
         if let Ok(secret) = &secret {
-            stale.secrets.changed_at(
+            stale.caches.secrets.changed_at(
                 &secret.namespace().unwrap_or_default(),
                 &secret.name_any(),
                 secret.resource_version().as_deref(),
@@ -372,7 +276,10 @@ fn authorization_controller(
     let any_secrets = watcher(secrets, watcher::Config::default())
         .default_backoff()
         .map(move |event| {
-            secret_cache.secrets.observe(namespace.as_deref(), &event);
+            secret_cache
+                .caches
+                .secrets
+                .observe(namespace.as_deref(), &event);
             event
         })
         .touched_objects();
@@ -403,6 +310,7 @@ fn authorization_controller(
         .owns_stream(owned_secrets)
         .watches_stream(any_secrets, move |secret: PartialObjectMeta<Secret>| {
             conflicts
+                .caches
                 .conflicts
                 .waiting_for(&secret.namespace().unwrap_or_default(), &secret.name_any())
         })
@@ -516,7 +424,7 @@ const DEPARTURE_CHECK: Duration = Duration::from_millis(250);
 /// has two writers.
 fn departing<K, F, Fut>(
     controller: &Controller<K>,
-    options: &RunOptions,
+    sharded: bool,
     reconcile: F,
 ) -> impl Fn(Arc<K>, Arc<Context>) -> BoxFuture<'static, Result<Reconciled, Error>> + use<K, F, Fut>
 where
@@ -532,7 +440,6 @@ where
     Fut: Future<Output = Result<Reconciled, Error>> + Send + 'static,
 {
     let store = controller.store();
-    let sharded = options.shard.is_some();
     move |object, ctx| {
         let reference = ObjectRef::from_obj(object.as_ref());
         let run = reconcile(object, ctx);
@@ -596,8 +503,8 @@ where
     }
 }
 
-/// The controllers' caches.
-struct Caches {
+/// The controllers' watch stores.
+struct Stores {
     authorizations: Vec<Store<Authorization>>,
     accounts: Vec<Store<Account>>,
     cluster_accounts: Store<ClusterAccount>,
@@ -609,7 +516,7 @@ struct Caches {
 /// `authorizations` gauge current and forgets what belonged to deleted accounts and objects
 /// (GHES clients with their passwords and listings, prune counts, failure counts).
 async fn watch_caches(
-    caches: Caches,
+    caches: Stores,
     ctx: Arc<Context>,
     on_synced: impl FnOnce() + Send + 'static,
     stop: impl Future<Output = ()> + Send + 'static,
@@ -644,15 +551,9 @@ async fn watch_caches(
                 let (mut ready, mut not_ready) = (0, 0);
                 let (mut rotation_overdue, mut expired) = (0, 0);
                 let now = Timestamp::now();
-                let mut live: HashSet<String> = HashSet::new();
                 let mut uids: HashSet<String> = HashSet::new();
                 for authorization in caches.authorizations.iter().flat_map(Store::state) {
                     uids.extend(authorization.uid());
-                    live.insert(format!(
-                        "{}/{}",
-                        authorization.namespace().unwrap_or_default(),
-                        authorization.name_any()
-                    ));
                     let conditions = authorization
                         .status
                         .as_ref()
@@ -669,24 +570,17 @@ async fn watch_caches(
                     }
                 }
                 let shard = caches.shard;
-                let accounts: HashSet<AccountKey> = caches
-                    .accounts
-                    .iter()
-                    .flat_map(Store::state)
-                    .map(|account| AccountKey::of(account.as_ref()))
-                    .chain(
-                        caches
-                            .cluster_accounts
-                            .state()
-                            .iter()
-                            .map(|account| AccountKey::of(account.as_ref())),
-                    )
-                    .collect();
-                live.extend(accounts.iter().map(AccountKey::to_string));
+                let mut accounts: HashSet<AccountKey> = HashSet::new();
+                for account in caches.accounts.iter().flat_map(Store::state) {
+                    uids.extend(account.uid());
+                    accounts.insert(AccountKey::of(account.as_ref()));
+                }
+                for account in caches.cluster_accounts.state() {
+                    uids.extend(account.uid());
+                    accounts.insert(AccountKey::of(account.as_ref()));
+                }
                 ctx.accounts.retain(&accounts);
-                ctx.retain_backoff(|key| live.contains(key));
-                ctx.versions.retain(|uid| uids.contains(uid));
-                ctx.retain_refusals(|uid| uids.contains(uid));
+                ctx.memory.retain(|uid| uids.contains(uid));
                 metrics.report_sample(shard, crate::metrics::Sample {
                     ready,
                     not_ready,

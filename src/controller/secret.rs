@@ -6,20 +6,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-    FieldsV1, ManagedFieldsEntry, OwnerReference,
-};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, OwnerReference};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::cache::SecretCache;
 use super::error::{Error, MissingSecret, Result};
+use super::managed_fields::{created_by_update, is_ours, merged_apply_entry};
 use crate::api::Authorization;
 use crate::ghes::{SecretValue, Token};
 
-/// Field manager of every write the operator makes.
-pub const FIELD_MANAGER: &str = "ghes-oauth-operator";
+pub use super::managed_fields::FIELD_MANAGER;
 
 /// Annotation on a token Secret naming the GHES authorization id of the token it holds.
 pub const AUTHORIZATION_ID_ANNOTATION: &str = "oauth.ghes.io/authorization-id";
@@ -214,50 +212,6 @@ pub async fn write_token_secret(
         .await?)
 }
 
-/// Whether this manager wrote fields of `secret` by a create or update (not by apply), as
-/// [`strip_managed_fields`] leaves that known.
-pub fn created_by_update(secret: &Secret) -> bool {
-    secret
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .any(|entry| is_ours(entry, "Update"))
-}
-
-fn is_ours(entry: &ManagedFieldsEntry, operation: &str) -> bool {
-    entry.manager.as_deref() == Some(FIELD_MANAGER) && entry.operation.as_deref() == Some(operation)
-}
-
-/// What a cache keeps of a Secret's `managedFields`: only whether this manager wrote fields by
-/// a create or update (the entry, without its field set), so that a later write knows to take
-/// them over first.
-pub fn strip_managed_fields(secret: &mut Secret) {
-    let kept: Vec<ManagedFieldsEntry> = secret
-        .metadata
-        .managed_fields
-        .take()
-        .into_iter()
-        .flatten()
-        .filter(|entry| is_ours(entry, "Update"))
-        .map(|entry| ManagedFieldsEntry {
-            fields_v1: None,
-            ..entry
-        })
-        .collect();
-    secret.metadata.managed_fields = (!kept.is_empty()).then_some(kept);
-}
-
-/// The managed-fields entry that says no more than [`created_by_update`] reads: this manager
-/// wrote fields by a create or update.
-pub fn created_entry() -> ManagedFieldsEntry {
-    ManagedFieldsEntry {
-        manager: Some(FIELD_MANAGER.to_owned()),
-        operation: Some("Update".to_owned()),
-        ..ManagedFieldsEntry::default()
-    }
-}
-
 /// Makes the fields this manager's create (or update) wrote its apply's: the entries merge
 /// into one `Apply` entry. One JSON patch, guarded by the resourceVersion read.
 async fn take_over_created_fields(api: &Api<Secret>, name: &str) -> Result<()> {
@@ -281,55 +235,6 @@ async fn take_over_created_fields(api: &Api<Secret>, name: &str) -> Result<()> {
     api.patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
         .await?;
     Ok(())
-}
-
-/// This manager's `Apply` entry with the fields of its `Update` entries added; `None` when it
-/// has no `Update` entry.
-fn merged_apply_entry(entries: &[ManagedFieldsEntry]) -> Option<ManagedFieldsEntry> {
-    let updates: Vec<&ManagedFieldsEntry> =
-        entries.iter().filter(|e| is_ours(e, "Update")).collect();
-    let first = *updates.first()?;
-    let mut merged = entries
-        .iter()
-        .find(|e| is_ours(e, "Apply"))
-        .cloned()
-        .unwrap_or_else(|| ManagedFieldsEntry {
-            operation: Some("Apply".into()),
-            subresource: None,
-            ..first.clone()
-        });
-    let mut fields = merged
-        .fields_v1
-        .take()
-        .map_or_else(|| json!({}), |fields| fields.0);
-    for update in updates {
-        if let Some(more) = &update.fields_v1 {
-            merge_fields(&mut fields, &more.0);
-        }
-    }
-    merged.fields_v1 = Some(FieldsV1(fields));
-    Some(merged)
-}
-
-/// Adds the field set `more` to `into` (both `FieldsV1` trees: objects keyed by field).
-fn merge_fields(into: &mut serde_json::Value, more: &serde_json::Value) {
-    match (into, more) {
-        (serde_json::Value::Object(into), serde_json::Value::Object(more)) => {
-            for (key, value) in more {
-                match into.get_mut(key) {
-                    Some(existing) => merge_fields(existing, value),
-                    None => {
-                        into.insert(key.clone(), value.clone());
-                    }
-                }
-            }
-        }
-        (into, more) => {
-            if into.is_null() {
-                *into = more.clone();
-            }
-        }
-    }
 }
 
 /// The token Secret as the operator wants it.
@@ -383,52 +288,6 @@ fn owner_reference(authorization: &Authorization) -> Result<OwnerReference> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_fields_a_create_wrote_become_this_managers_apply() {
-        let entry =
-            |manager: &str, operation: &str, fields: serde_json::Value| ManagedFieldsEntry {
-                api_version: Some("v1".into()),
-                fields_type: Some("FieldsV1".into()),
-                fields_v1: Some(FieldsV1(fields)),
-                manager: Some(manager.into()),
-                operation: Some(operation.into()),
-                subresource: None,
-                time: None,
-            };
-        let entries = [
-            entry(
-                FIELD_MANAGER,
-                "Update",
-                json!({"f:data": {"f:token": {}}, "f:metadata": {"f:labels": {"f:a": {}}}}),
-            ),
-            entry(
-                "kubectl",
-                "Update",
-                json!({"f:metadata": {"f:annotations": {}}}),
-            ),
-        ];
-        let merged = merged_apply_entry(&entries).expect("an Update entry of ours");
-        assert_eq!(merged.operation.as_deref(), Some("Apply"));
-        assert_eq!(merged.manager.as_deref(), Some(FIELD_MANAGER));
-        assert_eq!(
-            merged.fields_v1.map(|f| f.0),
-            Some(json!({"f:data": {"f:token": {}}, "f:metadata": {"f:labels": {"f:a": {}}}}))
-        );
-        // With an Apply entry already: the two field sets are joined.
-        let both = [
-            entries[0].clone(),
-            entry(FIELD_MANAGER, "Apply", json!({"f:data": {"f:other": {}}})),
-        ];
-        let merged = merged_apply_entry(&both).expect("merged");
-        assert_eq!(
-            merged.fields_v1.map(|f| f.0),
-            Some(json!({
-                "f:data": {"f:other": {}, "f:token": {}},
-                "f:metadata": {"f:labels": {"f:a": {}}},
-            }))
-        );
-        assert!(merged_apply_entry(&entries[1..]).is_none(), "none of ours");
-    }
     use k8s_openapi::ByteString;
 
     fn secret_with(key: &str, value: &[u8]) -> Secret {

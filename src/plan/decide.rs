@@ -9,16 +9,18 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 use super::{AccountObjectRef, AccountPlan, DeletedAccount, Plan, World};
+use crate::api::AccountKey;
+use crate::api::GhesUser;
 use crate::api::{
     AccountResource, Authorization, FINALIZER, IN_USE_FINALIZER, ManagementPolicy, PruneMode,
 };
-use crate::controller::account::registry::{AccountEntry, AccountKey, Snapshot};
+use crate::controller::account::registry::{AccountEntry, Snapshot};
 use crate::controller::authorization::{
     self, Before, Listing, Release, Resolved, State, Step, account_error,
 };
 use crate::controller::context::Context;
 use crate::controller::error::Error;
-use crate::controller::identity::{GhesUser, may_log_in_as};
+use crate::controller::identity::may_log_in_as;
 use crate::controller::prune::{self, Claims, Target, Vantage};
 use crate::ghes::{Authorization as GhesAuthorization, AuthorizationUpdate, ScopeChange};
 
@@ -206,7 +208,7 @@ async fn entry_of(
 ) -> Result<Arc<AccountEntry>, Error> {
     ctx.accounts
         .resolve(
-            ctx,
+            &ctx.caches,
             &authorization.namespace().unwrap_or_default(),
             &authorization.spec.account_ref,
         )
@@ -223,8 +225,10 @@ async fn list(entry: &AccountEntry) -> Result<Snapshot, Error> {
 /// An account resolved for its own pruning (no Authorization's namespace rules).
 async fn resolve_object(ctx: &Context, object: AccountObjectRef<'_>) -> Listed {
     let entry = match object {
-        AccountObjectRef::Account(a) => ctx.accounts.entry_for(ctx, a).await?,
-        AccountObjectRef::ClusterAccount(a) => ctx.accounts.entry_for(ctx, a).await?,
+        AccountObjectRef::Account(a) => ctx.accounts.entry_for(&ctx.caches.secrets, a).await?,
+        AccountObjectRef::ClusterAccount(a) => {
+            ctx.accounts.entry_for(&ctx.caches.secrets, a).await?
+        }
     };
     let snapshot = list(&entry).await?;
     Ok((entry, snapshot))

@@ -16,7 +16,6 @@ mod render;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::reflector::store::Writer;
@@ -24,12 +23,12 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 
+use crate::api::AccountKey;
 use crate::api::{Account, Authorization, ClusterAccount};
 use crate::cluster::{Pages, scoped_api, scopes};
-use crate::controller::account::registry::{AccountKey, ClientOptions};
 use crate::controller::cache::AccountViews;
+use crate::controller::config::OperatorConfig;
 use crate::controller::context::Context;
-use crate::controller::fingerprint::InstallationId;
 use crate::metrics::Metrics;
 
 pub use decide::{AuthorizationPlan, Decision, Writes};
@@ -61,22 +60,10 @@ pub struct PlanArgs {
     /// `oauth.ghes.io/in-use` finalizer.
     #[arg(long)]
     pub prune: bool,
-    /// The operator's installation id, as given to `run` (default: the uid of the
-    /// `kube-system` namespace, as `run` takes it).
-    #[arg(long, env = "INSTALLATION_ID")]
-    pub installation_id: Option<InstallationId>,
-    /// The operator's namespace, where ClusterAccount credentials are read from (as `run
-    /// --cluster-resource-namespace`; default: the kubeconfig's namespace).
-    #[arg(long, env = "CLUSTER_RESOURCE_NAMESPACE")]
-    pub cluster_resource_namespace: Option<String>,
-    /// The namespaces the operator watches, as given to `run --namespace` (empty: all). Pruning
-    /// leaves alone this installation's tokens it cannot attribute when not every namespace is
-    /// watched, and the plan says so too.
-    #[arg(long = "watch-namespace", value_delimiter = ',')]
-    pub watched_namespaces: Vec<String>,
-    /// Timeout of one GHES request, in seconds.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
-    pub ghes_timeout: u64,
+    /// The operator's configuration, as given to `run` (its namespaces, installation id and
+    /// namespace; defaults as `run` takes them).
+    #[command(flatten)]
+    pub operator: crate::options::OperatorOptions,
 }
 
 /// The exit codes of `plan`, as `terraform plan -detailed-exitcode` has them.
@@ -178,30 +165,24 @@ pub async fn execute(args: &PlanArgs, out: &mut dyn std::io::Write) -> Result<u8
 pub async fn make(args: &PlanArgs, client: Client) -> Result<Plan, String> {
     let default_namespace = client.default_namespace().to_owned();
     let manifests = manifests::load(&args.files, &default_namespace).map_err(|e| e.to_string())?;
-    let installation =
-        crate::controller::installation_id(&client, args.installation_id.as_ref()).await?;
-    let cluster = Cluster::read(&client, &args.watched_namespaces).await?;
+    let config = OperatorConfig {
+        instance: Some("plan".into()),
+        ..args
+            .operator
+            .resolve(&client, None)
+            .await
+            .map_err(|error| error.to_string())?
+    };
+    let cluster = Cluster::read(&client, &config.namespaces).await?;
     let world = World::overlay(cluster, &manifests, args.prune);
 
     let metrics = Arc::new(Metrics::new());
-    let options = ClientOptions {
-        timeout: Duration::from_secs(args.ghes_timeout),
-        metrics: None,
-        instance: Some("plan".into()),
-    };
-    let ctx = Context::new(client, None, installation, options, metrics.clone())
-        .with_cluster_resource_namespace(
-            args.cluster_resource_namespace
-                .clone()
-                .unwrap_or(default_namespace),
-        )
-        .with_account_views(world.views())
-        .with_watched_namespaces(args.watched_namespaces.clone());
+    let ctx = Context::new(client, config, world.views(), metrics.clone());
     for secret in &manifests.secrets {
-        ctx.secrets.assume(secret.clone());
+        ctx.caches.secrets.assume(secret.clone());
     }
     for namespace in &manifests.namespaces {
-        ctx.namespaces.assume(namespace);
+        ctx.caches.namespaces.assume(namespace);
     }
     let mut plan = decide::decide(&ctx, &world).await?;
     plan.ignored_documents = manifests.other;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use ghes_emulator::{AppSpec, Emulator, EmulatorConfig, RunningEmulator, UserSpec};
 use ghes_oauth_operator::api::{Account, Authorization, ClusterAccount};
-use ghes_oauth_operator::controller::account::registry::ClientOptions;
 use ghes_oauth_operator::controller::cache::AccountViews;
+use ghes_oauth_operator::controller::config::OperatorConfig;
 use ghes_oauth_operator::controller::context::Context;
 use ghes_oauth_operator::controller::fingerprint::InstallationId;
 use ghes_oauth_operator::controller::{account, authorization};
@@ -135,7 +135,7 @@ impl Fixture {
             }
             None => watcher::Event::Delete(meta),
         };
-        self.ctx.secrets.observe(None, &Ok(event));
+        self.ctx.caches.secrets.observe(None, &Ok(event));
     }
 
     /// The Secret cache's watch lists again: every Secret of the namespace.
@@ -145,17 +145,22 @@ impl Fixture {
             .list(&Default::default())
             .await
             .expect("list Secrets");
-        self.ctx.secrets.observe(None, &Ok(watcher::Event::Init));
+        self.ctx
+            .caches
+            .secrets
+            .observe(None, &Ok(watcher::Event::Init));
         for secret in listed {
             let meta = kube::core::PartialObjectMeta::<Secret> {
                 metadata: secret.metadata,
                 ..Default::default()
             };
             self.ctx
+                .caches
                 .secrets
                 .observe(None, &Ok(watcher::Event::InitApply(meta)));
         }
         self.ctx
+            .caches
             .secrets
             .observe(None, &Ok(watcher::Event::InitDone));
     }
@@ -318,15 +323,14 @@ fn context(kube: &RunningApiServer, accounts: &Writer<Account>) -> Arc<Context> 
     let mut views = AccountViews::default();
     views.add(None, accounts.as_reader(), cluster_store);
     let client = kube.client(OPERATOR).expect("client");
-    let ctx = Context::new(
-        client,
-        Some("fixture".into()),
-        InstallationId::parse("fixture").expect("installation id"),
-        ClientOptions::default(),
-        Arc::new(Metrics::new()),
-    )
-    .with_cluster_resource_namespace(NS.into())
-    .with_account_views(views);
+    let config = OperatorConfig {
+        instance: Some("fixture".into()),
+        ..OperatorConfig::with(
+            InstallationId::parse("fixture").expect("installation id"),
+            NS.into(),
+        )
+    };
+    let ctx = Context::new(client, config, views, Arc::new(Metrics::new()));
     Arc::new(ctx)
 }
 

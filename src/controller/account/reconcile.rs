@@ -3,7 +3,6 @@
 //! the count in status. Invalid credentials stop every call for the account until its Secret
 //! changes: the registry keeps the refused client, which sends nothing more.
 
-use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -12,20 +11,20 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Api, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 
-use super::registry::{AccountEntry, AccountKey, Snapshot};
+pub use super::AccountObject;
+use super::registry::{AccountEntry, Snapshot};
+use crate::api::AccountKey;
+use crate::api::GhesUser;
 use crate::api::conditions::{self, ConditionStatus, READY, RECONCILING, STALLED};
 use crate::api::{
-    AccountRef, AccountResource, AccountStatus, PruneMode, PruneStatus, PruneTarget,
-    RefusedCredentials,
+    AccountRef, AccountStatus, PruneMode, PruneStatus, PruneTarget, RefusedCredentials,
 };
 use crate::controller::Reconciled;
 use crate::controller::cache::Referenced;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
-use crate::controller::identity::{self, GhesUser};
+use crate::controller::identity;
 use crate::controller::status::apply_status;
 use crate::controller::{in_use, prune};
 use crate::ghes::GhesError;
@@ -34,26 +33,6 @@ use crate::metrics::PruneKind;
 /// How soon an account that is not ready looks again (reading its Secret; GHES is only called
 /// when the Secret or spec changed).
 const NOT_READY_RECHECK: Duration = Duration::from_secs(30);
-
-/// An account resource the controller can write status to.
-pub trait AccountObject:
-    AccountResource + Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync
-{
-    /// The API for this object (namespaced or cluster-wide).
-    fn api(&self, client: kube::Client) -> Api<Self>;
-}
-
-impl AccountObject for crate::api::Account {
-    fn api(&self, client: kube::Client) -> Api<Self> {
-        Api::namespaced(client, &self.namespace().unwrap_or_default())
-    }
-}
-
-impl AccountObject for crate::api::ClusterAccount {
-    fn api(&self, client: kube::Client) -> Api<Self> {
-        Api::all(client)
-    }
-}
 
 /// Entry point for one Account or ClusterAccount.
 pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> Result<Reconciled> {
@@ -68,7 +47,7 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
     let stored = account.account_status().cloned().unwrap_or_default();
     let mut status = stored.clone();
     status.observed_generation = account.meta().generation;
-    status.served_by = ctx.served_by().map(str::to_owned);
+    status.served_by = ctx.config.served_by();
     let mut notes = Vec::new();
     let outcome = sync(account.as_ref(), &ctx, &mut status, &mut notes).await;
     // Remember refused credentials in status, so that no restart or edit sends them again.
@@ -189,7 +168,7 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
     }
     match outcome {
         Ok(_) => {
-            ctx.reset_backoff(&key.to_string());
+            ctx.memory.reset_backoff(account.as_ref());
             Ok(Reconciled::done(Action::requeue(requeue)))
         }
         // A configuration error too: `error_policy` makes it wait for a change.
@@ -219,7 +198,12 @@ fn refusal(entry: &AccountEntry, error: &GhesError) -> RefusedCredentials {
 /// does not say so yet: an Authorization's reconcile met the refusal, and the account's own
 /// next sync may come after a restart that would send them again.
 pub async fn record_refusal(ctx: &Context, namespace: &str, reference: &AccountRef) -> Result<()> {
-    match ctx.account_views.referenced(namespace, reference).await? {
+    match ctx
+        .caches
+        .account_views
+        .referenced(namespace, reference)
+        .await?
+    {
         Some(Referenced::Account(account)) => record_refusal_of(ctx, account.as_ref()).await,
         Some(Referenced::ClusterAccount(account)) => record_refusal_of(ctx, account.as_ref()).await,
         None => Ok(()),
@@ -315,7 +299,7 @@ async fn sync<A: AccountObject>(
     status: &mut AccountStatus,
     notes: &mut Vec<Note>,
 ) -> Result<Duration> {
-    let entry = ctx.accounts.entry_for(ctx, account).await?;
+    let entry = ctx.accounts.entry_for(&ctx.caches.secrets, account).await?;
     // GHES does not answer: say so now, even with a listing that is not due yet.
     entry.availability.check()?;
     // GHES refused these credentials (perhaps to an Authorization's call): say so now too.
@@ -471,14 +455,14 @@ async fn prune_run<A: AccountObject>(
 pub fn error_policy<A: AccountObject>(account: Arc<A>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = AccountKey::of(account.as_ref()).to_string();
     if error.is_config() {
-        ctx.reset_backoff(&key);
+        ctx.memory.reset_backoff(account.as_ref());
         tracing::info!(account = %key, reason = error.reason(), %error, "account not ready");
         return Action::requeue(NOT_READY_RECHECK);
     }
     let delay = error
         .retry_after()
         .or_else(|| error.parked_for())
-        .unwrap_or_else(|| ctx.next_backoff(&key));
+        .unwrap_or_else(|| ctx.memory.next_backoff(account.as_ref()));
     tracing::warn!(account = %key, reason = error.reason(), %error, "account sync failed");
     Action::requeue(delay)
 }

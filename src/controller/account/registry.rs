@@ -16,9 +16,10 @@ use kube::{Api, Resource, ResourceExt};
 use rpds::HashTrieMapSync;
 
 use crate::api::{
-    AccountKind, AccountRef, AccountResource, CaBundleKind, CaBundleRef, PruneStatus,
+    AccountKey, AccountKind, AccountRef, AccountResource, CaBundleKind, CaBundleRef, PruneStatus,
 };
-use crate::controller::context::Context;
+use crate::controller::cache::{Caches, SecretCache};
+use crate::controller::config::OperatorConfig;
 use crate::controller::error::{Error, ROLE_CA_BUNDLE, ROLE_CREDENTIALS, Result};
 use crate::controller::secret;
 use crate::ghes::{
@@ -26,50 +27,6 @@ use crate::ghes::{
     GhesError, Grant, HttpGhesClient, SecretValue, TotpSeed,
 };
 use crate::metrics::PruneOutcome;
-
-/// Identifies an account: kind, namespace (Accounts only) and name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct AccountKey {
-    /// `Account` or `ClusterAccount`.
-    pub kind: AccountKind,
-    /// Namespace of an Account; `None` for a ClusterAccount.
-    pub namespace: Option<String>,
-    /// Name.
-    pub name: String,
-}
-
-impl AccountKey {
-    /// The key of an account resource.
-    pub fn of<A: AccountResource + Resource>(account: &A) -> Self {
-        Self {
-            kind: A::KIND,
-            namespace: account.meta().namespace.clone(),
-            name: account.name_any(),
-        }
-    }
-
-    /// The key of the account `authorization` names: an Account in its own namespace, or a
-    /// ClusterAccount.
-    pub fn referenced_by(authorization: &crate::api::Authorization) -> Self {
-        let reference = &authorization.spec.account_ref;
-        Self {
-            kind: reference.kind,
-            namespace: (reference.kind == AccountKind::Account)
-                .then(|| authorization.namespace())
-                .flatten(),
-            name: reference.name.clone(),
-        }
-    }
-}
-
-impl std::fmt::Display for AccountKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.namespace {
-            Some(namespace) => write!(f, "{} {namespace}/{}", self.kind.as_str(), self.name),
-            None => write!(f, "{} {}", self.kind.as_str(), self.name),
-        }
-    }
-}
 
 /// The account's authorizations as of one listing, plus what this process changed since.
 ///
@@ -179,6 +136,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// A snapshot of exactly these authorizations and grants.
+    #[cfg(test)]
     pub fn new(
         listed_at: Timestamp,
         authorizations: impl IntoIterator<Item = GhesAuthorization>,
@@ -218,11 +176,6 @@ impl Snapshot {
     /// How many authorizations are live.
     pub fn len(&self) -> usize {
         self.authorizations.by_id.size()
-    }
-
-    /// Whether no authorization is live.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The authorization of this app (or personal, `None`) and fingerprint, if live.
@@ -326,7 +279,7 @@ impl AccountEntry {
 
     /// The GHES user and server this account's credentials log in as, when GHES reported the
     /// login in `snapshot` (the username in the credentials may be another spelling of it).
-    pub fn identity(&self, snapshot: &Snapshot) -> Option<crate::controller::identity::GhesUser> {
+    pub fn identity(&self, snapshot: &Snapshot) -> Option<crate::api::GhesUser> {
         snapshot
             .login
             .as_deref()
@@ -334,8 +287,8 @@ impl AccountEntry {
     }
 
     /// The GHES user `login` on this account's server.
-    pub fn identity_of(&self, login: &str) -> crate::controller::identity::GhesUser {
-        crate::controller::identity::GhesUser::new(&self.api_root, login)
+    pub fn identity_of(&self, login: &str) -> crate::api::GhesUser {
+        crate::api::GhesUser::new(&self.api_root, login)
     }
 
     /// When the last complete listing started.
@@ -536,14 +489,14 @@ async fn probe_while_unavailable(
 /// Reads the PEM bundle a caBundleRef names, with its SHA-256, so that a changed CA builds a
 /// new client.
 async fn read_ca_bundle(
-    ctx: &Context,
+    secrets: &SecretCache,
     namespace: &str,
     reference: &CaBundleRef,
 ) -> Result<(String, String)> {
     let pem = match reference.kind {
         CaBundleKind::Secret => {
             let (value, _) = secret::read_value(
-                &ctx.secrets,
+                secrets,
                 namespace,
                 &reference.name,
                 &reference.key,
@@ -553,7 +506,7 @@ async fn read_ca_bundle(
             value.expose().to_owned()
         }
         CaBundleKind::ConfigMap => {
-            let map = Api::<ConfigMap>::namespaced(ctx.client.clone(), namespace)
+            let map = Api::<ConfigMap>::namespaced(secrets.client().clone(), namespace)
                 .get_opt(&reference.name)
                 .await?
                 .ok_or_else(|| {
@@ -654,31 +607,15 @@ pub fn credentials_digest(
     data_encoding::HEXLOWER.encode(&out)
 }
 
-/// Options of every client the registry builds.
-#[derive(Clone, Debug)]
-pub struct ClientOptions {
-    /// Timeout of one request.
-    pub timeout: Duration,
-    /// Counts every client's GHES responses and rate-limit waits.
-    pub metrics: Option<Arc<crate::metrics::Metrics>>,
-    /// This operator instance's name, sent in every client's `User-Agent`.
-    pub instance: Option<String>,
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(10),
-            metrics: None,
-            instance: None,
-        }
-    }
-}
-
 /// All accounts' clients and views.
 pub struct AccountRegistry {
     entries: Mutex<HashMap<AccountKey, Arc<AccountEntry>>>,
-    options: ClientOptions,
+    /// Timeout of one GHES request of every client.
+    timeout: Duration,
+    /// This operator instance's name, sent in every client's `User-Agent`.
+    instance: Option<String>,
+    /// Counts every client's GHES responses and rate-limit waits.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     /// The operator's own namespace: the only place ClusterAccount credentials are read from.
     cluster_namespace: String,
     /// Accounts whose GHES stopped or started answering.
@@ -697,7 +634,14 @@ pub struct AvailabilityChange {
 
 impl Default for AccountRegistry {
     fn default() -> Self {
-        Self::new(ClientOptions::default())
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            timeout: crate::controller::config::DEFAULT_GHES_TIMEOUT,
+            instance: None,
+            metrics: None,
+            cluster_namespace: String::new(),
+            availability_changes: tokio::sync::broadcast::channel(CHANGES_BUFFERED).0,
+        }
     }
 }
 
@@ -706,13 +650,14 @@ impl Default for AccountRegistry {
 const CHANGES_BUFFERED: usize = 1024;
 
 impl AccountRegistry {
-    /// An empty registry.
-    pub fn new(options: ClientOptions) -> Self {
+    /// An empty registry whose clients are built as `config` says and report to `metrics`.
+    pub fn new(config: &OperatorConfig, metrics: Arc<crate::metrics::Metrics>) -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
-            options,
-            cluster_namespace: String::new(),
-            availability_changes: tokio::sync::broadcast::channel(CHANGES_BUFFERED).0,
+            timeout: config.ghes_timeout,
+            instance: config.instance.clone(),
+            metrics: Some(metrics),
+            cluster_namespace: config.cluster_resource_namespace.clone(),
+            ..Self::default()
         }
     }
 
@@ -720,12 +665,6 @@ impl AccountRegistry {
     /// A listener that falls behind gets `Lagged`, and should then look at every object.
     pub fn availability_changes(&self) -> tokio::sync::broadcast::Receiver<AvailabilityChange> {
         self.availability_changes.subscribe()
-    }
-
-    /// Reads ClusterAccount credentials (and CA bundles) only from `namespace`.
-    pub fn with_cluster_namespace(mut self, namespace: String) -> Self {
-        self.cluster_namespace = namespace;
-        self
     }
 
     /// Where an account's credentials Secret (and CA bundle) may be read: an Account's own
@@ -747,7 +686,11 @@ impl AccountRegistry {
 
     /// The entry of an account for its current spec and credentials: reads the credentials
     /// Secret, and builds a new client only when either changed.
-    pub async fn entry_for<A>(&self, ctx: &Context, account: &A) -> Result<Arc<AccountEntry>>
+    pub async fn entry_for<A>(
+        &self,
+        secrets: &SecretCache,
+        account: &A,
+    ) -> Result<Arc<AccountEntry>>
     where
         A: AccountResource + Resource,
     {
@@ -755,7 +698,7 @@ impl AccountRegistry {
         let reference = account.credentials_secret_ref();
         let namespace = self.credentials_namespace(account)?;
         let (password, secret) = secret::read_value(
-            &ctx.secrets,
+            secrets,
             &namespace,
             &reference.name,
             &reference.password_key,
@@ -764,7 +707,7 @@ impl AccountRegistry {
         .await?;
         let username = secret::require_value(&secret, &reference.username_key, ROLE_CREDENTIALS)?;
         let ca_bundle = match &account.settings().ca_bundle_ref {
-            Some(ca) => Some(read_ca_bundle(ctx, &namespace, ca).await?),
+            Some(ca) => Some(read_ca_bundle(secrets, &namespace, ca).await?),
             None => None,
         };
         // The credentials' content, not the Secret's resourceVersion: a change of its metadata
@@ -844,10 +787,9 @@ impl AccountRegistry {
             .or_else(|| settings.ca_bundle.clone());
         config.requests_per_second = settings.requests_per_second;
         config.burst = settings.burst;
-        config.timeout = self.options.timeout;
-        config.instance = self.options.instance.clone();
+        config.timeout = self.timeout;
+        config.instance = self.instance.clone();
         config.observer = self
-            .options
             .metrics
             .clone()
             .map(|metrics| metrics as Arc<dyn crate::ghes::RequestObserver>);
@@ -927,25 +869,17 @@ impl AccountRegistry {
             })
     }
 
-    /// Forgets one account.
-    pub fn remove(&self, key: &AccountKey) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
-    }
-
     /// Resolves an Authorization's account reference, applying the namespace rules: an Account
     /// only from its own namespace, a ClusterAccount only where `allowedNamespaces` allows.
     pub async fn resolve(
         &self,
-        ctx: &Context,
+        caches: &Caches,
         namespace: &str,
         reference: &AccountRef,
     ) -> Result<Arc<AccountEntry>> {
         match reference.kind {
             AccountKind::Account => {
-                let account = ctx
+                let account = caches
                     .account_views
                     .account(namespace, &reference.name)
                     .await?
@@ -954,10 +888,10 @@ impl AccountRegistry {
                         name: reference.name.clone(),
                         namespace: Some(namespace.to_owned()),
                     })?;
-                self.entry_for(ctx, account.as_ref()).await
+                self.entry_for(&caches.secrets, account.as_ref()).await
             }
             AccountKind::ClusterAccount => {
-                let account = ctx
+                let account = caches
                     .account_views
                     .cluster_account(namespace, &reference.name)
                     .await?
@@ -966,7 +900,10 @@ impl AccountRegistry {
                         name: reference.name.clone(),
                         namespace: None,
                     })?;
-                let labels = ctx.namespaces.of(&ctx.client, namespace).await?;
+                let labels = caches
+                    .namespaces
+                    .of(caches.secrets.client(), namespace)
+                    .await?;
                 let not_allowed = |detail: String| Error::NamespaceNotAllowed {
                     name: reference.name.clone(),
                     namespace: namespace.to_owned(),
@@ -991,7 +928,7 @@ impl AccountRegistry {
                         )));
                     }
                 }
-                self.entry_for(ctx, account.as_ref()).await
+                self.entry_for(&caches.secrets, account.as_ref()).await
             }
         }
     }

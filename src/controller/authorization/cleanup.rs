@@ -8,8 +8,9 @@ use kube::{Resource, ResourceExt};
 use super::lifecycle::{Release, State, released};
 use super::locate::{Listing, remains};
 use super::{remember_refusal, revoke};
+use crate::api::AccountKey;
 use crate::api::Authorization;
-use crate::controller::account::registry::{AccountEntry, AccountKey};
+use crate::controller::account::registry::AccountEntry;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
 use crate::metrics::TokenChange;
@@ -71,7 +72,7 @@ pub(super) async fn cleanup(authorization: &Authorization, ctx: &Context) -> Res
     let namespace = authorization.namespace().unwrap_or_default();
     let outcome = match ctx
         .accounts
-        .resolve(ctx, &namespace, &authorization.spec.account_ref)
+        .resolve(&ctx.caches, &namespace, &authorization.spec.account_ref)
         .await
     {
         Ok(entry) => revoke_all(authorization, ctx, &entry).await,
@@ -157,6 +158,7 @@ async fn overdue(ctx: &Context, authorization: &Authorization) -> Option<std::ti
     let waited = Timestamp::now().duration_since(since.0).unsigned_abs();
     let namespace = authorization.namespace().unwrap_or_default();
     let settings = ctx
+        .caches
         .account_views
         .referenced(&namespace, &authorization.spec.account_ref)
         .await

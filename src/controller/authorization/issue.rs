@@ -27,6 +27,7 @@ impl Reconciliation<'_> {
         // Refused for this very spec a moment ago: answered the same, without a request.
         if let Some(refused) =
             self.ctx
+                .memory
                 .refused_before(&self.uid, generation, fingerprint, CONFIG_RECHECK)
         {
             return Err(refused);
@@ -37,6 +38,7 @@ impl Reconciliation<'_> {
         match &issued {
             Err(error) => {
                 self.ctx
+                    .memory
                     .remember_refusal(&self.uid, generation, fingerprint, error);
             }
             // GHES's answer names the user the token belongs to: a run that began before the

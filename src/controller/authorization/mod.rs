@@ -21,11 +21,12 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Resource, ResourceExt};
 
 use super::Reconciled;
-use super::account::registry::{AccountEntry, AccountKey, Snapshot};
+use super::account::registry::{AccountEntry, Snapshot};
 use super::context::Context;
 use super::error::{Error, Result};
 use super::fair::Priority;
 use super::fingerprint::{Fingerprint, Owned};
+use crate::api::AccountKey;
 use crate::api::{Authorization, AuthorizationStatus, FINALIZER, ManagementPolicy};
 use crate::ghes::{Authorization as GhesAuthorization, AuthorizationUpdate, GhesError, Token};
 use crate::metrics::TokenChange;
@@ -105,12 +106,11 @@ async fn reconcile_turn(
     ctx: &Context,
 ) -> Result<Reconciled> {
     let api = Api::<Authorization>::namespaced(ctx.client.clone(), &namespace);
-    let key = object_key(&authorization);
     // Its deletion finished here and the watch has not delivered it yet (a reconcile queued
     // meanwhile, e.g. by an Account event): cleaning up again would send GHES what the first
     // cleanup decided against, with whatever credentials the account holds by now.
     if authorization.metadata.deletion_timestamp.is_some()
-        && ctx.versions.is_released(authorization.as_ref())
+        && ctx.memory.is_released(authorization.as_ref())
     {
         return Ok(Reconciled::done(Action::await_change()));
     }
@@ -119,23 +119,19 @@ async fn reconcile_turn(
     // yet) would look like an interrupted create. The cache is used when it holds the version
     // this process last wrote or read; when it is behind only by this process's own writes,
     // the object as the newest write returned it; otherwise the object is read.
-    let authorization = if ctx.versions.is_current(authorization.as_ref()) {
+    let authorization = if ctx.memory.is_current(authorization.as_ref()) {
         authorization
-    } else if let Some(own) = ctx.versions.newer_own_write(authorization.as_ref()) {
+    } else if let Some(own) = ctx.memory.newer_own_write(authorization.as_ref()) {
         // Behind only by this process's own writes: the newest is known without a read.
         own
     } else {
         let Some(fresh) = api.get_opt(&authorization.name_any()).await? else {
             return Ok(Reconciled::done(Action::await_change()));
         };
-        ctx.versions.saw(&fresh);
+        ctx.memory.saw(&fresh);
         Arc::new(fresh)
     };
-    let released = authorization
-        .metadata
-        .deletion_timestamp
-        .is_some()
-        .then(|| Arc::clone(&authorization));
+    let reconciled = Arc::clone(&authorization);
     let result = finalizer(&api, FINALIZER, authorization, |event| async {
         match event {
             Finalizer::Apply(authorization) => apply(&api, &authorization, ctx).await,
@@ -145,10 +141,10 @@ async fn reconcile_turn(
     .await;
     match result {
         Ok(action) => {
-            if let Some(released) = released {
-                ctx.versions.released(released.as_ref());
+            if reconciled.metadata.deletion_timestamp.is_some() {
+                ctx.memory.released(reconciled.as_ref());
             }
-            ctx.reset_backoff(&key);
+            ctx.memory.reset_backoff(reconciled.as_ref());
             Ok(Reconciled::done(action))
         }
         Err(kube::runtime::finalizer::Error::ApplyFailed(error))
@@ -164,7 +160,7 @@ async fn reconcile_turn(
 pub fn error_policy(authorization: Arc<Authorization>, error: &Error, ctx: Arc<Context>) -> Action {
     // A deletion never waits that long: its namespace waits for it.
     if error.is_config() && authorization.metadata.deletion_timestamp.is_none() {
-        ctx.reset_backoff(&object_key(&authorization));
+        ctx.memory.reset_backoff(authorization.as_ref());
         let delay = config_error_recheck(error);
         tracing::info!(
             authorization = %object_key(&authorization),
@@ -178,7 +174,7 @@ pub fn error_policy(authorization: Arc<Authorization>, error: &Error, ctx: Arc<C
     let delay = error
         .retry_after()
         .or_else(|| error.parked_for())
-        .unwrap_or_else(|| ctx.next_backoff(&object_key(&authorization)));
+        .unwrap_or_else(|| ctx.memory.next_backoff(authorization.as_ref()));
     // A deletion looks again within its account's revokeTimeout, which it must not overrun
     // by much (a namespace waits for it).
     let delay = match authorization.metadata.deletion_timestamp {

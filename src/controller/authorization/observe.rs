@@ -23,7 +23,7 @@ impl Reconciliation<'_> {
         let entry = self
             .ctx
             .accounts
-            .resolve(self.ctx, &self.namespace, &self.spec().account_ref)
+            .resolve(&self.ctx.caches, &self.namespace, &self.spec().account_ref)
             .await?;
         let snapshot = entry
             .ensure_synced()

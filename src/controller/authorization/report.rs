@@ -171,7 +171,7 @@ impl Reconciliation<'_> {
     /// cache may show the object as it was before until the write's event arrives.
     pub(super) async fn write_status(&mut self) -> Result<()> {
         let written = apply_status(self.api, self.authorization, &self.status).await?;
-        self.ctx.versions.wrote_authorization(written);
+        self.ctx.memory.wrote_authorization(written);
         self.stored = self.status.clone();
         Ok(())
     }

@@ -52,7 +52,7 @@ impl Reconciliation<'_> {
         let entry = self
             .ctx
             .accounts
-            .resolve(self.ctx, &self.namespace, &self.spec().account_ref)
+            .resolve(&self.ctx.caches, &self.namespace, &self.spec().account_ref)
             .await?;
         // A template that cannot render stops here, before any GHES call.
         if let Some(spec) = &self.spec().secret.template {
@@ -63,7 +63,7 @@ impl Reconciliation<'_> {
             None => None,
             Some(app) => Some(
                 secret::read_value(
-                    &self.ctx.secrets,
+                    &self.ctx.caches.secrets,
                     &self.namespace,
                     &app.client_secret_ref.name,
                     &app.client_secret_ref.key,

@@ -74,7 +74,7 @@ impl Reconciliation<'_> {
     /// Reads the Secret: refuses one owned by something else; finds the token even after a
     /// rename of spec.secret.name or spec.secret.key.
     pub(super) async fn read_secret(&self) -> Result<SecretState> {
-        let secrets = &self.ctx.secrets;
+        let secrets = &self.ctx.caches.secrets;
         let name = self.authorization.secret_name();
         let existing = secrets.get(&self.namespace, &name).await?;
         if let Some(existing) = &existing
@@ -200,14 +200,18 @@ impl Reconciliation<'_> {
         // What was written is what the next read finds; after a failure, it asks the API
         // server.
         match &written {
-            Ok(Some(secret)) => self.ctx.secrets.wrote(secret),
+            Ok(Some(secret)) => self.ctx.caches.secrets.wrote(secret),
             _ => self
                 .ctx
+                .caches
                 .secrets
                 .changed(&self.namespace, &self.authorization.secret_name()),
         }
         if let Some(old) = secret.renamed_from.as_deref() {
-            self.ctx.secrets.changed(&self.namespace, &old.name_any());
+            self.ctx
+                .caches
+                .secrets
+                .changed(&self.namespace, &old.name_any());
         }
         written.map(|_| ())
     }
