@@ -244,22 +244,23 @@ pub struct CrdsArgs {
 }
 
 /// Carries out one subcommand; the error is the message to print.
-pub async fn execute(command: Command) -> Result<u8, String> {
+pub async fn execute(command: Command) -> anyhow::Result<u8> {
     let done = match command {
         Command::Plan(args) => return crate::plan::execute(&args, &mut std::io::stdout()).await,
-        Command::Run(args) => run(args).await.map_err(|error| error.to_string()),
+        Command::Run(args) => run(args).await.map_err(anyhow::Error::from),
         Command::Crds(args) => match args.out {
             None => {
-                let yaml = crate::api::crds_yaml().map_err(|error| error.to_string())?;
+                let yaml = crate::api::crds_yaml().map_err(anyhow::Error::msg)?;
                 print_out(&yaml)
             }
             Some(dir) => {
                 std::fs::create_dir_all(&dir)
-                    .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
-                for (name, yaml) in crate::api::crd_files().map_err(|error| error.to_string())? {
+                    .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", dir.display()))?;
+                for (name, yaml) in crate::api::crd_files().map_err(anyhow::Error::msg)? {
                     let path = dir.join(name);
-                    std::fs::write(&path, yaml)
-                        .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+                    std::fs::write(&path, yaml).map_err(|error| {
+                        anyhow::anyhow!("cannot write {}: {error}", path.display())
+                    })?;
                     println!("wrote {}", path.display());
                 }
                 Ok(())
@@ -267,13 +268,17 @@ pub async fn execute(command: Command) -> Result<u8, String> {
         },
         #[cfg(feature = "demo")]
         Command::Emulator(args) => {
-            crate::demo::serve_emulator(&args, crate::operator::shutdown_signal()).await
+            crate::demo::serve_emulator(&args, crate::operator::shutdown_signal())
+                .await
+                .map_err(anyhow::Error::msg)
         }
         #[cfg(feature = "demo")]
-        Command::Demo(args) => crate::demo::execute(&args).await,
+        Command::Demo(args) => crate::demo::execute(&args)
+            .await
+            .map_err(anyhow::Error::msg),
         Command::Rbac => {
             let rules = serde_json::to_string_pretty(&crate::controller::rbac::rules_json())
-                .map_err(|error| error.to_string())?;
+                .map_err(anyhow::Error::msg)?;
             print_out(&format!("{rules}\n"))
         }
         Command::Status(args) => print_out(&crate::ctl::status(&args).await?),
@@ -283,12 +288,9 @@ pub async fn execute(command: Command) -> Result<u8, String> {
         }
         #[cfg(feature = "demo")]
         Command::Bench(args) => {
-            let figures = crate::bench::run(&args)
-                .await
-                .map_err(|error| error.to_string())?;
+            let figures = crate::bench::run(&args).await.map_err(anyhow::Error::msg)?;
             if args.json {
-                let json =
-                    serde_json::to_string_pretty(&figures).map_err(|error| error.to_string())?;
+                let json = serde_json::to_string_pretty(&figures).map_err(anyhow::Error::msg)?;
                 print_out(&format!("{json}\n"))
             } else {
                 print_out(&crate::bench::table(&figures))
@@ -329,7 +331,7 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
-pub(crate) fn print_out(text: &str) -> Result<(), String> {
+pub(crate) fn print_out(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     match stdout
@@ -337,7 +339,7 @@ pub(crate) fn print_out(text: &str) -> Result<(), String> {
         .and_then(|()| stdout.flush())
     {
         Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(format!("cannot write to stdout: {error}"))
+            Err(anyhow::anyhow!("cannot write to stdout: {error}"))
         }
         _ => Ok(()),
     }

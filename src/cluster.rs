@@ -71,18 +71,18 @@ where
 
 /// A client of the cluster of `kubeconfig` (default: `KUBECONFIG`, else `~/.kube/config`,
 /// else in-cluster).
-pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, String> {
+pub async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<Client> {
     let config = match kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+                .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
                 .await
-                .map_err(|error| format!("kubeconfig {}: {error}", path.display()))?
+                .map_err(|error| anyhow::anyhow!("kubeconfig {}: {error}", path.display()))?
         }
         None => kube::Config::infer()
             .await
-            .map_err(|error| format!("no usable kubeconfig: {error}"))?,
+            .map_err(|error| anyhow::anyhow!("no usable kubeconfig: {error}"))?,
     };
-    Client::try_from(config).map_err(|error| format!("Kubernetes client: {error}"))
+    Client::try_from(config).map_err(|error| anyhow::anyhow!("Kubernetes client: {error}"))
 }

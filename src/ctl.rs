@@ -45,7 +45,7 @@ pub struct Scope {
 }
 
 impl Scope {
-    async fn client(&self) -> Result<Client, String> {
+    async fn client(&self) -> anyhow::Result<Client> {
         crate::cluster::client(self.kubeconfig.as_deref()).await
     }
 
@@ -66,9 +66,9 @@ impl Scope {
         client: &Client,
         api: &Api<Authorization>,
         name: &str,
-    ) -> Result<Authorization, String> {
+    ) -> anyhow::Result<Authorization> {
         api.get_opt(name).await.map_err(kube_error)?.ok_or_else(|| {
-            format!(
+            anyhow::anyhow!(
                 "Authorization {name:?} not found in namespace {:?}",
                 self.namespace_of(client)
             )
@@ -391,18 +391,18 @@ fn print(
     output: Output,
     value: &impl Serialize,
     table: impl FnOnce() -> String,
-) -> Result<String, String> {
+) -> anyhow::Result<String> {
     match output {
         Output::Table => Ok(table()),
         Output::Json => serde_json::to_string_pretty(value)
             .map(|text| format!("{text}\n"))
-            .map_err(|error| error.to_string()),
-        Output::Yaml => serde_yaml::to_string(value).map_err(|error| error.to_string()),
+            .map_err(anyhow::Error::msg),
+        Output::Yaml => serde_yaml::to_string(value).map_err(anyhow::Error::msg),
     }
 }
 
 /// `status`: what was found, formatted.
-pub async fn status(args: &StatusArgs) -> Result<String, String> {
+pub async fn status(args: &StatusArgs) -> anyhow::Result<String> {
     let client = args.scope.client().await?;
     let api = args.scope.authorizations(&client);
     let authorizations = match &args.name {
@@ -473,7 +473,7 @@ where
 }
 
 /// `rotate`: asks for a rotation of each target, and with `--wait` waits for each.
-pub async fn rotate(args: &RotateArgs, out: &mut dyn std::io::Write) -> Result<(), String> {
+pub async fn rotate(args: &RotateArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     let client = args.scope.client().await?;
     let api = args.scope.authorizations(&client);
     let targets: Vec<Authorization> = if args.names.is_empty() {
@@ -490,11 +490,11 @@ pub async fn rotate(args: &RotateArgs, out: &mut dyn std::io::Write) -> Result<(
         found
     };
     if targets.is_empty() {
-        return Err("no Authorization matches".into());
+        return Err(anyhow::anyhow!("no Authorization matches"));
     }
     let value = Timestamp::now().to_string();
     let write = |out: &mut dyn std::io::Write, line: String| {
-        writeln!(out, "{line}").map_err(|error| format!("cannot write: {error}"))
+        writeln!(out, "{line}").map_err(|error| anyhow::anyhow!("cannot write: {error}"))
     };
     let mut asked = Vec::new();
     for authorization in &targets {
@@ -529,7 +529,9 @@ pub async fn rotate(args: &RotateArgs, out: &mut dyn std::io::Write) -> Result<(
         loop {
             let current = api.get_opt(&name).await.map_err(kube_error)?;
             let Some(current) = current else {
-                return Err(format!("{namespace}/{name} was deleted while rotating"));
+                return Err(anyhow::anyhow!(
+                    "{namespace}/{name} was deleted while rotating"
+                ));
             };
             let status = current.status.clone().unwrap_or_default();
             let ready = status.conditions.iter().any(|c| {
@@ -552,9 +554,12 @@ pub async fn rotate(args: &RotateArgs, out: &mut dyn std::io::Write) -> Result<(
             }
             if tokio::time::Instant::now() >= deadline {
                 let row = status_row(&current, &[]);
-                return Err(format!(
+                return Err(anyhow::anyhow!(
                     "{namespace}/{name}: not rotated after {}s (Ready={} {}: {})",
-                    args.timeout, row.ready, row.reason, row.message
+                    args.timeout,
+                    row.ready,
+                    row.reason,
+                    row.message
                 ));
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -565,7 +570,7 @@ pub async fn rotate(args: &RotateArgs, out: &mut dyn std::io::Write) -> Result<(
 
 /// `check api`: Ok once the CRDs are served and (unless skipped) the Lease is held; the
 /// error says what is missing.
-pub async fn check_api(args: &CheckApiArgs, out: &mut dyn std::io::Write) -> Result<(), String> {
+pub async fn check_api(args: &CheckApiArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     let scope = Scope {
         kubeconfig: args.kubeconfig.clone(),
         namespace: None,
@@ -577,7 +582,8 @@ pub async fn check_api(args: &CheckApiArgs, out: &mut dyn std::io::Write) -> Res
         match check_once(&client, args).await {
             Ok(lines) => {
                 for line in lines {
-                    writeln!(out, "{line}").map_err(|error| format!("cannot write: {error}"))?;
+                    writeln!(out, "{line}")
+                        .map_err(|error| anyhow::anyhow!("cannot write: {error}"))?;
                 }
                 return Ok(());
             }
@@ -587,12 +593,12 @@ pub async fn check_api(args: &CheckApiArgs, out: &mut dyn std::io::Write) -> Res
     }
 }
 
-async fn check_once(client: &Client, args: &CheckApiArgs) -> Result<Vec<String>, String> {
+async fn check_once(client: &Client, args: &CheckApiArgs) -> anyhow::Result<Vec<String>> {
     let group = format!("{}/{}", crate::api::GROUP, crate::api::VERSION);
     let served = client
         .list_api_group_resources(&group)
         .await
-        .map_err(|error| format!("the CRDs are not served ({group}): {error}"))?;
+        .map_err(|error| anyhow::anyhow!("the CRDs are not served ({group}): {error}"))?;
     let names: BTreeMap<&str, ()> = served
         .resources
         .iter()
@@ -600,7 +606,7 @@ async fn check_once(client: &Client, args: &CheckApiArgs) -> Result<Vec<String>,
         .collect();
     for wanted in ["authorizations", "accounts", "clusteraccounts"] {
         if !names.contains_key(wanted) {
-            return Err(format!(
+            return Err(anyhow::anyhow!(
                 "the CRD {wanted}.{} is not served",
                 crate::api::GROUP
             ));
@@ -621,7 +627,7 @@ async fn check_once(client: &Client, args: &CheckApiArgs) -> Result<Vec<String>,
         .await
         .map_err(kube_error)?
         .ok_or_else(|| {
-            format!(
+            anyhow::anyhow!(
                 "no Lease {namespace}/{}: the operator has not started (or runs without \
                  leader election: use --skip-lease)",
                 args.lease_name
@@ -645,19 +651,19 @@ async fn check_once(client: &Client, args: &CheckApiArgs) -> Result<Vec<String>,
             ));
             Ok(lines)
         }
-        (Some(holder), _) => Err(format!(
+        (Some(holder), _) => Err(anyhow::anyhow!(
             "Lease {namespace}/{} of {holder} has expired: no replica leads",
             args.lease_name
         )),
-        (None, _) => Err(format!(
+        (None, _) => Err(anyhow::anyhow!(
             "Lease {namespace}/{} is held by nobody",
             args.lease_name
         )),
     }
 }
 
-fn kube_error(error: kube::Error) -> String {
-    format!("Kubernetes API: {error}")
+fn kube_error(error: kube::Error) -> anyhow::Error {
+    anyhow::anyhow!("Kubernetes API: {error}")
 }
 
 #[cfg(test)]

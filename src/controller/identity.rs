@@ -10,8 +10,7 @@ use super::account::AccountObject;
 use super::context::Context;
 use super::error::Result;
 use super::prune::Claims;
-use crate::api::{AccountKey, GhesUser};
-use crate::api::{Account, Authorization, ClusterAccount};
+use crate::api::{Account, AccountKey, Authorization, ClusterAccount, GhesUser};
 
 /// The Authorizations that may use one identity.
 #[derive(Debug)]

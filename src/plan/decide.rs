@@ -121,7 +121,7 @@ pub struct AuthorizationPlan {
 type Listed = Result<(Arc<AccountEntry>, Snapshot), Error>;
 
 /// Decides every affected Authorization and account.
-pub(super) async fn decide(ctx: &Context, world: &World) -> Result<Plan, String> {
+pub(super) async fn decide(ctx: &Context, world: &World) -> anyhow::Result<Plan> {
     let now = Timestamp::now();
     let mut plan = Plan::default();
     // Accounts whose pruning the change may move: those of changed or deleted Authorizations,
@@ -246,9 +246,9 @@ fn plan_of(authorization: &Authorization, key: &AccountKey) -> AuthorizationPlan
 }
 
 /// A configuration error ends the judgement; any other error ends the plan.
-fn config_error(mut plan: AuthorizationPlan, error: Error) -> Result<AuthorizationPlan, String> {
+fn config_error(mut plan: AuthorizationPlan, error: Error) -> anyhow::Result<AuthorizationPlan> {
     if !error.is_config() && !matches!(error, Error::AccountNotReady { .. }) {
-        return Err(format!("{}/{}: {error}", plan.namespace, plan.name));
+        return Err(anyhow::anyhow!("{}/{}: {error}", plan.namespace, plan.name));
     }
     plan.action = Decision::Error;
     plan.detail = error.to_string();
@@ -263,7 +263,7 @@ async fn judge(
     key: &AccountKey,
     deleting: bool,
     now: Timestamp,
-) -> Result<AuthorizationPlan, String> {
+) -> anyhow::Result<AuthorizationPlan> {
     let mut plan = plan_of(authorization, key);
     let spec = &authorization.spec;
     // The reconcile's own first steps: Kubernetes first (a missing Secret costs no GHES call),
@@ -460,7 +460,7 @@ async fn judge_deletion(
     ctx: &Context,
     authorization: &Authorization,
     key: &AccountKey,
-) -> Result<(AuthorizationPlan, Vec<u64>), String> {
+) -> anyhow::Result<(AuthorizationPlan, Vec<u64>)> {
     let mut plan = plan_of(authorization, key);
     let status = authorization.status.clone().unwrap_or_default();
     let state = State::of(&status);
@@ -631,7 +631,7 @@ async fn plan_pruning(
     resolved: &Listed,
     revoked: &HashSet<u64>,
     now: Timestamp,
-) -> Result<AccountPlan, String> {
+) -> anyhow::Result<AccountPlan> {
     let settings = match objects[name] {
         AccountObjectRef::Account(a) => AccountResource::settings(a),
         AccountObjectRef::ClusterAccount(a) => AccountResource::settings(a),

@@ -152,26 +152,26 @@ pub struct AccountPlan {
 }
 
 /// Makes the plan, prints it to `out` and returns the exit code.
-pub async fn execute(args: &PlanArgs, out: &mut dyn std::io::Write) -> Result<u8, String> {
+pub async fn execute(args: &PlanArgs, out: &mut dyn std::io::Write) -> anyhow::Result<u8> {
     let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
     let plan = make(args, client).await?;
-    let text = render::render(&plan, args.output).map_err(|error| error.to_string())?;
+    let text = render::render(&plan, args.output).map_err(anyhow::Error::msg)?;
     out.write_all(text.as_bytes())
-        .map_err(|error| format!("cannot write the plan: {error}"))?;
+        .map_err(|error| anyhow::anyhow!("cannot write the plan: {error}"))?;
     Ok(plan.exit_code())
 }
 
 /// Makes the plan through `client`.
-pub async fn make(args: &PlanArgs, client: Client) -> Result<Plan, String> {
+pub async fn make(args: &PlanArgs, client: Client) -> anyhow::Result<Plan> {
     let default_namespace = client.default_namespace().to_owned();
-    let manifests = manifests::load(&args.files, &default_namespace).map_err(|e| e.to_string())?;
+    let manifests = manifests::load(&args.files, &default_namespace).map_err(anyhow::Error::msg)?;
     let config = OperatorConfig {
         instance: Some("plan".into()),
         ..args
             .operator
             .resolve(&client, None)
             .await
-            .map_err(|error| error.to_string())?
+            .map_err(anyhow::Error::msg)?
     };
     let cluster = Cluster::read(&client, &config.namespaces).await?;
     let world = World::overlay(cluster, &manifests, args.prune);
@@ -198,8 +198,8 @@ struct Cluster {
 }
 
 impl Cluster {
-    async fn read(client: &Client, namespaces: &[String]) -> Result<Self, String> {
-        let error = |what: &str, e: kube::Error| format!("cannot list {what}: {e}");
+    async fn read(client: &Client, namespaces: &[String]) -> anyhow::Result<Self> {
+        let error = |what: &str, e: kube::Error| anyhow::anyhow!("cannot list {what}: {e}");
         let mut authorizations = Vec::new();
         let mut accounts = Vec::new();
         for scope in scopes(namespaces) {

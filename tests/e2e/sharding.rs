@@ -449,10 +449,7 @@ async fn an_account_moved_to_another_shard_has_one_writer_at_a_time() {
     let api_root = world.ghes.api_url();
     let shard = |login: &str| {
         ghes_oauth_operator::shard::shard_of_identity(
-            &ghes_oauth_operator::api::GhesUser::new(
-                api_root.trim_end_matches('/'),
-                login,
-            ),
+            &ghes_oauth_operator::api::GhesUser::new(api_root.trim_end_matches('/'), login),
             2,
         )
     };
