@@ -4,13 +4,12 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 
 use super::account::registry::AccountRegistry;
 use super::cache::{AccountViews, Caches};
 use super::config::OperatorConfig;
-use super::events::{EventType, Events};
+use super::events::Events;
 use super::fair::FairShare;
 use super::fingerprint::InstallationId;
 use super::memory::ObjectMemory;
@@ -70,25 +69,5 @@ impl Context {
     /// The watched namespaces; empty means all.
     pub fn watched_namespaces(&self) -> &[String] {
         &self.config.namespaces
-    }
-
-    /// Publishes an Event about `object`. A failure to publish is logged, never fatal.
-    pub async fn publish(
-        &self,
-        object: &ObjectReference,
-        type_: EventType,
-        reason: &str,
-        action: &str,
-        note: String,
-    ) {
-        self.events
-            .publish(object, type_, reason, action, note)
-            .await;
-    }
-
-    /// Publishes an Event in the operator's own namespace, about the operator: for what must
-    /// outlive the namespace it concerns (a token abandoned while its namespace is deleted).
-    pub async fn publish_to_operator(&self, type_: EventType, reason: &str, note: String) {
-        self.events.publish_to_operator(type_, reason, note).await;
     }
 }

@@ -134,7 +134,8 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
     // below succeeds.
     let reference = account.object_ref(&());
     for note in notes {
-        ctx.publish(&reference, note.type_, note.reason, "Prune", note.message)
+        ctx.events
+            .publish(&reference, note.type_, note.reason, "Prune", note.message)
             .await;
     }
     if status != stored {
@@ -144,24 +145,26 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
             Err(error)
                 if was_ready || stored.conditions.is_empty() || reason_changed(&stored, reason) =>
             {
-                ctx.publish(
-                    &reference,
-                    EventType::Warning,
-                    error.reason(),
-                    "Sync",
-                    error.to_string(),
-                )
-                .await;
+                ctx.events
+                    .publish(
+                        &reference,
+                        EventType::Warning,
+                        error.reason(),
+                        "Sync",
+                        error.to_string(),
+                    )
+                    .await;
             }
             Ok(_) if !was_ready => {
-                ctx.publish(
-                    &reference,
-                    EventType::Normal,
-                    "Ready",
-                    "Sync",
-                    message.clone(),
-                )
-                .await;
+                ctx.events
+                    .publish(
+                        &reference,
+                        EventType::Normal,
+                        "Ready",
+                        "Sync",
+                        message.clone(),
+                    )
+                    .await;
             }
             _ => {}
         }

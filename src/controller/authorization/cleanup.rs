@@ -43,7 +43,8 @@ pub(super) async fn cleanup(authorization: &Authorization, ctx: &Context) -> Res
         None => None,
     };
     if let Some((reason, note)) = released {
-        ctx.publish(&reference, EventType::Normal, reason, "Delete", note.into())
+        ctx.events
+            .publish(&reference, EventType::Normal, reason, "Delete", note.into())
             .await;
         return Ok(Action::await_change());
     }
@@ -112,7 +113,7 @@ pub(super) async fn cleanup(authorization: &Authorization, ctx: &Context) -> Res
             let message = abandon(&error);
             let tokens = ids.len().max(1);
             ctx.metrics.count_abandoned(reason, tokens);
-            ctx.publish_to_operator(
+            ctx.events.publish_to_operator(
                 EventType::Warning,
                 "TokenAbandoned",
                 format!(
@@ -127,25 +128,27 @@ pub(super) async fn cleanup(authorization: &Authorization, ctx: &Context) -> Res
                 ),
             )
             .await;
-            ctx.publish(
-                &reference,
-                EventType::Warning,
-                "RevokeAbandoned",
-                "Delete",
-                message,
-            )
-            .await;
+            ctx.events
+                .publish(
+                    &reference,
+                    EventType::Warning,
+                    "RevokeAbandoned",
+                    "Delete",
+                    message,
+                )
+                .await;
             Ok(Action::await_change())
         }
         (Err(error), None) => {
-            ctx.publish(
-                &reference,
-                EventType::Warning,
-                "RevokeFailed",
-                "Delete",
-                format!("cannot revoke the token yet: {error}; retrying"),
-            )
-            .await;
+            ctx.events
+                .publish(
+                    &reference,
+                    EventType::Warning,
+                    "RevokeFailed",
+                    "Delete",
+                    format!("cannot revoke the token yet: {error}; retrying"),
+                )
+                .await;
             Err(error)
         }
     }
@@ -192,28 +195,30 @@ pub(super) async fn revoke_all(
     )
     .await?;
     for (_, why) in remains.unproven {
-        ctx.publish(
-            &reference,
-            EventType::Warning,
-            "NotOwned",
-            "Delete",
-            format!("status names {why}; it is not revoked"),
-        )
-        .await;
+        ctx.events
+            .publish(
+                &reference,
+                EventType::Warning,
+                "NotOwned",
+                "Delete",
+                format!("status names {why}; it is not revoked"),
+            )
+            .await;
     }
     for proof in remains.proven {
         let (id, fingerprint) = (proof.id(), proof.fingerprint().to_owned());
         revoke(entry, proof).await?;
         ctx.metrics.count_token(TokenChange::Revoked);
         crate::failpoint::hit("delete.revoked");
-        ctx.publish(
-            &reference,
-            EventType::Normal,
-            "Revoked",
-            "Delete",
-            format!("revoked GHES authorization {id} (fingerprint {fingerprint})"),
-        )
-        .await;
+        ctx.events
+            .publish(
+                &reference,
+                EventType::Normal,
+                "Revoked",
+                "Delete",
+                format!("revoked GHES authorization {id} (fingerprint {fingerprint})"),
+            )
+            .await;
     }
     Ok(())
 }

@@ -652,6 +652,7 @@ impl<'a> Reconciliation<'a> {
     async fn publish(&self, type_: EventType, reason: &str, note: String) {
         let reference = self.authorization.object_ref(&());
         self.ctx
+            .events
             .publish(&reference, type_, reason, "Reconcile", note)
             .await;
     }
