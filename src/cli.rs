@@ -135,10 +135,6 @@ pub struct RunArgs {
     /// suffix).
     #[arg(help_heading = "Identity", long, env = "POD_NAME")]
     pub instance: Option<String>,
-    /// The pod's namespace (`POD_NAMESPACE`, from the downward API), read once: the default of
-    /// `--cluster-resource-namespace` and `--leader-election-namespace`.
-    #[arg(skip = std::env::var("POD_NAMESPACE").ok())]
-    pub pod_namespace: Option<String>,
     /// Address of the admin server (`/livez`, `/readyz`, `/metrics`); port 0 picks a free port
     /// (the address is printed on stdout). In a pod, listen on `0.0.0.0:PORT` for the probes.
     #[arg(
@@ -193,7 +189,7 @@ impl RunArgs {
     fn or_pod_namespace(&self, chosen: &Option<String>) -> Option<String> {
         chosen
             .as_ref()
-            .or(self.pod_namespace.as_ref())
+            .or(self.operator.pod_namespace.as_ref())
             .map(|ns| ns.trim().to_owned())
             .filter(|ns| !ns.is_empty())
     }
@@ -322,10 +318,7 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
     let config = OperatorConfig {
         concurrency: args.concurrency,
         instance: args.instance.clone(),
-        ..args
-            .operator
-            .resolve(&client, args.pod_namespace.as_deref())
-            .await?
+        ..args.operator.resolve(&client).await?
     };
     crate::operator::run(client, metrics, config, args.admin_address, election).await
 }

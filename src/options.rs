@@ -41,6 +41,10 @@ pub struct OperatorOptions {
     /// stable: tokens made under another id are no longer recognised as this installation's.
     #[arg(help_heading = "Identity", long, env = "INSTALLATION_ID")]
     pub installation_id: Option<InstallationId>,
+    /// The pod's namespace (`POD_NAMESPACE`, from the downward API), read once: the default of
+    /// `--cluster-resource-namespace` (and of `run --leader-election-namespace`).
+    #[arg(skip = std::env::var("POD_NAMESPACE").ok())]
+    pub pod_namespace: Option<String>,
 }
 
 impl OperatorOptions {
@@ -55,17 +59,13 @@ impl OperatorOptions {
 
     /// The configuration these flags describe, resolved through `client`: the installation id
     /// defaults to the `kube-system` namespace's uid, the operator's namespace to
-    /// `pod_namespace`, else the client's namespace.
-    pub async fn resolve(
-        &self,
-        client: &Client,
-        pod_namespace: Option<&str>,
-    ) -> Result<OperatorConfig, ConfigError> {
+    /// `POD_NAMESPACE`, else the client's namespace.
+    pub async fn resolve(&self, client: &Client) -> Result<OperatorConfig, ConfigError> {
         let cluster_resource_namespace = self
             .cluster_resource_namespace
-            .as_deref()
-            .or(pod_namespace)
-            .map(str::trim)
+            .as_ref()
+            .or(self.pod_namespace.as_ref())
+            .map(|ns| ns.trim())
             .filter(|ns| !ns.is_empty())
             .map(str::to_owned);
         let config = OperatorConfig::resolve(

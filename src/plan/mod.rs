@@ -169,7 +169,7 @@ pub async fn make(args: &PlanArgs, client: Client) -> anyhow::Result<Plan> {
         instance: Some("plan".into()),
         ..args
             .operator
-            .resolve(&client, None)
+            .resolve(&client)
             .await
             .map_err(anyhow::Error::msg)?
     };
