@@ -397,3 +397,23 @@ async fn a_token_made_for_the_resource_but_neither_current_nor_previous_is_revok
         ("True".into(), "TokenReady".into())
     );
 }
+
+#[tokio::test]
+async fn an_account_in_sync_writes_no_status_again() {
+    let mut fixture = Fixture::new().await;
+    fixture.issued("ci", app_spec(&["repo"])).await;
+    fixture.reconcile_account().await;
+    // Nothing changed since: the next sync, with its prune report kept from the last run,
+    // finds the status as it wrote it (to the second the API server keeps).
+    let before = fixture.account_status_json().await;
+    let (result, calls) = fixture.reconcile_account_calls().await;
+    assert_eq!(result, Ok(None), "{calls:?}");
+    let after = fixture.account_status_json().await;
+    assert!(
+        !calls
+            .kubernetes
+            .iter()
+            .any(|c| c.contains("accounts/status")),
+        "{calls:?}\n{before}\n{after}"
+    );
+}

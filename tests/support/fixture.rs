@@ -199,6 +199,15 @@ impl Fixture {
         (result, calls)
     }
 
+    /// The Account's status as the API server has it, as JSON.
+    pub async fn account_status_json(&self) -> String {
+        let account = Api::<Account>::namespaced(self.admin.clone(), NS)
+            .get("bot")
+            .await
+            .expect("Account");
+        serde_json::to_string(&account.status).expect("status")
+    }
+
     /// Puts the Account, as the API server has it, in the cache (or nothing when it is gone).
     pub async fn cache_account(&mut self) {
         let api = Api::<Account>::namespaced(self.admin.clone(), NS);

@@ -350,7 +350,11 @@ async fn sync<A: AccountObject>(
     );
     status.authorization_count = i64::try_from(snapshot.len()).ok();
     status.grant_count = i64::try_from(snapshot.grants.len()).ok();
-    status.last_sync_time = Some(Time(snapshot.listed_at));
+    // To the second, as the API server keeps it: an unchanged status then reads back equal,
+    // and a sync with nothing new writes nothing.
+    status.last_sync_time = Some(Time(
+        Timestamp::from_second(snapshot.listed_at.as_second()).unwrap_or(snapshot.listed_at),
+    ));
     let age = now.duration_since(snapshot.listed_at).unsigned_abs();
     Ok(interval.saturating_sub(age).max(Duration::from_secs(1)))
 }
