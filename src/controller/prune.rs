@@ -449,9 +449,8 @@ pub async fn execute(
 ) -> (PruneStatus, Vec<Deletion>) {
     let mut status = PruneStatus {
         mode: spec.mode,
-        // To the second, as the API server keeps it: the report is written again by every
-        // sync until the next run, and must read back equal to what was written.
-        last_run_time: Some(Time(Timestamp::from_second(now.as_second()).unwrap_or(now))),
+        // Written again by every sync until the next run: it must read back as written.
+        last_run_time: Some(super::status::as_stored(now)),
         candidate_count: i64::try_from(plan.candidates.len()).unwrap_or(i64::MAX),
         candidates: plan
             .candidates

@@ -10,6 +10,16 @@ use serde_json::json;
 use super::error::Result;
 use super::secret::FIELD_MANAGER;
 
+/// A time as the API server keeps it in a status: whole seconds. A status computed with it
+/// reads back equal, so a reconcile with nothing new writes nothing.
+pub(crate) fn as_stored(
+    at: jiff::Timestamp,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        jiff::Timestamp::from_second(at.as_second()).unwrap_or(at),
+    )
+}
+
 /// Applies `status` to the status subresource of `object`; returns the object as written.
 pub async fn apply_status<K, S>(api: &Api<K>, object: &K, status: &S) -> Result<K>
 where

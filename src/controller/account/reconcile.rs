@@ -25,7 +25,7 @@ use crate::controller::cache::Referenced;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
 use crate::controller::identity;
-use crate::controller::status::apply_status;
+use crate::controller::status::{apply_status, as_stored};
 use crate::controller::{in_use, prune};
 use crate::ghes::GhesError;
 use crate::metrics::PruneKind;
@@ -350,11 +350,7 @@ async fn sync<A: AccountObject>(
     );
     status.authorization_count = i64::try_from(snapshot.len()).ok();
     status.grant_count = i64::try_from(snapshot.grants.len()).ok();
-    // To the second, as the API server keeps it: an unchanged status then reads back equal,
-    // and a sync with nothing new writes nothing.
-    status.last_sync_time = Some(Time(
-        Timestamp::from_second(snapshot.listed_at.as_second()).unwrap_or(snapshot.listed_at),
-    ));
+    status.last_sync_time = Some(as_stored(snapshot.listed_at));
     let age = now.duration_since(snapshot.listed_at).unsigned_abs();
     Ok(interval.saturating_sub(age).max(Duration::from_secs(1)))
 }
