@@ -102,7 +102,7 @@ pub struct AuthorizationSpec {
     /// The OAuth app to issue the token for. Absent: a personal token of the account's user. Cannot
     /// be added or removed after creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app: Option<OAuthApp>,
+    pub app: Option<Box<OAuthApp>>,
 
     /// The OAuth scopes of the token, such as `repo`, `read:org` or `admin:repo_hook`. GHES
     /// normalizes scopes (implied scopes, order), so they are compared as sets. A name that is
@@ -138,7 +138,7 @@ pub struct AuthorizationSpec {
     /// When to replace the token with a new one. Default: never (rotate on demand by changing the
     /// `oauth.ghes.io/rotate` annotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rotation: Option<Rotation>,
+    pub rotation: Option<Box<Rotation>>,
 
     /// What happens on GHES when this Authorization is deleted: `Delete` revokes the token (and a
     /// previous one still in its grace period); `Orphan` leaves it on GHES. The Secret is deleted
@@ -156,7 +156,7 @@ pub struct AuthorizationSpec {
     /// The existing authorization to observe (with managementPolicy Observe only): by GHES id or
     /// by fingerprint, exactly one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observe: Option<ObserveTarget>,
+    pub observe: Option<Box<ObserveTarget>>,
 }
 
 /// Whether the operator manages the token or only observes an existing one.
@@ -564,7 +564,7 @@ pub struct AuthorizationStatus {
     /// revokeAfter is absent the Secret still holds it, then it stays valid until revokeAfter so
     /// that its consumers can switch over. Absent outside a rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous: Option<PreviousAuthorization>,
+    pub previous: Option<Box<PreviousAuthorization>>,
 
     /// The last value of the `oauth.ghes.io/rotate` annotation acted on: a new value rotates the
     /// token once.

@@ -41,8 +41,8 @@ struct Remembered {
     seen: Option<Seen>,
     /// Transient failures in a row.
     failures: u32,
-    /// The last request GHES refused as invalid.
-    refusal: Option<Refusal>,
+    /// The last request GHES refused as invalid (boxed: rare, and every object has a slot).
+    refusal: Option<Box<Refusal>>,
 }
 
 /// A request GHES refused with a configuration error.
@@ -259,7 +259,7 @@ impl ObjectMemory {
             reason: error.reason(),
             message: error.to_string(),
         };
-        self.lock().entry(uid.to_owned()).or_default().refusal = Some(refusal);
+        self.lock().entry(uid.to_owned()).or_default().refusal = Some(Box::new(refusal));
     }
 
     /// The refusal to answer again, without asking GHES, for the same request: same object,

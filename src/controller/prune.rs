@@ -648,15 +648,15 @@ mod tests {
         let mut by_id = declared("u1", None, None, None);
         by_id.status = None;
         by_id.spec.management_policy = crate::api::ManagementPolicy::Observe;
-        by_id.spec.observe = Some(crate::api::ObserveTarget {
+        by_id.spec.observe = Some(Box::new(crate::api::ObserveTarget {
             id: Some(1),
             fingerprint: None,
-        });
+        }));
         let mut by_fingerprint = by_id.clone();
-        by_fingerprint.spec.observe = Some(crate::api::ObserveTarget {
+        by_fingerprint.spec.observe = Some(Box::new(crate::api::ObserveTarget {
             id: None,
             fingerprint: Some("other-tool".into()),
-        });
+        }));
         let snapshot = snapshot(
             vec![
                 token(1, PERSONAL, None, HOUR),

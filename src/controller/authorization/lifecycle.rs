@@ -393,10 +393,10 @@ mod tests {
         let live = recorded(7, &["repo"]);
         assert_eq!(State::of(&live).phase, Phase::Live { id: 7 });
         let mut rotating = creating.clone();
-        rotating.previous = Some(PreviousAuthorization {
+        rotating.previous = Some(Box::new(PreviousAuthorization {
             authorization_id: 7,
             ..PreviousAuthorization::default()
-        });
+        }));
         let state = State::of(&rotating);
         assert_eq!(
             state.phase,
@@ -489,10 +489,10 @@ mod tests {
 
         let rotating = AuthorizationStatus {
             fingerprint: Some("fp.1".into()),
-            previous: Some(PreviousAuthorization {
+            previous: Some(Box::new(PreviousAuthorization {
                 authorization_id: 7,
                 ..PreviousAuthorization::default()
-            }),
+            })),
             ..AuthorizationStatus::default()
         };
         let step = decide(
@@ -562,11 +562,11 @@ mod tests {
         assert!(matches!(&step, Step::Keep { .. }), "{step:?}");
         // A pending previous token: no second rotation, whatever the schedule says.
         status.rotate_request = None;
-        status.previous = Some(PreviousAuthorization {
+        status.previous = Some(Box::new(PreviousAuthorization {
             authorization_id: 6,
             revoke_after: Some(Time(at(-60))),
             ..PreviousAuthorization::default()
-        });
+        }));
         let step = decide(&spec(&["repo"]), &State::of(&status), &seen, at(0));
         assert!(matches!(&step, Step::Keep { .. }), "{step:?}");
     }
@@ -574,10 +574,10 @@ mod tests {
     #[test]
     fn the_schedule_counts_expiry_on_our_clock() {
         let mut spec = spec(&["repo"]);
-        spec.rotation = Some(Rotation {
+        spec.rotation = Some(Box::new(Rotation {
             renew_before_expiry: Some("10m".parse().expect("duration")),
             ..Rotation::default()
-        });
+        }));
         let status = recorded(7, &["repo"]);
         let mut token = live(7, &["repo"], "note");
         // GHES runs an hour ahead: its `expires_at` an hour and 15 minutes from now is 15

@@ -180,12 +180,12 @@ impl Reconciliation<'_> {
             observed_generation: self.status.observed_generation,
             fingerprint: Some(next.to_string()),
             secret_name: self.status.secret_name.clone(),
-            previous: Some(PreviousAuthorization {
+            previous: Some(Box::new(PreviousAuthorization {
                 authorization_id: i64::try_from(live.id).unwrap_or_default(),
                 token_last_eight: self.stored.token_last_eight.clone(),
                 revoke_after: None,
                 restarted_at: None,
-            }),
+            })),
             // One annotation value rotates once, even when this rotation is interrupted.
             rotate_request: self
                 .rotate_annotation()
@@ -433,7 +433,7 @@ mod tests {
             "scopes": ["repo"],
         }))
         .expect("spec");
-        spec.rotation = rotation;
+        spec.rotation = rotation.map(Box::new);
         let _: &AccountRef = &spec.account_ref;
         spec
     }
