@@ -69,8 +69,51 @@ impl Default for Ledger {
 #[derive(Clone, Debug)]
 struct Authorizations {
     by_id: HashTrieMapSync<u64, Arc<GhesAuthorization>>,
-    /// Fingerprint → ids (of any app, or personal).
-    by_fingerprint: HashTrieMapSync<String, Arc<Vec<u64>>>,
+    /// A hash of the fingerprint → ids (of any app, or personal) whose fingerprint has that
+    /// hash. The hash, not the fingerprint: each would be a second copy of it. A collision
+    /// only costs a comparison, as readers check the fingerprint itself.
+    by_fingerprint: HashTrieMapSync<u64, Ids>,
+}
+
+/// The ids of one fingerprint hash: almost always one, held without an allocation.
+#[derive(Clone, Debug)]
+enum Ids {
+    One(u64),
+    Many(Arc<[u64]>),
+}
+
+impl Ids {
+    fn as_slice(&self) -> &[u64] {
+        match self {
+            Ids::One(id) => std::slice::from_ref(id),
+            Ids::Many(ids) => ids,
+        }
+    }
+
+    fn of(ids: Vec<u64>) -> Option<Self> {
+        match ids.as_slice() {
+            [] => None,
+            [id] => Some(Ids::One(*id)),
+            _ => Some(Ids::Many(ids.into())),
+        }
+    }
+}
+
+/// The key of `fingerprint` in [`Authorizations::by_fingerprint`].
+fn fingerprint_key(fingerprint: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    fingerprint.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// An authorization as the ledger keeps it: without the token (only a create's answer has
+/// one, and the Secret holds it) and without the user (the ledger keeps the login once).
+fn ledger_entry(mut authorization: GhesAuthorization) -> GhesAuthorization {
+    authorization.token = None;
+    authorization.user = None;
+    authorization.scopes.shrink_to_fit();
+    authorization
 }
 
 impl Default for Authorizations {
@@ -86,14 +129,16 @@ impl Authorizations {
     fn insert(&mut self, authorization: Arc<GhesAuthorization>) {
         self.remove(authorization.id);
         if let Some(fingerprint) = authorization.fingerprint.as_deref() {
-            let key = fingerprint.to_owned();
+            let key = fingerprint_key(fingerprint);
             let mut ids = self
                 .by_fingerprint
                 .get(&key)
-                .map(|ids| ids.as_ref().clone())
+                .map(|ids| ids.as_slice().to_vec())
                 .unwrap_or_default();
             ids.push(authorization.id);
-            self.by_fingerprint.insert_mut(key, Arc::new(ids));
+            if let Some(ids) = Ids::of(ids) {
+                self.by_fingerprint.insert_mut(key, ids);
+            }
         }
         self.by_id.insert_mut(authorization.id, authorization);
     }
@@ -104,16 +149,25 @@ impl Authorizations {
         };
         self.by_id.remove_mut(&id);
         if let Some(fingerprint) = old.fingerprint.as_deref() {
-            let key = fingerprint.to_owned();
+            let key = fingerprint_key(fingerprint);
             let ids: Vec<u64> = self
                 .by_fingerprint
                 .get(&key)
-                .map(|ids| ids.iter().copied().filter(|other| *other != id).collect())
+                .map(|ids| {
+                    ids.as_slice()
+                        .iter()
+                        .copied()
+                        .filter(|other| *other != id)
+                        .collect()
+                })
                 .unwrap_or_default();
-            if ids.is_empty() {
-                self.by_fingerprint.remove_mut(&key);
-            } else {
-                self.by_fingerprint.insert_mut(key, Arc::new(ids));
+            match Ids::of(ids) {
+                None => {
+                    self.by_fingerprint.remove_mut(&key);
+                }
+                Some(ids) => {
+                    self.by_fingerprint.insert_mut(key, ids);
+                }
             }
         }
     }
@@ -145,7 +199,7 @@ impl Snapshot {
     ) -> Self {
         let mut all = Authorizations::default();
         for authorization in authorizations {
-            all.insert(Arc::new(authorization));
+            all.insert(Arc::new(ledger_entry(authorization)));
         }
         Self {
             listed_at,
@@ -195,10 +249,11 @@ impl Snapshot {
     pub fn with_fingerprint(&self, fingerprint: &str) -> impl Iterator<Item = &GhesAuthorization> {
         self.authorizations
             .by_fingerprint
-            .get(fingerprint)
+            .get(&fingerprint_key(fingerprint))
             .into_iter()
-            .flat_map(|ids| ids.iter())
+            .flat_map(|ids| ids.as_slice().iter())
             .filter_map(|id| self.get(*id))
+            .filter(move |authorization| authorization.fingerprint.as_deref() == Some(fingerprint))
     }
 }
 
@@ -320,9 +375,18 @@ impl AccountEntry {
             // already reflects everything before.
             view.recent.retain(|_, (at, _)| *at >= started);
             view.deleted.retain(|_, at| *at >= started);
+            // An entry the listing shows unchanged keeps its copy: a listing of an account in
+            // sync allocates no second one.
             let mut current = Authorizations::default();
             for authorization in listed {
-                current.insert(Arc::new(authorization));
+                let authorization = ledger_entry(authorization);
+                let kept = view
+                    .current
+                    .by_id
+                    .get(&authorization.id)
+                    .filter(|kept| ***kept == authorization)
+                    .cloned();
+                current.insert(kept.unwrap_or_else(|| Arc::new(authorization)));
             }
             for (_, authorization) in view.recent.values() {
                 current.insert(authorization.clone());
@@ -354,9 +418,7 @@ impl AccountEntry {
             view.login = Some(user.login.clone());
         }
         view.deleted.remove(&authorization.id);
-        let mut stored = authorization.clone();
-        stored.token = None;
-        let stored = Arc::new(stored);
+        let stored = Arc::new(ledger_entry(authorization.clone()));
         view.current.insert(stored.clone());
         view.recent
             .insert(authorization.id, (Timestamp::now(), stored));
@@ -987,6 +1049,33 @@ mod tests {
             Some(2)
         );
         assert_eq!(later.len(), 2);
+
+        // The index is by a hash of the fingerprint: an id it names under another
+        // fingerprint's hash (a collision) is not taken for that fingerprint.
+        let mut collided = later.authorizations.clone();
+        collided
+            .by_fingerprint
+            .insert_mut(fingerprint_key("fp-3"), Ids::One(2));
+        let collided = Snapshot {
+            authorizations: collided,
+            ..later.clone()
+        };
+        assert_eq!(collided.with_fingerprint("fp-3").count(), 0);
+        assert_eq!(collided.with_fingerprint("fp-2").count(), 1);
+    }
+
+    #[test]
+    fn the_ledger_keeps_neither_the_token_nor_the_user() {
+        let mut issued = token(1, PERSONAL, Some("fp"));
+        issued.token = Some(crate::ghes::Token::new("ghp_secret"));
+        issued.user = Some(crate::ghes::types::User {
+            login: "bot".into(),
+            id: 7,
+        });
+        let kept = ledger_entry(issued);
+        assert!(kept.token.is_none());
+        assert!(kept.user.is_none());
+        assert_eq!(kept.fingerprint.as_deref(), Some("fp"));
     }
 
     #[test]
