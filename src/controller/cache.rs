@@ -17,9 +17,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -158,58 +157,51 @@ struct CacheState {
     names: HashMap<String, HashSet<u64>>,
 }
 
-/// A Secret as the cache holds it: what readers use (version, owners, finalizers, deletion,
-/// labels, annotations, type, data, and whether this manager wrote fields by a create), in
-/// boxed slices instead of maps and a full `ObjectMeta`. A map allocates a node for eleven
-/// entries whatever it holds, so a token Secret held as a `Secret` cost about five times its
-/// content, and one is held per Authorization. Each read rebuilds the `Secret`, which lives as
-/// long as the reconcile that asked.
+/// A Secret as the cache holds it: what readers use (owners, finalizers, deletion, labels,
+/// annotations, type, data) as one JSON buffer, beside its version and whether this manager
+/// wrote fields of it by a create. One allocation instead of one per string: a token Secret
+/// held as a `Secret` cost several times its content, and one is held per Authorization. Each
+/// read rebuilds the `Secret`, which lives as long as the reconcile that asked.
 struct Held {
-    uid: Option<Box<str>>,
     resource_version: Option<Box<str>>,
-    owner_references: Box<[OwnerReference]>,
-    finalizers: Option<Box<[Box<str>]>>,
-    deletion_timestamp: Option<Time>,
     /// This manager wrote fields of it by a create or update ([`super::managed_fields::created_by_update`]).
     created_by_update: bool,
-    labels: Pairs<str>,
-    annotations: Pairs<str>,
-    type_: Option<Box<str>>,
-    immutable: Option<bool>,
-    data: Option<Pairs<[u8]>>,
+    packed: Box<[u8]>,
 }
 
-/// A map's entries, in order.
-type Pairs<V> = Box<[(Box<str>, Box<V>)]>;
-
 impl Held {
-    fn of(secret: &Secret) -> Self {
-        let pairs = |map: &Option<BTreeMap<String, String>>| -> Pairs<str> {
-            map.iter()
-                .flatten()
-                .map(|(key, value)| (key.as_str().into(), value.as_str().into()))
-                .collect()
-        };
+    /// `None` if it cannot be packed (then it is not held, and read again when needed).
+    fn of(secret: &Secret) -> Option<Self> {
         let meta = &secret.metadata;
-        Self {
-            uid: meta.uid.as_deref().map(Into::into),
-            resource_version: meta.resource_version.as_deref().map(Into::into),
-            owner_references: meta.owner_references.iter().flatten().cloned().collect(),
-            finalizers: meta
-                .finalizers
-                .as_ref()
-                .map(|finalizers| finalizers.iter().map(|f| f.as_str().into()).collect()),
-            deletion_timestamp: meta.deletion_timestamp.clone(),
-            created_by_update: super::managed_fields::created_by_update(secret),
-            labels: pairs(&meta.labels),
-            annotations: pairs(&meta.annotations),
-            type_: secret.type_.as_deref().map(Into::into),
+        let kept = Secret {
+            metadata: ObjectMeta {
+                uid: meta.uid.clone(),
+                owner_references: meta.owner_references.clone(),
+                finalizers: meta.finalizers.clone(),
+                deletion_timestamp: meta.deletion_timestamp.clone(),
+                labels: meta.labels.clone(),
+                annotations: meta.annotations.clone(),
+                ..ObjectMeta::default()
+            },
+            type_: secret.type_.clone(),
             immutable: secret.immutable,
-            data: secret.data.as_ref().map(|data| {
-                data.iter()
-                    .map(|(key, value)| (key.as_str().into(), value.0.as_slice().into()))
-                    .collect()
-            }),
+            data: secret.data.clone(),
+            string_data: None,
+        };
+        let packed = serde_json::to_vec(&kept).ok()?;
+        Some(Self {
+            resource_version: meta.resource_version.as_deref().map(Into::into),
+            created_by_update: super::managed_fields::created_by_update(secret),
+            packed: packed.into_boxed_slice(),
+        })
+    }
+
+    /// The entry of a read: `Some(None)` for a Secret that does not exist, `None` for one
+    /// that cannot be held.
+    fn entry(secret: Option<&Secret>) -> Option<Option<Self>> {
+        match secret {
+            None => Some(None),
+            Some(secret) => Self::of(secret).map(Some),
         }
     }
 
@@ -217,46 +209,17 @@ impl Held {
         self.resource_version.as_deref()
     }
 
-    /// The Secret `namespace/name` as it was held.
-    fn secret(&self, namespace: &str, name: &str) -> Arc<Secret> {
-        let map = |pairs: &Pairs<str>| -> Option<BTreeMap<String, String>> {
-            (!pairs.is_empty()).then(|| {
-                pairs
-                    .iter()
-                    .map(|(key, value)| (key.to_string(), value.to_string()))
-                    .collect()
-            })
-        };
-        let metadata = ObjectMeta {
-            name: Some(name.to_owned()),
-            namespace: Some(namespace.to_owned()),
-            uid: self.uid.as_deref().map(str::to_owned),
-            resource_version: self.resource_version.as_deref().map(str::to_owned),
-            owner_references: (!self.owner_references.is_empty())
-                .then(|| self.owner_references.to_vec()),
-            finalizers: self
-                .finalizers
-                .as_ref()
-                .map(|finalizers| finalizers.iter().map(|f| f.to_string()).collect()),
-            deletion_timestamp: self.deletion_timestamp.clone(),
-            managed_fields: self
-                .created_by_update
-                .then(|| vec![super::managed_fields::created_entry()]),
-            labels: map(&self.labels),
-            annotations: map(&self.annotations),
-            ..ObjectMeta::default()
-        };
-        Arc::new(Secret {
-            metadata,
-            type_: self.type_.as_deref().map(str::to_owned),
-            immutable: self.immutable,
-            data: self.data.as_ref().map(|data| {
-                data.iter()
-                    .map(|(key, value)| (key.to_string(), ByteString(value.to_vec())))
-                    .collect()
-            }),
-            string_data: None,
-        })
+    /// The Secret `namespace/name` as it was held (`None` if it cannot be unpacked).
+    fn secret(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
+        let mut secret: Secret = serde_json::from_slice(&self.packed).ok()?;
+        let metadata = &mut secret.metadata;
+        metadata.name = Some(name.to_owned());
+        metadata.namespace = Some(namespace.to_owned());
+        metadata.resource_version = self.resource_version.as_deref().map(str::to_owned);
+        metadata.managed_fields = self
+            .created_by_update
+            .then(|| vec![super::managed_fields::created_entry()]);
+        Some(Arc::new(secret))
     }
 }
 
@@ -399,8 +362,11 @@ impl SecretCache {
             let state = self.lock();
             if !state.is_live(namespace) {
                 None
-            } else if let Some(hit) = state.entries.get(&key) {
-                return Ok(hit.as_ref().map(|held| held.secret(namespace, name)));
+            } else if let Some(hit) = state.entries.get(&key).and_then(|hit| match hit {
+                None => Some(None),
+                Some(held) => held.secret(namespace, name).map(Some),
+            }) {
+                return Ok(hit);
             } else if state.is_complete(namespace) && !state.may_exist(namespace, name) {
                 // The watch listed every Secret and never saw this one.
                 return Ok(None);
@@ -417,7 +383,10 @@ impl SecretCache {
             });
         let mut state = self.lock();
         if generation.is_some_and(|generation| state.still_current(generation, &key)) {
-            state.entries.insert(key, read.as_deref().map(Held::of));
+            match Held::entry(read.as_deref()) {
+                Some(entry) => state.entries.insert(key, entry),
+                None => state.entries.remove(&key),
+            };
         }
         Ok(read)
     }
@@ -463,7 +432,9 @@ impl SecretCache {
         let key = (namespace.clone(), secret.name_any());
         let mut state = self.lock();
         state.live.insert(Some(namespace), true);
-        state.entries.insert(key, Some(Held::of(&secret)));
+        if let Some(held) = Held::of(&secret) {
+            state.entries.insert(key, Some(held));
+        }
     }
 
     /// Forgets a Secret this process has just changed or deleted, or that a watch saw change:
@@ -485,10 +456,10 @@ impl SecretCache {
         let name = secret.name_any();
         let mut state = self.lock();
         state.touched(&namespace, &name, None);
-        if state.is_live(&namespace) {
-            state
-                .entries
-                .insert((namespace, name), Some(Held::of(secret)));
+        if state.is_live(&namespace)
+            && let Some(held) = Held::of(secret)
+        {
+            state.entries.insert((namespace, name), Some(held));
         }
     }
 
@@ -764,7 +735,9 @@ mod tests {
         read.metadata.creation_timestamp = None;
         read.metadata.managed_fields =
             Some(vec![crate::controller::managed_fields::created_entry()]);
-        let held = Held::of(&full).secret("team", "ci-token");
+        let held = Held::of(&full)
+            .and_then(|held| held.secret("team", "ci-token"))
+            .expect("held");
         assert_eq!(*held, read);
         assert!(crate::controller::managed_fields::created_by_update(&held));
         // Absent maps stay absent, and no data is not empty data.
@@ -776,7 +749,12 @@ mod tests {
             },
             ..Default::default()
         };
-        assert_eq!(*Held::of(&bare).secret("default", "bare"), bare);
+        assert_eq!(
+            *Held::of(&bare)
+                .and_then(|held| held.secret("default", "bare"))
+                .expect("held"),
+            bare
+        );
     }
 
     fn secret(name: &str, value: &str) -> Secret {
