@@ -7,7 +7,7 @@
 //! - its transient failures in a row, behind exponential backoff;
 //! - the request GHES refused as invalid, not sent again for the same generation and token.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -57,8 +57,9 @@ struct Refusal {
 /// The newest version this process knows of an object, and the versions it wrote itself
 /// (the last few, newest last).
 struct Seen {
-    version: String,
-    written: VecDeque<String>,
+    version: Version,
+    /// Oldest first; `None` until that many writes.
+    written: [Option<Version>; OWN_WRITES_REMEMBERED],
     /// The Authorization as this process's newest write left it, until the watch delivers
     /// that version: a reconcile that finds the watch cache behind uses it instead of a read.
     held: Option<Arc<Authorization>>,
@@ -69,10 +70,10 @@ struct Seen {
 
 impl Seen {
     /// First known at `version`: nothing written, held or released yet.
-    fn at(version: String) -> Self {
+    fn at(version: &str) -> Self {
         Self {
-            version,
-            written: VecDeque::new(),
+            version: Version::of(version),
+            written: [None; OWN_WRITES_REMEMBERED],
             held: None,
             released: false,
         }
@@ -81,7 +82,30 @@ impl Seen {
     /// Whether `version` is one of this process's writes, and nothing but its own writes came
     /// after it.
     fn only_own_writes_since(&self, version: &str) -> bool {
-        self.written.iter().any(|own| own == version) && self.written.back() == Some(&self.version)
+        let version = Some(Version::of(version));
+        self.written.contains(&version) && self.written.last() == Some(&Some(self.version))
+    }
+
+    /// Remembers `version` as written by this process, forgetting the oldest such write.
+    fn wrote(&mut self, version: Version) {
+        self.written.rotate_left(1);
+        if let Some(newest) = self.written.last_mut() {
+            *newest = Some(version);
+        }
+    }
+}
+
+/// A resourceVersion, by a hash: held for each object, and only ever compared for equality
+/// (a collision, at 2^-64, would take someone else's change for one's own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Version(u64);
+
+impl Version {
+    fn of(version: &str) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        version.hash(&mut hasher);
+        Self(hasher.finish())
     }
 }
 
@@ -102,13 +126,11 @@ impl ObjectMemory {
                 .entry(uid.clone())
                 .or_default()
                 .seen
-                .get_or_insert_with(|| Seen::at(version.clone()));
+                .get_or_insert_with(|| Seen::at(&version));
             entry.held = None;
+            let version = Version::of(&version);
             if written {
-                entry.written.push_back(version.clone());
-                if entry.written.len() > OWN_WRITES_REMEMBERED {
-                    entry.written.pop_front();
-                }
+                entry.wrote(version);
             }
             entry.version = version;
         }
@@ -158,7 +180,9 @@ impl ObjectMemory {
         };
         match self.lock().get(uid).and_then(|m| m.seen.as_ref()) {
             None => true,
-            Some(seen) => cached.meta().resource_version.as_ref() == Some(&seen.version),
+            Some(seen) => {
+                cached.meta().resource_version.as_deref().map(Version::of) == Some(seen.version)
+            }
         }
     }
 
@@ -177,7 +201,7 @@ impl ObjectMemory {
         };
         let own = seen.only_own_writes_since(&version);
         // The watch has caught up with the newest write: the copy held for it can go.
-        if own && version == seen.version {
+        if own && Version::of(&version) == seen.version {
             seen.held = None;
         }
         own
@@ -191,7 +215,9 @@ impl ObjectMemory {
                 .entry(uid.clone())
                 .or_default()
                 .seen
-                .get_or_insert_with(|| Seen::at(object.resource_version().unwrap_or_default()))
+                .get_or_insert_with(|| {
+                    Seen::at(object.resource_version().as_deref().unwrap_or_default())
+                })
                 .released = true;
         }
     }
@@ -350,6 +376,13 @@ mod tests {
         versions.saw(&at("12"));
         assert!(!versions.is_own_write(&at("10")));
         assert!(!versions.is_own_write(&at("11")));
+
+        // Only the last few own writes are remembered.
+        for rv in ["20", "21", "22", "23", "24"] {
+            versions.wrote(&at(rv));
+        }
+        assert!(!versions.is_own_write(&at("20")), "the oldest is forgotten");
+        assert!(versions.is_own_write(&at("21")) && versions.is_own_write(&at("24")));
     }
 
     #[test]
