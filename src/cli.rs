@@ -185,15 +185,6 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// `chosen`, else the pod's namespace; trimmed, `None` when empty.
-    fn or_pod_namespace(&self, chosen: &Option<String>) -> Option<String> {
-        chosen
-            .as_ref()
-            .or(self.operator.pod_namespace.as_ref())
-            .map(|ns| ns.trim().to_owned())
-            .filter(|ns| !ns.is_empty())
-    }
-
     /// How the replicas share the work, as these flags ask: alone, under the leader Lease,
     /// or in shards; the Leases in `--leader-election-namespace`, else `POD_NAMESPACE`, else
     /// `default_namespace`.
@@ -214,6 +205,7 @@ impl RunArgs {
     /// else `default_namespace`.
     fn lease_base(&self, default_namespace: &str) -> Result<LeaseSettings, RunError> {
         let namespace = self
+            .operator
             .or_pod_namespace(&self.leader_election_namespace)
             .unwrap_or_else(|| default_namespace.to_owned());
         let settings = LeaseSettings {

@@ -57,17 +57,20 @@ impl OperatorOptions {
             .collect()
     }
 
+    /// `chosen`, else the pod's namespace; trimmed, `None` when empty.
+    pub(crate) fn or_pod_namespace(&self, chosen: &Option<String>) -> Option<String> {
+        chosen
+            .as_ref()
+            .or(self.pod_namespace.as_ref())
+            .map(|ns| ns.trim().to_owned())
+            .filter(|ns| !ns.is_empty())
+    }
+
     /// The configuration these flags describe, resolved through `client`: the installation id
     /// defaults to the `kube-system` namespace's uid, the operator's namespace to
     /// `POD_NAMESPACE`, else the client's namespace.
     pub async fn resolve(&self, client: &Client) -> Result<OperatorConfig, ConfigError> {
-        let cluster_resource_namespace = self
-            .cluster_resource_namespace
-            .as_ref()
-            .or(self.pod_namespace.as_ref())
-            .map(|ns| ns.trim())
-            .filter(|ns| !ns.is_empty())
-            .map(str::to_owned);
+        let cluster_resource_namespace = self.or_pod_namespace(&self.cluster_resource_namespace);
         let config = OperatorConfig::resolve(
             client,
             self.installation_id.clone(),
