@@ -226,10 +226,7 @@ impl Held {
 /// The hash a Secret's name is known by in [`CacheState::names`] (a collision only costs a
 /// read).
 fn name_hash(name: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    name.hash(&mut hasher);
-    hasher.finish()
+    super::string_hash(name)
 }
 
 /// How many recent drops are remembered; a read older than that is not kept.

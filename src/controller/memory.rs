@@ -70,9 +70,9 @@ struct Seen {
 
 impl Seen {
     /// First known at `version`: nothing written, held or released yet.
-    fn at(version: &str) -> Self {
+    fn at(version: Version) -> Self {
         Self {
-            version: Version::of(version),
+            version,
             written: [None; OWN_WRITES_REMEMBERED],
             held: None,
             released: false,
@@ -81,9 +81,8 @@ impl Seen {
 
     /// Whether `version` is one of this process's writes, and nothing but its own writes came
     /// after it.
-    fn only_own_writes_since(&self, version: &str) -> bool {
-        let version = Some(Version::of(version));
-        self.written.contains(&version) && self.written.last() == Some(&Some(self.version))
+    fn only_own_writes_since(&self, version: Version) -> bool {
+        self.written.contains(&Some(version)) && self.written.last() == Some(&Some(self.version))
     }
 
     /// Remembers `version` as written by this process, forgetting the oldest such write.
@@ -102,10 +101,7 @@ struct Version(u64);
 
 impl Version {
     fn of(version: &str) -> Self {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        version.hash(&mut hasher);
-        Self(hasher.finish())
+        Self(super::string_hash(version))
     }
 }
 
@@ -121,14 +117,14 @@ impl ObjectMemory {
     fn record<K: Resource>(&self, object: &K, written: bool) {
         if let (Some(uid), Some(version)) = (object.meta().uid.as_ref(), object.resource_version())
         {
+            let version = Version::of(&version);
             let mut seen = self.lock();
             let entry = seen
                 .entry(uid.clone())
                 .or_default()
                 .seen
-                .get_or_insert_with(|| Seen::at(&version));
+                .get_or_insert_with(|| Seen::at(version));
             entry.held = None;
-            let version = Version::of(&version);
             if written {
                 entry.wrote(version);
             }
@@ -164,7 +160,7 @@ impl ObjectMemory {
     /// write left it: what a read would return, without the read.
     pub fn newer_own_write(&self, cached: &Authorization) -> Option<Arc<Authorization>> {
         let uid = cached.metadata.uid.as_ref()?;
-        let version = cached.metadata.resource_version.as_ref()?;
+        let version = Version::of(cached.metadata.resource_version.as_ref()?);
         let seen = self.lock();
         let seen = seen.get(uid)?.seen.as_ref()?;
         seen.only_own_writes_since(version)
@@ -199,9 +195,10 @@ impl ObjectMemory {
         let Some(seen) = seen.get_mut(uid).and_then(|m| m.seen.as_mut()) else {
             return false;
         };
-        let own = seen.only_own_writes_since(&version);
+        let version = Version::of(&version);
+        let own = seen.only_own_writes_since(version);
         // The watch has caught up with the newest write: the copy held for it can go.
-        if own && Version::of(&version) == seen.version {
+        if own && version == seen.version {
             seen.held = None;
         }
         own
@@ -216,7 +213,9 @@ impl ObjectMemory {
                 .or_default()
                 .seen
                 .get_or_insert_with(|| {
-                    Seen::at(object.resource_version().as_deref().unwrap_or_default())
+                    Seen::at(Version::of(
+                        object.resource_version().as_deref().unwrap_or_default(),
+                    ))
                 })
                 .released = true;
         }

@@ -642,6 +642,16 @@ fn what_users_read<A: AccountResource + kube::Resource>(account: &A) -> u64 {
     hasher.finish()
 }
 
+/// A 64-bit hash of `value`, for what memory keeps of a string it only compares (a Secret's
+/// name, a fingerprint, a resourceVersion): never for anything a collision could turn into a
+/// wrong write, since each user either checks the value itself or only skips work.
+pub(crate) fn string_hash(value: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// Drops what no reconcile reads from objects kept in memory: managed fields and kubectl's
 /// last-applied copy are often larger than the object itself.
 fn strip<K: kube::Resource>(object: &mut K) {

@@ -101,10 +101,7 @@ impl Ids {
 
 /// The key of `fingerprint` in [`Authorizations::by_fingerprint`].
 fn fingerprint_key(fingerprint: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    fingerprint.hash(&mut hasher);
-    hasher.finish()
+    crate::controller::string_hash(fingerprint)
 }
 
 /// An authorization as the ledger keeps it: without the token (only a create's answer has
