@@ -785,12 +785,28 @@ impl HttpGhesClient {
     }
 
     /// Lists every item, following `rel="next"` links; ceil(N/100) requests for N items.
-    async fn list_all<T: DeserializeOwned>(
+    async fn list_all<T: DeserializeOwned + Send>(
         &self,
         operation: Operation,
         segments: &[&str],
         client_id: Option<&str>,
     ) -> Result<Vec<T>, GhesError> {
+        let mut items = Vec::new();
+        self.list_pages(operation, segments, client_id, &mut |page| {
+            items.extend(page)
+        })
+        .await?;
+        Ok(items)
+    }
+
+    /// Every page of a list, each handed to `each` as it is parsed.
+    async fn list_pages<T: DeserializeOwned>(
+        &self,
+        operation: Operation,
+        segments: &[&str],
+        client_id: Option<&str>,
+        each: &mut (dyn FnMut(Vec<T>) + Send),
+    ) -> Result<(), GhesError> {
         let mut url = self.url(segments);
         {
             let mut query = url.query_pairs_mut();
@@ -799,13 +815,11 @@ impl HttpGhesClient {
                 query.append_pair("client_id", client_id);
             }
         }
-        let mut items = Vec::new();
         for _ in 0..MAX_PAGES {
             let answer = self.execute(operation, Method::GET, url, None).await?;
-            let page: Vec<T> = parse(operation, &answer.body.0)?;
-            items.extend(page);
+            each(parse(operation, &answer.body.0)?);
             match next_link(&answer.headers) {
-                None => return Ok(items),
+                None => return Ok(()),
                 Some(next) => url = self.checked_next_url(&next)?,
             }
         }
@@ -904,14 +918,16 @@ impl GhesApi for HttpGhesClient {
         self.call_no_content(Operation::DeleteGrant, url).await
     }
 
-    async fn list_authorizations(
+    async fn list_authorization_pages(
         &self,
         client_id: Option<&str>,
-    ) -> Result<Vec<Authorization>, GhesError> {
-        self.list_all(
+        each: &mut (dyn FnMut(Vec<Authorization>) + Send),
+    ) -> Result<(), GhesError> {
+        self.list_pages(
             Operation::ListAuthorizations,
             &["authorizations"],
             client_id,
+            each,
         )
         .await
     }

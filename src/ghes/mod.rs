@@ -53,11 +53,23 @@ pub trait GhesApi: Send + Sync {
     async fn get_grant(&self, grant_id: u64) -> Result<Grant, GhesError>;
     /// `DELETE /applications/grants/{grant_id}`: revokes the grant and all the app's tokens.
     async fn delete_grant(&self, grant_id: u64) -> Result<(), GhesError>;
-    /// `GET /authorizations`, every page.
+    /// `GET /authorizations`, every page, each handed to `each` as it arrives: a listing of
+    /// many authorizations is never held whole (the ledger keeps a smaller copy of each).
+    async fn list_authorization_pages(
+        &self,
+        client_id: Option<&str>,
+        each: &mut (dyn FnMut(Vec<Authorization>) + Send),
+    ) -> Result<(), GhesError>;
+    /// `GET /authorizations`, every page, collected.
     async fn list_authorizations(
         &self,
         client_id: Option<&str>,
-    ) -> Result<Vec<Authorization>, GhesError>;
+    ) -> Result<Vec<Authorization>, GhesError> {
+        let mut listed = Vec::new();
+        self.list_authorization_pages(client_id, &mut |page| listed.extend(page))
+            .await?;
+        Ok(listed)
+    }
     /// `POST /authorizations`: not idempotent; the result carries the token.
     async fn create_authorization(
         &self,

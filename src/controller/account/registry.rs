@@ -358,33 +358,38 @@ impl AccountEntry {
             return Ok(snapshot);
         }
         let started = Timestamp::now();
-        let listed = self.client.list_authorizations(None).await?;
+        // The listing goes into the new view page by page, never held whole. An entry it shows
+        // unchanged keeps its copy: a listing of an account in sync allocates no second one.
+        let before = self.ledger().current.clone();
+        let mut current = Authorizations::default();
+        let mut login = None;
+        self.client
+            .list_authorization_pages(None, &mut |page| {
+                for authorization in page {
+                    if login.is_none() {
+                        login = authorization.user.as_ref().map(|u| u.login.clone());
+                    }
+                    let authorization = ledger_entry(authorization);
+                    let kept = before
+                        .by_id
+                        .get(&authorization.id)
+                        .filter(|kept| ***kept == authorization)
+                        .cloned();
+                    current.insert(kept.unwrap_or_else(|| Arc::new(authorization)));
+                }
+            })
+            .await?;
+        drop(before);
         let grants = self.client.list_grants(None).await?;
         {
             let mut view = self.ledger();
             view.grants = Arc::new(grants);
             view.clock_offset = self.client.clock_offset();
-            view.login = listed
-                .iter()
-                .find_map(|a| a.user.as_ref().map(|u| u.login.clone()))
-                .or_else(|| view.login.clone());
+            view.login = login.or_else(|| view.login.clone());
             // Keep only what this process recorded after the listing started: the listing
             // already reflects everything before.
             view.recent.retain(|_, (at, _)| *at >= started);
             view.deleted.retain(|_, at| *at >= started);
-            // An entry the listing shows unchanged keeps its copy: a listing of an account in
-            // sync allocates no second one.
-            let mut current = Authorizations::default();
-            for authorization in listed {
-                let authorization = ledger_entry(authorization);
-                let kept = view
-                    .current
-                    .by_id
-                    .get(&authorization.id)
-                    .filter(|kept| ***kept == authorization)
-                    .cloned();
-                current.insert(kept.unwrap_or_else(|| Arc::new(authorization)));
-            }
             for (_, authorization) in view.recent.values() {
                 current.insert(authorization.clone());
             }
