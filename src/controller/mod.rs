@@ -26,6 +26,7 @@ pub mod identity;
 pub(crate) mod in_use;
 pub(crate) mod managed_fields;
 pub(crate) mod memory;
+pub(crate) mod packed;
 pub(crate) mod prune;
 pub mod rbac;
 pub(crate) mod secret;
@@ -59,6 +60,7 @@ use crate::api::{
 use crate::cluster::{scoped_api, scopes};
 use crate::metrics::{ControllerKind, Metrics, ReconcileResult};
 use config::OperatorConfig;
+use packed::PackedAuthorization;
 
 /// How often the `authorizations` gauge is recounted from the controllers' caches.
 const AUTHORIZATIONS_GAUGE_PERIOD: Duration = Duration::from_secs(5);
@@ -128,14 +130,18 @@ pub async fn run_with(
             &watch_config,
         );
         authorization_stores.push(store);
-        let reconcile = departing(&authorization_controller, sharded, authorization::reconcile);
+        let reconcile = departing(
+            &authorization_controller,
+            sharded,
+            authorization::reconcile_packed,
+        );
         tasks.push(drive(
             authorization_controller,
             &controller_config,
             when_stopped(),
             ControllerKind::Authorization,
             reconcile,
-            authorization::error_policy,
+            authorization::error_policy_packed,
             &ctx,
         ));
 
@@ -215,8 +221,8 @@ fn authorization_controller(
     cluster_account_writer: reflector::store::Writer<ClusterAccount>,
     config: &watcher::Config,
 ) -> (
-    Controller<Authorization>,
-    Store<Authorization>,
+    Controller<PackedAuthorization>,
+    Store<PackedAuthorization>,
     Api<Account>,
 ) {
     // Secrets as `PartialObjectMeta`: kube asks for metadata only, so neither the wire nor
@@ -231,11 +237,11 @@ fn authorization_controller(
         watcher(authorizations, config.clone())
             .default_backoff()
             .modify(strip)
-            .reflect(writer)
             .map(move |event| {
                 conflicts.caches.conflicts.observe(&event);
-                event
+                pack(event)
             })
+            .reflect(writer)
             .applied_objects()
             // The event of the operator's own status write triggers nothing: the
             // reconcile that wrote it has chosen when to look again. (Otherwise a status
@@ -313,6 +319,9 @@ fn authorization_controller(
                 .caches
                 .conflicts
                 .waiting_for(&secret.namespace().unwrap_or_default(), &secret.name_any())
+                .into_iter()
+                .map(|reference| packed_reference(&reference))
+                .collect::<Vec<_>>()
         })
         .watches_stream(
             watcher(accounts.clone(), config.clone())
@@ -505,7 +514,7 @@ where
 
 /// The controllers' watch stores.
 struct Stores {
-    authorizations: Vec<Store<Authorization>>,
+    authorizations: Vec<Store<PackedAuthorization>>,
     accounts: Vec<Store<Account>>,
     cluster_accounts: Store<ClusterAccount>,
     /// The shard these caches hold, when sharded.
@@ -554,20 +563,14 @@ async fn watch_caches(
                 let mut uids: HashSet<String> = HashSet::new();
                 for authorization in caches.authorizations.iter().flat_map(Store::state) {
                     uids.extend(authorization.uid());
-                    let conditions = authorization
-                        .status
-                        .as_ref()
-                        .map(|status| status.conditions.as_slice())
-                        .unwrap_or_default();
-                    if conditions::is_true(conditions, conditions::READY) {
+                    let summary = authorization.summary;
+                    if summary.ready {
                         ready += 1;
                     } else {
                         not_ready += 1;
                     }
-                    if let Some(status) = &authorization.status {
-                        rotation_overdue += usize::from(status.rotation_overdue(now));
-                        expired += usize::from(status.token_expired(now));
-                    }
+                    rotation_overdue += usize::from(summary.rotation_overdue(now));
+                    expired += usize::from(summary.token_expired(now));
                 }
                 let shard = caches.shard;
                 let mut accounts: HashSet<AccountKey> = HashSet::new();
@@ -660,6 +663,10 @@ fn strip<K: kube::Resource>(object: &mut K) {
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
+    // A map emptied by that removal still holds its node.
+    if meta.annotations.as_ref().is_some_and(|a| a.is_empty()) {
+        meta.annotations = None;
+    }
 }
 
 /// The accounts' changes of availability, as they happen; `None` when this listener fell behind
@@ -698,23 +705,96 @@ where
         .collect()
 }
 
-/// The Authorizations that use an account, to reconcile when it changes.
+/// The Authorizations that use an account, to reconcile when it changes (each unpacked: an
+/// account's change is rare beside its Authorizations' reconciles).
 fn users_of(
-    store: &Store<Authorization>,
+    store: &Store<PackedAuthorization>,
     kind: AccountKind,
     namespace: Option<&str>,
     name: &str,
-) -> Vec<ObjectRef<Authorization>> {
+) -> Vec<ObjectRef<PackedAuthorization>> {
     store
         .state()
         .iter()
-        .filter(|authorization| {
-            let reference = &authorization.spec.account_ref;
-            reference.kind == kind
-                && reference.name == name
-                && (kind == AccountKind::ClusterAccount
-                    || authorization.namespace().as_deref() == namespace)
+        .filter(|packed| {
+            kind == AccountKind::ClusterAccount || packed.namespace().as_deref() == namespace
         })
-        .map(|authorization| ObjectRef::from_obj(authorization.as_ref()))
+        .filter(|packed| match packed.unpack() {
+            Ok(authorization) => {
+                let reference = &authorization.spec.account_ref;
+                reference.kind == kind && reference.name == name
+            }
+            // Cannot happen (it was packed from the same type); reconciling it costs little.
+            Err(_) => true,
+        })
+        .map(|packed| ObjectRef::from_obj(packed.as_ref()))
         .collect()
+}
+
+/// A watch event of Authorizations, packed for the cache. An object that cannot be packed
+/// (it was just read as that type, so it cannot happen) fails the event as a watch error.
+fn pack(
+    event: Result<watcher::Event<Authorization>, watcher::Error>,
+) -> Result<watcher::Event<PackedAuthorization>, watcher::Error> {
+    let packed = |authorization| {
+        PackedAuthorization::pack(authorization)
+            .map_err(|error| watcher::Error::WatchFailed(kube::Error::SerdeError(error)))
+    };
+    Ok(match event? {
+        watcher::Event::Apply(authorization) => watcher::Event::Apply(packed(authorization)?),
+        watcher::Event::Delete(authorization) => watcher::Event::Delete(packed(authorization)?),
+        watcher::Event::InitApply(authorization) => {
+            watcher::Event::InitApply(packed(authorization)?)
+        }
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitDone => watcher::Event::InitDone,
+    })
+}
+
+/// The controller's reference to an Authorization.
+fn packed_reference(reference: &ObjectRef<Authorization>) -> ObjectRef<PackedAuthorization> {
+    let packed = ObjectRef::new(&reference.name);
+    match reference.namespace.as_deref() {
+        Some(namespace) => packed.within(namespace),
+        None => packed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_drops_managed_fields_and_kubectls_copy_and_keeps_the_rest() {
+        let mut account: Account = serde_json::from_value(serde_json::json!({
+            "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Account",
+            "metadata": {
+                "name": "a", "namespace": "n",
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"},
+                "labels": {"team": "a"},
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
+            },
+            "spec": {"server": "https://ghes.example.com", "credentialsSecretRef": {"name": "c"}},
+        }))
+        .expect("an Account");
+        strip(&mut account);
+        assert_eq!(account.metadata.managed_fields, None);
+        assert_eq!(
+            account.metadata.annotations, None,
+            "emptied: none, not an empty map"
+        );
+        assert_eq!(account.metadata.labels.as_ref().map(|l| l.len()), Some(1));
+
+        account.metadata.annotations = Some(
+            [
+                ("kubectl.kubernetes.io/last-applied-configuration", "{}"),
+                ("keep", "me"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into(),
+        );
+        strip(&mut account);
+        let annotations = account.metadata.annotations.expect("one left");
+        assert_eq!(annotations.keys().collect::<Vec<_>>(), ["keep"]);
+    }
 }

@@ -26,6 +26,7 @@ use super::context::Context;
 use super::error::{Error, Result};
 use super::fair::Priority;
 use super::fingerprint::{Fingerprint, Owned};
+use super::packed::PackedAuthorization;
 use crate::api::AccountKey;
 use crate::api::{Authorization, AuthorizationStatus, FINALIZER, ManagementPolicy};
 use crate::ghes::{Authorization as GhesAuthorization, AuthorizationUpdate, GhesError, Token};
@@ -67,6 +68,29 @@ const DELETION_RETRY_MAX: Duration = Duration::from_secs(10);
 /// The periodic re-check of a configuration error that a change of the resource or its
 /// account would otherwise trigger.
 const CONFIG_RECHECK: Duration = Duration::from_secs(300);
+
+/// [`reconcile`] of an Authorization as the watch cache keeps it.
+pub async fn reconcile_packed(
+    packed: Arc<PackedAuthorization>,
+    ctx: Arc<Context>,
+) -> Result<Reconciled> {
+    let authorization = packed
+        .unpack()
+        .map_err(|error| Error::Kube(kube::Error::SerdeError(error)))?;
+    reconcile(Arc::new(authorization), ctx).await
+}
+
+/// [`error_policy`] of an Authorization as the watch cache keeps it.
+pub fn error_policy_packed(
+    packed: Arc<PackedAuthorization>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    match packed.unpack() {
+        Ok(authorization) => error_policy(Arc::new(authorization), error, ctx),
+        Err(_) => Action::requeue(ctx.memory.next_backoff(packed.as_ref())),
+    }
+}
 
 /// Entry point of the controller for one Authorization.
 pub async fn reconcile(authorization: Arc<Authorization>, ctx: Arc<Context>) -> Result<Reconciled> {
