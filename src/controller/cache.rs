@@ -14,7 +14,7 @@
 //!   read from the API server, with the Namespaces a `plan` lays over them.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -24,6 +24,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 
+use super::compact::Dictionary;
 use super::conditions;
 use super::error::{Error, Result};
 use crate::api::{Account, AccountKind, AccountRef, Authorization, ClusterAccount};
@@ -157,8 +158,27 @@ struct CacheState {
     names: HashMap<String, HashSet<u64>>,
 }
 
+/// What a held Secret usually says: a token Secret as this operator writes it, the values
+/// that differ per Secret left empty.
+static HELD: LazyLock<Dictionary> = LazyLock::new(|| {
+    Dictionary::of::<Secret>(&[serde_json::json!({
+        "metadata": {
+            "uid": "00000000-0000-0000-0000-000000000000",
+            "ownerReferences": [{
+                "apiVersion": "oauth.ghes.io/v1alpha1", "kind": "Authorization", "name": "",
+                "uid": "00000000-0000-0000-0000-000000000000",
+                "blockOwnerDeletion": true, "controller": true,
+            }],
+            "labels": {(crate::api::labels::MANAGED_BY): crate::api::labels::MANAGED_BY_VALUE},
+            "annotations": {(super::secret::AUTHORIZATION_ID_ANNOTATION): ""},
+        },
+        "type": "Opaque",
+        "data": {"token": ""},
+    })])
+});
+
 /// A Secret as the cache holds it: what readers use (owners, finalizers, deletion, labels,
-/// annotations, type, data) as one JSON buffer, beside its version and whether this manager
+/// annotations, type, data) as one compressed JSON buffer ([`super::compact`]), beside its version and whether this manager
 /// wrote fields of it by a create. One allocation instead of one per string: a token Secret
 /// held as a `Secret` cost several times its content, and one is held per Authorization. Each
 /// read rebuilds the `Secret`, which lives as long as the reconcile that asked.
@@ -188,11 +208,10 @@ impl Held {
             data: secret.data.clone(),
             string_data: None,
         };
-        let packed = serde_json::to_vec(&kept).ok()?;
         Some(Self {
             resource_version: meta.resource_version.as_deref().map(Into::into),
             created_by_update: super::managed_fields::created_by_update(secret),
-            packed: packed.into_boxed_slice(),
+            packed: HELD.pack(&kept).ok()?,
         })
     }
 
@@ -211,7 +230,7 @@ impl Held {
 
     /// The Secret `namespace/name` as it was held (`None` if it cannot be unpacked).
     fn secret(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
-        let mut secret: Secret = serde_json::from_slice(&self.packed).ok()?;
+        let mut secret: Secret = HELD.unpack(&self.packed).ok()?;
         let metadata = &mut secret.metadata;
         metadata.name = Some(name.to_owned());
         metadata.namespace = Some(namespace.to_owned());
@@ -737,6 +756,15 @@ mod tests {
             .expect("held");
         assert_eq!(*held, read);
         assert!(crate::controller::managed_fields::created_by_update(&held));
+        // A token Secret as the operator writes it is held in under half its JSON.
+        let mut token = full.clone();
+        token.metadata.finalizers = None;
+        token.metadata.deletion_timestamp = None;
+        token.type_ = Some("Opaque".into());
+        token.immutable = None;
+        let json = serde_json::to_vec(&token).expect("json").len();
+        let packed = Held::of(&token).expect("held").packed.len();
+        assert!(packed * 2 < json, "{packed} of {json}");
         // Absent maps stay absent, and no data is not empty data.
         let bare = Secret {
             metadata: kube::api::ObjectMeta {

@@ -16,6 +16,7 @@
 pub mod account;
 pub mod authorization;
 pub mod cache;
+pub(crate) mod compact;
 pub mod config;
 pub mod context;
 pub(crate) mod error;
