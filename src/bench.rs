@@ -62,6 +62,10 @@ pub struct BenchArgs {
     /// Run the operators sharded (`run --shards`) with this many shards; 0: unsharded.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(crate::shard::MAX_SHARDS)))]
     pub shards: u32,
+    /// The operator binary to measure; default: this one. The image ships a
+    /// `--no-default-features` build, without the test doubles this binary carries.
+    #[arg(long, value_name = "PATH")]
+    pub operator: Option<PathBuf>,
     /// How long to wait for every token, in seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
@@ -84,6 +88,8 @@ pub struct Figures {
     pub shards: u32,
     /// Where: `test server` or `cluster`.
     pub kubernetes: String,
+    /// The operator binary measured (`this binary`, or `--operator`'s path).
+    pub operator: String,
     /// CPU cores of this machine.
     pub cores: usize,
     /// Authorizations Ready at the end.
@@ -206,9 +212,17 @@ impl Drop for Operator {
 }
 
 impl Operator {
-    fn start(kubeconfig: &PathBuf, namespace: &str, extra: &[String]) -> Result<Self, BenchError> {
-        let exe = std::env::current_exe().map_err(|e| BenchError::Start(format!("self: {e}")))?;
-        let mut child = Command::new(exe)
+    fn start(
+        binary: Option<&PathBuf>,
+        kubeconfig: &PathBuf,
+        namespace: &str,
+        extra: &[String],
+    ) -> Result<Self, BenchError> {
+        let exe = match binary {
+            Some(binary) => binary.clone(),
+            None => std::env::current_exe().map_err(|e| BenchError::Start(format!("self: {e}")))?,
+        };
+        let mut child = Command::new(&exe)
             .args([
                 "--log-level",
                 "error",
@@ -223,7 +237,7 @@ impl Operator {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| BenchError::Start(format!("the operator: {e}")))?;
+            .map_err(|e| BenchError::Start(format!("the operator {}: {e}", exe.display())))?;
         let stdout = child
             .stdout
             .take()
@@ -512,7 +526,12 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
         } else {
             Vec::new()
         };
-        operators.push(Operator::start(&operator_kubeconfig, &namespace, &extra)?);
+        operators.push(Operator::start(
+            args.operator.as_ref(),
+            &operator_kubeconfig,
+            &namespace,
+            &extra,
+        )?);
     }
     for operator in &operators {
         operator.ready(Duration::from_secs(args.timeout)).await?;
@@ -647,6 +666,10 @@ pub async fn run(args: &BenchArgs) -> Result<Figures, BenchError> {
         replicas: args.replicas,
         shards: args.shards,
         kubernetes: kubernetes.into(),
+        operator: args
+            .operator
+            .as_ref()
+            .map_or_else(|| "this binary".into(), |path| path.display().to_string()),
         cores: std::thread::available_parallelism().map_or(1, usize::from),
         ready,
         convergence_seconds: round(convergence),
@@ -758,6 +781,7 @@ pub fn table(figures: &Figures) -> String {
             },
         ],
         vec!["Kubernetes".into(), figures.kubernetes.clone()],
+        vec!["operator binary".into(), figures.operator.clone()],
         vec!["cores".into(), figures.cores.to_string()],
         vec![
             "Ready".into(),

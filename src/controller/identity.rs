@@ -9,8 +9,9 @@ use kube::Api;
 use super::account::AccountObject;
 use super::context::Context;
 use super::error::Result;
+use super::packed::Listed;
 use super::prune::Claims;
-use crate::api::{Account, AccountKey, Authorization, ClusterAccount, GhesUser};
+use crate::api::{Account, AccountKey, ClusterAccount, GhesUser};
 
 /// The Authorizations that may use one identity.
 #[derive(Debug)]
@@ -44,10 +45,10 @@ pub async fn users(ctx: &Context, identity: &GhesUser) -> Result<Users> {
     }
     let mut claims = Claims::default();
     for scope in &scopes {
-        let api: Api<Authorization> = crate::cluster::scoped_api(&ctx.client, scope.as_deref());
+        let api: Api<Listed> = crate::cluster::scoped_api(&ctx.client, scope.as_deref());
         let mut pages = crate::cluster::Pages::of(&api);
         while let Some(page) = pages.next().await? {
-            for authorization in &page {
+            for Listed(authorization) in &page {
                 let key = AccountKey::referenced_by(authorization);
                 if accounts.get(&key).copied().unwrap_or(true) {
                     claims.add(authorization);

@@ -16,8 +16,9 @@ use super::account::AccountObject;
 use super::cache::Referenced;
 use super::context::Context;
 use super::error::{Error, Result};
+use super::packed::Listed;
 use crate::api::AccountKey;
-use crate::api::{AccountRef, Authorization, FINALIZER};
+use crate::api::{AccountRef, FINALIZER};
 
 pub use crate::api::IN_USE_FINALIZER;
 
@@ -77,11 +78,12 @@ pub async fn holders<A: AccountObject>(ctx: &Context, account: &A) -> Result<usi
     };
     let mut holding = 0;
     for scope in scopes {
-        let api: Api<Authorization> = crate::cluster::scoped_api(&ctx.client, scope.as_deref());
+        let api: Api<Listed> = crate::cluster::scoped_api(&ctx.client, scope.as_deref());
         let mut pages = crate::cluster::Pages::of(&api);
         while let Some(page) = pages.next().await? {
             holding += page
                 .iter()
+                .map(|Listed(authorization)| authorization)
                 .filter(|authorization| AccountKey::referenced_by(authorization) == key)
                 .filter(|authorization| authorization.finalizers().iter().any(|f| f == FINALIZER))
                 .count();

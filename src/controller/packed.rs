@@ -155,36 +155,96 @@ impl<'de> Deserialize<'de> for PackedAuthorization {
     }
 }
 
-impl Resource for PackedAuthorization {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
+/// Implements [`Resource`] for a type that stands for an Authorization: the same kind, group,
+/// version and plural (so owner references and object references map), its metadata from
+/// `$meta`.
+macro_rules! authorization_resource {
+    ($type:ty, $($meta:tt)+) => {
+        impl Resource for $type {
+            type DynamicType = ();
+            type Scope = NamespaceResourceScope;
 
-    fn kind(dt: &()) -> Cow<'_, str> {
-        Authorization::kind(dt)
-    }
+            fn kind(dt: &()) -> Cow<'_, str> {
+                Authorization::kind(dt)
+            }
 
-    fn group(dt: &()) -> Cow<'_, str> {
-        Authorization::group(dt)
-    }
+            fn group(dt: &()) -> Cow<'_, str> {
+                Authorization::group(dt)
+            }
 
-    fn version(dt: &()) -> Cow<'_, str> {
-        Authorization::version(dt)
-    }
+            fn version(dt: &()) -> Cow<'_, str> {
+                Authorization::version(dt)
+            }
 
-    fn api_version(dt: &()) -> Cow<'_, str> {
-        Authorization::api_version(dt)
-    }
+            fn api_version(dt: &()) -> Cow<'_, str> {
+                Authorization::api_version(dt)
+            }
 
-    fn plural(dt: &()) -> Cow<'_, str> {
-        Authorization::plural(dt)
-    }
+            fn plural(dt: &()) -> Cow<'_, str> {
+                Authorization::plural(dt)
+            }
 
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
+            fn meta(&self) -> &ObjectMeta {
+                &self.$($meta)+
+            }
 
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.$($meta)+
+            }
+        }
+    };
+}
+
+authorization_resource!(PackedAuthorization, metadata);
+authorization_resource!(Listed, 0.metadata);
+
+/// An Authorization as a listing reads it for what it claims or holds: its spec, its status,
+/// and of its metadata only name, namespace, uid, resourceVersion, generation, finalizers and
+/// deletion. Its managed fields, labels, annotations and owners are skipped as they are read,
+/// never allocated: managed fields are most of a listed object's size, and a page holds
+/// hundreds.
+#[derive(Clone, Debug)]
+pub struct Listed(pub Authorization);
+
+impl<'de> Deserialize<'de> for Listed {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Metadata {
+            name: Option<String>,
+            namespace: Option<String>,
+            uid: Option<String>,
+            resource_version: Option<String>,
+            generation: Option<i64>,
+            finalizers: Option<Vec<String>>,
+            deletion_timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+        }
+        #[derive(Deserialize)]
+        struct Object {
+            metadata: Metadata,
+            spec: crate::api::AuthorizationSpec,
+            #[serde(default)]
+            status: Option<crate::api::AuthorizationStatus>,
+        }
+        let Object {
+            metadata,
+            spec,
+            status,
+        } = Object::deserialize(deserializer)?;
+        let mut authorization =
+            Authorization::new(metadata.name.as_deref().unwrap_or_default(), spec);
+        authorization.metadata = ObjectMeta {
+            name: metadata.name,
+            namespace: metadata.namespace,
+            uid: metadata.uid,
+            resource_version: metadata.resource_version,
+            generation: metadata.generation,
+            finalizers: metadata.finalizers,
+            deletion_timestamp: metadata.deletion_timestamp,
+            ..ObjectMeta::default()
+        };
+        authorization.status = status;
+        Ok(Self(authorization))
     }
 }
 
@@ -247,6 +307,43 @@ mod tests {
             packed.len(),
             json.len()
         );
+    }
+
+    #[test]
+    fn a_listed_authorization_keeps_what_claims_and_holders_read() {
+        let mut full = ready_authorization();
+        full.spec.observe = Some(Box::new(
+            serde_json::from_value(serde_json::json!({"id": 9, "fingerprint": "f"}))
+                .expect("observe"),
+        ));
+        let mut json = serde_json::to_value(&full).expect("json");
+        json["metadata"]["managedFields"] = serde_json::json!([{
+            "manager": "kubectl", "operation": "Apply", "apiVersion": "oauth.ghes.io/v1alpha1",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:scopes": {}}},
+        }]);
+        json["metadata"]["annotations"] = serde_json::json!({"a": "1"});
+        json["metadata"]["ownerReferences"] = serde_json::json!([{
+            "apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u-9",
+        }]);
+        let Listed(listed) = serde_json::from_value(json).expect("reads");
+        // Everything but labels (and what was added) is as it was.
+        let mut expected = full.clone();
+        expected.metadata.labels = None;
+        assert_eq!(
+            serde_json::to_value(&listed).expect("json"),
+            serde_json::to_value(&expected).expect("json")
+        );
+        assert!(listed.metadata.managed_fields.is_none());
+        assert_eq!(
+            crate::controller::prune::Claims::of([&listed]),
+            crate::controller::prune::Claims::of([&full])
+        );
+        let bare = serde_json::json!({
+            "metadata": {"name": "x", "namespace": "n"},
+            "spec": {"accountRef": {"name": "bot"}, "scopes": ["repo"]},
+        });
+        let Listed(bare) = serde_json::from_value(bare).expect("reads");
+        assert!(bare.status.is_none());
     }
 
     #[test]
