@@ -186,6 +186,8 @@ struct Held {
     resource_version: Option<Box<str>>,
     /// This manager wrote fields of it by a create or update ([`super::managed_fields::created_by_update`]).
     created_by_update: bool,
+    /// It is held as this process wrote it ([`SecretCache::wrote`]), not as a read found it.
+    written: bool,
     packed: Box<[u8]>,
 }
 
@@ -211,6 +213,7 @@ impl Held {
         Some(Self {
             resource_version: meta.resource_version.as_deref().map(Into::into),
             created_by_update: super::managed_fields::created_by_update(secret),
+            written: false,
             packed: HELD.pack(&kept).ok()?,
         })
     }
@@ -312,17 +315,17 @@ impl CacheState {
 
     /// `namespace/name` exists and changed, to `version` when known: its entry goes unless it
     /// holds that very version (the event of this process's own write).
-    fn touched(&mut self, namespace: &str, name: &str, version: Option<&str>) {
+    /// Returns whether `version` is the one this process wrote and holds.
+    fn touched(&mut self, namespace: &str, name: &str, version: Option<&str>) -> bool {
         let key = (namespace.to_owned(), name.to_owned());
-        let held = self
-            .entries
-            .get(&key)
-            .and_then(|held| held.as_ref())
-            .and_then(Held::resource_version);
-        if version.is_none() || held != version {
+        let held = self.entries.get(&key).and_then(|held| held.as_ref());
+        let same = version.is_some() && held.and_then(Held::resource_version) == version;
+        let own_write = same && held.is_some_and(|held| held.written);
+        if !same {
             self.drop_entry(namespace, name);
         }
         self.seen(namespace, name);
+        own_write
     }
 
     fn drop_entry(&mut self, namespace: &str, name: &str) {
@@ -415,11 +418,13 @@ impl SecretCache {
     ) {
         let mut state = self.lock();
         match event {
-            Ok(watcher::Event::Apply(secret)) => state.touched(
-                &secret.namespace().unwrap_or_default(),
-                &secret.name_any(),
-                secret.resource_version().as_deref(),
-            ),
+            Ok(watcher::Event::Apply(secret)) => {
+                state.touched(
+                    &secret.namespace().unwrap_or_default(),
+                    &secret.name_any(),
+                    secret.resource_version().as_deref(),
+                );
+            }
             Ok(watcher::Event::InitApply(secret)) => {
                 let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
                 state.drop_entry(&namespace, &name);
@@ -459,10 +464,11 @@ impl SecretCache {
         self.lock().touched(namespace, name, None);
     }
 
-    /// Like [`Self::changed`], unless the cache holds the version `version` of it: the
-    /// event of this process's own write ([`Self::wrote`]).
-    pub fn changed_at(&self, namespace: &str, name: &str, version: Option<&str>) {
-        self.lock().touched(namespace, name, version);
+    /// Like [`Self::changed`], unless the cache holds the version `version` of it. Returns
+    /// whether that is the version this process wrote ([`Self::wrote`]): the event of its own
+    /// write, which tells the reconcile that wrote it nothing new.
+    pub fn changed_at(&self, namespace: &str, name: &str, version: Option<&str>) -> bool {
+        self.lock().touched(namespace, name, version)
     }
 
     /// Holds `secret` as this process has just written it: the next read finds it without a
@@ -475,6 +481,10 @@ impl SecretCache {
         if state.is_live(&namespace)
             && let Some(held) = Held::of(secret)
         {
+            let held = Held {
+                written: true,
+                ..held
+            };
             state.entries.insert((namespace, name), Some(held));
         }
     }
@@ -899,14 +909,22 @@ mod tests {
         let mut own = meta("token");
         own.metadata.resource_version = written.metadata.resource_version.clone();
         cache.observe(None, &Ok(watcher::Event::Apply(own.clone())));
-        cache.changed_at("default", "token", own.metadata.resource_version.as_deref());
+        assert!(
+            cache.changed_at("default", "token", own.metadata.resource_version.as_deref()),
+            "the event of its own write"
+        );
         cache.get("default", "token").await.expect("get");
         assert_eq!(reads(&server), 0, "its own write's events");
         let mut later = own;
         later.metadata.resource_version = Some("999999".into());
+        assert!(!cache.changed_at("default", "token", Some("999999")));
         cache.observe(None, &Ok(watcher::Event::Apply(later)));
-        cache.get("default", "token").await.expect("get");
+        let read = cache.get("default", "token").await.expect("get");
         assert_eq!(reads(&server), 1, "someone else's change");
+        // Held because a read found it, the same version is not this process's write.
+        let version = read.and_then(|secret| secret.metadata.resource_version.clone());
+        assert!(version.is_some());
+        assert!(!cache.changed_at("default", "token", version.as_deref()));
     }
 
     #[tokio::test]

@@ -258,23 +258,37 @@ fn authorization_controller(
     // cluster's Secrets, and a deleted or edited token Secret is repaired at once.
     // The reconcile an edit triggers must not read the Secret's copy from before it: the drop
     // happens here, before the trigger, not only when the watch of all Secrets below gets to
-    // the same edit (the two watches deliver in no common order).
+    // the same edit (the two watches deliver in no common order). The event of the operator's
+    // own write triggers nothing, as for its status writes: the reconcile that wrote the
+    // Secret goes on from there.
     let stale = ctx.clone();
     let owned_secrets = watcher(
         secrets.clone(),
         watcher::Config::default().labels(&labels::managed_by_selector()),
     )
     .default_backoff()
-    .touched_objects()
-    .map(move |secret| {
-        if let Ok(secret) = &secret {
-            stale.caches.secrets.changed_at(
-                &secret.namespace().unwrap_or_default(),
-                &secret.name_any(),
-                secret.resource_version().as_deref(),
-            );
-        }
-        secret
+    .filter_map(move |event| {
+        let touched = match event {
+            Ok(watcher::Event::Apply(secret)) => {
+                let own_write = stale.caches.secrets.changed_at(
+                    &secret.namespace().unwrap_or_default(),
+                    &secret.name_any(),
+                    secret.resource_version().as_deref(),
+                );
+                (!own_write).then_some(Ok(secret))
+            }
+            Ok(watcher::Event::InitApply(secret) | watcher::Event::Delete(secret)) => {
+                stale.caches.secrets.changed_at(
+                    &secret.namespace().unwrap_or_default(),
+                    &secret.name_any(),
+                    secret.resource_version().as_deref(),
+                );
+                Some(Ok(secret))
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+            Err(error) => Some(Err(error)),
+        };
+        futures::future::ready(touched)
     });
     // Any Secret's metadata, kept nowhere: a Secret the operator read is read again once
     // it changed, and a Secret that blocks an Authorization (SecretConflict) is looked at
