@@ -745,38 +745,10 @@ impl AuthorizationStatus {
             .filter_map(|id| u64::try_from(id).ok())
             .collect()
     }
-
-    /// Whether the token is past its scheduled rotation at `now` (the rotation is late).
-    pub fn rotation_overdue(&self, now: jiff::Timestamp) -> bool {
-        self.next_rotation_at.as_ref().is_some_and(|at| at.0 < now)
-    }
-
-    /// Whether the token GHES issued has expired at `now`.
-    pub fn token_expired(&self, now: jiff::Timestamp) -> bool {
-        self.expires_at.as_ref().is_some_and(|at| at.0 < now)
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn deadlines_pass_only_once_their_time_is_behind() {
-        let at = |text: &str| Some(Time(text.parse::<jiff::Timestamp>().unwrap()));
-        let status = AuthorizationStatus {
-            next_rotation_at: at("2026-01-01T00:00:00Z"),
-            expires_at: at("2026-01-02T00:00:00Z"),
-            ..Default::default()
-        };
-        let between: jiff::Timestamp = "2026-01-01T12:00:00Z".parse().unwrap();
-        assert!(status.rotation_overdue(between) && !status.token_expired(between));
-        let after: jiff::Timestamp = "2026-01-03T00:00:00Z".parse().unwrap();
-        assert!(status.rotation_overdue(after) && status.token_expired(after));
-        let before: jiff::Timestamp = "2025-12-31T00:00:00Z".parse().unwrap();
-        assert!(!status.rotation_overdue(before) && !status.token_expired(before));
-        let none = AuthorizationStatus::default();
-        assert!(!none.rotation_overdue(after) && !none.token_expired(after));
-    }
-
     use super::*;
 
     fn from_yaml(yaml: &str) -> AuthorizationSpec {

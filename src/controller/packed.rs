@@ -18,7 +18,7 @@ use kube::api::ObjectMeta;
 use serde::{Deserialize, Deserializer};
 
 use super::compact::Dictionary;
-use crate::api::{Authorization, conditions};
+use crate::api::{Authorization, AuthorizationStatus, conditions};
 
 /// What an Authorization usually says: a Ready personal token, as this operator writes its
 /// status, and the optional parts some set. The values that differ per object are left empty.
@@ -96,12 +96,24 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Whether a scheduled rotation is past due at `now`.
+    /// The summary of `status` (none: nothing is ready or due).
+    pub fn of(status: Option<&AuthorizationStatus>) -> Self {
+        match status {
+            None => Self::default(),
+            Some(status) => Self {
+                ready: conditions::is_true(&status.conditions, conditions::READY),
+                next_rotation_at: status.next_rotation_at.as_ref().map(|at| at.0),
+                expires_at: status.expires_at.as_ref().map(|at| at.0),
+            },
+        }
+    }
+
+    /// Whether the token is past its scheduled rotation at `now` (the rotation is late).
     pub fn rotation_overdue(&self, now: Timestamp) -> bool {
         self.next_rotation_at.is_some_and(|at| at < now)
     }
 
-    /// Whether the token has expired at `now`.
+    /// Whether the token GHES issued has expired at `now`.
     pub fn token_expired(&self, now: Timestamp) -> bool {
         self.expires_at.is_some_and(|at| at < now)
     }
@@ -110,14 +122,7 @@ impl Summary {
 impl PackedAuthorization {
     /// Packs `authorization`.
     pub fn pack(mut authorization: Authorization) -> Result<Self, serde_json::Error> {
-        let summary = match &authorization.status {
-            None => Summary::default(),
-            Some(status) => Summary {
-                ready: conditions::is_true(&status.conditions, conditions::READY),
-                next_rotation_at: status.next_rotation_at.as_ref().map(|at| at.0),
-                expires_at: status.expires_at.as_ref().map(|at| at.0),
-            },
-        };
+        let summary = Summary::of(authorization.status.as_ref());
         let source = &mut authorization.metadata;
         let metadata = ObjectMeta {
             name: source.name.take(),
@@ -344,6 +349,25 @@ mod tests {
         });
         let Listed(bare) = serde_json::from_value(bare).expect("reads");
         assert!(bare.status.is_none());
+    }
+
+    #[test]
+    fn deadlines_pass_only_once_their_time_is_behind() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let at = |text: &str| Some(Time(text.parse::<Timestamp>().unwrap()));
+        let status = Summary::of(Some(&AuthorizationStatus {
+            next_rotation_at: at("2026-01-01T00:00:00Z"),
+            expires_at: at("2026-01-02T00:00:00Z"),
+            ..Default::default()
+        }));
+        let between: Timestamp = "2026-01-01T12:00:00Z".parse().unwrap();
+        assert!(status.rotation_overdue(between) && !status.token_expired(between));
+        let after: Timestamp = "2026-01-03T00:00:00Z".parse().unwrap();
+        assert!(status.rotation_overdue(after) && status.token_expired(after));
+        let before: Timestamp = "2025-12-31T00:00:00Z".parse().unwrap();
+        assert!(!status.rotation_overdue(before) && !status.token_expired(before));
+        let none = Summary::of(Some(&AuthorizationStatus::default()));
+        assert!(!none.rotation_overdue(after) && !none.token_expired(after));
     }
 
     #[test]
