@@ -13,7 +13,8 @@
 //! - **Renew** every renew period while leading; after a failure, retry every retry period.
 //! - **Lose** the Lease when another instance holds it, it was deleted, or no renewal succeeded
 //!   for `leaseDuration − retryPeriod` (the renew deadline, measured from the start of the last
-//!   successful renewal): the controllers are dropped at once, before any standby can see the
+//!   successful renewal): the controllers (in a task of their own, so that no reconcile delays
+//!   a renewal) are aborted at once, before any standby can see the
 //!   Lease expire, and [`run_while_leading`] returns the error so the process exits non-zero
 //!   and Kubernetes restarts it as a fresh standby.
 //! - **Release** on graceful shutdown, after the controllers stopped: clear `holderIdentity` so
@@ -540,6 +541,39 @@ pub async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
+/// Runs `controllers` in a task of their own while this one renews the Lease: a reconcile
+/// that keeps its thread for a while (a large page parsed at once, any step on a starved
+/// machine) never delays a renewal, as it would if both were polled by one task. Returns
+/// `None` when the controllers ended, or why the Lease was lost: then they are aborted, and
+/// gone, before this returns. Dropping this future aborts them too.
+pub async fn hold_while<F>(elector: &mut LeaderElector, controllers: F) -> Option<LeaseLost>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = AbortOnDrop(tokio::spawn(controllers));
+    tokio::select! {
+        ended = &mut task.0 => {
+            if let Err(error) = ended
+                && error.is_panic()
+            {
+                tracing::error!(%error, "the controllers panicked");
+            }
+            None
+        }
+        lost = elector.hold() => {
+            task.0.abort();
+            let _ = (&mut task.0).await;
+            Some(lost)
+        }
+    }
+}
+
 /// Waits for the Lease, runs the controllers that `start` makes while holding it, and releases
 /// it after they stopped. `start` gets a future that resolves on shutdown, and the controllers
 /// it returns must stop (gracefully) when it does.
@@ -556,7 +590,7 @@ pub async fn run_while_leading<F, Fut>(
 ) -> Result<(), LeaseLost>
 where
     F: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
-    Fut: Future<Output = ()>,
+    Fut: Future<Output = ()> + Send + 'static,
 {
     metrics.set_leader(false);
     let acquired = tokio::select! {
@@ -568,12 +602,7 @@ where
     }
     metrics.set_leader(true);
     health.set(Phase::Syncing);
-    let controllers = start(Box::pin(stopped(shutdown)));
-    tokio::pin!(controllers);
-    let lost = tokio::select! {
-        () = &mut controllers => None,
-        lost = elector.hold() => Some(lost),
-    };
+    let lost = hold_while(&mut elector, start(Box::pin(stopped(shutdown)))).await;
     metrics.set_leader(false);
     match lost {
         None => {

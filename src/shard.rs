@@ -8,9 +8,10 @@
 //!   election's own protocol ([`LeaderElector`]). A replica holds at most ceil(K / live
 //!   replicas) shards: it takes free or expired ones up to that, and releases the extra ones
 //!   (after its controllers for them stopped) when more replicas come up.
-//! - **One writer.** A shard's controllers run only inside the task that renews its Lease; when
-//!   a renewal cannot succeed before the Lease's renew deadline (its duration less one retry
-//!   period), the controllers are dropped at once, before anyone can see the Lease expire.
+//! - **One writer.** A shard's controllers run only while the task that renews its Lease
+//!   holds it, in a task of their own (so that no reconcile delays a renewal); when a renewal
+//!   cannot succeed before the Lease's renew deadline (its duration less one retry period),
+//!   the controllers are aborted at once, before anyone can see the Lease expire.
 //! - **Assignment.** An account belongs to shard `hash(identity) mod K`, its identity being the
 //!   GHES user it logs in as (API root and login), so that one replica speaks for each GHES
 //!   user — its rate limit and its pruning; an Authorization follows its account. The replica
@@ -333,14 +334,12 @@ fn spawn_shard(
                 }
             })
         };
-        let controllers = start(shard, stop, on_synced);
-        tokio::pin!(controllers);
-        tokio::select! {
-            () = &mut controllers => {
+        match leader::hold_while(&mut elector, start(shard, stop, on_synced)).await {
+            None => {
                 elector.release().await;
                 tracing::info!(%shard, "released the shard");
             }
-            lost = elector.hold() => {
+            Some(lost) => {
                 tracing::warn!(%shard, %lost, "stopped the shard's controllers: its Lease is lost");
             }
         }
@@ -705,6 +704,54 @@ mod tests {
         // a is live; b expired; c released; shard Leases are not members; me counts once.
         assert_eq!(live_members(&leases, "op-member-", "me", now), 2);
         assert_eq!(live_members(&[], "op-member-", "me", now), 1);
+    }
+
+    /// A reconcile step that keeps its thread longer than the renew deadline (a large page
+    /// parsed at once, or any step on a starved machine) must not cost the shard its Lease:
+    /// losing it drops every reconcile in flight, and a token issued by one of them is lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reconcile_holding_its_thread_does_not_cost_the_shard_its_lease() {
+        let server = kube_testkit::TestApiServer::start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("server");
+        let client = server.client("operator").expect("client");
+        let mut settings = LeaseSettings::new("default".into(), "op-shard-0".into(), "me".into());
+        settings.lease_duration = Duration::from_secs(3);
+        settings.renew_period = Duration::from_millis(500);
+        settings.retry_period = Duration::from_millis(500);
+        assert_eq!(settings.validate(), Ok(()));
+        let deadline = settings.renew_deadline();
+        let mut elector = LeaderElector::new(client.clone(), settings);
+        assert_eq!(elector.try_take().await, Ok(true));
+        let (_shutdown, shutdown_rx) = watch::channel(false);
+        let start: StartShard = Arc::new(move |_, stop, on_synced| {
+            Box::pin(async move {
+                on_synced();
+                std::thread::sleep(deadline + Duration::from_millis(1500));
+                stop.await;
+            })
+        });
+        let shard = spawn_shard(Shard { index: 0, count: 1 }, elector, shutdown_rx, start);
+        tokio::time::sleep(deadline + Duration::from_secs(3)).await;
+        assert!(
+            !shard.task.is_finished(),
+            "the shard's Lease was lost while a reconcile held its thread"
+        );
+        let lease = Api::<Lease>::namespaced(client, "default")
+            .get("op-shard-0")
+            .await
+            .expect("the Lease");
+        let spec = lease.spec.expect("spec");
+        assert_eq!(spec.holder_identity.as_deref(), Some("me"));
+        assert_eq!(spec.lease_transitions, Some(0));
+        // A release still stops the controllers gracefully and gives the Lease back.
+        let _ = shard.release.send(true);
+        shard.task.await.expect("the shard task");
+        let lease = Api::<Lease>::namespaced(server.client("operator").expect("client"), "default")
+            .get("op-shard-0")
+            .await
+            .expect("the Lease");
+        assert_eq!(lease.spec.and_then(|s| s.holder_identity), None);
     }
 
     #[test]
