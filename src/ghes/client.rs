@@ -168,9 +168,76 @@ pub fn api_root(server: &str, api_url: Option<&str>) -> Result<Url, GhesError> {
     Ok(url)
 }
 
+/// What an HTTP transport (a connection pool with its TLS set-up) is made of: every client
+/// with the same settings shares one.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct TransportKey {
+    user_agent: String,
+    timeout: Duration,
+    connect_timeout: Duration,
+    /// The extra PEM certificates trusted, if any.
+    ca_bundle: Option<String>,
+}
+
+/// One HTTP transport, shared by the clients of every account with the same settings.
+struct Transport {
+    http: reqwest::Client,
+}
+
+/// The transports in use. Setting TLS up loads and parses the system's root certificates:
+/// tens of milliseconds of one thread (seconds on a loaded machine) and a copy of them kept per
+/// transport. A client per account would repeat both for every account; with this, a process
+/// does it once per CA bundle. Credentials travel per request, never in the transport: it keeps
+/// no cookies and follows no redirects.
+static TRANSPORTS: std::sync::LazyLock<
+    Mutex<std::collections::HashMap<TransportKey, std::sync::Weak<Transport>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+impl Transport {
+    /// The transport for `key`: the one in use, or a new one.
+    fn shared(key: TransportKey) -> Result<Arc<Self>, GhesError> {
+        let mut transports = TRANSPORTS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(transport) = transports.get(&key).and_then(std::sync::Weak::upgrade) {
+            return Ok(transport);
+        }
+        transports.retain(|_, transport| transport.strong_count() > 0);
+        let transport = Arc::new(Self::build(&key)?);
+        transports.insert(key, Arc::downgrade(&transport));
+        Ok(transport)
+    }
+
+    fn build(key: &TransportKey) -> Result<Self, GhesError> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(key.user_agent.as_str())
+            .timeout(key.timeout)
+            .connect_timeout(key.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            // Never follow redirects: Basic credentials must not travel to another location.
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = &key.ca_bundle {
+            let certificates =
+                reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|_| {
+                    GhesError::Config(
+                        "the CA bundle (caBundle or caBundleRef) is not valid PEM".into(),
+                    )
+                })?;
+            if certificates.is_empty() {
+                return Err(GhesError::Config(
+                    "the CA bundle (caBundle or caBundleRef) holds no PEM certificate".into(),
+                ));
+            }
+            builder = builder.tls_certs_merge(certificates);
+        }
+        let http = builder
+            .build()
+            .map_err(|error| GhesError::Config(format!("cannot build the HTTP client: {error}")))?;
+        Ok(Self { http })
+    }
+}
+
 /// A GHES client over HTTP(S).
 pub struct HttpGhesClient {
-    http: reqwest::Client,
+    transport: Arc<Transport>,
     root: Url,
     credentials: Credentials,
     limiter: RateLimiter,
@@ -286,39 +353,17 @@ impl HttpGhesClient {
         // Normalize the root to end without a slash so paths can be appended.
         let trimmed = root.path().trim_end_matches('/').to_owned();
         root.set_path(&trimmed);
-        let mut builder = reqwest::Client::builder()
-            .user_agent(match &config.instance {
+        let transport = Transport::shared(TransportKey {
+            user_agent: match &config.instance {
                 Some(instance) => format!("{USER_AGENT} instance/{instance}"),
                 None => USER_AGENT.to_owned(),
-            })
-            .timeout(config.timeout)
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            // Never follow redirects: Basic credentials must not travel to another location.
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(pem) = config
-            .ca_bundle
-            .as_deref()
-            .filter(|pem| !pem.trim().is_empty())
-        {
-            let certificates =
-                reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|_| {
-                    GhesError::Config(
-                        "the CA bundle (caBundle or caBundleRef) is not valid PEM".into(),
-                    )
-                })?;
-            if certificates.is_empty() {
-                return Err(GhesError::Config(
-                    "the CA bundle (caBundle or caBundleRef) holds no PEM certificate".into(),
-                ));
-            }
-            builder = builder.tls_certs_merge(certificates);
-        }
-        let http = builder
-            .build()
-            .map_err(|error| GhesError::Config(format!("cannot build the HTTP client: {error}")))?;
+            },
+            timeout: config.timeout,
+            connect_timeout: config.connect_timeout,
+            ca_bundle: config.ca_bundle.filter(|pem| !pem.trim().is_empty()),
+        })?;
         Ok(Self {
-            http,
+            transport,
             root,
             credentials: config.credentials,
             limiter: RateLimiter::new(config.requests_per_second, config.burst),
@@ -525,6 +570,7 @@ impl HttpGhesClient {
         body: Option<&Value>,
     ) -> Result<reqwest::Response, reqwest::Error> {
         let mut builder = self
+            .transport
             .http
             .request(request.method.clone(), request.url.clone())
             .basic_auth(
@@ -1191,6 +1237,51 @@ mod tests {
             http::HeaderValue::from_static("required; sms"),
         );
         assert_eq!(otp_challenge(&headers).as_deref(), Some("sms"));
+    }
+
+    /// Setting TLS up loads the system's root certificates: one transport serves every
+    /// account with the same settings, whatever its server and login.
+    #[test]
+    fn clients_with_the_same_settings_share_one_transport() {
+        // A self-signed CA (test data only: it signs nothing).
+        const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBozCCAUmgAwIBAgIUFHN97L+A5pfioWv5Ac3kKgF9mcIwCgYIKoZIzj0EAwIw\nJjEkMCIGA1UEAwwbZ2hlcy1vYXV0aC1vcGVyYXRvciB0ZXN0IENBMCAXDTI2MTEy\nOTIyNTg0OVoYDzIxMjYxMTA1MjI1ODQ5WjAmMSQwIgYDVQQDDBtnaGVzLW9hdXRo\nLW9wZXJhdG9yIHRlc3QgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARgjGdN\nRUPgWwjHqD5yK0cXHtdBCqDsAkta4Fpgi+qwGsp/OrrgIjBdoC0F34OibkTvqSC2\n/mn/dLpSjMudlv/Po1MwUTAdBgNVHQ4EFgQUoHwcEJ8vGel/DWpTS0rE6DxuBOgw\nHwYDVR0jBBgwFoAUoHwcEJ8vGel/DWpTS0rE6DxuBOgwDwYDVR0TAQH/BAUwAwEB\n/zAKBggqhkjOPQQDAgNIADBFAiB2el5grO0x9t2WH3fnalRwN8an72gxqBaPdEnN\nIoGsywIhAI8HqzNcV1oU+uy5KvOID6lReJ7PckllOGWchuYHnzhc\n-----END CERTIFICATE-----\n";
+        let client = |root: &str, login: &str, ca: Option<&str>| {
+            let mut config = ClientConfig::new(
+                Url::parse(root).expect("url"),
+                Credentials {
+                    username: login.into(),
+                    password: SecretValue::new("pw"),
+                    totp: None,
+                },
+            );
+            // Tests run side by side: an instance of this test's own.
+            config.instance = Some("transport-test".into());
+            config.ca_bundle = ca.map(str::to_owned);
+            HttpGhesClient::new(config).expect("client")
+        };
+        let a = client("https://a.example.com/api/v3", "bot-a", None);
+        let b = client("https://b.example.com/api/v3", "bot-b", Some(" \n"));
+        assert!(Arc::ptr_eq(&a.transport, &b.transport));
+        let c = client("https://a.example.com/api/v3", "bot-a", Some(CA));
+        let d = client("https://c.example.com/api/v3", "bot-c", Some(CA));
+        assert!(!Arc::ptr_eq(&a.transport, &c.transport));
+        assert!(Arc::ptr_eq(&c.transport, &d.transport));
+        // A transport goes with its last client.
+        let unused = Arc::downgrade(&c.transport);
+        drop((c, d));
+        assert!(unused.upgrade().is_none());
+        // A bad bundle is still refused, naming the field.
+        let mut config = ClientConfig::new(
+            Url::parse("https://a.example.com/api/v3").expect("url"),
+            Credentials {
+                username: "bot".into(),
+                password: SecretValue::new("pw"),
+                totp: None,
+            },
+        );
+        config.ca_bundle = Some("not a certificate".into());
+        let error = HttpGhesClient::new(config).expect_err("a bad bundle");
+        assert!(error.to_string().contains("caBundle"), "{error}");
     }
 
     #[test]
