@@ -147,6 +147,50 @@ pub struct World {
     record: Record,
     _gate: Gate,
     _dir: TempDir,
+    /// Dropped last: the doubles above stop before their threads go.
+    _doubles: Doubles,
+}
+
+/// The test doubles' own threads. A test's runtime has one thread, busy with the test itself
+/// (the fault matrix polls 72 cells on it); a double served there answers when that thread is
+/// free, and an answer late past the operator's `--ghes-timeout` is, for the operator, a
+/// request GHES never answered: it rightly sends it again. On threads of their own, the
+/// doubles answer as promptly as real servers.
+struct Doubles(Option<tokio::runtime::Runtime>);
+
+impl Doubles {
+    fn new() -> Self {
+        Self(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("e2e-doubles")
+                .enable_all()
+                .build()
+                .expect("the test doubles' runtime"),
+        ))
+    }
+
+    /// Runs `start` on the doubles' threads: whatever it spawns (a server) runs there.
+    async fn start<F>(&self, start: F) -> F::Output
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0
+            .as_ref()
+            .expect("the doubles' runtime")
+            .spawn(start)
+            .await
+            .expect("a test double failed to start")
+    }
+}
+
+impl Drop for Doubles {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// A running operator process.
@@ -229,6 +273,7 @@ impl World {
         let dir = std::env::temp_dir().join(format!("ghes-e2e-{suffix}"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let kubeconfig = dir.join("kubeconfig");
+        let doubles = Doubles::new();
         let cluster = match std::env::var_os("E2E_KUBECONFIG") {
             Some(path) => {
                 std::fs::copy(&path, &kubeconfig).expect("copy E2E_KUBECONFIG");
@@ -237,11 +282,14 @@ impl World {
             None => {
                 // The operator gets exactly the permissions of its RBAC table where a hardened
                 // API server checks them (OwnerReferencesPermissionEnforcement).
-                let server = TestApiServer::new()
-                    .restrict(OPERATOR_USER, operator_permissions())
-                    .restrict(SECOND_OPERATOR_USER, operator_permissions())
-                    .restrict(PLAN_USER, plan_permissions())
-                    .bind(([127, 0, 0, 1], 0).into())
+                let server = doubles
+                    .start(
+                        TestApiServer::new()
+                            .restrict(OPERATOR_USER, operator_permissions())
+                            .restrict(SECOND_OPERATOR_USER, operator_permissions())
+                            .restrict(PLAN_USER, plan_permissions())
+                            .bind(([127, 0, 0, 1], 0).into()),
+                    )
                     .await
                     .expect("test API server");
                 server
@@ -265,31 +313,33 @@ impl World {
             Cluster::Real => Client::try_from(config).expect("client"),
         };
         cluster::install_crds(&client, "e2e-test").await;
-        let ghes = Emulator::start(
-            EmulatorConfig {
-                users: [
-                    UserSpec::parse(&format!("{USER}:{PASSWORD}")).expect("user"),
-                    UserSpec::parse(&format!("{OTP_USER}:{OTP_PASSWORD}:{OTP_SEED}"))
-                        .expect("otp user"),
-                ]
-                .into_iter()
-                .chain(more_users.iter().map(|(login, password)| {
-                    UserSpec::parse(&format!("{login}:{password}")).expect("more users")
-                }))
-                .collect(),
-                apps: vec![
-                    AppSpec::parse(&format!("{CLIENT_ID}:{CLIENT_SECRET}:E2E App")).expect("app"),
-                    AppSpec::parse(&format!(
-                        "{OTHER_CLIENT_ID}:{OTHER_CLIENT_SECRET}:Other App"
-                    ))
-                    .expect("other app"),
-                ],
-                ..EmulatorConfig::default()
-            },
-            ([127, 0, 0, 1], 0).into(),
-        )
-        .await
-        .expect("emulator");
+        let ghes = doubles
+            .start(Emulator::start(
+                EmulatorConfig {
+                    users: [
+                        UserSpec::parse(&format!("{USER}:{PASSWORD}")).expect("user"),
+                        UserSpec::parse(&format!("{OTP_USER}:{OTP_PASSWORD}:{OTP_SEED}"))
+                            .expect("otp user"),
+                    ]
+                    .into_iter()
+                    .chain(more_users.iter().map(|(login, password)| {
+                        UserSpec::parse(&format!("{login}:{password}")).expect("more users")
+                    }))
+                    .collect(),
+                    apps: vec![
+                        AppSpec::parse(&format!("{CLIENT_ID}:{CLIENT_SECRET}:E2E App"))
+                            .expect("app"),
+                        AppSpec::parse(&format!(
+                            "{OTHER_CLIENT_ID}:{OTHER_CLIENT_SECRET}:Other App"
+                        ))
+                        .expect("other app"),
+                    ],
+                    ..EmulatorConfig::default()
+                },
+                ([127, 0, 0, 1], 0).into(),
+            ))
+            .await
+            .expect("emulator");
         let mut world = Self {
             cluster,
             kubeconfig,
@@ -301,6 +351,7 @@ impl World {
             record: Record::new(),
             _gate: gate,
             _dir: TempDir(dir),
+            _doubles: doubles,
         };
         for name in namespaces {
             let full = format!("e2e-{suffix}-{name}");
