@@ -84,14 +84,19 @@ The ServiceAccount the operator runs as.
 {{- end }}
 
 {{/*
-The image reference; the tag defaults to the chart's appVersion.
+The image reference: by digest when image.digest is set, else by tag (default: the chart's
+appVersion).
 */}}
 {{- define "ghes-oauth-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- $tag := .Values.image.tag | default .Chart.AppVersion | toString }}
 {{- if eq $tag "latest" }}
 {{- fail "image.tag must not be latest: pin a version so every replica runs the same code" }}
 {{- end }}
 {{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
 {{- end }}
 
 {{/*
