@@ -1,5 +1,5 @@
-//! The command line: `run`, `crds`, `emulator`, `demo`, `rbac`, `status`, `rotate`,
-//! `check api`, `version`. Every flag of a long-running
+//! The command line: `run`, `crds`, `emulator`, `demo`, `rbac`, `status`, `rotate`, `suspend`,
+//! `resume`, `check api`, `version`. Every flag of a long-running
 //! command has an environment-variable twin, so the same settings work in a Deployment.
 
 use std::net::SocketAddr;
@@ -77,6 +77,22 @@ pub enum Command {
     /// Ask for a rotation of Authorizations (the oauth.ghes.io/rotate annotation), and with
     /// --wait wait until each holds its new token.
     Rotate(crate::ctl::RotateArgs),
+    /// Suspend Authorizations (or, with --kind, Accounts and ClusterAccounts with all their
+    /// Authorizations): spec.suspend, no GHES call and no Secret write until resumed; deleting
+    /// one still revokes its token.
+    #[command(
+        after_help = "Examples:\n  ghes-oauth-operator suspend ci-bot -n team-a\n  \
+                            ghes-oauth-operator suspend -l team=a -n team-a\n  \
+                            ghes-oauth-operator suspend --kind Account bot -n team-a"
+    )]
+    Suspend(crate::ctl::SuspendArgs),
+    /// Resume what `suspend` suspended: the operator catches up at once (scope changes,
+    /// rotations asked for or due meanwhile).
+    #[command(
+        after_help = "Examples:\n  ghes-oauth-operator resume ci-bot -n team-a\n  \
+                            ghes-oauth-operator resume --kind ClusterAccount shared-bot"
+    )]
+    Resume(crate::ctl::SuspendArgs),
     /// Check an installation.
     #[command(
         subcommand,
@@ -144,6 +160,13 @@ pub struct RunArgs {
         default_value = "127.0.0.1:8080"
     )]
     pub admin_address: SocketAddr,
+    /// Export the per-token gauges on `/metrics` (expiry, next rotation and Ready of each
+    /// Authorization, labelled by namespace and name): one series per Authorization and
+    /// gauge. `false` for very large fleets.
+    #[arg(help_heading = "Admin server", long, env = "TOKEN_METRICS", action = ArgAction::Set, num_args = 0..=1,
+          default_value_t = true, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub token_metrics: bool,
     /// Run the controllers only while holding the leader Lease, so that replicas never both
     /// write; the others stand by.
     #[arg(help_heading = "Leader election", long, env = "LEADER_ELECT", action = ArgAction::Set, num_args = 0..=1,
@@ -271,6 +294,12 @@ pub async fn execute(command: Command) -> anyhow::Result<u8> {
         }
         Command::Status(args) => print_out(&crate::ctl::status(&args).await?),
         Command::Rotate(args) => crate::ctl::rotate(&args, &mut std::io::stdout()).await,
+        Command::Suspend(args) => {
+            crate::ctl::set_suspend(&args, true, &mut std::io::stdout()).await
+        }
+        Command::Resume(args) => {
+            crate::ctl::set_suspend(&args, false, &mut std::io::stdout()).await
+        }
         Command::Check(crate::ctl::CheckCommand::Api(args)) => {
             crate::ctl::check_api(&args, &mut std::io::stdout()).await
         }
@@ -310,6 +339,7 @@ async fn run(args: RunArgs) -> Result<(), RunError> {
     let config = OperatorConfig {
         concurrency: args.concurrency,
         instance: args.instance.clone(),
+        token_metrics: args.token_metrics,
         ..args.operator.resolve(&client).await?
     };
     crate::operator::run(client, metrics, config, args.admin_address, election).await

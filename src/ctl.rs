@@ -1,6 +1,7 @@
 //! Commands for people, through their own kubeconfig (as `cmctl` is for cert-manager):
 //! `status` shows what each Authorization holds and why it is not Ready, `rotate` asks for a
-//! rotation through the `oauth.ghes.io/rotate` annotation and can wait for it, `check api`
+//! rotation through the `oauth.ghes.io/rotate` annotation and can wait for it, `suspend` and
+//! `resume` set and clear `spec.suspend`, `check api`
 //! tells when the operator is installed and leading (a Helm test hook).
 
 use std::collections::{BTreeMap, HashMap};
@@ -127,6 +128,124 @@ pub struct RotateArgs {
     /// How long --wait waits, in seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
+}
+
+/// `suspend` and `resume` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SuspendArgs {
+    /// The resources (of --kind) to suspend or resume.
+    #[arg(required_unless_present_any = ["selector", "all"])]
+    pub names: Vec<String>,
+    /// The resources with these labels (a label selector such as `team=a`).
+    #[arg(short = 'l', long, conflicts_with_all = ["names", "all"])]
+    pub selector: Option<String>,
+    /// Every resource of the kind in the namespace (or in every namespace with -A).
+    #[arg(long, conflicts_with = "names")]
+    pub all: bool,
+    /// The kind: an Account or ClusterAccount suspends (or resumes) all of its
+    /// Authorizations, and itself makes no GHES call.
+    #[arg(long, value_enum, default_value_t = SuspendKind::Authorization)]
+    pub kind: SuspendKind,
+    #[command(flatten)]
+    pub scope: Scope,
+}
+
+/// What `suspend` and `resume` act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SuspendKind {
+    /// Authorizations.
+    #[value(name = "Authorization", alias = "authorization")]
+    Authorization,
+    /// Accounts (namespaced).
+    #[value(name = "Account", alias = "account")]
+    Account,
+    /// ClusterAccounts (cluster-scoped: the namespace options do not apply).
+    #[value(name = "ClusterAccount", alias = "clusteraccount")]
+    ClusterAccount,
+}
+
+/// Sets `spec.suspend` of the resources `args` names (`suspend`), or clears it (`resume`):
+/// while it is true, the operator makes no GHES call and writes no Secret for them.
+pub async fn set_suspend(
+    args: &SuspendArgs,
+    suspend: bool,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
+    use kube::core::{ApiResource, DynamicObject};
+    let client = args.scope.client().await?;
+    let (resource, namespaced) = match args.kind {
+        SuspendKind::Authorization => (ApiResource::erase::<Authorization>(&()), true),
+        SuspendKind::Account => (ApiResource::erase::<crate::api::Account>(&()), true),
+        SuspendKind::ClusterAccount => {
+            (ApiResource::erase::<crate::api::ClusterAccount>(&()), false)
+        }
+    };
+    let api: Api<DynamicObject> = if !namespaced || args.scope.all_namespaces {
+        Api::all_with(client.clone(), &resource)
+    } else {
+        Api::namespaced_with(client.clone(), args.scope.namespace_of(&client), &resource)
+    };
+    let targets: Vec<DynamicObject> = if args.names.is_empty() {
+        let mut params = ListParams::default();
+        if let Some(selector) = &args.selector {
+            params = params.labels(selector);
+        }
+        api.list(&params).await.map_err(kube_error)?.items
+    } else {
+        let mut found = Vec::new();
+        for name in &args.names {
+            found.push(api.get_opt(name).await.map_err(kube_error)?.ok_or_else(
+                || match namespaced {
+                    true => anyhow::anyhow!(
+                        "{} {name:?} not found in namespace {:?}",
+                        resource.kind,
+                        args.scope.namespace_of(&client)
+                    ),
+                    false => anyhow::anyhow!("{} {name:?} not found", resource.kind),
+                },
+            )?);
+        }
+        found
+    };
+    if targets.is_empty() {
+        return Err(anyhow::anyhow!("no {} matches", resource.kind));
+    }
+    // `null` removes the field: resumed is the default.
+    let value = if suspend {
+        serde_json::Value::Bool(true)
+    } else {
+        serde_json::Value::Null
+    };
+    for target in &targets {
+        let name = target.name_any();
+        let shown = match target.namespace() {
+            Some(namespace) => format!("{namespace}/{name}"),
+            None => name.clone(),
+        };
+        let was = target.data["spec"]["suspend"].as_bool() == Some(true);
+        let api: Api<DynamicObject> = match target.namespace() {
+            Some(namespace) => Api::namespaced_with(client.clone(), &namespace, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let said = match (was, suspend) {
+            (true, true) => "already suspended",
+            (false, false) => "not suspended",
+            (false, true) => "suspended (spec.suspend: true)",
+            (true, false) => "resumed (spec.suspend removed)",
+        };
+        if was != suspend {
+            api.patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"suspend": value}})),
+            )
+            .await
+            .map_err(kube_error)?;
+        }
+        writeln!(out, "{} {shown}: {said}", resource.kind)
+            .map_err(|error| anyhow::anyhow!("cannot write: {error}"))?;
+    }
+    Ok(())
 }
 
 /// `check` subcommands.

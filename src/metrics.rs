@@ -1,9 +1,12 @@
 //! The operator's Prometheus metrics (prometheus-client, OpenMetrics text on the admin server's
 //! `/metrics`), all under the prefix `ghes_oauth_operator_`.
 //!
-//! Every label has a bounded set of values: controller kinds, results, error reasons (CamelCase
-//! constants), GHES operation names and HTTP status codes. No label ever holds a resource name,
-//! a namespace, an id or a login, so the number of series does not grow with the cluster.
+//! Every label but the per-token gauges' has a bounded set of values: controller kinds, results,
+//! error reasons (CamelCase constants), GHES operation names and HTTP status codes; none holds a
+//! resource name, a namespace, an id or a login. The per-token gauges (as cert-manager's
+//! `certmanager_certificate_expiration_timestamp_seconds`) have one series per Authorization,
+//! labelled by `namespace` and `name`; `run --token-metrics=false` turns them off for very large
+//! fleets. They are read from the watch cache at each scrape, so they hold no memory per token.
 //!
 //! | metric | labels |
 //! |---|---|
@@ -18,9 +21,11 @@
 //! | `prune_refused_accounts` (gauge: accounts whose latest prune run refused, or withheld tokens) | |
 //! | `tokens_rotation_overdue`, `tokens_expired` (gauges: Authorizations past their scheduled rotation, or holding an expired token) | |
 //! | `authorizations` (gauge) | `ready` (`true`, `false`) |
+//! | `authorizations_suspended` (gauge: of the Authorizations not Ready, those suspended by their own or their account's `spec.suspend`) | |
 //! | `leader` (gauge: 1 while this instance runs the controllers) | |
 //! | `shard_held` (gauge: 1 while this replica holds the shard; `run --shards` only) | `shard` (0 to K−1, K ≤ 64) |
 //! | `shard_authorizations` (gauge: Authorizations of the shard in this replica's caches) | `shard` |
+//! | `token_expiration_timestamp_seconds`, `token_next_rotation_timestamp_seconds` (gauges: `status.expiresAt`, `status.nextRotationAt`; no series when unset), `token_ready` (gauge: 1 when Ready) | `namespace`, `name` |
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -187,6 +192,127 @@ impl ShardLabels {
     }
 }
 
+/// One Authorization as the per-token gauges show it.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenSample<'a> {
+    /// Its namespace.
+    pub namespace: &'a str,
+    /// Its name.
+    pub name: &'a str,
+    /// Its Ready condition is True.
+    pub ready: bool,
+    /// When GHES expires its token (Unix seconds), if it does.
+    pub expires_at: Option<i64>,
+    /// When its token is next rotated (Unix seconds), if it is scheduled.
+    pub next_rotation_at: Option<i64>,
+}
+
+/// Where the per-token gauges come from: the Authorizations in one set of controllers' caches,
+/// read at each scrape, so that they cost no memory per token between scrapes.
+pub trait TokenSource: Send + Sync {
+    /// Calls `each` with every Authorization.
+    fn for_each(&self, each: &mut dyn FnMut(TokenSample<'_>));
+}
+
+/// The labels of a per-token gauge (by hand: the derive takes no borrowed fields).
+struct TokenLabels<'a> {
+    namespace: &'a str,
+    name: &'a str,
+}
+
+impl EncodeLabelSet for TokenLabels<'_> {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelSetEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeLabel;
+        ("namespace", self.namespace).encode(encoder.encode_label())?;
+        ("name", self.name).encode(encoder.encode_label())
+    }
+}
+
+type TokenSources = std::sync::Arc<
+    std::sync::Mutex<std::collections::BTreeMap<Option<u32>, std::sync::Arc<dyn TokenSource>>>,
+>;
+
+/// The per-token gauges, encoded at each scrape from the sources the controllers register.
+struct TokenGauges(TokenSources);
+
+impl std::fmt::Debug for TokenGauges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenGauges").finish_non_exhaustive()
+    }
+}
+
+impl prometheus_client::collector::Collector for TokenGauges {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let sources: Vec<std::sync::Arc<dyn TokenSource>> = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        if sources.is_empty() {
+            return Ok(());
+        }
+        type Pick = fn(&TokenSample<'_>) -> Option<i64>;
+        let gauges: [(&str, &str, Option<Unit>, Pick); 3] = [
+            (
+                "token_expiration_timestamp",
+                "When GHES expires the Authorization's current token (status.expiresAt); absent for a token that does not expire",
+                Some(Unit::Seconds),
+                |token| token.expires_at,
+            ),
+            (
+                "token_next_rotation_timestamp",
+                "When the Authorization's token is next rotated (status.nextRotationAt); absent when no rotation is scheduled",
+                Some(Unit::Seconds),
+                |token| token.next_rotation_at,
+            ),
+            (
+                "token_ready",
+                "1 when the Authorization is Ready (its Secret holds a live token matching the spec), else 0",
+                None,
+                |token| Some(i64::from(token.ready)),
+            ),
+        ];
+        for (name, help, unit, pick) in gauges {
+            let mut metric = encoder.encode_descriptor(
+                name,
+                help,
+                unit.as_ref(),
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            let mut failed = Ok(());
+            for source in &sources {
+                source.for_each(&mut |token| {
+                    let Some(value) = pick(&token) else {
+                        return;
+                    };
+                    if failed.is_err() {
+                        return;
+                    }
+                    let labels = TokenLabels {
+                        namespace: token.namespace,
+                        name: token.name,
+                    };
+                    failed = metric
+                        .encode_family(&labels)
+                        .and_then(|family| ConstGauge::new(value).encode(family));
+                });
+            }
+            failed?;
+        }
+        Ok(())
+    }
+}
+
 /// What one set of controllers (all of them, or one shard's) counts in its caches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sample {
@@ -194,6 +320,8 @@ pub struct Sample {
     pub ready: usize,
     /// Authorizations not Ready.
     pub not_ready: usize,
+    /// Of those not Ready, the suspended ones (their own `spec.suspend` or their account's).
+    pub suspended: usize,
     /// Authorizations past their scheduled rotation.
     pub rotation_overdue: usize,
     /// Authorizations holding an expired token.
@@ -227,11 +355,14 @@ pub struct Metrics {
     prune_deletions: Family<KindLabels, Counter>,
     prune_refused: Gauge,
     authorizations: Family<ReadyLabels, Gauge>,
+    authorizations_suspended: Gauge,
     tokens_rotation_overdue: Gauge,
     tokens_expired: Gauge,
     leader: Gauge,
     shard_held: Family<ShardLabels, Gauge>,
     shard_authorizations: Family<ShardLabels, Gauge>,
+    /// The Authorizations behind the per-token gauges, by set of controllers.
+    token_sources: TokenSources,
     /// The latest sample of each set of controllers (`None`: unsharded), summed into the gauges.
     samples: std::sync::Mutex<std::collections::BTreeMap<Option<u32>, Sample>>,
 }
@@ -269,11 +400,13 @@ impl Metrics {
             prune_deletions: Family::default(),
             prune_refused: Gauge::default(),
             authorizations: Family::default(),
+            authorizations_suspended: Gauge::default(),
             tokens_rotation_overdue: Gauge::default(),
             tokens_expired: Gauge::default(),
             leader: Gauge::default(),
             shard_held: Family::default(),
             shard_authorizations: Family::default(),
+            token_sources: Default::default(),
             samples: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         };
         let sub = registry.sub_registry_with_prefix(PREFIX);
@@ -359,6 +492,11 @@ impl Metrics {
             metrics.authorizations.clone(),
         );
         sub.register(
+            "authorizations_suspended",
+            "Authorizations suspended (spec.suspend, theirs or their account's): not Ready, and not to be",
+            metrics.authorizations_suspended.clone(),
+        );
+        sub.register(
             "tokens_rotation_overdue",
             "Authorizations whose token is past its scheduled rotation (status.nextRotationAt)",
             metrics.tokens_rotation_overdue.clone(),
@@ -394,6 +532,7 @@ impl Metrics {
                 .inc_by(0);
         }
         metrics.set_authorizations(0, 0);
+        sub.register_collector(Box::new(TokenGauges(metrics.token_sources.clone())));
         Self {
             registry,
             ..metrics
@@ -502,8 +641,21 @@ impl Metrics {
         self.set_sum(&samples);
     }
 
-    /// Forgets the sample of `shard`, whose controllers stopped.
+    /// Shows the Authorizations of `source` in the per-token gauges (`run --token-metrics`),
+    /// as those of the controllers of `shard` (`None`: unsharded).
+    pub fn set_token_source(&self, shard: Option<u32>, source: std::sync::Arc<dyn TokenSource>) {
+        self.token_sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(shard, source);
+    }
+
+    /// Forgets the sample of `shard`, whose controllers stopped, and its per-token gauges.
     pub fn forget_sample(&self, shard: Option<u32>) {
+        self.token_sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&shard);
         let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
         samples.remove(&shard);
         if let Some(index) = shard {
@@ -518,6 +670,7 @@ impl Metrics {
         let sum = samples.values().fold(Sample::default(), |sum, one| Sample {
             ready: sum.ready + one.ready,
             not_ready: sum.not_ready + one.not_ready,
+            suspended: sum.suspended + one.suspended,
             rotation_overdue: sum.rotation_overdue + one.rotation_overdue,
             expired: sum.expired + one.expired,
             prune: PruneOutcome {
@@ -527,6 +680,8 @@ impl Metrics {
             },
         });
         self.set_authorizations(sum.ready, sum.not_ready);
+        self.authorizations_suspended
+            .set(gauge_value(sum.suspended));
         self.set_token_deadlines(sum.rotation_overdue, sum.expired);
         self.set_prune_outcome(sum.prune);
     }
@@ -599,12 +754,62 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    struct Tokens(Vec<(&'static str, bool, Option<i64>, Option<i64>)>);
+
+    impl TokenSource for Tokens {
+        fn for_each(&self, each: &mut dyn FnMut(TokenSample<'_>)) {
+            for (name, ready, expires_at, next_rotation_at) in &self.0 {
+                each(TokenSample {
+                    namespace: "team-a",
+                    name,
+                    ready: *ready,
+                    expires_at: *expires_at,
+                    next_rotation_at: *next_rotation_at,
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn per_token_gauges_show_each_authorization_until_its_controllers_stop() {
+        let metrics = Metrics::new();
+        let text = metrics.encode().expect("encode");
+        assert!(!text.contains("token_ready"), "{text}");
+        metrics.set_token_source(
+            Some(1),
+            std::sync::Arc::new(Tokens(vec![
+                ("ci", true, Some(1_800_000_000), Some(1_790_000_000)),
+                ("release", false, None, None),
+            ])),
+        );
+        let text = metrics.encode().expect("encode");
+        for line in [
+            r#"ghes_oauth_operator_token_expiration_timestamp_seconds{namespace="team-a",name="ci"} 1800000000"#,
+            r#"ghes_oauth_operator_token_next_rotation_timestamp_seconds{namespace="team-a",name="ci"} 1790000000"#,
+            r#"ghes_oauth_operator_token_ready{namespace="team-a",name="ci"} 1"#,
+            r#"ghes_oauth_operator_token_ready{namespace="team-a",name="release"} 0"#,
+            "# TYPE ghes_oauth_operator_token_expiration_timestamp_seconds gauge",
+            "# UNIT ghes_oauth_operator_token_expiration_timestamp_seconds seconds",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from:\n{text}"
+            );
+        }
+        // No series for what is unset.
+        assert!(!text.contains(r#"timestamp_seconds{namespace="team-a",name="release"}"#));
+        metrics.forget_sample(Some(1));
+        let text = metrics.encode().expect("encode");
+        assert!(!text.contains("token_ready"), "{text}");
+    }
+
     #[test]
     fn the_gauges_sum_the_shards_a_process_runs() {
         let metrics = Metrics::new();
         let sample = |ready, not_ready| Sample {
             ready,
             not_ready,
+            suspended: not_ready,
             rotation_overdue: 1,
             expired: 0,
             prune: PruneOutcome {
@@ -620,6 +825,7 @@ mod tests {
         for line in [
             r#"ghes_oauth_operator_authorizations{ready="true"} 8"#,
             r#"ghes_oauth_operator_authorizations{ready="false"} 1"#,
+            "ghes_oauth_operator_authorizations_suspended 1",
             "ghes_oauth_operator_tokens_rotation_overdue 2",
             r#"ghes_oauth_operator_prune_candidates{kind="authorization"} 4"#,
             "ghes_oauth_operator_prune_refused_accounts 2",

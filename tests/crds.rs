@@ -184,6 +184,7 @@ fn printer_columns_are_the_documented_ones() {
             ("Last-8", ".status.tokenLastEight", 0),
             ("Next-Rotation", ".status.nextRotationAt", 0),
             ("Expires", ".status.expiresAt", 1),
+            ("Suspended", ".spec.suspend", 1),
             ("Age", ".metadata.creationTimestamp", 0),
         ])
     );
@@ -194,6 +195,7 @@ fn printer_columns_are_the_documented_ones() {
         ("Login", ".status.login", 0),
         ("Authorizations", ".status.authorizationCount", 0),
         ("Prune-Mode", ".spec.prune.mode", 0),
+        ("Suspended", ".spec.suspend", 1),
         ("Served-By", ".status.servedBy", 1),
         ("Age", ".metadata.creationTimestamp", 0),
     ]);

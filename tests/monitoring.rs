@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ghes_oauth_operator::ghes::{Operation, RequestObserver};
 use ghes_oauth_operator::metrics::{
-    ControllerKind, Metrics, PruneKind, ReconcileResult, TokenChange,
+    ControllerKind, Metrics, PruneKind, ReconcileResult, TokenChange, TokenSample, TokenSource,
 };
 use promql_parser::parser::{self, Expr};
 use serde_json::Value;
@@ -24,6 +24,21 @@ fn chart_file(path: &str) -> String {
         .join("charts/ghes-oauth-operator")
         .join(path);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// One Authorization for the per-token gauges.
+struct OneToken;
+
+impl TokenSource for OneToken {
+    fn for_each(&self, each: &mut dyn FnMut(TokenSample<'_>)) {
+        each(TokenSample {
+            namespace: "team-a",
+            name: "ci",
+            ready: true,
+            expires_at: Some(1_800_000_000),
+            next_rotation_at: Some(1_790_000_000),
+        });
+    }
 }
 
 /// The metric families of the registry, by name, with their type. A labelled family shows in
@@ -44,6 +59,7 @@ fn families() -> BTreeMap<String, String> {
     metrics.set_leader(true);
     metrics.set_shard_held(0, true);
     metrics.report_sample(Some(0), Default::default());
+    metrics.set_token_source(Some(0), std::sync::Arc::new(OneToken));
     let text = metrics.encode().expect("encode the registry");
     text.lines()
         .filter_map(|line| line.strip_prefix("# TYPE "))

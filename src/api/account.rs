@@ -146,6 +146,13 @@ pub fn printer_columns() -> Vec<CustomResourceColumnDefinition> {
             None,
         ),
         column(
+            "Suspended",
+            "boolean",
+            ".spec.suspend",
+            Some("Whether the account is suspended (no GHES call for it or its Authorizations)"),
+            Some(1),
+        ),
+        column(
             "Served-By",
             "string",
             ".status.servedBy",
@@ -225,6 +232,12 @@ pub struct AccountSettings {
         {"rule": "duration(self) <= duration('24h')", "message": "revokeTimeout must be at most 24h"}
     ]))]
     pub revoke_timeout: Duration,
+
+    /// Pauses the account: while true, the operator makes no GHES call for it (no sync, no
+    /// pruning) and suspends each of its Authorizations as if its own `suspend` were true.
+    /// Deleting an Authorization still revokes its token. Default: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
 }
 
 fn default_requests_per_second() -> f64 {

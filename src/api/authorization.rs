@@ -72,6 +72,13 @@ use super::patterns::{CLIENT_ID, DNS_SUBDOMAIN, HTTP_URL, SCOPE, SECRET_KEY};
         priority = 1
     ),
     printcolumn(
+        name = "Suspended",
+        type_ = "boolean",
+        json_path = ".spec.suspend",
+        description = "Whether the Authorization is suspended (no GHES call, no Secret write)",
+        priority = 1
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -157,6 +164,14 @@ pub struct AuthorizationSpec {
     /// by fingerprint, exactly one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observe: Option<Box<ObserveTarget>>,
+
+    /// Pauses the Authorization: while true, the operator makes no GHES call for it and does not
+    /// write its Secret — no issue, update, rotation or repair; the token last issued stays live
+    /// and in its Secret. Ready=False with reason `Suspended` says so. Changes made meanwhile
+    /// (scopes, a rotation asked for, a rotation due) are carried out once it is false again.
+    /// Deleting it still revokes its token (deletionPolicy `Delete`). Default: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
 }
 
 /// Whether the operator manages the token or only observes an existing one.

@@ -19,6 +19,10 @@ pub const RECONCILING: &str = "Reconciling";
 /// human. Absent otherwise.
 pub const STALLED: &str = "Stalled";
 
+/// The reason of `Ready=False` (and `Synced=False`) while a resource is suspended
+/// (`spec.suspend`, its own or its account's): deliberately not kept in line with its spec.
+pub const SUSPENDED: &str = "Suspended";
+
 /// The API server's limit on `Condition.message` (bytes).
 pub const MAX_MESSAGE_BYTES: usize = 32_768;
 

@@ -37,6 +37,8 @@ pub struct OperatorConfig {
     pub ghes_timeout: Duration,
     /// Run only this shard's objects (those labelled with it), `run --shards`.
     pub shard: Option<Shard>,
+    /// Export the per-token gauges (one series per Authorization), `run --token-metrics`.
+    pub token_metrics: bool,
 }
 
 /// A configuration that could not be resolved.
@@ -85,6 +87,7 @@ impl OperatorConfig {
             concurrency: DEFAULT_CONCURRENCY,
             ghes_timeout: DEFAULT_GHES_TIMEOUT,
             shard: None,
+            token_metrics: true,
         }
     }
 

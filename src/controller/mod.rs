@@ -536,6 +536,28 @@ struct Stores {
     shard: Option<u32>,
 }
 
+/// The Authorizations of a set of controllers' watch caches, as the per-token gauges read them
+/// at each scrape.
+struct TokenStores(Vec<Store<PackedAuthorization>>);
+
+impl crate::metrics::TokenSource for TokenStores {
+    fn for_each(&self, each: &mut dyn FnMut(crate::metrics::TokenSample<'_>)) {
+        for store in &self.0 {
+            for authorization in store.state() {
+                let summary = authorization.summary;
+                let meta = kube::Resource::meta(authorization.as_ref());
+                each(crate::metrics::TokenSample {
+                    namespace: meta.namespace.as_deref().unwrap_or_default(),
+                    name: meta.name.as_deref().unwrap_or_default(),
+                    ready: summary.ready,
+                    expires_at: summary.expires_at.map(|at| at.as_second()),
+                    next_rotation_at: summary.next_rotation_at.map(|at| at.as_second()),
+                });
+            }
+        }
+    }
+}
+
 /// Calls `on_synced` once every Authorization cache has synced; then, until `stop`, keeps the
 /// `authorizations` gauge current and forgets what belonged to deleted accounts and objects
 /// (GHES clients with their passwords and listings, prune counts, failure counts).
@@ -568,11 +590,17 @@ async fn watch_caches(
         () = &mut stop => return,
     }
     let metrics = ctx.metrics.clone();
+    if ctx.config.token_metrics {
+        metrics.set_token_source(
+            caches.shard,
+            Arc::new(TokenStores(caches.authorizations.clone())),
+        );
+    }
     let mut ticker = tokio::time::interval(AUTHORIZATIONS_GAUGE_PERIOD);
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                let (mut ready, mut not_ready) = (0, 0);
+                let (mut ready, mut not_ready, mut suspended) = (0, 0, 0);
                 let (mut rotation_overdue, mut expired) = (0, 0);
                 let now = Timestamp::now();
                 let mut uids: HashSet<String> = HashSet::new();
@@ -584,7 +612,10 @@ async fn watch_caches(
                     } else {
                         not_ready += 1;
                     }
-                    rotation_overdue += usize::from(summary.rotation_overdue(now));
+                    suspended += usize::from(summary.suspended);
+                    // A suspended token waits for its rotation on purpose.
+                    rotation_overdue +=
+                        usize::from(!summary.suspended && summary.rotation_overdue(now));
                     expired += usize::from(summary.token_expired(now));
                 }
                 let shard = caches.shard;
@@ -602,6 +633,7 @@ async fn watch_caches(
                 metrics.report_sample(shard, crate::metrics::Sample {
                     ready,
                     not_ready,
+                    suspended,
                     rotation_overdue,
                     expired,
                     prune: ctx.accounts.prune_outcome(),

@@ -89,6 +89,8 @@ pub struct PackedAuthorization {
 pub struct Summary {
     /// Its Ready condition is True.
     pub ready: bool,
+    /// Its Ready condition says `Suspended` (its own `spec.suspend`, or its account's).
+    pub suspended: bool,
     /// `status.nextRotationAt`.
     pub next_rotation_at: Option<Timestamp>,
     /// `status.expiresAt`.
@@ -102,6 +104,8 @@ impl Summary {
             None => Self::default(),
             Some(status) => Self {
                 ready: conditions::is_true(&status.conditions, conditions::READY),
+                suspended: conditions::find_condition(&status.conditions, conditions::READY)
+                    .is_some_and(|ready| ready.reason == conditions::SUSPENDED),
                 next_rotation_at: status.next_rotation_at.as_ref().map(|at| at.0),
                 expires_at: status.expires_at.as_ref().map(|at| at.0),
             },

@@ -593,6 +593,7 @@ mod tests {
                 deletion_policy: Default::default(),
                 management_policy: Default::default(),
                 observe: None,
+                suspend: false,
             },
         );
         authorization.metadata.uid = Some(uid.to_owned());

@@ -44,6 +44,8 @@ pub enum Decision {
     Release,
     /// Observed: read and reported, never written.
     Observe,
+    /// Suspended (its own `spec.suspend` or its account's): left alone, no GHES call.
+    Suspended,
     /// Nothing.
     Nothing,
     /// A configuration error the controller would report, with no GHES call.
@@ -62,6 +64,7 @@ impl Decision {
             Self::Revoke => "revoke",
             Self::Release => "release",
             Self::Observe => "observe",
+            Self::Suspended => "suspended",
             Self::Nothing => "nothing",
             Self::Error => "error",
         }
@@ -266,7 +269,20 @@ async fn judge(
 ) -> anyhow::Result<AuthorizationPlan> {
     let mut plan = plan_of(authorization, key);
     let spec = &authorization.spec;
-    // The reconcile's own first steps: Kubernetes first (a missing Secret costs no GHES call),
+    // The reconcile's first step: a suspended Authorization, or one of a suspended account, is
+    // left alone before anything is read.
+    if !deleting {
+        match authorization::suspension(authorization, ctx).await {
+            Ok(Some(why)) => {
+                plan.action = Decision::Suspended;
+                plan.detail = why;
+                return Ok(plan);
+            }
+            Ok(None) => {}
+            Err(error) => return config_error(plan, error),
+        }
+    }
+    // The reconcile's own next steps: Kubernetes first (a missing Secret costs no GHES call),
     // then the account's listing.
     let Resolved {
         entry,

@@ -104,13 +104,15 @@ impl Plan {
 
     /// Whether anything would change on GHES or in a Secret.
     pub fn has_changes(&self) -> bool {
-        self.authorizations
+        self.authorizations.iter().any(|a| {
+            !matches!(
+                a.action,
+                Decision::Nothing | Decision::Suspended | Decision::Error
+            )
+        }) || self
+            .accounts
             .iter()
-            .any(|a| !matches!(a.action, Decision::Nothing | Decision::Error))
-            || self
-                .accounts
-                .iter()
-                .any(|a| !a.new_deletions.is_empty() || a.deletion.is_some())
+            .any(|a| !a.new_deletions.is_empty() || a.deletion.is_some())
     }
 
     /// The exit code: 1 on a configuration error, 2 on changes, else 0.

@@ -40,6 +40,7 @@ fn summary(plan: &Plan) -> String {
         (Decision::Revoke, "to revoke"),
         (Decision::Release, "to release"),
         (Decision::Observe, "observed"),
+        (Decision::Suspended, "suspended"),
         (Decision::Nothing, "unchanged"),
         (Decision::Error, "with errors"),
     ];

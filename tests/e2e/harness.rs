@@ -477,10 +477,18 @@ impl World {
     /// Starts the operator with its admin server (`/readyz`, `/metrics`) on a free loopback
     /// port, and returns its address.
     pub fn start_operator_with_admin(&mut self) -> std::net::SocketAddr {
+        self.start_operator_with_admin_and(&[])
+    }
+
+    /// Like [`World::start_operator_with_admin`], with `extra` flags.
+    pub fn start_operator_with_admin_and(&mut self, extra: &[&str]) -> std::net::SocketAddr {
         let address = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free loopback port");
-        self.start_operator_with(&["--admin-address", &address.to_string()]);
+        let address_text = address.to_string();
+        let mut args = vec!["--admin-address", address_text.as_str()];
+        args.extend_from_slice(extra);
+        self.start_operator_with(&args);
         address
     }
 

@@ -23,6 +23,7 @@ mod prune;
 mod rotation;
 mod safety;
 mod sharding;
+mod suspend;
 mod templates;
 
 use std::time::Duration;

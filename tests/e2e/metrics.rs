@@ -84,7 +84,8 @@ async fn metrics_count_the_reconcile_the_put_and_the_issued_token() {
     let ns = world.ns(0).to_owned();
     world.account(&ns, "bot", USER, PASSWORD, None).await;
     world.app_secret(&ns).await;
-    let admin = world.start_operator_with_admin();
+    // Without the per-token gauges, no label names a resource (asserted at the end).
+    let admin = world.start_operator_with_admin_and(&["--token-metrics=false"]);
 
     let (_, _, ready) = wait_for("/readyz 200", || async {
         get(admin, "/readyz")
@@ -153,6 +154,58 @@ async fn metrics_count_the_reconcile_the_put_and_the_issued_token() {
         "no namespace or name in any label: {:?}",
         after.keys().collect::<Vec<_>>()
     );
+    world.cleanup().await;
+}
+
+/// The per-token gauges (on by default), scraped: each Authorization's Ready, next rotation
+/// and expiry, as its status says them.
+#[tokio::test]
+async fn per_token_gauges_show_each_authorizations_status() {
+    let mut world = World::new(&["tokens"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    let admin = world.start_operator_with_admin();
+    world
+        .authorization(
+            &ns,
+            "rotated",
+            json!({"accountRef": {"name": "bot"}, "scopes": ["gist"],
+                   "rotation": {"period": "720h"}}),
+        )
+        .await;
+    world
+        .authorization(
+            &ns,
+            "typo",
+            json!({"accountRef": {"name": "nope"}, "scopes": ["gist"]}),
+        )
+        .await;
+    let rotated = world.wait_ready(&ns, "rotated", "True").await;
+    world.wait_ready(&ns, "typo", "False").await;
+    let next_rotation = rotated
+        .status
+        .and_then(|s| s.next_rotation_at)
+        .expect("status.nextRotationAt")
+        .0
+        .as_second() as f64;
+    let series = |name: &str, object: &str| {
+        format!(r#"ghes_oauth_operator_{name}{{namespace="{ns}",name="{object}"}}"#)
+    };
+    // The gauges are read from the watch cache at each scrape: the status is there at once.
+    let scraped = wait_for("both Authorizations in the per-token gauges", || async {
+        let scraped = scrape(admin).await;
+        (scraped.get(&series("token_ready", "rotated")) == Some(&1.0)
+            && scraped.get(&series("token_ready", "typo")) == Some(&0.0))
+        .then_some(scraped)
+    })
+    .await;
+    assert_eq!(
+        scraped.get(&series("token_next_rotation_timestamp_seconds", "rotated")),
+        Some(&next_rotation)
+    );
+    // Nothing scheduled, nothing that expires: no series rather than a made-up value.
+    assert!(!scraped.contains_key(&series("token_next_rotation_timestamp_seconds", "typo")));
+    assert!(!scraped.contains_key(&series("token_expiration_timestamp_seconds", "rotated")));
     world.cleanup().await;
 }
 

@@ -808,3 +808,43 @@ async fn a_plan_whose_only_change_is_a_configuration_error_calls_no_ghes() {
     assert!(text.contains("this plan made 0 GHES calls"), "{text}");
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_plan_leaves_a_suspended_authorization_alone() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    world
+        .apply_json(&ns, personal(&ns, "docs", &["repo"], json!({})))
+        .await;
+    world.start_operator();
+    world.wait_ready(&ns, "docs", "True").await;
+    world.kill_operator();
+    // A scope change and a new token, both suspended: the controller would do nothing.
+    let manifests = world.dir().join("suspended.yaml");
+    write_manifests(
+        &manifests,
+        &[
+            personal(&ns, "docs", &["repo", "gist"], json!({"suspend": true})),
+            personal(&ns, "later", &["gist"], json!({"suspend": true})),
+        ],
+    );
+    let mark = world.ghes_seq();
+    let output = ctl_as(
+        world.plan_kubeconfig(),
+        &["plan", "-f", &manifests.display().to_string()],
+    )
+    .await;
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}\n{output:?}");
+    expect_line(&text, &ns, "docs", "suspended", "spec.suspend is true");
+    expect_line(&text, &ns, "later", "suspended", "spec.suspend is true");
+    assert!(text.contains("GHES writes once applied: 0 "), "{text}");
+    // The account's listing (what pruning would do) is read as for any plan; nothing else.
+    assert_eq!(
+        world.ghes_writes_since(mark),
+        Vec::<String>::new(),
+        "{text}"
+    );
+    world.cleanup().await;
+}

@@ -127,6 +127,19 @@ pub fn states() -> Vec<State> {
             flux: "InProgress",
         },
         State {
+            name: "suspended (spec.suspend, its own or its account's)",
+            object: object(
+                5,
+                Some(5),
+                vec![
+                    condition("Ready", "False", "Suspended", "spec.suspend is true", 5),
+                    condition("Synced", "False", "Suspended", "spec.suspend is true", 5),
+                ],
+            ),
+            argocd: "Suspended",
+            flux: "Current",
+        },
+        State {
             name: "observed, but Ready still from the last generation",
             object: object(4, Some(4), vec![ready(3)]),
             argocd: "Progressing",

@@ -16,7 +16,7 @@ pub use super::AccountObject;
 use super::registry::{AccountEntry, Snapshot};
 use crate::api::AccountKey;
 use crate::api::GhesUser;
-use crate::api::conditions::{self, ConditionStatus, READY, RECONCILING, STALLED};
+use crate::api::conditions::{self, ConditionStatus, READY, RECONCILING, STALLED, SUSPENDED};
 use crate::api::{
     AccountRef, AccountStatus, PruneMode, PruneStatus, PruneTarget, RefusedCredentials,
 };
@@ -42,6 +42,9 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
     }
     if account.meta().deletion_timestamp.is_some() {
         return deleting(account.as_ref(), &ctx).await;
+    }
+    if account.settings().suspend {
+        return suspended(account.as_ref(), &ctx).await;
     }
     let key = AccountKey::of(account.as_ref());
     let stored = account.account_status().cloned().unwrap_or_default();
@@ -177,6 +180,48 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
         // A configuration error too: `error_policy` makes it wait for a change.
         Err(error) => Err(error),
     }
+}
+
+/// A suspended account: no GHES call (no sync, no pruning); its status says so, Ready=False
+/// with reason `Suspended` for the current generation and neither Stalled nor Reconciling, so
+/// that kstatus reads it as Current. Its Authorizations see the change and suspend too.
+async fn suspended<A: AccountObject>(account: &A, ctx: &Context) -> Result<Reconciled> {
+    let stored = account.account_status().cloned().unwrap_or_default();
+    let was = conditions::find_condition(&stored.conditions, READY)
+        .is_some_and(|ready| ready.reason == SUSPENDED);
+    let mut status = stored.clone();
+    status.observed_generation = account.meta().generation;
+    status.served_by = ctx.config.served_by();
+    let message = "spec.suspend is true: the operator makes no GHES call for this account (no \
+                   sync, no pruning) until it is false, and its Authorizations are suspended; \
+                   deleting one of them still revokes its token";
+    let condition = conditions::new_condition(
+        READY,
+        ConditionStatus::False,
+        SUSPENDED,
+        message,
+        account.meta().generation,
+        Time(Timestamp::now()),
+    );
+    conditions::set_condition(&mut status.conditions, condition);
+    conditions::remove_condition(&mut status.conditions, STALLED);
+    conditions::remove_condition(&mut status.conditions, RECONCILING);
+    if status != stored {
+        apply_status(&account.api(ctx.client.clone()), account, &status).await?;
+    }
+    if !was {
+        ctx.events
+            .publish(
+                &account.object_ref(&()),
+                EventType::Normal,
+                SUSPENDED,
+                "Suspend",
+                message.to_owned(),
+            )
+            .await;
+    }
+    ctx.memory.reset_backoff(account);
+    Ok(Reconciled::done(Action::await_change()))
 }
 
 /// Whether `status` records the refusal of the credentials `entry` sends.

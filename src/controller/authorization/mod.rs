@@ -223,12 +223,45 @@ fn object_key(authorization: &Authorization) -> String {
     )
 }
 
+/// Why the operator leaves `authorization` alone, if it does: its own `spec.suspend`, or its
+/// account's. Read before anything else, so that a suspended Authorization costs no GHES call
+/// and no read of its account's credentials.
+pub(crate) async fn suspension(
+    authorization: &Authorization,
+    ctx: &Context,
+) -> Result<Option<String>> {
+    const LEFT_ALONE: &str = "no GHES call and no Secret write until it is false; the token last \
+                              issued stays live and in its Secret, and deleting the \
+                              Authorization still revokes it";
+    if authorization.spec.suspend {
+        return Ok(Some(format!("spec.suspend is true: {LEFT_ALONE}")));
+    }
+    let reference = &authorization.spec.account_ref;
+    let account = ctx
+        .caches
+        .account_views
+        .referenced(&authorization.namespace().unwrap_or_default(), reference)
+        .await?;
+    Ok(account
+        .filter(|account| account.settings().suspend)
+        .map(|_| {
+            format!(
+                "its {} {:?} is suspended (its spec.suspend is true): {LEFT_ALONE}",
+                reference.kind, reference.name
+            )
+        }))
+}
+
 async fn apply(
     api: &Api<Authorization>,
     authorization: &Authorization,
     ctx: &Context,
 ) -> Result<Action> {
     let mut run = Reconciliation::new(api, authorization, ctx);
+    if let Some(why) = suspension(authorization, ctx).await? {
+        run.suspend(&why).await?;
+        return Ok(Action::await_change());
+    }
     run.begin();
     let synced = match authorization.spec.management_policy {
         ManagementPolicy::Manage => run.sync().await,

@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::events::EventType;
 
 use super::Reconciliation;
-use crate::api::conditions::{ConditionStatus, READY, RECONCILING, STALLED, SYNCED};
+use crate::api::conditions::{ConditionStatus, READY, RECONCILING, STALLED, SUSPENDED, SYNCED};
 use crate::api::{ManagementPolicy, conditions};
 use crate::controller::error::{Error, Result};
 use crate::controller::fingerprint::Fingerprint;
@@ -107,6 +107,26 @@ impl Reconciliation<'_> {
         conditions::remove_condition(&mut self.status.conditions, STALLED);
         self.status.observed_generation = generation;
         self.save().await
+    }
+
+    /// Records that the operator leaves the token alone, and `why`: Ready=False and
+    /// Synced=False with reason `Suspended` for the current generation, and neither
+    /// Reconciling nor Stalled, so that kstatus reads it as Current (nothing under way, nothing
+    /// waiting for a fix). The rest of status, the token last issued, stays as it was.
+    pub(super) async fn suspend(&mut self, why: &str) -> Result<()> {
+        let was = conditions::find_condition(&self.stored.conditions, READY)
+            .is_some_and(|ready| ready.reason == SUSPENDED);
+        self.set_condition(READY, ConditionStatus::False, SUSPENDED, why);
+        self.set_condition(SYNCED, ConditionStatus::False, SUSPENDED, why);
+        conditions::remove_condition(&mut self.status.conditions, RECONCILING);
+        conditions::remove_condition(&mut self.status.conditions, STALLED);
+        self.status.observed_generation = self.authorization.metadata.generation;
+        self.save().await?;
+        if !was {
+            self.publish(EventType::Normal, SUSPENDED, why.to_owned())
+                .await;
+        }
+        Ok(())
     }
 
     pub(super) async fn fail(&mut self, error: &Error) {
