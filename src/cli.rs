@@ -37,6 +37,63 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The name kubectl finds a plugin by: `kubectl ghes …` runs `kubectl-ghes …`.
+pub const PLUGIN_NAME: &str = "kubectl-ghes";
+
+/// What a person uses through kubectl; the rest (`run`, `crds`, the test doubles) belongs to
+/// the Deployment and to development, and is hidden from the plugin's help.
+const PLUGIN_COMMANDS: &[&str] = &[
+    "status", "rotate", "suspend", "resume", "plan", "check", "version", "help",
+];
+
+impl Cli {
+    /// Whether the binary was run as `program` names a kubectl plugin (a link or copy named
+    /// `kubectl-ghes`).
+    pub fn is_plugin(program: &std::ffi::OsStr) -> bool {
+        std::path::Path::new(program)
+            .file_stem()
+            .is_some_and(|stem| stem == PLUGIN_NAME)
+    }
+
+    /// The command line as it is invoked: as `kubectl-ghes`, its help and errors read as the
+    /// plugin's (`kubectl ghes status …`), and it shows the commands a person runs.
+    pub fn command_for(program: &std::ffi::OsStr) -> clap::Command {
+        use clap::CommandFactory;
+        let command = Self::command();
+        if !Self::is_plugin(program) {
+            return command;
+        }
+        command
+            .name(PLUGIN_NAME)
+            .bin_name("kubectl ghes")
+            .about(
+                "kubectl plugin of ghes-oauth-operator: show, rotate, suspend and resume the \
+                 GHES OAuth tokens that Authorizations declare, and plan a change",
+            )
+            .mut_subcommands(|sub| {
+                let hidden = !PLUGIN_COMMANDS.contains(&sub.get_name());
+                let sub = sub.hide(hidden);
+                match sub.get_after_help().map(ToString::to_string) {
+                    Some(text) => {
+                        sub.after_help(text.replace("ghes-oauth-operator ", "kubectl ghes "))
+                    }
+                    None => sub,
+                }
+            })
+    }
+
+    /// Parses the process's arguments (see [`Cli::command_for`]); exits with clap's message on
+    /// an error or for `--help`.
+    pub fn parse_invoked() -> Self {
+        use clap::FromArgMatches;
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        let program = args.first().cloned().unwrap_or_default();
+        let mut command = Self::command_for(&program);
+        let matches = command.clone().get_matches_from(args);
+        Self::from_arg_matches(&matches).unwrap_or_else(|error| error.format(&mut command).exit())
+    }
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -390,6 +447,50 @@ mod tests {
             missing.is_empty(),
             "no Examples: in the help of {missing:?}"
         );
+    }
+
+    #[test]
+    fn as_kubectl_ghes_the_help_reads_as_a_kubectl_plugins() {
+        assert!(Cli::is_plugin("/home/me/.local/bin/kubectl-ghes".as_ref()));
+        assert!(Cli::is_plugin("kubectl-ghes.exe".as_ref()));
+        assert!(!Cli::is_plugin("/usr/bin/ghes-oauth-operator".as_ref()));
+        let mut plugin = Cli::command_for("kubectl-ghes".as_ref());
+        plugin.build();
+        let help = plugin.render_help().to_string();
+        assert!(
+            help.starts_with("kubectl plugin of ghes-oauth-operator"),
+            "{help}"
+        );
+        assert!(
+            help.contains("Usage: kubectl ghes [OPTIONS] <COMMAND>"),
+            "{help}"
+        );
+        for shown in ["status", "rotate", "suspend", "resume", "plan", "check"] {
+            assert!(
+                help.contains(&format!("\n  {shown} ")),
+                "{shown} missing:\n{help}"
+            );
+        }
+        for hidden in ["run", "crds", "rbac"] {
+            assert!(
+                !help.contains(&format!("\n  {hidden} ")),
+                "{hidden} shown:\n{help}"
+            );
+        }
+        let rotate = plugin.find_subcommand_mut("rotate").expect("rotate");
+        let help = rotate.render_long_help().to_string();
+        assert!(help.contains("Usage: kubectl ghes rotate"), "{help}");
+        assert!(!help.contains("ghes-oauth-operator rotate"), "{help}");
+        // The operator's own name keeps its full help.
+        let help = Cli::command_for("ghes-oauth-operator".as_ref())
+            .render_help()
+            .to_string();
+        assert!(help.contains("\n  run "), "{help}");
+        // A hidden command still runs.
+        let matches = Cli::command_for("kubectl-ghes".as_ref())
+            .try_get_matches_from(["kubectl-ghes", "crds"])
+            .expect("crds parses");
+        assert_eq!(matches.subcommand_name(), Some("crds"));
     }
 
     #[test]

@@ -2,13 +2,12 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use ghes_oauth_operator::cli::{self, Cli};
 use ghes_oauth_operator::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_invoked();
     // The demo's output is its table: the controllers' logs go to a file unless --verbose.
     let log_file: Option<std::path::PathBuf> = match &cli.command {
         #[cfg(feature = "demo")]

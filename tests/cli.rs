@@ -425,3 +425,39 @@ fn demo_serves_its_test_server_for_plan_and_sharded_replicas_until_interrupted()
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn linked_as_kubectl_ghes_it_is_a_kubectl_plugin() {
+    let dir = std::env::temp_dir().join(format!("kubectl-plugin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let link = dir.join("kubectl-ghes");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(BIN, &link).expect("link the binary as kubectl-ghes");
+    let help = Command::new(&link).arg("--help").output().expect("run");
+    assert!(help.status.success(), "{help:?}");
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("Usage: kubectl ghes [OPTIONS] <COMMAND>"),
+        "{text}"
+    );
+    assert!(text.contains("\n  suspend "), "{text}");
+    assert!(!text.contains("\n  run "), "{text}");
+    let rotate = Command::new(&link)
+        .args(["rotate", "--help"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&rotate.stdout);
+    assert!(text.contains("kubectl ghes rotate"), "{text}");
+    // An error names the plugin too.
+    let wrong = Command::new(&link).arg("rotat").output().expect("run");
+    assert!(!wrong.status.success());
+    let text = String::from_utf8_lossy(&wrong.stderr);
+    assert!(text.contains("kubectl ghes"), "{text}");
+    // Its version is the operator's.
+    let version = Command::new(&link).arg("version").output().expect("run");
+    assert!(
+        String::from_utf8_lossy(&version.stdout).starts_with("ghes-oauth-operator "),
+        "{version:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
