@@ -476,6 +476,15 @@ pub struct Rotation {
         {"rule": "duration(self) <= duration('24h')", "message": "rotation.rolloutTimeout must be at most 24h"}
     ]))]
     pub rollout_timeout: Option<Duration>,
+
+    /// When scheduled rotations may happen: days of the week and hours, in a time zone. A
+    /// rotation that period makes due waits for the next window. One that an expiry makes due
+    /// waits only for a window that opens at least half of renewBeforeExpiry before the token
+    /// expires; otherwise the expiry wins and it happens outside the windows. The rotate
+    /// annotation acts at once. status.nextRotationAt and nextRotationReason show the outcome.
+    /// Default: any time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<Box<super::windows::RotationWindows>>,
 }
 
 /// A workload that reads the token and is restarted after a rotation.
@@ -574,6 +583,11 @@ pub struct AuthorizationStatus {
     /// When the operator next rotates the token (RFC 3339); absent when no rotation is scheduled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_rotation_at: Option<Time>,
+
+    /// Why the next rotation is at nextRotationAt: the period or the expiry, and what the
+    /// rotation windows made of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation_reason: Option<String>,
 
     /// The token a rotation replaces. Recorded before the new token is created; while
     /// revokeAfter is absent the Secret still holds it, then it stays valid until revokeAfter so
@@ -678,6 +692,11 @@ impl AuthorizationSpec {
             .as_ref()
             .and_then(|r| r.period.as_ref())
             .map(Duration::as_std)
+    }
+
+    /// When scheduled rotations may happen, if restricted.
+    pub fn rotation_windows(&self) -> Option<&super::windows::RotationWindows> {
+        self.rotation.as_ref().and_then(|r| r.windows.as_deref())
     }
 
     /// How long the previous token stays valid after a rotation (zero when unset).

@@ -5,6 +5,7 @@
 //! - [`conditions`]: the status conditions and how they are merged.
 //! - [`duration`]: Go-style durations (`5m`, `1h30m`) as the specs spell them.
 //! - [`patterns`]: the string patterns the schemas enforce.
+//! - [`windows`]: rotation windows, when scheduled rotations may happen.
 //!
 //! The CRD YAML in `crds/` is generated from these types ([`crd_files`]) and must not be edited by
 //! hand. Status types skip absent fields when serialized, so write status with server-side apply:
@@ -21,6 +22,7 @@ pub mod conditions;
 pub mod duration;
 pub mod patterns;
 pub mod scopes;
+pub mod windows;
 
 pub use account::{
     Account, AccountKey, AccountResource, AccountSettings, AccountSpec, AccountStatus,

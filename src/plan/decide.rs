@@ -407,7 +407,17 @@ async fn judge(
                         format!("; {changes}")
                     }
                 ),
-                (false, true) => format!("GHES authorization {} as declared", live.id),
+                (false, true) => format!(
+                    "GHES authorization {} as declared{}",
+                    live.id,
+                    authorization::schedule(
+                        spec,
+                        stored.issued_at.as_ref().map(|t| t.0),
+                        live.expires_at.or(stored.expires_at.as_ref().map(|t| t.0)),
+                    )
+                    .map(|next| format!("; next rotation {} ({})", next.at, next.describe()))
+                    .unwrap_or_default()
+                ),
                 (false, false) => format!("GHES authorization {}: {changes}", live.id),
             };
             plan.action = match (adopted, changes.is_empty()) {

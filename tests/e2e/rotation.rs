@@ -584,3 +584,99 @@ async fn a_rollout_that_never_finishes_holds_the_previous_token_only_until_the_r
     assert!(reasons.iter().any(|r| r == "RolloutTimeout"), "{reasons:?}");
     world.cleanup().await;
 }
+
+/// The day of the week (as the windows spell it) `days` days after today (UTC).
+fn weekday_in(days: i64) -> &'static str {
+    let date = Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(24 * days))
+        .expect("a date")
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    match date.weekday() {
+        jiff::civil::Weekday::Monday => "Mon",
+        jiff::civil::Weekday::Tuesday => "Tue",
+        jiff::civil::Weekday::Wednesday => "Wed",
+        jiff::civil::Weekday::Thursday => "Thu",
+        jiff::civil::Weekday::Friday => "Fri",
+        jiff::civil::Weekday::Saturday => "Sat",
+        jiff::civil::Weekday::Sunday => "Sun",
+    }
+}
+
+#[tokio::test]
+async fn a_due_rotation_waits_for_its_window_and_an_expiring_token_does_not() {
+    let mut world = World::new(&["a"]).await;
+    let ns = world.ns(0).to_owned();
+    world.account(&ns, "bot", USER, PASSWORD, None).await;
+    // Open all day, three days from now only (UTC): never today, nor tomorrow.
+    let later = json!({"allowed": [{"days": [weekday_in(3)], "start": "00:00", "end": "24:00"}]});
+    world
+        .authorization(
+            &ns,
+            "periodic",
+            json!({"accountRef": {"name": "bot"}, "scopes": ["gist"],
+                   "rotation": {"period": "3s", "windows": later}}),
+        )
+        .await;
+    world.start_operator();
+    let first = world.wait_ready(&ns, "periodic", "True").await;
+    let status = first.status.expect("status");
+    let first_id = status.authorization_id.expect("an id");
+    let next = time(status.next_rotation_at.as_ref().expect("nextRotationAt"));
+    let issued = time(status.issued_at.as_ref().expect("issuedAt"));
+    // Due 3 s after issue, but the window opens in two days or more.
+    assert!(
+        next.duration_since(issued) > jiff::SignedDuration::from_hours(40),
+        "next rotation {next}, issued {issued}"
+    );
+    let reason = status.next_rotation_reason.expect("nextRotationReason");
+    assert!(reason.contains("in a rotation window"), "{reason}");
+    // Well past the period: no rotation.
+    let mark = world.ghes_seq();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let held = world.wait_ready(&ns, "periodic", "True").await;
+    assert_eq!(held.status.and_then(|s| s.authorization_id), Some(first_id));
+    assert_eq!(world.ghes_writes_since(mark), Vec::<String>::new());
+    // The rotate annotation acts at once, windows or not.
+    world
+        .patch_authorization(
+            &ns,
+            "periodic",
+            json!({"metadata": {"annotations": {"oauth.ghes.io/rotate": "now"}}}),
+        )
+        .await;
+    wait_rotated(&world, &ns, "periodic", 1).await;
+
+    // An expiring token (20 s lifetime, renewed at half) whose window opens only in three
+    // days: the expiry wins, and it is replaced before it expires.
+    world.ghes.update_settings(SettingsPatch {
+        token_ttl_secs: Some(Some(20)),
+        ..SettingsPatch::default()
+    });
+    world
+        .authorization(
+            &ns,
+            "expiring",
+            json!({"accountRef": {"name": "bot"}, "scopes": ["gist"],
+                   "rotation": {"windows": later}}),
+        )
+        .await;
+    let first = world.wait_ready(&ns, "expiring", "True").await;
+    let status = first.status.expect("status");
+    let expires = time(status.expires_at.as_ref().expect("expiresAt"));
+    let next = time(status.next_rotation_at.as_ref().expect("nextRotationAt"));
+    assert!(next < expires, "next rotation {next}, expiry {expires}");
+    let reason = status.next_rotation_reason.expect("nextRotationReason");
+    assert!(reason.contains("the expiry wins"), "{reason}");
+    let rotated = wait_rotated(&world, &ns, "expiring", 1).await;
+    assert!(
+        time(
+            rotated
+                .status
+                .as_ref()
+                .and_then(|s| s.issued_at.as_ref())
+                .expect("issuedAt")
+        ) < expires
+    );
+    world.cleanup().await;
+}

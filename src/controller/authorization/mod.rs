@@ -48,6 +48,7 @@ pub(crate) use drift::drift_update;
 pub(crate) use lifecycle::{Before, Release, State, Step, decide, released};
 pub(crate) use locate::{Listing, observe, remains};
 pub(crate) use resolve::{Resolved, resolve};
+pub(crate) use rotate::schedule;
 
 use cleanup::cleanup;
 use issue::Issued;
@@ -566,7 +567,9 @@ impl<'a> Reconciliation<'a> {
         self.record(&live, &fingerprint, token.as_ref());
         let revoke_previous_at = self.settle_previous(&entry, &snapshot).await?;
         self.revoke_strays(&entry, &fingerprint).await?;
-        self.status.next_rotation_at = self.next_rotation().map(Time);
+        let next = self.next_rotation();
+        self.status.next_rotation_reason = next.as_ref().map(|(_, why)| why.clone());
+        self.status.next_rotation_at = next.map(|(at, _)| Time(at));
         let now = Timestamp::now();
         let until = |at: Timestamp| {
             Duration::try_from(at.duration_since(now))

@@ -74,6 +74,7 @@ impl Reconciliation<'_> {
         self.status.expires_at = live.expires_at.map(Time);
         self.status.secret_name = None;
         self.status.next_rotation_at = None;
+        self.status.next_rotation_reason = None;
         self.status.previous = None;
         Ok(entry.sync_interval)
     }

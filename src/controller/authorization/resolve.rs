@@ -49,6 +49,9 @@ impl Reconciliation<'_> {
                  gist, workflow, admin:repo_hook)"
             )));
         }
+        if let Some(windows) = self.spec().rotation_windows() {
+            windows.validate().map_err(Error::InvalidSpec)?;
+        }
         let entry = self
             .ctx
             .accounts

@@ -117,29 +117,106 @@ impl Trigger {
 
 /// When the token issued at `issued_at` (and expiring at `expires_at`, if GHES expires it) is
 /// next rotated on schedule, and why: the earliest of `issued_at + rotation.period` and
-/// `expires_at − renewBeforeExpiry`, the window capped at half the token's lifetime.
+/// `expires_at − renewBeforeExpiry`, the window capped at half the token's lifetime, each as
+/// the rotation windows allow ([`schedule`]).
 pub(crate) fn scheduled(
     spec: &AuthorizationSpec,
     issued_at: Option<Timestamp>,
     expires_at: Option<Timestamp>,
 ) -> Option<(Timestamp, Trigger)> {
+    schedule(spec, issued_at, expires_at).map(|next| (next.at, next.trigger))
+}
+
+/// The next scheduled rotation, what made it due and what the windows made of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Schedule {
+    /// When.
+    pub at: Timestamp,
+    /// Why.
+    pub trigger: Trigger,
+    /// What `rotation.windows` did to it.
+    pub window: WindowEffect,
+}
+
+/// What `rotation.windows` did to a scheduled rotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum WindowEffect {
+    /// No windows: it happens when due.
+    None,
+    /// Due inside a window, or moved to the next window (`describe` of the windows).
+    Windowed(String),
+    /// An expiry: no window opens in time, so it happens when due, outside the windows.
+    ExpiryWins(String),
+}
+
+impl Schedule {
+    /// What `status.nextRotationReason` says.
+    pub(crate) fn describe(&self) -> String {
+        let why = match self.trigger {
+            Trigger::Expiry => "renewBeforeExpiry before the token expires",
+            _ => "rotation.period after the token was issued",
+        };
+        match &self.window {
+            WindowEffect::None => why.to_owned(),
+            WindowEffect::Windowed(windows) => format!("{why}, in a rotation window ({windows})"),
+            WindowEffect::ExpiryWins(windows) => format!(
+                "{why}, outside the rotation windows ({windows}): none opens early enough \
+                 before the expiry, and the expiry wins"
+            ),
+        }
+    }
+}
+
+/// [`scheduled`], with what the windows made of it. A rotation that `period` makes due waits
+/// for the next window; one that an expiry makes due waits only for a window that opens at
+/// least half of its renewal window before the expiry, else happens when due.
+pub(crate) fn schedule(
+    spec: &AuthorizationSpec,
+    issued_at: Option<Timestamp>,
+    expires_at: Option<Timestamp>,
+) -> Option<Schedule> {
+    let windows = spec.rotation_windows();
+    let windowed = |at: Timestamp| -> (Timestamp, WindowEffect) {
+        match windows.and_then(|w| Some((w.next_open(at)?, w.describe()))) {
+            Some((open, described)) => (open, WindowEffect::Windowed(described)),
+            None => (at, WindowEffect::None),
+        }
+    };
     let periodic = spec
         .rotation_period()
         .zip(issued_at)
         .and_then(|(period, issued)| issued.checked_add(period).ok())
-        .map(|at| (at, Trigger::Period));
+        .map(|due| {
+            let (at, window) = windowed(due);
+            Schedule {
+                at,
+                trigger: Trigger::Period,
+                window,
+            }
+        });
     let expiring = expires_at.map(|expires| {
-        let mut window = spec.renew_before_expiry();
+        let mut renewal = spec.renew_before_expiry();
         if let Some(lifetime) = issued_at
             .and_then(|issued| std::time::Duration::try_from(expires.duration_since(issued)).ok())
         {
-            window = window.min(lifetime / 2);
+            renewal = renewal.min(lifetime / 2);
         }
-        let at = expires.checked_sub(window).unwrap_or(expires);
-        (at, Trigger::Expiry)
+        let due = expires.checked_sub(renewal).unwrap_or(expires);
+        let latest = expires.checked_sub(renewal / 2).unwrap_or(expires);
+        let (at, window) = match windowed(due) {
+            (open, WindowEffect::Windowed(described)) if open > latest => {
+                (due, WindowEffect::ExpiryWins(described))
+            }
+            other => other,
+        };
+        Schedule {
+            at,
+            trigger: Trigger::Expiry,
+            window,
+        }
     });
     match (periodic, expiring) {
-        (Some(p), Some(e)) => Some(if e.0 < p.0 { e } else { p }),
+        (Some(p), Some(e)) => Some(if e.at < p.at { e } else { p }),
         (p, e) => p.or(e),
     }
 }
@@ -408,17 +485,18 @@ impl Reconciliation<'_> {
 
     /// `status.nextRotationAt` for the current token: its schedule, not before a pending
     /// previous token is revoked.
-    pub(super) fn next_rotation(&self) -> Option<Timestamp> {
+    pub(super) fn next_rotation(&self) -> Option<(Timestamp, String)> {
         let issued_at = self.status.issued_at.as_ref().map(|t| t.0);
         let expires_at = self.status.expires_at.as_ref().map(|t| t.0);
-        let (at, _) = scheduled(self.spec(), issued_at, expires_at)?;
+        let next = schedule(self.spec(), issued_at, expires_at)?;
         let pending = self
             .status
             .previous
             .as_ref()
             .and_then(|previous| previous.revoke_after.as_ref())
             .map(|t| t.0);
-        Some(pending.map_or(at, |pending| at.max(pending)))
+        let at = pending.map_or(next.at, |pending| next.at.max(pending));
+        Some((at, next.describe()))
     }
 }
 
@@ -445,6 +523,7 @@ mod tests {
             renew_before_expiry: renew.map(|r| r.parse().expect("duration")),
             restart_targets: Vec::new(),
             rollout_timeout: None,
+            windows: None,
         })
     }
 
@@ -515,6 +594,70 @@ mod tests {
 
     fn at(text: &str) -> Timestamp {
         text.parse().expect("timestamp")
+    }
+
+    /// Saturdays 02:00–04:00 UTC.
+    fn saturday_nights(period: Option<&str>, renew: Option<&str>) -> AuthorizationSpec {
+        let mut rotation = rotation(period, renew).expect("rotation");
+        rotation.windows = Some(Box::new(
+            serde_json::from_value(serde_json::json!({
+                "allowed": [{"days": ["Sat"], "start": "02:00", "end": "04:00"}],
+            }))
+            .expect("windows"),
+        ));
+        spec(Some(rotation))
+    }
+
+    #[test]
+    fn a_due_rotation_waits_for_its_window_and_an_expiry_does_not() {
+        // Issued Wednesday 2026-01-07 12:00; due by period on Thursday 12:00: Saturday 02:00.
+        let spec = saturday_nights(Some("24h"), None);
+        let issued = at("2026-01-07T12:00:00Z");
+        let next = schedule(&spec, Some(issued), None).expect("scheduled");
+        assert_eq!(next.at, at("2026-01-10T02:00:00Z"));
+        assert_eq!(next.trigger, Trigger::Period);
+        assert_eq!(
+            next.describe(),
+            "rotation.period after the token was issued, in a rotation window (Sat 02:00–04:00 UTC)"
+        );
+        // Due inside the window: when due.
+        let issued = at("2026-01-09T02:30:00Z");
+        assert_eq!(
+            scheduled(&spec, Some(issued), None),
+            Some((at("2026-01-10T02:30:00Z"), Trigger::Period))
+        );
+        // Expiring Friday 2026-01-09 12:00, renewed 24h before (Thursday 12:00): Saturday
+        // comes too late, so the expiry wins and the rotation is when due.
+        let spec = saturday_nights(None, Some("24h"));
+        let next = schedule(
+            &spec,
+            Some(at("2026-01-01T12:00:00Z")),
+            Some(at("2026-01-09T12:00:00Z")),
+        )
+        .expect("scheduled");
+        assert_eq!(next.at, at("2026-01-08T12:00:00Z"));
+        assert_eq!(next.trigger, Trigger::Expiry);
+        assert!(
+            next.describe().contains("the expiry wins"),
+            "{}",
+            next.describe()
+        );
+        // Expiring Monday 2026-01-12 12:00, renewed 96h before (Thursday 12:00): Saturday
+        // 02:00 is at least half the renewal window (48h) before the expiry: it waits.
+        let spec = saturday_nights(None, Some("96h"));
+        let next = schedule(
+            &spec,
+            Some(at("2026-01-01T12:00:00Z")),
+            Some(at("2026-01-12T12:00:00Z")),
+        )
+        .expect("scheduled");
+        assert_eq!(next.at, at("2026-01-10T02:00:00Z"));
+        assert_eq!(next.trigger, Trigger::Expiry);
+        assert!(
+            next.describe().contains("in a rotation window"),
+            "{}",
+            next.describe()
+        );
     }
 
     #[test]
