@@ -559,10 +559,11 @@ where
     let mut task = AbortOnDrop(tokio::spawn(controllers));
     tokio::select! {
         ended = &mut task.0 => {
+            // A panic goes on up, as it did when this task polled the controllers itself.
             if let Err(error) = ended
                 && error.is_panic()
             {
-                tracing::error!(%error, "the controllers panicked");
+                std::panic::resume_unwind(error.into_panic());
             }
             None
         }
