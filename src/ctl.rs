@@ -68,12 +68,66 @@ impl Scope {
         api: &Api<Authorization>,
         name: &str,
     ) -> anyhow::Result<Authorization> {
-        api.get_opt(name).await.map_err(kube_error)?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "Authorization {name:?} not found in namespace {:?}",
-                self.namespace_of(client)
-            )
-        })
+        self.get_kind(client, api, "Authorization", true, name)
+            .await
+    }
+
+    /// The `kind` object `name` (`namespaced`: in the chosen namespace), or an error saying
+    /// where it was looked for.
+    async fn get_kind<K>(
+        &self,
+        client: &Client,
+        api: &Api<K>,
+        kind: &str,
+        namespaced: bool,
+        name: &str,
+    ) -> anyhow::Result<K>
+    where
+        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        api.get_opt(name)
+            .await
+            .map_err(kube_error)?
+            .ok_or_else(|| match namespaced {
+                true => anyhow::anyhow!(
+                    "{kind} {name:?} not found in namespace {:?}",
+                    self.namespace_of(client)
+                ),
+                false => anyhow::anyhow!("{kind} {name:?} not found"),
+            })
+    }
+
+    /// What a command acts on: each of `names` (which must exist), else the `kind` objects
+    /// `selector` selects (every one without it); an error when nothing matches.
+    async fn targets<K>(
+        &self,
+        client: &Client,
+        api: &Api<K>,
+        kind: &str,
+        namespaced: bool,
+        names: &[String],
+        selector: Option<&str>,
+    ) -> anyhow::Result<Vec<K>>
+    where
+        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let targets = if names.is_empty() {
+            let mut params = ListParams::default();
+            if let Some(selector) = selector {
+                params = params.labels(selector);
+            }
+            api.list(&params).await.map_err(kube_error)?.items
+        } else {
+            let mut found = Vec::new();
+            for name in names {
+                found.push(self.get_kind(client, api, kind, namespaced, name).await?);
+            }
+            found
+        };
+        if targets.is_empty() {
+            return Err(anyhow::anyhow!("no {kind} matches"));
+        }
+        Ok(targets)
     }
 
     fn namespace_of<'a>(&'a self, client: &'a Client) -> &'a str {
@@ -185,31 +239,17 @@ pub async fn set_suspend(
     } else {
         Api::namespaced_with(client.clone(), args.scope.namespace_of(&client), &resource)
     };
-    let targets: Vec<DynamicObject> = if args.names.is_empty() {
-        let mut params = ListParams::default();
-        if let Some(selector) = &args.selector {
-            params = params.labels(selector);
-        }
-        api.list(&params).await.map_err(kube_error)?.items
-    } else {
-        let mut found = Vec::new();
-        for name in &args.names {
-            found.push(api.get_opt(name).await.map_err(kube_error)?.ok_or_else(
-                || match namespaced {
-                    true => anyhow::anyhow!(
-                        "{} {name:?} not found in namespace {:?}",
-                        resource.kind,
-                        args.scope.namespace_of(&client)
-                    ),
-                    false => anyhow::anyhow!("{} {name:?} not found", resource.kind),
-                },
-            )?);
-        }
-        found
-    };
-    if targets.is_empty() {
-        return Err(anyhow::anyhow!("no {} matches", resource.kind));
-    }
+    let targets = args
+        .scope
+        .targets(
+            &client,
+            &api,
+            &resource.kind,
+            namespaced,
+            &args.names,
+            args.selector.as_deref(),
+        )
+        .await?;
     // `null` removes the field: resumed is the default.
     let value = if suspend {
         serde_json::Value::Bool(true)
@@ -595,22 +635,17 @@ where
 pub async fn rotate(args: &RotateArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     let client = args.scope.client().await?;
     let api = args.scope.authorizations(&client);
-    let targets: Vec<Authorization> = if args.names.is_empty() {
-        let mut params = ListParams::default();
-        if let Some(selector) = &args.selector {
-            params = params.labels(selector);
-        }
-        api.list(&params).await.map_err(kube_error)?.items
-    } else {
-        let mut found = Vec::new();
-        for name in &args.names {
-            found.push(args.scope.get(&client, &api, name).await?);
-        }
-        found
-    };
-    if targets.is_empty() {
-        return Err(anyhow::anyhow!("no Authorization matches"));
-    }
+    let targets = args
+        .scope
+        .targets(
+            &client,
+            &api,
+            "Authorization",
+            true,
+            &args.names,
+            args.selector.as_deref(),
+        )
+        .await?;
     let value = Timestamp::now().to_string();
     let write = |out: &mut dyn std::io::Write, line: String| {
         writeln!(out, "{line}").map_err(|error| anyhow::anyhow!("cannot write: {error}"))
