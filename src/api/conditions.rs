@@ -131,6 +131,11 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     find_condition(conditions, type_).is_some_and(|c| c.status == ConditionStatus::True.as_str())
 }
 
+/// Whether the condition of the given type is present with this reason.
+pub fn has_reason(conditions: &[Condition], type_: &str, reason: &str) -> bool {
+    find_condition(conditions, type_).is_some_and(|c| c.reason == reason)
+}
+
 /// Removes the condition of the given type; returns whether it was present.
 pub fn remove_condition(conditions: &mut Vec<Condition>, type_: &str) -> bool {
     let before = conditions.len();

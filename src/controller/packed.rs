@@ -104,8 +104,11 @@ impl Summary {
             None => Self::default(),
             Some(status) => Self {
                 ready: conditions::is_true(&status.conditions, conditions::READY),
-                suspended: conditions::find_condition(&status.conditions, conditions::READY)
-                    .is_some_and(|ready| ready.reason == conditions::SUSPENDED),
+                suspended: conditions::has_reason(
+                    &status.conditions,
+                    conditions::READY,
+                    conditions::SUSPENDED,
+                ),
                 next_rotation_at: status.next_rotation_at.as_ref().map(|at| at.0),
                 expires_at: status.expires_at.as_ref().map(|at| at.0),
             },

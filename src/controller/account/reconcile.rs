@@ -187,8 +187,7 @@ pub async fn reconcile<A: AccountObject>(account: Arc<A>, ctx: Arc<Context>) -> 
 /// that kstatus reads it as Current. Its Authorizations see the change and suspend too.
 async fn suspended<A: AccountObject>(account: &A, ctx: &Context) -> Result<Reconciled> {
     let stored = account.account_status().cloned().unwrap_or_default();
-    let was = conditions::find_condition(&stored.conditions, READY)
-        .is_some_and(|ready| ready.reason == SUSPENDED);
+    let was = conditions::has_reason(&stored.conditions, READY, SUSPENDED);
     let mut status = stored.clone();
     status.observed_generation = account.meta().generation;
     status.served_by = ctx.config.served_by();

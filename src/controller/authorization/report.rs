@@ -114,8 +114,7 @@ impl Reconciliation<'_> {
     /// Reconciling nor Stalled, so that kstatus reads it as Current (nothing under way, nothing
     /// waiting for a fix). The rest of status, the token last issued, stays as it was.
     pub(super) async fn suspend(&mut self, why: &str) -> Result<()> {
-        let was = conditions::find_condition(&self.stored.conditions, READY)
-            .is_some_and(|ready| ready.reason == SUSPENDED);
+        let was = conditions::has_reason(&self.stored.conditions, READY, SUSPENDED);
         self.set_condition(READY, ConditionStatus::False, SUSPENDED, why);
         self.set_condition(SYNCED, ConditionStatus::False, SUSPENDED, why);
         conditions::remove_condition(&mut self.status.conditions, RECONCILING);
