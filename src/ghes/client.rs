@@ -1243,8 +1243,8 @@ mod tests {
     /// account with the same settings, whatever its server and login.
     #[test]
     fn clients_with_the_same_settings_share_one_transport() {
-        // A self-signed CA (test data only: it signs nothing).
-        const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBozCCAUmgAwIBAgIUFHN97L+A5pfioWv5Ac3kKgF9mcIwCgYIKoZIzj0EAwIw\nJjEkMCIGA1UEAwwbZ2hlcy1vYXV0aC1vcGVyYXRvciB0ZXN0IENBMCAXDTI2MTEy\nOTIyNTg0OVoYDzIxMjYxMTA1MjI1ODQ5WjAmMSQwIgYDVQQDDBtnaGVzLW9hdXRo\nLW9wZXJhdG9yIHRlc3QgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARgjGdN\nRUPgWwjHqD5yK0cXHtdBCqDsAkta4Fpgi+qwGsp/OrrgIjBdoC0F34OibkTvqSC2\n/mn/dLpSjMudlv/Po1MwUTAdBgNVHQ4EFgQUoHwcEJ8vGel/DWpTS0rE6DxuBOgw\nHwYDVR0jBBgwFoAUoHwcEJ8vGel/DWpTS0rE6DxuBOgwDwYDVR0TAQH/BAUwAwEB\n/zAKBggqhkjOPQQDAgNIADBFAiB2el5grO0x9t2WH3fnalRwN8an72gxqBaPdEnN\nIoGsywIhAI8HqzNcV1oU+uy5KvOID6lReJ7PckllOGWchuYHnzhc\n-----END CERTIFICATE-----\n";
+        // A self-signed CA (test data only: it signs nothing), shared with the e2e suite.
+        const CA: &str = include_str!("../../tests/support/test-ca.pem");
         let client = |root: &str, login: &str, ca: Option<&str>| {
             let mut config = ClientConfig::new(
                 Url::parse(root).expect("url"),

@@ -779,8 +779,9 @@ async fn plan_shows_an_account_deletion_held_by_the_tokens_issued_through_it() {
     world.cleanup().await;
 }
 
-#[tokio::test]
-async fn a_plan_whose_only_change_is_a_configuration_error_calls_no_ghes() {
+/// A world whose Account `bot` issued the personal token `docs` (scopes `[repo]`), its
+/// operator stopped since: what a plan is made against. Returns it and its namespace.
+async fn docs_issued() -> (World, String) {
     let mut world = World::new(&["a"]).await;
     let ns = world.ns(0).to_owned();
     world.account(&ns, "bot", USER, PASSWORD, None).await;
@@ -790,6 +791,12 @@ async fn a_plan_whose_only_change_is_a_configuration_error_calls_no_ghes() {
     world.start_operator();
     world.wait_ready(&ns, "docs", "True").await;
     world.kill_operator();
+    (world, ns)
+}
+
+#[tokio::test]
+async fn a_plan_whose_only_change_is_a_configuration_error_calls_no_ghes() {
+    let (world, ns) = docs_issued().await;
     let manifests = world.dir().join("typo.yaml");
     write_manifests(
         &manifests,
@@ -811,15 +818,7 @@ async fn a_plan_whose_only_change_is_a_configuration_error_calls_no_ghes() {
 
 #[tokio::test]
 async fn a_plan_leaves_a_suspended_authorization_alone() {
-    let mut world = World::new(&["a"]).await;
-    let ns = world.ns(0).to_owned();
-    world.account(&ns, "bot", USER, PASSWORD, None).await;
-    world
-        .apply_json(&ns, personal(&ns, "docs", &["repo"], json!({})))
-        .await;
-    world.start_operator();
-    world.wait_ready(&ns, "docs", "True").await;
-    world.kill_operator();
+    let (world, ns) = docs_issued().await;
     // A scope change and a new token, both suspended: the controller would do nothing.
     let manifests = world.dir().join("suspended.yaml");
     write_manifests(

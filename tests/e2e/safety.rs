@@ -557,7 +557,7 @@ async fn credentials_in_a_url_or_plain_http_to_a_remote_host_are_refused() {
 }
 
 /// A self-signed CA (test data only: it signs nothing).
-const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBozCCAUmgAwIBAgIUFHN97L+A5pfioWv5Ac3kKgF9mcIwCgYIKoZIzj0EAwIw\nJjEkMCIGA1UEAwwbZ2hlcy1vYXV0aC1vcGVyYXRvciB0ZXN0IENBMCAXDTI2MTEy\nOTIyNTg0OVoYDzIxMjYxMTA1MjI1ODQ5WjAmMSQwIgYDVQQDDBtnaGVzLW9hdXRo\nLW9wZXJhdG9yIHRlc3QgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARgjGdN\nRUPgWwjHqD5yK0cXHtdBCqDsAkta4Fpgi+qwGsp/OrrgIjBdoC0F34OibkTvqSC2\n/mn/dLpSjMudlv/Po1MwUTAdBgNVHQ4EFgQUoHwcEJ8vGel/DWpTS0rE6DxuBOgw\nHwYDVR0jBBgwFoAUoHwcEJ8vGel/DWpTS0rE6DxuBOgwDwYDVR0TAQH/BAUwAwEB\n/zAKBggqhkjOPQQDAgNIADBFAiB2el5grO0x9t2WH3fnalRwN8an72gxqBaPdEnN\nIoGsywIhAI8HqzNcV1oU+uy5KvOID6lReJ7PckllOGWchuYHnzhc\n-----END CERTIFICATE-----\n";
+const TEST_CA: &str = include_str!("../support/test-ca.pem");
 
 #[tokio::test]
 async fn a_ca_bundle_comes_from_a_config_map_and_nothing_is_sent_without_it() {
