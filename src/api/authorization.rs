@@ -167,9 +167,10 @@ pub struct AuthorizationSpec {
 
     /// Pauses the Authorization: while true, the operator makes no GHES call for it and does not
     /// write its Secret — no issue, update, rotation or repair; the token last issued stays live
-    /// and in its Secret. Ready=False with reason `Suspended` says so. Changes made meanwhile
-    /// (scopes, a rotation asked for, a rotation due) are carried out once it is false again.
-    /// Deleting it still revokes its token (deletionPolicy `Delete`). Default: false.
+    /// and in its Secret (a previous token in its grace period is revoked once resumed).
+    /// Ready=False with reason `Suspended` says so. Changes made meanwhile (scopes, a rotation
+    /// asked for, a rotation due) are carried out once it is false again. Deleting it still
+    /// revokes its token (deletionPolicy `Delete`). Default: false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspend: bool,
 }
@@ -479,8 +480,9 @@ pub struct Rotation {
 
     /// When scheduled rotations may happen: days of the week and hours, in a time zone. A
     /// rotation that period makes due waits for the next window. One that an expiry makes due
-    /// waits only for a window that opens at least half of renewBeforeExpiry before the token
-    /// expires; otherwise the expiry wins and it happens outside the windows. The rotate
+    /// waits only for a window that opens at least half of its renewal window (renewBeforeExpiry,
+    /// at most half the token's lifetime) before the token expires; otherwise the expiry wins
+    /// and it happens outside the windows. The rotate
     /// annotation acts at once. status.nextRotationAt and nextRotationReason show the outcome.
     /// Default: any time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
